@@ -1,0 +1,192 @@
+"""The composition root: build every part from ``Settings`` and wire them together.
+
+Nothing else constructs brokers, data sources or the service; the CLI, the tests and the
+benchmarks all call ``build_app``. With no Alpaca keys it builds the embedded default: the
+synthetic market, the simulated exchange and a local SQLite file.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from bot import __version__
+from bot.bars import Timeframe
+from bot.brokers.base import Broker
+from bot.clock import AcceleratedClock, Clock
+from bot.commands import CommandRouter
+from bot.config import Settings
+from bot.data.base import BarSource
+from bot.data.cache import HistoryCache
+from bot.engine import Engine
+from bot.notify import Notifier
+from bot.plugins import Registry, load_registry
+from bot.risk import RiskLimits
+from bot.service import TradingService
+from bot.strategy import Strategy
+from storage import repository as repo
+from storage.db import Database, DatabaseError, safe_url
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(RuntimeError):
+    """The bot cannot start as configured; the message tells the user what to change."""
+
+
+@dataclass
+class App:
+    settings: Settings
+    db: Database
+    clock: Clock
+    broker: Broker
+    source: BarSource
+    service: TradingService
+    engine: Engine
+    router: CommandRouter
+    registry: Registry
+    notifier: Notifier
+    strategies: list[Strategy]
+    interval_seconds: float  # real seconds between cycles
+    banner: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def mode(self) -> str:
+        return self.broker.mode
+
+
+def build_app(settings: Settings, *, accelerate: bool = True, clock: Clock | None = None) -> App:
+    """``accelerate``: let the simulated clock run TRADEBOT_SIM_SPEED times faster (``tradebot run``)."""
+    try:
+        timeframe = Timeframe.parse(settings.tradebot_timeframe)
+    except ValueError as exc:
+        raise StartupError(f"TRADEBOT_TIMEFRAME: {exc}") from None
+    db = Database(settings.database_url)
+    try:
+        db.create_schema()
+    except DatabaseError as exc:
+        raise StartupError(f"{exc}. Check DATABASE_URL ({safe_url(settings.database_url)}).") from None
+
+    registry = load_registry()
+    strategies, errors = registry.create_all(settings.tradebot_strategies)
+    if not strategies:
+        raise StartupError(
+            "no usable strategy in TRADEBOT_STRATEGIES: "
+            + ("; ".join(errors) or "the list is empty")
+            + f". Installed: {', '.join(sorted(registry.strategies)) or 'none'}."
+        )
+    symbols = [s.upper() for s in settings.tradebot_symbols]
+    if not symbols:
+        raise StartupError("TRADEBOT_SYMBOLS is empty: name at least one symbol, e.g. AAPL,BTC/USD")
+
+    notifier = Notifier()
+    speed = 1.0
+    if settings.values.get("ALPACA_API_KEY"):
+        broker, source, clock = _alpaca(settings, clock)
+    else:
+        speed = settings.tradebot_sim_speed if accelerate else 1.0
+        clock = clock or AcceleratedClock(_resume_time(db), speed)
+        broker, source = _simulator(settings, db, clock, timeframe)
+
+    service = TradingService(
+        db,
+        broker,
+        clock,
+        RiskLimits.from_settings(settings),
+        notifier,
+        symbols=tuple(symbols),
+        strategies=tuple(s.label for s in strategies),
+        timeframe=timeframe.label,
+    )
+    cache = HistoryCache(source, timeframe, settings.tradebot_history_bars)
+    engine = Engine(service, cache, strategies, symbols, timeframe, clock)
+    router = CommandRouter(service, registry, clock)
+    app = App(
+        settings=settings,
+        db=db,
+        clock=clock,
+        broker=broker,
+        source=source,
+        service=service,
+        engine=engine,
+        router=router,
+        registry=registry,
+        notifier=notifier,
+        strategies=strategies,
+        interval_seconds=settings.tradebot_interval_seconds / speed,
+        warnings=errors + registry.errors,
+    )
+    app.banner = _banner(app, timeframe, speed)
+    return app
+
+
+def _resume_time(db: Database) -> datetime:
+    """The simulated clock never runs backwards: resume from the later of now and the last cycle."""
+    now = datetime.now(UTC)
+    with db.session() as s:
+        last = repo.get_setting(s, "last_tick")
+    if last:
+        return max(now, datetime.fromisoformat(last))
+    return now
+
+
+def _simulator(
+    settings: Settings, db: Database, clock: Clock, timeframe: Timeframe
+) -> tuple[Broker, BarSource]:
+    from bot.brokers.sim import SimBroker
+    from bot.data.synthetic import SyntheticMarket
+
+    market = SyntheticMarket()
+    broker = SimBroker(
+        db,
+        market,
+        clock,
+        timeframe=timeframe,
+        starting_cash=settings.tradebot_sim_cash,
+        commission=settings.tradebot_sim_commission,
+    )
+    return broker, market
+
+
+def _alpaca(settings: Settings, clock: Clock | None) -> tuple[Broker, BarSource, Clock]:
+    from bot.brokers.base import AuthenticationError, BrokerError
+    from bot.clock import SystemClock
+
+    try:
+        from bot.alpaca_setup import build_alpaca
+    except ImportError as exc:  # pragma: no cover - only when the Alpaca adapter is missing
+        raise StartupError(f"ALPACA_API_KEY is set but the Alpaca adapter cannot load: {exc}") from None
+    try:
+        broker, source = build_alpaca(settings)
+    except AuthenticationError as exc:
+        raise StartupError(
+            f"Alpaca refused the keys: {exc}. Check ALPACA_API_KEY, ALPACA_API_SECRET and ALPACA_PAPER."
+        ) from None
+    except BrokerError as exc:
+        raise StartupError(f"cannot reach Alpaca: {exc}") from None
+    return broker, source, clock or SystemClock()
+
+
+def _banner(app: App, timeframe: Timeframe, speed: float) -> list[str]:
+    s = app.settings
+    lines = [f"tradebot {__version__}"]
+    if app.mode == "sim":
+        lines.append(
+            "Trading a SIMULATED market (no Alpaca keys set): synthetic prices, simulated account, no real money."
+        )
+        if speed != 1:
+            per_bar = timeframe.seconds / speed
+            lines.append(
+                f"Simulated clock runs {speed:g}x faster than real time: each {timeframe.label} bar takes "
+                f"{per_bar:g} s (TRADEBOT_SIM_SPEED=1 for real time)."
+            )
+    elif app.mode == "paper":
+        lines.append("Trading the Alpaca PAPER account (no real money).")
+    else:
+        lines.append("Trading the Alpaca LIVE account: REAL MONEY.")
+    lines.append(f"Symbols: {', '.join(app.engine.symbols)} on {timeframe.label} bars")
+    lines.append(f"Strategies: {', '.join(st.label for st in app.strategies)}")
+    lines.append(f"Database: {safe_url(s.database_url)}")
+    return lines

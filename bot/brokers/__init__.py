@@ -1,0 +1,1 @@
+"""Order routing: one interface (``base.Broker``), a simulated exchange and Alpaca behind it."""

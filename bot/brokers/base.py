@@ -1,0 +1,78 @@
+"""The broker interface. The simulator and Alpaca implement it; only the service calls it.
+
+Every method is synchronous and may block on I/O: async callers run the service in a
+worker thread (``asyncio.to_thread``), never on the event loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from bot.domain import Account, Fill, Order, OrderIntent, Position
+
+
+class BrokerError(Exception):
+    """The broker failed or refused. ``retriable`` is True for transport failures, where the
+    order may or may not exist at the broker: look it up by client id before anything else."""
+
+    def __init__(self, message: str, *, retriable: bool = False) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+
+
+class OrderRejected(BrokerError):
+    """The broker received the order and said no; the reason is its words."""
+
+
+class AuthenticationError(BrokerError):
+    """The credentials are wrong. Never fall back to another broker on this."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerUpdate:
+    """What changed at the broker since the last ``sync``: new fills and order status changes."""
+
+    fills: list[Fill]
+    orders: list[Order]
+
+
+@runtime_checkable
+class Broker(Protocol):
+    name: str  # "sim", "alpaca"
+    mode: str  # "sim", "paper" or "live"
+
+    def account(self) -> Account: ...
+
+    def positions(self) -> list[Position]:
+        """Open positions as the broker sees them (the truth the database follows)."""
+        ...
+
+    def open_orders(self) -> list[Order]: ...
+
+    def submit(self, intent: OrderIntent) -> Order:
+        """Send an order. Raises ``OrderRejected`` when refused, ``BrokerError`` otherwise."""
+        ...
+
+    def get_order_by_client_id(self, client_order_id: str) -> Order | None: ...
+
+    def cancel_order(self, client_order_id: str) -> None: ...
+
+    def sync(self, now: datetime) -> BrokerUpdate:
+        """Advance to ``now`` (the simulator fills and triggers stops here) and report changes.
+
+        Fills stay in every later update until ``acknowledge`` names them, so a crash between
+        ``sync`` and recording loses nothing (the service skips fill ids it already has).
+        """
+        ...
+
+    def acknowledge(self, fill_ids: list[str]) -> None:
+        """The service has durably recorded these fills: stop reporting them."""
+        ...
+
+    def is_tradable_now(self, symbol: str, now: datetime) -> bool:
+        """False while ``symbol``'s market is closed (stocks outside hours; crypto is 24/7)."""
+        ...
+
+    def latest_price(self, symbol: str, now: datetime) -> float | None: ...

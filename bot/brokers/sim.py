@@ -1,0 +1,368 @@
+"""The simulated exchange: the embedded default, behind the same interface Alpaca implements.
+
+Fill model (stated here and in the README):
+- a market order fills in full at the next price: the synthetic market's price at the moment
+  the order arrives (the market is a pure function of time, so that price is deterministic);
+- a limit buy (sell) fills at the first later bar whose low (high) reaches the limit, at the
+  limit or at that bar's open if it gapped through;
+- an entry's stop-loss and take-profit are working exit orders: each later closed bar is checked,
+  the stop when the low reaches it, the target when the high reaches it, the stop first when a
+  bar touches both; a gap through a level fills at the bar's open;
+- commission is a fraction of notional, charged on every fill;
+- no shorting, no margin: a buy needs the cash, a sell needs the shares.
+
+The exchange keeps its own books (cash, positions, orders) in the ``sim_*`` tables of the same
+database, so successive ``tradebot tick`` runs continue one account.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlmodel import Session, col, select
+
+from bot.bars import NS, Bars, Timeframe
+from bot.brokers.base import BrokerUpdate, OrderRejected
+from bot.domain import (
+    Account,
+    ExitReason,
+    Fill,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    OrderType,
+    Position,
+    Side,
+)
+from storage.db import Database
+from storage.models import SimAccountRow, SimOrderRow, SimPositionRow
+from storage.repository import aware, utc
+
+log = logging.getLogger(__name__)
+EPSILON = 1e-9
+
+
+class PriceFeed(Protocol):
+    def price_at(self, symbol: str, when: datetime) -> float: ...
+
+    def fetch(
+        self, symbols: list[str], timeframe: Timeframe, start: datetime, end: datetime
+    ) -> dict[str, Bars]: ...
+
+
+class SimBroker:
+    name = "sim"
+    mode = "sim"
+
+    def __init__(
+        self,
+        db: Database,
+        market: PriceFeed,
+        clock: object,
+        *,
+        timeframe: Timeframe,
+        starting_cash: float = 100_000.0,
+        commission: float = 0.0,
+    ) -> None:
+        self.db = db
+        self.market = market
+        self.clock = clock
+        self.timeframe = timeframe
+        self.commission = commission
+        with db.session() as s:
+            if s.get(SimAccountRow, 1) is None:
+                s.add(SimAccountRow(id=1, cash=starting_cash, starting_cash=starting_cash))
+
+    # --- reads ---
+
+    def _now(self) -> datetime:
+        return self.clock.now()  # type: ignore[attr-defined]
+
+    def account(self) -> Account:
+        now = self._now()
+        with self.db.session() as s:
+            cash = s.get(SimAccountRow, 1).cash  # type: ignore[union-attr]
+            value = sum(
+                row.qty * self.market.price_at(row.symbol, now) for row in s.exec(select(SimPositionRow))
+            )
+        return Account(cash=cash, equity=cash + value, buying_power=cash)
+
+    def positions(self) -> list[Position]:
+        now = self._now()
+        with self.db.session() as s:
+            rows = list(s.exec(select(SimPositionRow).order_by(SimPositionRow.symbol)))
+        return [
+            Position(
+                symbol=r.symbol,
+                qty=r.qty,
+                avg_price=r.avg_price,
+                market_price=self.market.price_at(r.symbol, now),
+                stop_loss=r.stop_loss,
+                take_profit=r.take_profit,
+                opened_at=aware(r.opened_at),
+            )
+            for r in rows
+        ]
+
+    def open_orders(self) -> list[Order]:
+        with self.db.session() as s:
+            rows = s.exec(select(SimOrderRow).where(col(SimOrderRow.status) == OrderStatus.NEW.value))
+            return [_order(r) for r in rows]
+
+    def get_order_by_client_id(self, client_order_id: str) -> Order | None:
+        with self.db.session() as s:
+            row = _find(s, client_order_id)
+            return None if row is None else _order(row)
+
+    def is_tradable_now(self, symbol: str, now: datetime) -> bool:
+        return True  # the simulated market never closes
+
+    def latest_price(self, symbol: str, now: datetime) -> float | None:
+        return self.market.price_at(symbol, now)
+
+    # --- orders ---
+
+    def submit(self, intent: OrderIntent) -> Order:
+        now = self._now()
+        with self.db.session() as s:
+            existing = _find(s, intent.client_order_id)
+            if existing is not None:  # idempotent, as a real exchange's unique client id
+                return _order(existing)
+            row = SimOrderRow(
+                client_order_id=intent.client_order_id,
+                symbol=intent.symbol,
+                side=intent.side.value,
+                qty=intent.qty,
+                order_type=intent.order_type.value,
+                limit_price=intent.limit_price,
+                stop_loss=intent.stop_loss,
+                take_profit=intent.take_profit,
+                status=OrderStatus.NEW.value,
+                exit_reason=intent.exit_reason.value if intent.exit_reason else None,
+                submitted_at=utc(now),
+            )
+            problem = self._reject_reason(s, intent, now)
+            if problem:
+                row.status = OrderStatus.REJECTED.value
+                row.reject_reason = problem
+                s.add(row)
+            else:
+                s.add(row)
+                if intent.order_type is OrderType.MARKET:
+                    self._fill(s, row, self.market.price_at(intent.symbol, now), now)
+        if problem:
+            raise OrderRejected(problem)
+        return self.get_order_by_client_id(intent.client_order_id)  # type: ignore[return-value]
+
+    def cancel_order(self, client_order_id: str) -> None:
+        with self.db.session() as s:
+            row = _find(s, client_order_id)
+            if row is not None and row.status == OrderStatus.NEW.value:
+                row.status = OrderStatus.CANCELED.value
+                row.reported = False
+                s.add(row)
+
+    def _reject_reason(self, s: Session, intent: OrderIntent, now: datetime) -> str | None:
+        if intent.qty <= 0:
+            return f"quantity must be positive, got {intent.qty}"
+        price = intent.limit_price or self.market.price_at(intent.symbol, now)
+        if intent.side is Side.BUY:
+            cash = s.get(SimAccountRow, 1).cash  # type: ignore[union-attr]
+            cost = intent.qty * price * (1 + self.commission)
+            if cost > cash + EPSILON:
+                return f"insufficient cash: {cost:,.2f} needed, {cash:,.2f} available"
+        else:
+            held = s.get(SimPositionRow, intent.symbol)
+            if held is None or held.qty + EPSILON < intent.qty:
+                have = 0 if held is None else held.qty
+                return f"cannot sell {intent.qty:g} {intent.symbol}: holding {have:g} (no short selling)"
+        return None
+
+    def _fill(self, s: Session, row: SimOrderRow, price: float, when: datetime) -> None:
+        """Execute ``row`` in full at ``price``: books, cash, commission."""
+        fee = row.qty * price * self.commission
+        account = s.get(SimAccountRow, 1)
+        position = s.get(SimPositionRow, row.symbol)
+        if row.side == Side.BUY.value:
+            account.cash -= row.qty * price + fee  # type: ignore[union-attr]
+            if position is None:
+                position = SimPositionRow(
+                    symbol=row.symbol,
+                    qty=0.0,
+                    avg_price=0.0,
+                    opened_at=utc(when),
+                    entry_client_order_id=row.client_order_id,
+                )
+            total = position.qty + row.qty
+            position.avg_price = (position.avg_price * position.qty + price * row.qty) / total
+            position.qty = total
+            if row.stop_loss is not None or row.take_profit is not None:
+                position.stop_loss, position.take_profit = row.stop_loss, row.take_profit
+                position.entry_client_order_id = row.client_order_id
+            s.add(position)
+        else:
+            account.cash += row.qty * price - fee  # type: ignore[union-attr]
+            position.qty -= row.qty  # type: ignore[union-attr]
+            if position.qty <= EPSILON:  # type: ignore[union-attr]
+                s.delete(position)
+            else:
+                s.add(position)
+        s.add(account)
+        row.status = OrderStatus.FILLED.value
+        row.filled_qty = row.qty
+        row.filled_avg_price = price
+        row.commission = fee
+        row.filled_at = utc(when)
+        row.reported = False
+        s.add(row)
+
+    # --- time passes ---
+
+    def sync(self, now: datetime) -> BrokerUpdate:
+        with self.db.session() as s:
+            account = s.get(SimAccountRow, 1)
+            since = aware(account.last_sync) if account.last_sync else None  # type: ignore[union-attr]
+            self._run_protective_exits(s, since, now)
+            self._run_limit_orders(s, now)
+            account.last_sync = utc(now)  # type: ignore[union-attr]
+            s.add(account)
+            rows = list(s.exec(select(SimOrderRow).where(col(SimOrderRow.reported).is_(False))))
+            orders = [_order(r) for r in rows]
+            fills = [_fill_of(r) for r in rows if r.status == OrderStatus.FILLED.value]
+        return BrokerUpdate(fills=fills, orders=orders)
+
+    def acknowledge(self, fill_ids: list[str]) -> None:
+        ids = [f.removeprefix("sim-") for f in fill_ids]
+        with self.db.session() as s:
+            for row in s.exec(select(SimOrderRow).where(col(SimOrderRow.client_order_id).in_(ids))):
+                row.reported = True
+                s.add(row)
+            # canceled and rejected orders are reported once, with no fill to acknowledge
+            for row in s.exec(select(SimOrderRow).where(col(SimOrderRow.reported).is_(False))):
+                if row.status in (OrderStatus.CANCELED.value, OrderStatus.REJECTED.value):
+                    row.reported = True
+                    s.add(row)
+
+    def _closed_bars(self, symbol: str, start: datetime, now: datetime) -> Bars:
+        first = self.timeframe.floor(start) + timedelta(seconds=self.timeframe.seconds)
+        end = self.timeframe.floor(now)
+        if first >= end:
+            return Bars.empty()
+        return self.market.fetch([symbol], self.timeframe, first, end).get(symbol, Bars.empty())
+
+    def _run_protective_exits(self, s: Session, since: datetime | None, now: datetime) -> None:
+        """Stops and targets: walk every bar that closed since the later of entry and last sync."""
+        for position in list(s.exec(select(SimPositionRow))):
+            if position.stop_loss is None and position.take_profit is None:
+                continue
+            start = max(aware(position.opened_at), since) if since else aware(position.opened_at)  # type: ignore[type-var]
+            bars = self._closed_bars(position.symbol, start, now)  # type: ignore[arg-type]
+            hit = first_touch(bars, stop=position.stop_loss, target=position.take_profit)
+            if hit is None:
+                continue
+            index, price, reason = hit
+            when = _bar_time(bars, index)
+            suffix = "sl" if reason is ExitReason.STOP_LOSS else "tp"
+            exit_row = SimOrderRow(
+                client_order_id=f"{position.entry_client_order_id or position.symbol}-{suffix}",
+                symbol=position.symbol,
+                side=Side.SELL.value,
+                qty=position.qty,
+                order_type="stop" if reason is ExitReason.STOP_LOSS else "limit",
+                status=OrderStatus.NEW.value,
+                exit_reason=reason.value,
+                submitted_at=utc(when),
+            )
+            if _find(s, exit_row.client_order_id) is not None:  # an earlier exit of a re-entry
+                exit_row.client_order_id += f"-{int(when.timestamp())}"
+            s.add(exit_row)
+            self._fill(s, exit_row, price, when)
+
+    def _run_limit_orders(self, s: Session, now: datetime) -> None:
+        query = select(SimOrderRow).where(
+            col(SimOrderRow.status) == OrderStatus.NEW.value, col(SimOrderRow.order_type) == "limit"
+        )
+        for row in list(s.exec(query)):
+            bars = self._closed_bars(row.symbol, aware(row.submitted_at), now)  # type: ignore[arg-type]
+            limit = row.limit_price or 0.0
+            for i in range(len(bars)):
+                if row.side == Side.BUY.value and bars.low[i] <= limit:
+                    self._fill(s, row, min(limit, float(bars.open[i])), _bar_time(bars, i))
+                    break
+                if row.side == Side.SELL.value and bars.high[i] >= limit:
+                    self._fill(s, row, max(limit, float(bars.open[i])), _bar_time(bars, i))
+                    break
+
+
+def first_touch(
+    bars: Bars, *, stop: float | None, target: float | None
+) -> tuple[int, float, ExitReason] | None:
+    """The first bar where a long position's stop or target is reached, the fill price and why.
+
+    A bar that touches both counts as a stop (the conservative assumption); a bar that opens
+    beyond a level fills at its open.
+    """
+    import numpy as np
+
+    n = len(bars)
+    if n == 0:
+        return None
+    stop_hits = bars.low <= stop if stop is not None else np.zeros(n, bool)
+    target_hits = bars.high >= target if target is not None else np.zeros(n, bool)
+    touched = np.flatnonzero(stop_hits | target_hits)
+    if len(touched) == 0:
+        return None
+    i = int(touched[0])
+    opening = float(bars.open[i])
+    if stop_hits[i]:
+        return i, min(opening, stop), ExitReason.STOP_LOSS  # type: ignore[type-var]
+    return i, max(opening, target), ExitReason.TAKE_PROFIT  # type: ignore[type-var]
+
+
+def _bar_time(bars: Bars, index: int) -> datetime:
+    from datetime import UTC
+
+    return datetime.fromtimestamp(int(bars.time[index]) / NS, tz=UTC)
+
+
+def _find(s: Session, client_order_id: str) -> SimOrderRow | None:
+    return s.exec(select(SimOrderRow).where(SimOrderRow.client_order_id == client_order_id)).first()
+
+
+def _order(row: SimOrderRow) -> Order:
+    return Order(
+        client_order_id=row.client_order_id,
+        broker_order_id=f"sim-{row.id}",
+        symbol=row.symbol,
+        side=Side(row.side),
+        qty=row.qty,
+        status=OrderStatus(row.status),
+        order_type=OrderType.LIMIT
+        if row.order_type == "limit" and row.exit_reason is None
+        else OrderType.MARKET,
+        limit_price=row.limit_price,
+        stop_loss=row.stop_loss,
+        take_profit=row.take_profit,
+        filled_qty=row.filled_qty,
+        filled_avg_price=row.filled_avg_price,
+        exit_reason=ExitReason(row.exit_reason) if row.exit_reason else None,
+        created_at=aware(row.submitted_at),
+        updated_at=aware(row.filled_at or row.submitted_at),
+        error=row.reject_reason,
+    )
+
+
+def _fill_of(row: SimOrderRow) -> Fill:
+    return Fill(
+        fill_id=f"sim-{row.client_order_id}",
+        client_order_id=row.client_order_id,
+        symbol=row.symbol,
+        side=Side(row.side),
+        qty=row.filled_qty,
+        price=row.filled_avg_price or 0.0,
+        time=aware(row.filled_at or row.submitted_at),  # type: ignore[arg-type]
+        commission=row.commission,
+        exit_reason=ExitReason(row.exit_reason) if row.exit_reason else None,
+    )

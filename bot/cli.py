@@ -1,0 +1,169 @@
+"""The ``tradebot`` command line. Each sub-command parses, builds, calls one function.
+
+Heavy libraries are imported inside the sub-commands, so ``tradebot --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+DESCRIPTION = """\
+tradebot: a chat-ops trading bot for Alpaca (US stocks and crypto).
+
+With no keys at all it trades a built-in simulated market, keeps its state in a local
+SQLite file (tradebot.db) and takes commands typed in the console (/help lists them).
+Set ALPACA_API_KEY/ALPACA_API_SECRET to trade Alpaca (paper by default), and
+TELEGRAM_BOT_TOKEN with TELEGRAM_ALLOWED_CHAT_IDS to command it from Telegram.
+Configuration comes from environment variables and a .env file: see .env.example,
+or `tradebot config` for the values in effect.
+"""
+
+EPILOG = """\
+examples:
+  tradebot run                         trade (simulated market by default), commands on stdin
+  printf '/status\\n/pause\\n' | tradebot run
+  tradebot tick                        one engine cycle, then exit (cron, Heroku Scheduler)
+  tradebot strategies                  installed strategies and their parameters
+  tradebot backtest --strategy supertrend --csv bars.csv --plot out.png
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bot import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="tradebot",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"tradebot {__version__}")
+    parser.add_argument(
+        "--env-file",
+        default=".env",
+        help="file of VAR=value lines read under the environment (default: .env)",
+    )
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="trade on a schedule and take commands (console or Telegram)",
+        description="Run the engine every TRADEBOT_INTERVAL_SECONDS and serve commands until "
+        "SIGTERM, Ctrl-C, or the end of standard input in console mode.",
+    )
+    run.set_defaults(func=cmd_run)
+
+    tick = sub.add_parser(
+        "tick",
+        help="run one engine cycle and exit (0 on success)",
+        description="One cycle: sync fills, fetch bars, run the strategies, place orders. "
+        "Exits non-zero with a message when it cannot run.",
+    )
+    tick.set_defaults(func=cmd_tick)
+
+    strategies = sub.add_parser("strategies", help="list installed strategies, their parameters and defaults")
+    strategies.set_defaults(func=cmd_strategies)
+
+    config = sub.add_parser("config", help="show the configuration in effect (secrets masked)")
+    config.set_defaults(func=cmd_config)
+    return parser
+
+
+def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from bot.config import ConfigError, Settings
+    from bot.logs import setup_logging
+
+    try:
+        settings = Settings.load(env_file=args.env_file)
+    except ConfigError as exc:
+        _fail(f"configuration: {exc}")
+    setup_logging(settings.log_level, settings.log_format, settings.secrets())
+    return settings
+
+
+def _fail(message: str, status: int = 1) -> None:
+    print(f"tradebot: error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def _build(args: argparse.Namespace, *, accelerate: bool):  # type: ignore[no-untyped-def]
+    from bot.app import StartupError, build_app
+
+    settings = _settings(args)
+    try:
+        return build_app(settings, accelerate=accelerate)
+    except StartupError as exc:
+        _fail(str(exc))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bot.runner import serve, wants_console
+
+    app = _build(args, accelerate=True)
+    asyncio.run(serve(app, console=wants_console(app)))
+    return 0
+
+
+def cmd_tick(args: argparse.Namespace) -> int:
+    from bot import formatting as fmt
+
+    app = _build(args, accelerate=False)
+    for line in app.banner:
+        print(line)
+    try:
+        app.service.reconcile()
+        report = app.engine.tick()
+    except Exception as exc:
+        _fail(f"cycle failed: {type(exc).__name__}: {exc}")
+    print(f"Cycle at {fmt.when(report.started)}: {report.signals} signals, {len(report.orders)} orders")
+    for outcome in report.orders:
+        print("  " + fmt.outcome(outcome))
+    for symbol, problem in sorted(report.data_problems.items()):
+        print(f"  skipped {symbol}: {problem}")
+    for name, error in sorted(report.strategy_errors.items()):
+        print(f"  strategy error {name}: {error}")
+    app.db.dispose()
+    return 0
+
+
+def cmd_strategies(args: argparse.Namespace) -> int:
+    from bot.plugins import load_registry
+
+    registry = load_registry()
+    for name, cls in sorted(registry.strategies.items()):
+        print(f"{name}  (from {registry.sources[name]})")
+        if cls.description:
+            print(f"    {cls.description}")
+        for key, param in cls.params.items():
+            bounds = (
+                f"{param.min:g}..{param.max:g}" if param.min is not None and param.max is not None else "any"
+            )
+            note = f"  {param.help}" if param.help else ""
+            print(f"    {key} = {param.default:g}  ({param.kind.__name__}, {bounds}){note}")
+    for error in registry.errors:
+        print(f"error: {error}", file=sys.stderr)
+    return 0 if registry.strategies else 1
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    for name, shown, help_text in settings.describe():
+        print(f"{name}={shown}\n    {help_text}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

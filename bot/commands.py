@@ -1,0 +1,341 @@
+"""Transport-neutral chat commands: parse, call the service, format. Nothing else.
+
+The console and Telegram both hand text to ``CommandRouter.handle`` and send back the
+``Reply`` objects it returns. Handlers are synchronous (the service is); transports call
+them through ``asyncio.to_thread``.
+
+Dangerous commands (/buy, /sell, /flatten, /risk set) do not act at once: they return a
+``Confirmation`` the transport shows as a button (Telegram) or as ``/confirm ID`` (console),
+valid for ``confirm_ttl`` seconds, for the same chat only.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from bot import formatting as fmt
+from bot.clock import Clock
+from bot.domain import Side
+from bot.plugins import Registry
+from bot.service import TradingService
+
+log = logging.getLogger(__name__)
+
+STALE_AFTER = timedelta(seconds=60)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who sent a command, from where, and when they sent it."""
+
+    transport: str  # console, telegram
+    chat_id: int | None = None
+    user_id: int | None = None
+    name: str = ""
+    sent_at: datetime | None = None
+    message_id: int | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or (f"user {self.user_id}" if self.user_id else self.transport)
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    token: str
+    prompt: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    text: str
+    photo: bytes | None = None  # PNG
+    confirmation: Confirmation | None = None
+
+
+class UsageError(ValueError):
+    """Malformed arguments; the message is the usage line."""
+
+
+Handler = Callable[[list[str], Caller], Reply]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str
+    summary: str
+    usage: str
+    handler: Handler
+    changes_state: bool = False
+
+
+@dataclass(slots=True)
+class _Pending:
+    action: Callable[[], Reply]
+    caller: Caller
+    expires_at: datetime
+    summary: str
+
+
+@dataclass
+class CommandRouter:
+    service: TradingService
+    registry: Registry
+    clock: Clock
+    confirm_ttl: float = 60.0
+    commands: dict[str, Command] = field(default_factory=dict)
+    _pending: dict[str, _Pending] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        for command in (
+            Command("start", "Introduction and status", "/start", self._start),
+            Command("help", "List the commands", "/help", self._help),
+            Command("status", "Mode, state, equity, last cycle, data health", "/status", self._status),
+            Command("positions", "Open positions with P&L", "/positions", self._positions),
+            Command("orders", "Open orders (/orders all: recent orders)", "/orders [all]", self._orders),
+            Command("trades", "Last N closed trades", "/trades [N]", self._trades),
+            Command("pnl", "Profit and loss, Sharpe, drawdown, win rate", "/pnl", self._pnl),
+            Command(
+                "pause", "Stop new entries (exits keep working)", "/pause", self._pause, changes_state=True
+            ),
+            Command("resume", "Allow new entries again", "/resume", self._resume, changes_state=True),
+            Command(
+                "risk", "Show limits, or change one", "/risk [set NAME VALUE]", self._risk, changes_state=True
+            ),
+            Command("strategies", "Installed and running strategies", "/strategies", self._strategies),
+            Command(
+                "buy", "Buy at market (risk checks apply)", "/buy SYMBOL QTY", self._buy, changes_state=True
+            ),
+            Command("sell", "Sell at market", "/sell SYMBOL QTY|all", self._sell, changes_state=True),
+            Command(
+                "flatten", "Close every position at market", "/flatten", self._flatten, changes_state=True
+            ),
+            Command(
+                "confirm", "Confirm a pending action", "/confirm ID", self._confirm_cmd, changes_state=True
+            ),
+            Command("cancel", "Cancel a pending action", "/cancel ID", self._cancel_cmd),
+        ):
+            self.add(command)
+
+    def add(self, command: Command) -> None:
+        """Register a command (the Telegram layer adds /chart, /equity, /alerts this way)."""
+        self.commands[command.name] = command
+
+    def menu(self) -> list[tuple[str, str]]:
+        """(command, description) pairs for Telegram's setMyCommands."""
+        return [(c.name, c.summary) for c in self.commands.values() if c.name not in {"confirm", "cancel"}]
+
+    # ------------------------------------------------------------------ entry points
+
+    def handle(self, text: str, caller: Caller) -> Reply:
+        """Parse one line of text and answer it. Never raises: errors become a short reply."""
+        words = text.strip().split()
+        if not words or not words[0].startswith("/"):
+            return Reply("Commands start with '/'. Send /help for the list.")
+        name = words[0][1:].split("@", 1)[0].lower()
+        command = self.commands.get(name)
+        if command is None:
+            return Reply(f"Unknown command /{name}. Send /help for the list.")
+        if command.changes_state and caller.sent_at is not None:
+            age = self.clock.now() - caller.sent_at
+            if age > STALE_AFTER:
+                log.warning("ignoring /%s sent %s ago while offline", name, age)
+                return Reply(
+                    f"/{name} ignored: sent while the bot was offline ({_ago(age)} ago). Send it again."
+                )
+        try:
+            return command.handler(words[1:], caller)
+        except UsageError as exc:
+            return Reply(f"Usage: {command.usage}" + (f"\n{exc}" if str(exc) else ""))
+        except Exception as exc:
+            log.exception("command /%s failed", name)
+            return Reply(
+                f"/{name} failed: {type(exc).__name__}. The details are in the log; nothing was changed."
+            )
+
+    def confirm(self, token: str, caller: Caller) -> Reply:
+        with self._lock:
+            pending = self._pending.pop(token, None)
+        if pending is None:
+            return Reply("Nothing to confirm: unknown or already used.")
+        if pending.caller.chat_id != caller.chat_id or pending.caller.transport != caller.transport:
+            with self._lock:
+                self._pending[token] = pending
+            return Reply("This confirmation belongs to another chat.")
+        if self.clock.now() > pending.expires_at:
+            return Reply(f"Expired: {pending.summary} was not done. Send the command again.")
+        return pending.action()
+
+    def cancel(self, token: str, caller: Caller) -> Reply:
+        with self._lock:
+            pending = self._pending.get(token)
+            if pending is None or pending.caller.chat_id != caller.chat_id:
+                return Reply("Nothing to cancel.")
+            del self._pending[token]
+        return Reply(f"Canceled: {pending.summary}.")
+
+    def _ask(self, caller: Caller, summary: str, action: Callable[[], Reply]) -> Reply:
+        token = secrets.token_hex(4)
+        expires = self.clock.now() + timedelta(seconds=self.confirm_ttl)
+        with self._lock:
+            now = self.clock.now()
+            for key in [k for k, p in self._pending.items() if p.expires_at < now]:
+                del self._pending[key]
+            self._pending[token] = _Pending(action, caller, expires, summary)
+        prompt = f"Confirm: {summary}?"
+        hint = (
+            "" if caller.transport == "telegram" else f"\nSend /confirm {token} within {self.confirm_ttl:g}s."
+        )
+        return Reply(prompt + hint, confirmation=Confirmation(token, prompt, expires))
+
+    # ------------------------------------------------------------------ handlers
+
+    def _start(self, args: list[str], caller: Caller) -> Reply:
+        return Reply(fmt.welcome(self.service.status()))
+
+    def _help(self, args: list[str], caller: Caller) -> Reply:
+        return Reply(fmt.help_text([(c.usage, c.summary) for c in self.commands.values()]))
+
+    def _status(self, args: list[str], caller: Caller) -> Reply:
+        return Reply(fmt.status(self.service.status()))
+
+    def _positions(self, args: list[str], caller: Caller) -> Reply:
+        return Reply(fmt.positions(self.service.positions()))
+
+    def _orders(self, args: list[str], caller: Caller) -> Reply:
+        if args and args[0].lower() != "all":
+            raise UsageError()
+        everything = bool(args)
+        return Reply(fmt.orders(self.service.orders(open_only=not everything), open_only=not everything))
+
+    def _trades(self, args: list[str], caller: Caller) -> Reply:
+        count = _positive_int(args[0]) if args else 10
+        if count is None or len(args) > 1:
+            raise UsageError("N is a whole number from 1 to 100.")
+        return Reply(fmt.trades(self.service.trades(min(count, 100))))
+
+    def _pnl(self, args: list[str], caller: Caller) -> Reply:
+        return Reply(fmt.pnl(self.service.pnl()))
+
+    def _pause(self, args: list[str], caller: Caller) -> Reply:
+        changed = self.service.pause(by=caller.label)
+        return Reply(
+            "Paused: no new entries. Stops, targets and exits keep working." if changed else "Already paused."
+        )
+
+    def _resume(self, args: list[str], caller: Caller) -> Reply:
+        return Reply(
+            "Resumed: new entries allowed." if self.service.resume(by=caller.label) else "Not paused."
+        )
+
+    def _risk(self, args: list[str], caller: Caller) -> Reply:
+        if not args:
+            return Reply(fmt.risk(self.service.risk_view()))
+        if len(args) != 3 or args[0].lower() != "set":
+            raise UsageError("Example: /risk set max_open_trades 3")
+        name, raw = args[1].lower(), args[2]
+        value = _number(raw)
+        if value is None:
+            raise UsageError(f"{raw!r} is not a number.")
+        try:
+            self.service.limits.with_value(name, value)  # validate before asking
+        except ValueError as exc:
+            return Reply(f"Not changed: {exc}.")
+
+        def apply() -> Reply:
+            try:
+                limits = self.service.set_risk(name, value, by=caller.label)
+            except ValueError as exc:
+                return Reply(f"Not changed: {exc}.")
+            return Reply(f"Risk limit {name} is now {getattr(limits, name):g}.")
+
+        return self._ask(caller, f"set {name} to {value:g}", apply)
+
+    def _strategies(self, args: list[str], caller: Caller) -> Reply:
+        return Reply(fmt.strategies(self.registry, self.service.strategies))
+
+    def _buy(self, args: list[str], caller: Caller) -> Reply:
+        if len(args) != 2:
+            raise UsageError("Example: /buy AAPL 10")
+        symbol, qty = args[0].upper(), _number(args[1])
+        if qty is None or qty <= 0:
+            raise UsageError(f"{args[1]!r} is not a positive quantity.")
+        request = _request_id(caller)
+
+        def apply() -> Reply:
+            return Reply(
+                fmt.outcome(self.service.place_manual(symbol, Side.BUY, qty, request, by=caller.label))
+            )
+
+        return self._ask(caller, f"buy {qty:g} {symbol} at market", apply)
+
+    def _sell(self, args: list[str], caller: Caller) -> Reply:
+        if len(args) != 2:
+            raise UsageError("Example: /sell AAPL 10  or  /sell AAPL all")
+        symbol = args[0].upper()
+        qty = None if args[1].lower() == "all" else _number(args[1])
+        if args[1].lower() != "all" and (qty is None or qty <= 0):
+            raise UsageError(f"{args[1]!r} is not a positive quantity or 'all'.")
+        request = _request_id(caller)
+
+        def apply() -> Reply:
+            return Reply(
+                fmt.outcome(self.service.place_manual(symbol, Side.SELL, qty, request, by=caller.label))
+            )
+
+        return self._ask(caller, f"sell {'all' if qty is None else f'{qty:g}'} {symbol} at market", apply)
+
+    def _flatten(self, args: list[str], caller: Caller) -> Reply:
+        positions = self.service.positions()
+        if not positions:
+            return Reply("No open positions: nothing to close.")
+        request = _request_id(caller)
+
+        def apply() -> Reply:
+            outcomes = self.service.flatten(request, by=caller.label)
+            return Reply("Flatten:\n" + "\n".join(fmt.outcome(o) for o in outcomes))
+
+        names = ", ".join(p.symbol for p in positions)
+        return self._ask(caller, f"close all {len(positions)} positions ({names}) at market", apply)
+
+    def _confirm_cmd(self, args: list[str], caller: Caller) -> Reply:
+        if len(args) != 1:
+            raise UsageError()
+        return self.confirm(args[0], caller)
+
+    def _cancel_cmd(self, args: list[str], caller: Caller) -> Reply:
+        if len(args) != 1:
+            raise UsageError()
+        return self.cancel(args[0], caller)
+
+
+def _request_id(caller: Caller) -> str:
+    """Identifies one request, so a replayed message maps to the same order id."""
+    if caller.message_id is not None:
+        return f"{caller.transport}:{caller.chat_id}:{caller.message_id}"
+    return f"{caller.transport}:{secrets.token_hex(6)}"
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _positive_int(text: str) -> int | None:
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def _ago(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    return f"{seconds // 60} min" if seconds >= 120 else f"{seconds} s"

@@ -1,0 +1,1 @@
+"""Market data: sources (synthetic, alpaca, polygon, csv), validation and the history cache."""

@@ -1,0 +1,165 @@
+"""Pure text formatting of the service's answers, shared by the console and Telegram.
+
+Plain text only (no Markdown), so nothing needs escaping and every transport shows it as is.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.domain import Event, Order, Position, Severity, Trade
+from bot.plugins import Registry
+from bot.views import OrderOutcome, PnlReport, RiskView, StatusView
+
+MODE_TEXT = {
+    "sim": "SIMULATED market (no real money)",
+    "paper": "Alpaca PAPER account (no real money)",
+    "live": "Alpaca LIVE account (REAL MONEY)",
+}
+
+
+def money(value: float) -> str:
+    return f"{value:,.2f}"
+
+
+def qty(value: float) -> str:
+    return f"{value:,.6f}".rstrip("0").rstrip(".")
+
+
+def when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "never"
+
+
+def welcome(view: StatusView) -> str:
+    return (
+        "tradebot here. Trading a " + MODE_TEXT.get(view.mode, view.mode) + ".\n"
+        f"Symbols: {', '.join(view.symbols)} on {view.timeframe} bars; strategies: {', '.join(view.strategies)}.\n"
+        "Send /help for the commands, /status for the state."
+    )
+
+
+def help_text(rows: list[tuple[str, str]]) -> str:
+    return "Commands:\n" + "\n".join(f"{usage} - {summary}" for usage, summary in rows)
+
+
+def status(view: StatusView) -> str:
+    lines = [
+        f"Mode: {MODE_TEXT.get(view.mode, view.mode)}",
+        f"State: {view.trading_state}" + (" (no new entries; exits still run)" if view.paused else ""),
+        f"Equity: {money(view.equity)}  Cash: {money(view.cash)}",
+        f"Open positions: {view.positions}  Open orders: {view.open_orders}",
+        f"Last cycle: {when(view.last_tick)}",
+        f"Clock: {when(view.now)}"
+        + (f" (simulated, {view.clock_speed:g}x)" if view.clock_speed != 1 else ""),
+    ]
+    if view.data_problems:
+        lines.append("Data problems (not trading these):")
+        lines += [f"  {symbol}: {problem}" for symbol, problem in sorted(view.data_problems.items())]
+    else:
+        lines.append("Data: all symbols healthy" if view.last_tick else "Data: no cycle yet")
+    return "\n".join(lines)
+
+
+def positions(items: list[Position]) -> str:
+    if not items:
+        return "No open positions."
+    lines = ["Open positions:"]
+    for p in items:
+        price = p.market_price if p.market_price is not None else p.avg_price
+        pct = (price / p.avg_price - 1) * 100 if p.avg_price else 0.0
+        protect = ""
+        if p.stop_loss is not None or p.take_profit is not None:
+            stop = money(p.stop_loss) if p.stop_loss is not None else "-"
+            target = money(p.take_profit) if p.take_profit is not None else "-"
+            protect = f" stop {stop} target {target}"
+        lines.append(
+            f"{p.symbol}: {qty(p.qty)} @ {money(p.avg_price)} now {money(price)} "
+            f"P&L {p.unrealized_pnl:+,.2f} ({pct:+.2f}%){protect} [{p.strategy}]"
+        )
+    return "\n".join(lines)
+
+
+def orders(items: list[Order], open_only: bool = True) -> str:
+    if not items:
+        return "No open orders." if open_only else "No orders yet."
+    lines = ["Open orders:" if open_only else "Recent orders:"]
+    for o in items:
+        filled = f" @ {money(o.filled_avg_price)}" if o.filled_avg_price else ""
+        if o.filled_avg_price and o.status.value != "filled":
+            filled = f" ({qty(o.filled_qty)} filled @ {money(o.filled_avg_price)})"
+        lines.append(f"{o.side.value} {qty(o.qty)} {o.symbol} {o.status.value}{filled} [{o.strategy}]")
+    return "\n".join(lines)
+
+
+def trades(items: list[Trade]) -> str:
+    if not items:
+        return "No closed trades yet."
+    lines = [f"Last {len(items)} trades:"]
+    for t in items:
+        lines.append(
+            f"{t.exit_time:%m-%d %H:%M} {t.symbol} {qty(t.qty)}: {money(t.entry_price)} -> {money(t.exit_price)} "
+            f"P&L {t.pnl:+,.2f} ({t.exit_reason}) [{t.strategy}]"
+        )
+    return "\n".join(lines)
+
+
+def pnl(report: PnlReport) -> str:
+    lines = [
+        f"Today: {report.today_pnl:+,.2f} (realized {report.today_realized:+,.2f})",
+        f"Total realized: {report.total_realized:+,.2f}  Unrealized: {report.unrealized:+,.2f}",
+        f"Equity: {money(report.equity)}  Return: {report.return_pct:+.2f}%",
+        f"Sharpe: {report.sharpe:.2f}  Max drawdown: {report.max_drawdown_pct:.2f}%",
+        f"Trades: {report.trades}  Win rate: {report.win_rate:.1f}%",
+    ]
+    if report.per_strategy:
+        lines.append("By strategy:")
+        lines += [
+            f"  {s.strategy}: {s.trades} trades, P&L {s.pnl:+,.2f}, win rate {s.win_rate:.1f}%"
+            for s in report.per_strategy
+        ]
+    return "\n".join(lines)
+
+
+def risk(view: RiskView) -> str:
+    lines = ["Risk limits (name: value [default] (allowed range)):"]
+    for name, value in view.limits.items():
+        low, high = view.bounds[name]
+        default = view.defaults[name]
+        changed = "" if value == default else f" [default {default:g}]"
+        lines.append(f"  {name}: {value:g}{changed} ({low:g}..{high:g})")
+    lines += [
+        f"Now: {view.open_trades} open trades, portfolio risk {view.portfolio_risk_pct:.2f}% of equity, "
+        f"today {-view.day_loss_pct:+.2f}%",
+        "Trading is paused." if view.paused else "Trading is active.",
+        "Change one with /risk set NAME VALUE",
+    ]
+    return "\n".join(lines)
+
+
+def strategies(registry: Registry, running: tuple[str, ...]) -> str:
+    lines = ["Running: " + (", ".join(running) if running else "none"), "Installed:"]
+    for name, cls in sorted(registry.strategies.items()):
+        params = ", ".join(f"{k}={p.default:g}" for k, p in cls.params.items())
+        lines.append(f"  {name}({params}) - {cls.description}".rstrip(" -"))
+    if registry.errors:
+        lines.append("Failed to load:")
+        lines += [f"  {e}" for e in registry.errors]
+    return "\n".join(lines)
+
+
+def outcome(result: OrderOutcome) -> str:
+    labels = {
+        "filled": "Done",
+        "placed": "Placed",
+        "blocked": "Blocked",
+        "duplicate": "Already done",
+        "rejected": "Rejected by the broker",
+        "failed": "Failed",
+        "ignored": "Ignored",
+    }
+    return f"{labels.get(result.status, result.status)}: {result.message}"
+
+
+def alert(event: Event) -> str:
+    marker = {Severity.INFO: "", Severity.WARNING: "[!] ", Severity.ERROR: "[ERROR] "}[event.severity]
+    return f"{marker}{event.message}"

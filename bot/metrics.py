@@ -1,0 +1,81 @@
+"""Performance statistics as pure functions of an equity curve and trade P&Ls.
+
+Used by the backtester and by /pnl alike, so a number means the same thing in both.
+Conventions: returns are simple per-period returns of the equity curve; Sharpe and Sortino
+are annualised with ``periods_per_year`` and a risk-free rate of 0; drawdowns are reported
+as positive percentages (a fall from 100 to 80 is a 20.0 % drawdown).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def returns(equity: Sequence[float] | np.ndarray) -> np.ndarray:
+    values = np.asarray(equity, dtype=np.float64)
+    if len(values) < 2:
+        return np.empty(0)
+    prev = values[:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.diff(values) / prev
+    return out[np.isfinite(out)]
+
+
+def sharpe(equity: Sequence[float] | np.ndarray, periods_per_year: float) -> float:
+    """Annualised Sharpe ratio: mean / standard deviation (ddof=1) of returns x sqrt(periods)."""
+    r = returns(equity)
+    if len(r) < 2:
+        return 0.0
+    sd = float(np.std(r, ddof=1))
+    if sd == 0.0 or not math.isfinite(sd):
+        return 0.0
+    return float(np.mean(r)) / sd * math.sqrt(periods_per_year)
+
+
+def sortino(equity: Sequence[float] | np.ndarray, periods_per_year: float) -> float:
+    """Annualised Sortino ratio: mean return / downside deviation x sqrt(periods).
+
+    Downside deviation is sqrt(mean(min(r, 0)^2)) over all periods (target 0).
+    """
+    r = returns(equity)
+    if len(r) < 2:
+        return 0.0
+    downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
+    if downside == 0.0:
+        return 0.0
+    return float(np.mean(r)) / downside * math.sqrt(periods_per_year)
+
+
+def drawdown_pct(equity: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Per-point drawdown from the running peak, in percent (0 at a new high)."""
+    values = np.asarray(equity, dtype=np.float64)
+    if len(values) == 0:
+        return values
+    peak = np.maximum.accumulate(values)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dd = np.where(peak > 0, (peak - values) / peak * 100.0, 0.0)
+    return dd
+
+
+def max_drawdown_pct(equity: Sequence[float] | np.ndarray) -> float:
+    dd = drawdown_pct(equity)
+    return float(dd.max()) if len(dd) else 0.0
+
+
+def win_rate(pnls: Sequence[float]) -> float:
+    """Share of closed trades with a positive P&L, in percent (0 with no trades)."""
+    if not len(pnls):
+        return 0.0
+    return 100.0 * sum(1 for p in pnls if p > 0) / len(pnls)
+
+
+def profit_factor(pnls: Sequence[float]) -> float:
+    """Gross profit / gross loss. ``inf`` when there are profits and no losses, 0 with neither."""
+    gains = sum(p for p in pnls if p > 0)
+    losses = -sum(p for p in pnls if p < 0)
+    if losses == 0:
+        return math.inf if gains > 0 else 0.0
+    return gains / losses

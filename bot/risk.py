@@ -1,0 +1,164 @@
+"""Risk limits, position sizing and entry checks: pure functions, no I/O.
+
+The service calls these for every order, manual or automatic, so nothing can bypass them.
+A denial always carries a sentence a trader can read.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from bot.domain import Position, is_crypto
+
+CRYPTO_QTY_STEP = 1e-6  # Alpaca accepts crypto quantities to 9 decimals; 6 keeps orders readable
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLimits:
+    """All in percent of equity unless said otherwise. Defaults match ``.env.example``."""
+
+    risk_per_trade_pct: float = 2.0
+    max_position_pct: float = 20.0
+    stop_loss_pct: float = 2.0
+    take_profit_pct: float = 4.0
+    max_portfolio_risk_pct: float = 6.0
+    max_open_trades: int = 5
+    daily_loss_limit_pct: float = 5.0
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> RiskLimits:
+        return cls(**{f.name: settings.get(f.name.upper()) for f in fields(cls)})
+
+    def with_value(self, name: str, value: float) -> RiskLimits:
+        """A copy with one limit changed, checked against ``BOUNDS``."""
+        key = name.strip().lower()
+        if key not in BOUNDS:
+            raise ValueError(f"unknown limit {name!r}: one of {', '.join(BOUNDS)}")
+        low, high = BOUNDS[key]
+        if not math.isfinite(value) or not low <= value <= high:
+            raise ValueError(f"{key} must be between {low:g} and {high:g}")
+        if key == "max_open_trades":
+            if value != int(value):
+                raise ValueError("max_open_trades must be a whole number")
+            value = int(value)
+        return replace(self, **{key: value})
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+# What `/risk set` may change, and within which bounds: wide enough to be useful,
+# narrow enough that a typo cannot bet the account.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "risk_per_trade_pct": (0.1, 5.0),
+    "max_position_pct": (1.0, 50.0),
+    "stop_loss_pct": (0.2, 20.0),
+    "take_profit_pct": (0.2, 50.0),
+    "max_portfolio_risk_pct": (0.5, 20.0),
+    "max_open_trades": (1, 50),
+    "daily_loss_limit_pct": (0.5, 20.0),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    approved: bool
+    reason: str = ""
+
+    @classmethod
+    def deny(cls, reason: str) -> Decision:
+        return cls(False, reason)
+
+
+APPROVED = Decision(True)
+
+
+def protective_levels(limits: RiskLimits, entry: float) -> tuple[float, float]:
+    """Stop-loss and take-profit for a long entry at ``entry``, rounded to the cent at $1 and above."""
+    stop = entry * (1 - limits.stop_loss_pct / 100)
+    target = entry * (1 + limits.take_profit_pct / 100)
+    return round_price(stop), round_price(target)
+
+
+def round_price(price: float) -> float:
+    """Alpaca rejects sub-penny prices at $1 and above; below $1 it takes 4 decimals."""
+    return round(price, 2) if price >= 1 else round(price, 4)
+
+
+def round_qty(symbol: str, qty: float) -> float:
+    """Round down to what the venue accepts: whole shares for stocks (brackets need them)."""
+    if qty <= 0 or not math.isfinite(qty):
+        return 0.0
+    if is_crypto(symbol):
+        return math.floor(qty / CRYPTO_QTY_STEP) * CRYPTO_QTY_STEP
+    return float(math.floor(qty + 1e-9))
+
+
+def position_size(
+    limits: RiskLimits, *, symbol: str, equity: float, cash: float, entry: float, stop: float
+) -> float:
+    """Units to buy: equity x risk_per_trade / |entry - stop|, capped by max_position_pct of equity
+    and by the cash available, then rounded down to what the venue accepts."""
+    if equity <= 0 or entry <= 0 or not math.isfinite(entry):
+        return 0.0
+    per_unit_risk = abs(entry - stop)
+    by_risk = equity * limits.risk_per_trade_pct / 100 / per_unit_risk if per_unit_risk > 0 else math.inf
+    by_size = equity * limits.max_position_pct / 100 / entry
+    by_cash = max(cash, 0.0) / entry
+    return round_qty(symbol, min(by_risk, by_size, by_cash))
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioState:
+    """What the entry check needs to know about the account at this moment."""
+
+    equity: float
+    cash: float
+    positions: tuple[Position, ...]
+    day_start_equity: float | None
+    paused: bool = False
+    open_entry_symbols: frozenset[str] = frozenset()  # symbols with an entry order still working
+
+
+def check_entry(
+    limits: RiskLimits, state: PortfolioState, *, symbol: str, qty: float, entry: float, stop: float
+) -> Decision:
+    """May a new long position of ``qty`` at ``entry`` with ``stop`` be opened now?"""
+    if state.paused:
+        return Decision.deny("trading is paused: no new entries (exits still run)")
+    if not math.isfinite(entry) or entry <= 0:
+        return Decision.deny(f"no valid price for {symbol}")
+    if state.day_start_equity and state.day_start_equity > 0:
+        loss_pct = (state.day_start_equity - state.equity) / state.day_start_equity * 100
+        if loss_pct >= limits.daily_loss_limit_pct:
+            return Decision.deny(
+                f"daily loss limit reached: equity is down {loss_pct:.2f}% today "
+                f"(limit {limits.daily_loss_limit_pct:g}%); entries resume tomorrow (UTC)"
+            )
+    if any(p.symbol == symbol for p in state.positions) or symbol in state.open_entry_symbols:
+        return Decision.deny(f"already holding or buying {symbol}")
+    if len(state.positions) + len(state.open_entry_symbols) >= limits.max_open_trades:
+        return Decision.deny(f"max open trades reached ({limits.max_open_trades})")
+    if qty <= 0:
+        return Decision.deny(
+            f"position size for {symbol} rounds to zero (equity {state.equity:,.2f}, cash {state.cash:,.2f})"
+        )
+    value = qty * entry
+    if value > state.equity * limits.max_position_pct / 100 * 1.0001:
+        return Decision.deny(
+            f"position value {value:,.2f} exceeds {limits.max_position_pct:g}% of equity "
+            f"({state.equity * limits.max_position_pct / 100:,.2f})"
+        )
+    if value > state.cash * 1.0001:
+        return Decision.deny(f"not enough cash: {value:,.2f} needed, {state.cash:,.2f} available")
+    open_risk = sum(p.risk_to_stop for p in state.positions)
+    new_risk = max(0.0, (entry - stop) * qty) if stop > 0 else value
+    total_pct = (open_risk + new_risk) / state.equity * 100 if state.equity > 0 else math.inf
+    if total_pct > limits.max_portfolio_risk_pct + 1e-9:
+        return Decision.deny(
+            f"portfolio risk would be {total_pct:.2f}% of equity if every stop were hit "
+            f"(limit {limits.max_portfolio_risk_pct:g}%)"
+        )
+    return APPROVED

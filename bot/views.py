@@ -1,0 +1,92 @@
+"""Read-only answers of the service's public API: what /status, /pnl, /risk and friends show.
+
+Named dataclasses rather than dicts, so the console, Telegram and the tests read the same object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.domain import Order, Position
+
+
+@dataclass(frozen=True, slots=True)
+class StatusView:
+    mode: str  # sim, paper, live
+    broker: str
+    paused: bool
+    trading_state: str  # active, paused, halted (daily loss limit)
+    equity: float
+    cash: float
+    positions: int
+    open_orders: int
+    last_tick: datetime | None
+    data_problems: dict[str, str]  # symbol -> why it was skipped on the last tick
+    symbols: tuple[str, ...]
+    strategies: tuple[str, ...]
+    timeframe: str
+    now: datetime
+    clock_speed: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyPnl:
+    strategy: str
+    trades: int
+    pnl: float
+    win_rate: float
+
+
+@dataclass(frozen=True, slots=True)
+class PnlReport:
+    today_pnl: float  # equity change since the start of the UTC day
+    today_realized: float
+    total_realized: float
+    unrealized: float
+    equity: float
+    starting_equity: float | None
+    return_pct: float
+    sharpe: float
+    max_drawdown_pct: float
+    win_rate: float
+    trades: int
+    per_strategy: tuple[StrategyPnl, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RiskView:
+    limits: dict[str, float]
+    defaults: dict[str, float]
+    bounds: dict[str, tuple[float, float]]
+    paused: bool
+    day_loss_pct: float  # how far equity is below the day's start (negative: above)
+    portfolio_risk_pct: float
+    open_trades: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderOutcome:
+    """What happened to one requested order: placed (maybe filled), blocked, duplicate, failed."""
+
+    status: str  # placed, filled, blocked, duplicate, rejected, failed, ignored
+    symbol: str
+    message: str
+    order: Order | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TickReport:
+    started: datetime
+    finished: datetime
+    signals: int = 0
+    orders: list[OrderOutcome] = field(default_factory=list)
+    data_problems: dict[str, str] = field(default_factory=dict)
+    strategy_errors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioView:
+    positions: tuple[Position, ...]
+    equity: float
+    cash: float

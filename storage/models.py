@@ -1,0 +1,172 @@
+"""Every table, in one module. Rows stay inside ``storage``: the repository maps them to domain types.
+
+Times are stored as UTC; the repository hands out aware datetimes whatever the database returns.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+
+class OrderRow(SQLModel, table=True):
+    __tablename__ = "orders"
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_order_id: str = Field(index=True, unique=True, max_length=128)
+    broker_order_id: str | None = Field(default=None, index=True)
+    symbol: str = Field(index=True)
+    side: str
+    qty: float
+    order_type: str = "market"
+    limit_price: float | None = None
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    status: str = Field(index=True)
+    filled_qty: float = 0.0
+    filled_avg_price: float | None = None
+    strategy: str = "manual"
+    reason: str = ""
+    exit_reason: str | None = None
+    error: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class FillRow(SQLModel, table=True):
+    __tablename__ = "fills"
+
+    id: int | None = Field(default=None, primary_key=True)
+    fill_id: str = Field(index=True, unique=True)
+    client_order_id: str = Field(index=True)
+    symbol: str
+    side: str
+    qty: float
+    price: float
+    commission: float = 0.0
+    exit_reason: str | None = None
+    time: datetime
+
+
+class PositionRow(SQLModel, table=True):
+    __tablename__ = "positions"
+
+    symbol: str = Field(primary_key=True)
+    qty: float
+    avg_price: float
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    strategy: str = "manual"
+    opened_at: datetime
+    last_price: float | None = None
+    commission: float = 0.0  # paid so far on this position, charged to the trade on exit
+
+
+class TradeRow(SQLModel, table=True):
+    __tablename__ = "trades"
+
+    id: int | None = Field(default=None, primary_key=True)
+    symbol: str = Field(index=True)
+    strategy: str = Field(index=True)
+    qty: float
+    entry_time: datetime
+    entry_price: float
+    exit_time: datetime = Field(index=True)
+    exit_price: float
+    pnl: float
+    commission: float = 0.0
+    exit_reason: str
+
+
+class EquitySnapshotRow(SQLModel, table=True):
+    __tablename__ = "equity_snapshots"
+
+    id: int | None = Field(default=None, primary_key=True)
+    time: datetime = Field(index=True)
+    equity: float
+    cash: float
+
+
+class SignalRow(SQLModel, table=True):
+    __tablename__ = "signals"
+
+    id: int | None = Field(default=None, primary_key=True)
+    strategy: str
+    symbol: str = Field(index=True)
+    side: str
+    bar_time: datetime
+    price: float
+    reason: str = ""
+    outcome: str = ""  # placed, blocked: <reason>, duplicate
+    created_at: datetime
+
+
+class EventRow(SQLModel, table=True):
+    """The audit log, and the outbox alerts are delivered from."""
+
+    __tablename__ = "events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    time: datetime = Field(index=True)
+    kind: str = Field(index=True)
+    severity: str = "info"
+    symbol: str | None = None
+    message: str
+    data: str = "{}"  # JSON
+
+
+class SettingRow(SQLModel, table=True):
+    """Small persistent state: paused, risk overrides, the simulated clock, outbox cursors."""
+
+    __tablename__ = "settings"
+
+    key: str = Field(primary_key=True)
+    value: str  # JSON
+
+
+# --- the simulated exchange's own books (the broker side of the simulator) ---
+
+
+class SimAccountRow(SQLModel, table=True):
+    __tablename__ = "sim_account"
+
+    id: int = Field(default=1, primary_key=True)
+    cash: float
+    starting_cash: float
+    last_sync: datetime | None = None
+
+
+class SimPositionRow(SQLModel, table=True):
+    __tablename__ = "sim_positions"
+
+    symbol: str = Field(primary_key=True)
+    qty: float
+    avg_price: float
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    entry_client_order_id: str = ""
+    opened_at: datetime
+
+
+class SimOrderRow(SQLModel, table=True):
+    __tablename__ = "sim_orders"
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_order_id: str = Field(index=True, unique=True, max_length=128)
+    symbol: str
+    side: str
+    qty: float
+    order_type: str = "market"
+    limit_price: float | None = None
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    status: str
+    filled_qty: float = 0.0
+    filled_avg_price: float | None = None
+    commission: float = 0.0
+    exit_reason: str | None = None
+    reported: bool = False  # fill handed to the client through sync()
+    submitted_at: datetime
+    filled_at: datetime | None = None
+    reject_reason: str | None = None
