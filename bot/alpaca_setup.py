@@ -1,0 +1,99 @@
+"""Build the Alpaca broker and bar source from settings, and prove the keys work.
+
+The composition root calls ``build_alpaca(settings)`` when ``ALPACA_API_KEY`` is set. Wrong keys
+raise ``AuthenticationError`` with a message naming the variables to fix; nothing here ever
+falls back to the simulator.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+from alpaca.trading.client import TradingClient
+
+from bot.brokers.alpaca import DEFAULT_TIMEOUT, AlpacaBroker, harden
+from bot.brokers.base import AuthenticationError
+from bot.config import ConfigError, Settings
+from bot.data.alpaca import AlpacaBarSource
+from bot.data.base import BarSource
+from bot.data.fallback import FallbackSource
+from bot.data.polygon import DEFAULT_BASE_URL, PolygonBarSource
+
+log = logging.getLogger(__name__)
+
+LIVE_HOST = "api.alpaca.markets"
+PAPER_HOST = "paper-api.alpaca.markets"
+
+
+def _secret(settings: Settings, name: str) -> str:
+    value: Any = settings.values.get(name)
+    if value is None:
+        return ""
+    return value.get() if hasattr(value, "get") else str(value)
+
+
+def _url(settings: Settings, name: str) -> str | None:
+    """A REST override is the bare origin (no /v2, no trailing slash); empty means none."""
+    text = str(settings.values.get(name) or "").strip().rstrip("/")
+    if not text:
+        return None
+    for suffix in ("/v2", "/v1beta3"):
+        if text.endswith(suffix):
+            text = text[: -len(suffix)]
+    if urlsplit(text).scheme not in ("http", "https"):
+        raise ConfigError(f"{name}={text!r} is invalid: expected an http(s) URL such as https://{PAPER_HOST}")
+    return text
+
+
+def trading_mode(settings: Settings) -> bool:
+    """True for paper trading. Live needs ALPACA_PAPER=false, and an override URL must agree."""
+    paper = bool(settings.values.get("ALPACA_PAPER", True))
+    url = _url(settings, "ALPACA_TRADING_URL")
+    host = urlsplit(url).hostname if url else None
+    if paper and host == LIVE_HOST:
+        raise ConfigError(
+            "ALPACA_TRADING_URL points at live trading while ALPACA_PAPER=true: set one or the other"
+        )
+    if not paper and host == PAPER_HOST:
+        raise ConfigError(
+            "ALPACA_TRADING_URL points at paper trading while ALPACA_PAPER=false: set one or the other"
+        )
+    return paper
+
+
+def build_alpaca(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> tuple[AlpacaBroker, BarSource]:
+    """The Alpaca broker and bar source (with Polygon behind it when ``POLYGON_API_KEY`` is set).
+
+    Calls ``get_account`` once: wrong keys raise ``AuthenticationError``, an unreachable Alpaca
+    raises ``BrokerError``. Both stop start-up; neither ever means "use the simulator".
+    """
+    key, secret = _secret(settings, "ALPACA_API_KEY"), _secret(settings, "ALPACA_API_SECRET")
+    if not key or not secret:
+        raise AuthenticationError("ALPACA_API_KEY and ALPACA_API_SECRET must both be set to trade on Alpaca")
+    paper = trading_mode(settings)
+    client = harden(
+        TradingClient(key, secret, paper=paper, url_override=_url(settings, "ALPACA_TRADING_URL")), timeout
+    )
+    alpaca_data = AlpacaBarSource.create(
+        key,
+        secret,
+        url=_url(settings, "ALPACA_DATA_URL"),
+        feed=str(settings.values.get("ALPACA_DATA_FEED") or "iex"),
+        timeout=timeout,
+    )
+    broker = AlpacaBroker(client, paper=paper, prices=alpaca_data)
+    account = broker.check_credentials()
+    log.info(
+        "Alpaca %s account: equity %.2f, buying power %.2f",
+        broker.mode.upper(),
+        account.equity,
+        account.buying_power,
+    )
+    source: BarSource = alpaca_data
+    polygon_key = _secret(settings, "POLYGON_API_KEY")
+    if polygon_key:
+        base = str(settings.values.get("POLYGON_BASE_URL") or DEFAULT_BASE_URL)
+        source = FallbackSource(alpaca_data, PolygonBarSource(polygon_key, base_url=base, timeout=timeout))
+    return broker, source

@@ -1,0 +1,314 @@
+"""AlpacaBroker with alpaca-py's real TradingClient over HTTP against the fake Alpaca server."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from alpaca.trading.client import TradingClient
+from fakes.alpaca_server import FakeAlpaca
+
+from bot.alpaca_setup import build_alpaca
+from bot.brokers.alpaca import AlpacaBroker, harden
+from bot.brokers.base import AuthenticationError, Broker, BrokerError, OrderRejected
+from bot.config import ConfigError, Settings
+from bot.domain import ExitReason, OrderIntent, OrderStatus, OrderType, Side, client_order_id
+
+NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def fake():
+    with FakeAlpaca() as server:
+        server.prices.update({"AAPL": 100.0, "BTC/USD": 50_000.0})
+        yield server
+
+
+def make_broker(
+    fake: FakeAlpaca, *, key: str = "test-key", secret: str = "test-secret", timeout: float = 5.0
+):
+    client = harden(TradingClient(key, secret, paper=True, url_override=fake.url), timeout)
+    return AlpacaBroker(client, paper=True, backoff=0.0, cancel_wait=2.0, sleep=lambda s: None)
+
+
+@pytest.fixture
+def broker(fake):
+    return make_broker(fake)
+
+
+def entry(symbol: str = "AAPL", qty: float = 10, **kw) -> OrderIntent:
+    fields = {
+        "client_order_id": client_order_id("supertrend", symbol, NOW, "buy"),
+        "symbol": symbol,
+        "side": Side.BUY,
+        "qty": qty,
+        "stop_loss": 95.0,
+        "take_profit": 110.0,
+        "strategy": "supertrend",
+    }
+    fields.update(kw)
+    return OrderIntent(**fields)
+
+
+def settings_for(fake: FakeAlpaca, **extra: str) -> Settings:
+    values = {
+        "ALPACA_API_KEY": "test-key",
+        "ALPACA_API_SECRET": "test-secret",
+        "ALPACA_TRADING_URL": fake.url,
+        "ALPACA_DATA_URL": fake.url,
+    }
+    values.update(extra)
+    return Settings.from_mapping(values)
+
+
+def test_implements_the_broker_protocol(broker):
+    assert isinstance(broker, Broker)
+    assert broker.mode == "paper" and broker.name == "alpaca"
+
+
+def test_account_and_clock(fake, broker):
+    account = broker.account()
+    assert account.cash == 100_000 and account.equity == 100_000 and account.currency == "USD"
+    assert broker.is_tradable_now("AAPL", NOW)
+    fake.clock_open = False
+    broker._clock = None
+    assert not broker.is_tradable_now("AAPL", NOW)
+    assert broker.is_tradable_now("BTC/USD", NOW)  # crypto trades around the clock, no clock call
+    calls = len(fake.requests_to("GET", "/v2/clock"))
+    broker.is_tradable_now("MSFT", NOW)
+    assert len(fake.requests_to("GET", "/v2/clock")) == calls  # cached briefly
+
+
+def test_wrong_keys_raise_a_clear_authentication_error(fake):
+    broker = make_broker(fake, key="wrong", secret="nope")
+    with pytest.raises(AuthenticationError) as info:
+        broker.check_credentials()
+    message = str(info.value)
+    assert "ALPACA_API_KEY" in message and "401" in message and "paper" in message
+    assert "nope" not in message and "wrong" not in message  # never echo a secret
+
+
+def test_build_alpaca_checks_the_keys_and_never_falls_back(fake):
+    with pytest.raises(AuthenticationError, match="ALPACA_API_SECRET"):
+        build_alpaca(settings_for(fake, ALPACA_API_SECRET="bad"))
+    broker, source = build_alpaca(settings_for(fake))
+    assert broker.mode == "paper" and source.name == "alpaca"
+    live, _ = build_alpaca(settings_for(fake, ALPACA_PAPER="false"))
+    assert live.mode == "live"
+    _, poly_source = build_alpaca(settings_for(fake, POLYGON_API_KEY="pk", POLYGON_BASE_URL=fake.url))
+    assert poly_source.name == "alpaca+polygon"
+
+
+def test_a_live_url_with_paper_mode_is_refused(fake):
+    with pytest.raises(ConfigError, match="ALPACA_PAPER"):
+        build_alpaca(settings_for(fake, ALPACA_TRADING_URL="https://api.alpaca.markets"))
+
+
+def test_submit_sends_a_gtc_bracket_with_the_client_order_id(fake, broker):
+    intent = entry(stop_loss=95.004, take_profit=110.456)
+    order = broker.submit(intent)
+    posts = fake.requests_to("POST", "/v2/orders")
+    assert len(posts) == 1
+    body = posts[0].body
+    assert body["client_order_id"] == intent.client_order_id
+    assert body["order_class"] == "bracket" and body["time_in_force"] == "gtc"
+    assert body["stop_loss"] == {"stop_price": 95.0} and body["take_profit"] == {"limit_price": 110.46}
+    assert order.client_order_id == intent.client_order_id and order.status is OrderStatus.NEW
+    assert order.stop_loss == 95.0 and order.take_profit == 110.46 and order.strategy == "supertrend"
+
+
+def test_500_after_the_server_accepted_gives_exactly_one_order(fake, broker):
+    fake.fail_after_accept = [500]
+    order = broker.submit(entry())
+    assert len(fake.top_orders()) == 1
+    assert order.broker_order_id == fake.top_orders()[0].id
+    assert len(fake.requests_to("POST", "/v2/orders")) == 1
+    assert len(fake.requests_to("GET", "/v2/orders:by_client_order_id")) == 1
+
+
+@pytest.mark.parametrize("failure", [504, 429, "drop"])
+def test_sdk_does_not_resend_a_submit_by_itself(fake, broker, failure):
+    fake.fail_after_accept = [failure]
+    order = broker.submit(entry())
+    assert len(fake.requests_to("POST", "/v2/orders")) == 1  # alpaca-py's own 429/504 retry is off
+    assert len(fake.top_orders()) == 1 and order.status is OrderStatus.NEW
+
+
+def test_timeout_after_accept_finds_the_order(fake):
+    broker = make_broker(fake, timeout=0.3)
+    fake.hang_seconds = 1.0
+    order = broker.submit(entry())
+    fake.hang_seconds = 0
+    assert order.broker_order_id == fake.top_orders()[0].id
+    assert len(fake.top_orders()) == 1
+
+
+def test_failure_before_accept_is_retriable_and_the_resend_places_one(fake, broker):
+    fake.fail_before_accept = [503]
+    with pytest.raises(BrokerError) as info:
+        broker.submit(entry())
+    assert info.value.retriable and not isinstance(info.value, OrderRejected)
+    assert fake.top_orders() == []
+    broker.submit(entry())
+    assert len(fake.top_orders()) == 1
+
+
+def test_422_duplicate_client_id_is_treated_as_placed(fake, broker):
+    intent = entry("BTC/USD", qty=0.1, stop_loss=None, take_profit=None)
+    first = broker.submit(intent)
+    again = broker.submit(intent)
+    assert again.broker_order_id == first.broker_order_id
+    assert len(fake.top_orders()) == 1
+    assert [r.status for r in fake.requests_to("POST", "/v2/orders")] == [200, 422]
+
+
+def test_resending_a_placed_bracket_returns_it_without_a_new_post(fake, broker):
+    first = broker.submit(entry())
+    again = broker.submit(entry())  # its own held legs would look like a wash trade
+    assert again.broker_order_id == first.broker_order_id
+    assert len(fake.top_orders()) == 1 and len(fake.requests_to("POST", "/v2/orders")) == 1
+
+
+def test_get_order_by_client_id(fake, broker):
+    assert broker.get_order_by_client_id("tb-nothing") is None
+    placed = broker.submit(entry())
+    assert broker.get_order_by_client_id(placed.client_order_id).broker_order_id == placed.broker_order_id
+
+
+def test_reads_retry_on_5xx_with_backoff(fake, broker):
+    fake.read_failures = 2
+    assert broker.account().equity == 100_000
+    fake.read_failures = 10
+    broker._account = None
+    with pytest.raises(BrokerError, match="4 times") as info:
+        broker.account()
+    assert info.value.retriable
+
+
+def test_fractional_bracket_is_refused_with_a_reason(fake, broker):
+    with pytest.raises(OrderRejected, match="whole shares"):
+        broker.submit(entry(qty=2.5))
+    assert fake.requests_to("POST", "/v2/orders") == []
+
+
+def test_fractional_market_order_without_protection_is_allowed(fake, broker):
+    fake.add_position("AAPL", 3.75, 90.0)
+    sell = OrderIntent("tb-x-sell", "AAPL", Side.SELL, 3.75, exit_reason=ExitReason.SIGNAL)
+    broker.submit(sell)
+    body = fake.requests_to("POST", "/v2/orders")[0].body
+    assert body["qty"] == 3.75 and body["time_in_force"] == "day" and "order_class" not in body
+
+
+def test_wash_trade_is_refused_before_sending(fake, broker):
+    fake.add_position("AAPL", 5, 90.0)
+    broker.submit(
+        OrderIntent("tb-limit-sell", "AAPL", Side.SELL, 5, order_type=OrderType.LIMIT, limit_price=120.0)
+    )
+    with pytest.raises(OrderRejected, match="wash trade"):
+        broker.submit(entry())
+    assert len(fake.requests_to("POST", "/v2/orders")) == 1
+
+
+def test_quantity_below_the_crypto_minimum_is_refused(fake, broker):
+    fake.set_asset("BTC/USD", min_order_size="0.001")
+    with pytest.raises(OrderRejected, match="minimum order size"):
+        broker.submit(entry("BTC/USD", qty=0.0001, stop_loss=49_000.0, take_profit=52_000.0))
+
+
+def test_pattern_day_trader_limit_is_explained(fake, broker):
+    fake.pattern_day_trader, fake.multiplier, fake.cash = True, "2", 20_000.0
+    with pytest.raises(OrderRejected, match="pattern day trader"):
+        broker.submit(entry())
+    assert fake.requests_to("POST", "/v2/orders") == []
+
+
+def test_sync_reports_fills_once_with_bracket_exit_reason(fake, broker):
+    placed = broker.submit(entry())
+    fake.fill(placed.client_order_id, price=100.0)
+    update = broker.sync(NOW)
+    assert [(f.client_order_id, f.qty, f.price, f.exit_reason) for f in update.fills] == [
+        (placed.client_order_id, 10.0, 100.0, None)
+    ]
+    assert any(
+        o.client_order_id == placed.client_order_id and o.status is OrderStatus.FILLED for o in update.orders
+    )
+    assert broker.sync(NOW).fills == []  # nothing new
+    stop_leg = next(leg for leg in fake.order(placed.client_order_id).legs if leg.type == "stop")
+    fake.fill(stop_leg.client_order_id, price=95.0)
+    fills = broker.sync(NOW).fills
+    assert [(f.side, f.exit_reason, f.client_order_id) for f in fills] == [
+        (Side.SELL, ExitReason.STOP_LOSS, stop_leg.client_order_id)
+    ]
+    # a fresh broker (a restart) reports the same executions under the same ids
+    again = make_broker(fake).sync(NOW).fills
+    assert {f.fill_id for f in again} == {f.fill_id for f in update.fills + fills}
+
+
+def test_partial_fills_have_distinct_ids(fake, broker):
+    placed = broker.submit(entry())
+    fake.fill(placed.client_order_id, price=100.0, qty=4)
+    fake.fill(placed.client_order_id, price=101.0, qty=6)
+    fills = broker.sync(NOW).fills
+    assert [f.qty for f in fills] == [4.0, 6.0] and len({f.fill_id for f in fills}) == 2
+
+
+def test_exit_cancels_the_bracket_legs_first(fake, broker):
+    placed = broker.submit(entry())
+    fake.fill(placed.client_order_id, price=100.0)
+    sell = OrderIntent("tb-exit", "AAPL", Side.SELL, 10, exit_reason=ExitReason.SIGNAL)
+    broker.submit(sell)
+    legs = fake.order(placed.client_order_id).legs
+    assert all(leg.status == "canceled" for leg in legs)
+    assert fake.order("tb-exit").side == "sell"
+
+
+def test_positions_map_crypto_symbols_back(fake, broker):
+    fake.add_position("BTC/USD", 0.5, 40_000.0, current=50_000.0)
+    fake.add_position("AAPL", 10, 90.0)
+    positions = {p.symbol: p for p in broker.positions()}
+    assert set(positions) == {"BTC/USD", "AAPL"}
+    assert positions["BTC/USD"].qty == 0.5 and positions["BTC/USD"].market_price == 50_000.0
+
+
+def test_positions_carry_the_bracket_levels(fake, broker):
+    placed = broker.submit(entry())
+    fake.fill(placed.client_order_id, price=100.0)
+    (position,) = broker.positions()
+    assert position.stop_loss == 95.0 and position.take_profit == 110.0
+    assert {o.exit_reason for o in broker.open_orders()} == {ExitReason.STOP_LOSS, ExitReason.TAKE_PROFIT}
+
+
+def test_crypto_entry_is_simple_gtc_then_a_stop_limit_guards_it(fake, broker):
+    intent = entry("BTC/USD", qty=0.1, stop_loss=49_000.0, take_profit=52_000.0)
+    broker.submit(intent)
+    body = fake.requests_to("POST", "/v2/orders")[0].body
+    assert body["time_in_force"] == "gtc" and "order_class" not in body and body["symbol"] == "BTC/USD"
+    fake.fill(intent.client_order_id, price=50_000.0)
+    broker.sync(NOW)
+    stop = fake.order(f"{intent.client_order_id}-sl")
+    assert (stop.type, stop.side, stop.qty, stop.stop_price, stop.limit_price) == (
+        "stop_limit",
+        "sell",
+        0.1,
+        49_000.0,
+        48_510.0,
+    )
+    # price reaches the target: the stop is canceled, a market sell goes out, reported as take-profit
+    fake.prices["BTC/USD"] = 52_500.0
+    broker._price_cache.clear()
+    broker.prices = _Prices(fake)
+    broker.sync(NOW)
+    assert stop.status == "canceled"
+    exit_order = fake.order(f"{intent.client_order_id}-tp")
+    assert exit_order.side == "sell" and exit_order.type == "market"
+    fake.fill(exit_order.client_order_id, price=52_500.0)
+    fills = broker.sync(NOW).fills
+    assert [f.exit_reason for f in fills] == [ExitReason.TAKE_PROFIT]
+
+
+class _Prices:
+    def __init__(self, fake: FakeAlpaca) -> None:
+        self.fake = fake
+
+    def latest_prices(self, symbols):
+        return {s: self.fake.prices[s] for s in symbols if s in self.fake.prices}
