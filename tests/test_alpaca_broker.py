@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 from alpaca.trading.client import TradingClient
-from fakes.alpaca_server import FakeAlpaca
 
 from bot.alpaca_setup import build_alpaca
 from bot.brokers.alpaca import AlpacaBroker, harden
 from bot.brokers.base import AuthenticationError, Broker, BrokerError, OrderRejected
 from bot.config import ConfigError, Settings
 from bot.domain import ExitReason, OrderIntent, OrderStatus, OrderType, Side, client_order_id
+from tests.fakes.alpaca_server import FakeAlpaca
 
 NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 

@@ -1,0 +1,102 @@
+"""A small fake of Polygon's aggregates endpoint on 127.0.0.1, in a background thread.
+
+``GET /v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{from}/{to}`` with ``from``/``to``
+in epoch milliseconds (both inclusive), answered in pages of ``page_size`` results linked by
+``next_url`` (which, as at Polygon, carries no API key). Requests without the expected
+``Authorization: Bearer`` key get 401. Every request is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+class FakePolygon:
+    def __init__(self, *, key: str = "poly-key", page_size: int = 50_000) -> None:
+        self.key = key
+        self.page_size = page_size
+        self.bars: dict[str, list[tuple[int, float, float, float, float, float]]] = {}  # ticker -> rows (ns)
+        self.requests: list[tuple[str, dict[str, str], str | None]] = []
+        self.status = 200
+        self._server: ThreadingHTTPServer | None = None
+
+    def set_bars(self, ticker: str, bars: Any) -> None:
+        self.bars[ticker] = list(
+            zip(
+                (int(t) for t in bars.time),
+                *(map(float, getattr(bars, c)) for c in ("open", "high", "low", "close", "volume")),
+                strict=True,
+            )
+        )
+
+    def start(self) -> FakePolygon:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                status, payload = fake.handle(self.path, self.headers.get("Authorization"))
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def __enter__(self) -> FakePolygon:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def handle(self, raw_path: str, auth: str | None) -> tuple[int, Any]:
+        parts = urlsplit(raw_path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        self.requests.append((parts.path, query, auth))
+        if auth != f"Bearer {self.key}":
+            return 401, {"status": "ERROR", "error": "Unknown API Key"}
+        if self.status != 200:
+            return self.status, {"status": "ERROR", "error": "unavailable"}
+        pieces = parts.path.split("/")  # ['', 'v2', 'aggs', 'ticker', T, 'range', m, span, from, to]
+        ticker, start_ms, end_ms = pieces[4], int(pieces[8]), int(pieces[9])
+        rows = [r for r in self.bars.get(ticker, []) if start_ms <= r[0] // 1_000_000 <= end_ms]
+        offset = int(query.get("cursor", 0))
+        page = rows[offset : offset + self.page_size]
+        body: dict[str, Any] = {
+            "ticker": ticker,
+            "status": "OK",
+            "resultsCount": len(page),
+            "results": [
+                {"t": t // 1_000_000, "o": o, "h": h, "l": low, "c": c, "v": v, "vw": c, "n": 1}
+                for t, o, h, low, c, v in page
+            ],
+        }
+        if offset + self.page_size < len(rows):
+            body["next_url"] = f"{self.url}{parts.path}?cursor={offset + self.page_size}"
+        return 200, body
