@@ -76,7 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     strategies.set_defaults(func=cmd_strategies)
 
     config = sub.add_parser("config", help="show the configuration in effect (secrets masked)")
+    config.add_argument("--example", action="store_true", help="print a commented .env.example with every variable")
     config.set_defaults(func=cmd_config)
+
+    from bot.backtest.cli_args import add_backtest_parser  # light: argparse only
+
+    add_backtest_parser(sub)
     return parser
 
 
@@ -159,6 +164,11 @@ def cmd_strategies(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    if args.example:
+        from bot.config import env_example
+
+        print(env_example(), end="")
+        return 0
     settings = _settings(args)
     for name, shown, help_text in settings.describe():
         print(f"{name}={shown}\n    {help_text}")

@@ -143,6 +143,95 @@ VARIABLES: tuple[Var, ...] = (
     ),
     Var("LOG_LEVEL", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR", lambda s: s.strip().upper()),
     Var("LOG_FORMAT", "text", "Log format: text or json (one JSON object per line)"),
+    # Telegram
+    Var(
+        "TELEGRAM_BOT_TOKEN",
+        "",
+        "Bot token from @BotFather; when set, `tradebot run` takes commands and sends alerts on Telegram",
+        secret=True,
+        group="Telegram",
+    ),
+    Var(
+        "TELEGRAM_ALLOWED_CHAT_IDS",
+        "",
+        "Chats that receive alerts and may command, comma-separated (groups are negative); empty: none",
+        _ids,
+        group="Telegram",
+    ),
+    Var(
+        "TELEGRAM_ALLOWED_USER_IDS",
+        "",
+        "Users who may command inside an allowed group chat, comma-separated; empty: nobody in groups",
+        _ids,
+        group="Telegram",
+    ),
+    Var(
+        "TELEGRAM_BASE_URL",
+        "",
+        "Bot API base URL, as python-telegram-bot's base_url (e.g. http://127.0.0.1:8081/bot); empty: Telegram's",
+        group="Telegram",
+    ),
+    Var(
+        "TELEGRAM_WEBHOOK_URL",
+        "",
+        "Public HTTPS URL Telegram posts updates to (webhook mode, listening on PORT); empty: long polling",
+        group="Telegram",
+    ),
+    Var(
+        "PORT",
+        "8443",
+        "Port the webhook server listens on (Heroku sets it)",
+        _positive(int),
+        group="Telegram",
+    ),
+    Var(
+        "TELEGRAM_ALERT_ORDERS", "true", "Alert when an order is placed or canceled", _bool, group="Telegram"
+    ),
+    Var("TELEGRAM_ALERT_FILLS", "true", "Alert when an order fills", _bool, group="Telegram"),
+    Var(
+        "TELEGRAM_ALERT_REJECTIONS",
+        "true",
+        "Alert when an order is rejected or an entry is blocked by a risk check (with the reason)",
+        _bool,
+        group="Telegram",
+    ),
+    Var(
+        "TELEGRAM_ALERT_STOPS",
+        "true",
+        "Alert when a stop-loss or take-profit is hit",
+        _bool,
+        group="Telegram",
+    ),
+    Var(
+        "TELEGRAM_ALERT_ERRORS",
+        "true",
+        "Alert on strategy errors, broker errors and reconciliation differences",
+        _bool,
+        group="Telegram",
+    ),
+    Var(
+        "TELEGRAM_ALERT_DATA", "true", "Alert on market data outages and recoveries", _bool, group="Telegram"
+    ),
+    Var(
+        "TELEGRAM_ALERT_STATE",
+        "true",
+        "Alert on start, stop, pause, resume and risk limit changes",
+        _bool,
+        group="Telegram",
+    ),
+    Var(
+        "TELEGRAM_ALERT_SECURITY",
+        "true",
+        "Alert when someone outside the allow-lists tries to use the bot",
+        _bool,
+        group="Telegram",
+    ),
+    Var(
+        "DAILY_SUMMARY_TIME",
+        "21:00",
+        "Daily summary time, HH:MM in UTC or HH:MM Area/City (e.g. 16:15 America/New_York); off: none",
+        group="Telegram",
+    ),
     # Simulator
     Var(
         "TRADEBOT_SIM_SPEED",
@@ -209,6 +298,17 @@ VARIABLES: tuple[Var, ...] = (
         _positive(float),
         group="Risk",
     ),
+    # Alpaca
+    Var("ALPACA_API_KEY", "", "Alpaca API key id; when set, tradebot trades on Alpaca instead of the simulator", secret=True, group="Alpaca"),
+    Var("ALPACA_API_SECRET", "", "Alpaca API secret key", secret=True, group="Alpaca"),
+    Var("ALPACA_PAPER", "true", "Paper trading (true) or live money (false: must be set explicitly)", _bool, group="Alpaca"),
+    Var("ALPACA_TRADING_URL", "", "Override of the trading API origin, e.g. http://127.0.0.1:8080 (no /v2); empty: Alpaca's paper or live", group="Alpaca"),
+    Var("ALPACA_DATA_URL", "", "Override of the market data API origin (no /v2); empty: https://data.alpaca.markets", group="Alpaca"),
+    Var("ALPACA_STREAM_URL", "", "Override of the market data stream origin, e.g. ws://127.0.0.1:8765 (/v2/<feed> and /v1beta3/crypto/us are appended)", group="Alpaca"),
+    Var("ALPACA_DATA_FEED", "iex", "Stock data feed: iex (free plans) or sip (paid)", lambda s: s.strip().lower(), group="Alpaca"),
+    Var("ALPACA_STREAMING", "false", "Live streams: evaluate strategies as bars close and record fills from trade updates at once", _bool, group="Alpaca"),
+    Var("POLYGON_API_KEY", "", "Polygon API key; when set, Polygon's aggregates serve bars Alpaca's data API could not", secret=True, group="Alpaca"),
+    Var("POLYGON_BASE_URL", "https://api.polygon.io", "Polygon API origin (override for tests or a proxy)", group="Alpaca"),
 )
 
 
@@ -280,3 +380,18 @@ class Settings:
 
 def all_variables() -> tuple[Var, ...]:
     return VARIABLES
+
+
+def env_example() -> str:
+    """The text of ``.env.example``: every variable, its default, a one-line comment, by group."""
+    lines = [
+        "# tradebot configuration. Copy to .env and edit; real environment variables win over this file.",
+        "# With nothing set, tradebot trades a simulated market and stores its state in tradebot.db.",
+    ]
+    group = None
+    for var in all_variables():
+        if var.group != group:
+            group = var.group
+            lines += ["", f"# --- {group} ---"]
+        lines += [f"# {var.help}", f"{var.name}={'' if var.secret else var.default}"]
+    return "\n".join(lines) + "\n"

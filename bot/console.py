@@ -14,7 +14,6 @@ from typing import TextIO
 from bot import formatting as fmt
 from bot.commands import Caller, CommandRouter, Reply
 from bot.domain import Event
-from bot.notify import Notifier
 
 CALLER = Caller(transport="console", chat_id=0, name="console")
 
@@ -41,12 +40,9 @@ class ConsolePrinter:
         self.print(text)
 
 
-async def run_console(
-    router: CommandRouter, notifier: Notifier, printer: ConsolePrinter, stdin: TextIO | None = None
-) -> None:
-    """Read commands until end of input."""
+async def run_console(router: CommandRouter, printer: ConsolePrinter, stdin: TextIO | None = None) -> None:
+    """Read commands until end of input. (Alerts reach the printer through the notifier.)"""
     source = stdin or sys.stdin
-    notifier.subscribe(printer.alert)
     printer.print("Type /help for the commands. Ctrl-D quits.")
     while True:
         line = await asyncio.to_thread(source.readline)

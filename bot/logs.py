@@ -13,7 +13,7 @@ import sys
 from datetime import UTC, datetime
 
 # Telegram bot tokens look like 123456789:AA...; mask them even if not configured here.
-TOKEN_PATTERN = re.compile(r"\b\d{6,12}:[A-Za-z0-9_-]{30,}\b")
+TOKEN_PATTERN = re.compile(r"(?<![0-9])\d{6,12}:[A-Za-z0-9_-]{30,}")
 MASK = "***"
 
 

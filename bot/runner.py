@@ -56,6 +56,8 @@ async def serve(
         log.info("%s", line)
     for warning in app.warnings:
         printer.print(f"warning: {warning}")
+    if console:
+        app.notifier.subscribe(printer.alert)
     await asyncio.to_thread(_startup, app)
 
     scheduler = start_scheduler(
@@ -65,15 +67,16 @@ async def serve(
     )
     tasks = [asyncio.create_task(transport(app, stop)) for transport in transports_for(app)]
     if console:
-        console_task = asyncio.create_task(run_console(app.router, app.notifier, printer, stdin))
-        console_task.add_done_callback(lambda _task: stop.set())
+        console_task = asyncio.create_task(run_console(app.router, printer, stdin))
+        console_task.add_done_callback(lambda task: _transport_ended(task, stop))
         tasks.append(console_task)
     try:
         await stop.wait()
     finally:
         log.info("shutting down")
-        scheduler.shutdown(wait=False)
+        scheduler.pause()  # no new cycles; the one running finishes before anything closes
         await _wait_for_cycle(app)
+        scheduler.shutdown(wait=False)
         for task in tasks:
             if not task.done():
                 task.cancel()
@@ -81,6 +84,12 @@ async def serve(
         with contextlib.suppress(Exception):
             await asyncio.to_thread(app.service.emit, EventKind.STOPPED, "tradebot stopped.")
         app.db.dispose()
+
+
+def _transport_ended(task: asyncio.Task[None], stop: asyncio.Event) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("console front end failed", exc_info=task.exception())
+    stop.set()
 
 
 def _startup(app: App) -> None:

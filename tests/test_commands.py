@@ -1,0 +1,125 @@
+"""The transport-neutral command router: what the console and Telegram both rely on."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from bot.commands import Caller
+from tests.helpers import make_app
+
+
+@pytest.fixture
+def bot(tmp_path):
+    app, clock = make_app(tmp_path / "bot.db", TRADEBOT_SYMBOLS="AAPL,BTC/USD")
+    clock.advance(minutes=1)
+    app.engine.tick()
+    return app, clock
+
+
+def chat(clock, chat_id=1, message_id=None, age_seconds=0):
+    return Caller(
+        "telegram",
+        chat_id=chat_id,
+        user_id=7,
+        name="ann",
+        sent_at=clock.now() - timedelta(seconds=age_seconds),
+        message_id=message_id,
+    )
+
+
+def test_risk_set_asks_then_applies_and_persists(bot, tmp_path):
+    app, clock = bot
+    reply = app.router.handle("/risk set max_open_trades 3", chat(clock))
+    assert reply.confirmation is not None and "set max_open_trades to 3" in reply.text
+    assert app.service.limits.max_open_trades == 5  # not yet
+    done = app.router.confirm(reply.confirmation.token, chat(clock))
+    assert done.text == "Risk limit max_open_trades is now 3."
+    restarted, _ = make_app(tmp_path / "bot.db", clock=clock)
+    assert restarted.service.limits.max_open_trades == 3
+    assert "max_open_trades: 3 [default 5]" in restarted.router.handle("/risk", chat(clock)).text
+
+
+def test_risk_set_out_of_bounds_is_refused_without_asking(bot):
+    app, clock = bot
+    reply = app.router.handle("/risk set risk_per_trade_pct 50", chat(clock))
+    assert reply.confirmation is None
+    assert reply.text == "Not changed: risk_per_trade_pct must be between 0.1 and 5."
+
+
+def test_confirmation_expires_and_belongs_to_its_chat(bot):
+    app, clock = bot
+    asked = app.router.handle("/buy AAPL 1", chat(clock, message_id=10))
+    token = asked.confirmation.token
+    assert (
+        app.router.confirm(token, chat(clock, chat_id=2)).text == "This confirmation belongs to another chat."
+    )
+    clock.advance(seconds=61)
+    expired = app.router.confirm(token, chat(clock))
+    assert expired.text.startswith("Expired: buy 1 AAPL at market was not done.")
+    assert app.service.positions() == []
+
+
+def test_cancel_drops_the_pending_action(bot):
+    app, clock = bot
+    token = app.router.handle("/buy AAPL 1", chat(clock)).confirmation.token
+    assert app.router.cancel(token, chat(clock)).text == "Canceled: buy 1 AAPL at market."
+    assert app.router.confirm(token, chat(clock)).text.startswith("Nothing to confirm")
+
+
+def test_a_replayed_buy_places_one_order(bot):
+    app, clock = bot
+    for _ in range(2):  # the same Telegram message delivered twice after a crash
+        token = app.router.handle("/buy AAPL 2", chat(clock, message_id=42)).confirmation.token
+        reply = app.router.confirm(token, chat(clock, message_id=42))
+    assert reply.text.startswith("Already done")
+    assert [p.qty for p in app.service.positions()] == [2]
+
+
+def test_manual_buy_goes_through_the_risk_checks(bot):
+    app, clock = bot
+    token = app.router.handle("/buy AAPL 100000", chat(clock, message_id=5)).confirmation.token
+    reply = app.router.confirm(token, chat(clock, message_id=5))
+    assert reply.text.startswith("Blocked: position value")
+    assert app.service.positions() == []
+
+
+def test_sell_all_and_flatten(bot):
+    app, clock = bot
+    for message_id, text in ((1, "/buy AAPL 2"), (2, "/buy BTC/USD 0.01")):
+        token = app.router.handle(text, chat(clock, message_id=message_id)).confirmation.token
+        assert app.router.confirm(token, chat(clock, message_id=message_id)).text.startswith("Done: Bought")
+    token = app.router.handle("/sell AAPL all", chat(clock, message_id=3)).confirmation.token
+    assert app.router.confirm(token, chat(clock, message_id=3)).text.startswith("Done: Sold 2 AAPL")
+    asked = app.router.handle("/flatten", chat(clock, message_id=4))
+    assert "close all 1 positions (BTC/USD)" in asked.text
+    result = app.router.confirm(asked.confirmation.token, chat(clock, message_id=4))
+    assert "Sold 0.01 BTC/USD" in result.text
+    assert app.service.positions() == []
+    assert [t.exit_reason for t in app.service.trades()] == ["flatten", "manual"]
+
+
+def test_stale_state_changing_commands_are_ignored_but_reads_are_answered(bot):
+    app, clock = bot
+    stale = app.router.handle("/pause", chat(clock, age_seconds=300))
+    assert stale.text.startswith("/pause ignored: sent while the bot was offline")
+    assert not app.service.paused
+    assert app.router.handle("/status", chat(clock, age_seconds=300)).text.startswith("Mode:")
+
+
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [
+        ("hello", "Commands start with '/'"),
+        ("/buy AAPL", "Usage: /buy SYMBOL QTY"),
+        ("/buy AAPL -3", "Usage: /buy SYMBOL QTY"),
+        ("/sell AAPL lots", "Usage: /sell SYMBOL QTY|all"),
+        ("/risk set x", "Usage: /risk [set NAME VALUE]"),
+        ("/trades 0", "Usage: /trades [N]"),
+        ("/status@tradebot_bot", "Mode:"),
+    ],
+)
+def test_malformed_commands_get_a_clear_answer(bot, text, answer):
+    app, clock = bot
+    assert app.router.handle(text, chat(clock)).text.startswith(answer)

@@ -1,0 +1,104 @@
+"""The console front end, driven as a user would: a real `tradebot run` process fed on stdin."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def run_bot(tmp_path, commands: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        "TRADEBOT_SYMBOLS": "AAPL,BTC/USD",
+        "TELEGRAM_BOT_TOKEN": "",
+        "ALPACA_API_KEY": "",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "run"],
+        input=commands,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=environ,
+    )
+
+
+def test_status_pause_resume_and_a_malformed_command(tmp_path):
+    result = run_bot(tmp_path, "/status\n/pause\n/status\n/resume\n/status\n/trades many\n/frobnicate\n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Trading a SIMULATED market" in out
+    assert "60x faster than real time" in out
+    statuses = [block for block in out.split("Mode: ")[1:]]
+    assert len(statuses) == 3
+    assert "State: active" in statuses[0]
+    assert "State: paused" in statuses[1]
+    assert "State: active" in statuses[2]
+    assert "Paused: no new entries" in out
+    assert "Resumed: new entries allowed." in out
+    assert "Usage: /trades [N]" in out
+    assert "Unknown command /frobnicate" in out
+
+
+def test_paused_state_survives_a_restart(tmp_path):
+    first = run_bot(tmp_path, "/pause\n")
+    assert first.returncode == 0, first.stderr
+    second = run_bot(tmp_path, "/status\n")
+    assert "State: paused" in second.stdout
+    assert "still paused" in second.stdout  # announced again after the restart
+
+
+def test_end_of_input_exits_cleanly_even_with_no_commands(tmp_path):
+    result = run_bot(tmp_path, "")
+    assert result.returncode == 0
+    assert "Traceback" not in result.stderr
+
+
+def test_dangerous_commands_need_confirmation(tmp_path):
+    result = run_bot(tmp_path, "/buy AAPL 3\n/positions\n")
+    assert "Confirm: buy 3 AAPL at market?" in result.stdout
+    assert "No open positions." in result.stdout  # nothing happened without /confirm
+    token = result.stdout.split("Send /confirm ")[1].split()[0]
+    assert len(token) == 8
+
+
+def test_confirmed_buy_trades_through_the_risk_checks(tmp_path):
+    # the token is random, so read it from the reply and answer within the same session
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "run"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+            "TRADEBOT_SYMBOLS": "AAPL",
+            "TELEGRAM_BOT_TOKEN": "",
+            "ALPACA_API_KEY": "",
+        },
+    )
+    assert proc.stdin and proc.stdout
+    proc.stdin.write("/buy AAPL 3\n")
+    proc.stdin.flush()
+    token = None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("Send /confirm "):
+            token = line.split()[2]
+            break
+    assert token, "".join(lines)
+    proc.stdin.write(f"/confirm {token}\n/positions\n/buy AAPL 100000\n")
+    proc.stdin.close()
+    out = proc.stdout.read()
+    assert proc.wait(timeout=60) == 0
+    assert "Done: Bought 3 AAPL at" in out
+    assert "AAPL: 3 @" in out
+    # the oversized buy is asked for, but would be blocked by the risk checks if confirmed
+    assert "Confirm: buy 100000 AAPL at market?" in out

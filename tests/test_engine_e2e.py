@@ -1,0 +1,170 @@
+"""The whole core on the embedded default: synthetic market, simulated exchange, a real SQLite file."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from bot.domain import EventKind
+from bot.service import TradingService
+from tests.helpers import make_app
+
+CYCLES = 300
+
+
+def books_agree(service: TradingService) -> None:
+    """The service's records and the exchange's own books tell the same story."""
+    account = service.broker.account()
+    ours = {p.symbol: p for p in service.positions()}
+    theirs = {p.symbol: p for p in service.broker.positions()}
+    assert set(ours) == set(theirs)
+    for symbol, position in ours.items():
+        assert position.qty == pytest.approx(theirs[symbol].qty)
+        assert position.avg_price == pytest.approx(theirs[symbol].avg_price)
+    # equity = cash + positions at market
+    marked = sum(p.qty * p.market_price for p in theirs.values())
+    assert account.equity == pytest.approx(account.cash + marked)
+    # starting cash + realized P&L + unrealized P&L = equity (no commission configured)
+    realized = sum(t.pnl for t in service.trades(limit=10_000))
+    unrealized = sum((p.market_price - p.avg_price) * p.qty for p in theirs.values())
+    assert 100_000 + realized + unrealized == pytest.approx(account.equity, abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def traded(tmp_path_factory):
+    """Run a few hundred one-minute cycles once; the tests below read the result."""
+    db_path = tmp_path_factory.mktemp("e2e") / "tradebot.db"
+    app, clock = make_app(db_path)
+    reports = []
+    for _ in range(CYCLES):
+        clock.advance(minutes=1)
+        reports.append(app.engine.tick())
+    return app, clock, db_path, reports
+
+
+def test_it_trades_and_records_everything(traded):
+    app, _clock, db_path, reports = traded
+    service = app.service
+    trades = service.trades(limit=10_000)
+    assert sum(r.signals for r in reports) > 5
+    assert len(trades) >= 3, "a few hundred cycles on five symbols should close trades"
+    with sqlite3.connect(db_path) as con:
+        fills = con.execute("select count(*) from fills").fetchone()[0]
+        orders = con.execute("select count(*) from orders").fetchone()[0]
+        snapshots = con.execute("select count(*) from equity_snapshots").fetchone()[0]
+        ids = [row[0] for row in con.execute("select client_order_id from orders")]
+        mode = con.execute("pragma journal_mode").fetchone()[0]
+    assert mode == "wal"
+    assert fills >= 2 * len(trades)
+    assert orders >= fills
+    assert len(ids) == len(set(ids))
+    assert snapshots >= CYCLES // 5 - 1  # one every 5 minutes at least
+    exit_reasons = {t.exit_reason for t in trades}
+    assert exit_reasons <= {"signal", "stop_loss", "take_profit"}
+    books_agree(service)
+
+
+def test_every_entry_has_protection_and_respects_the_position_cap(traded):
+    app, *_ = traded
+    for order in app.service.orders(open_only=False, limit=1000):
+        if order.side.value == "buy" and order.strategy != "manual":
+            assert order.stop_loss is not None and order.take_profit is not None
+            assert order.stop_loss < order.filled_avg_price < order.take_profit
+            # 20% of ~100k, with some slack for equity drift
+            assert order.qty * order.filled_avg_price <= 0.2 * 110_000
+
+
+def test_rerunning_the_same_cycle_places_no_duplicate(traded, tmp_path):
+    app, clock, db_path, _ = traded
+    before = len(app.service.orders(open_only=False, limit=10_000))
+    # A fresh process (new app, empty caches) running the cycle of the same minute again.
+    again, _ = make_app(db_path, clock=clock)
+    report = again.engine.tick()
+    again.engine.tick()
+    after = len(again.service.orders(open_only=False, limit=10_000))
+    assert after == before
+    assert all(o.status in ("duplicate", "ignored", "blocked") for o in report.orders)
+    books_agree(again.service)
+
+
+def test_restart_keeps_positions_and_the_paused_state(traded):
+    app, clock, db_path, _ = traded
+    app.service.pause(by="test")
+    positions = [(p.symbol, p.qty) for p in app.service.positions()]
+    equity = app.service.broker.account().equity
+
+    restarted, _ = make_app(db_path, clock=clock)
+    assert restarted.service.paused
+    assert [(p.symbol, p.qty) for p in restarted.service.positions()] == positions
+    assert restarted.service.broker.account().equity == pytest.approx(equity)
+    assert restarted.service.reconcile() == []
+
+    # paused: cycles go on (exits still run) but no entry is placed
+    placed_before = {o.client_order_id for o in restarted.service.orders(open_only=False, limit=10_000)}
+    for _ in range(60):
+        clock.advance(minutes=1)
+        restarted.engine.tick()
+    new = [
+        o
+        for o in restarted.service.orders(open_only=False, limit=10_000)
+        if o.client_order_id not in placed_before
+    ]
+    assert all(o.side.value == "sell" for o in new)
+    blocked = [e for e in restarted.service.recent_events(200) if e.kind is EventKind.RISK_BLOCKED]
+    assert any("paused" in e.message for e in blocked)
+    restarted.service.resume(by="test")
+    assert not restarted.service.paused
+
+
+def test_stale_or_broken_data_skips_the_symbol_and_alerts(tmp_path):
+    app, clock = make_app(tmp_path / "t.db", TRADEBOT_SYMBOLS="AAPL,MSFT")
+    clock.advance(minutes=1)
+    app.engine.tick()
+    # a NaN close in AAPL's history: validation stops AAPL, MSFT goes on
+    app.engine.cache.get("AAPL").close[-1] = float("nan")
+    clock.advance(minutes=1)
+    report = app.engine.tick()
+    assert "NaN" in report.data_problems["AAPL"] and "MSFT" not in report.data_problems
+    # the data source goes down: every symbol is skipped, nothing is traded, one alert each
+    app.engine.cache.source = _DeadSource()
+    clock.advance(minutes=30)
+    tick = app.engine.tick()
+    assert set(tick.data_problems) == {"AAPL", "MSFT"}
+    assert tick.orders == []
+    outages = [e for e in app.service.recent_events(50) if e.kind is EventKind.DATA_OUTAGE]
+    assert {e.symbol for e in outages} == {"AAPL", "MSFT"}
+    count = len(outages)
+    # the next failing cycle does not alert again
+    clock.advance(minutes=1)
+    app.engine.tick()
+    assert len([e for e in app.service.recent_events(50) if e.kind is EventKind.DATA_OUTAGE]) == count
+
+
+class _DeadSource:
+    name = "dead"
+
+    def fetch(self, symbols, timeframe, start, end):
+        from bot.data.base import DataError
+
+        raise DataError("connection refused")
+
+
+def test_a_failing_strategy_is_reported_and_the_others_go_on(tmp_path):
+    from bot.strategy import Strategy
+
+    class Broken(Strategy):
+        name = "broken"
+
+        def compute(self, bars):
+            raise RuntimeError("division by zero in my indicator")
+
+    app, clock = make_app(tmp_path / "t.db", TRADEBOT_SYMBOLS="AAPL")
+    app.engine.strategies.insert(0, Broken())
+    for _ in range(120):
+        clock.advance(minutes=1)
+        report = app.engine.tick()
+        assert "broken/AAPL" in report.strategy_errors
+    errors = [e for e in app.service.recent_events(500) if e.kind is EventKind.STRATEGY_ERROR]
+    assert len(errors) == 1 and "division by zero" in errors[0].message
+    assert app.service.orders(open_only=False), "supertrend kept trading beside the broken strategy"

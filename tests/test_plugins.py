@@ -1,0 +1,132 @@
+"""Strategy plugins: built-ins, third-party packages through the `tradebot` entry-point group,
+and broken plugins reported without stopping the rest."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot import hookspecs
+from bot.plugins import load_registry
+from bot.strategy import StrategyError
+
+PLUGIN = """
+import numpy as np
+from bot.hookspecs import hookimpl
+from bot.strategy import Param, Strategy, StrategyOutput
+
+
+class AlwaysIn(Strategy):
+    name = "always_in"
+    description = "Buys on every bar (a test strategy)."
+    params = {"size": Param(1, min=1, max=10, help="unused")}
+
+    def compute(self, bars):
+        return StrategyOutput(signal=np.ones(len(bars), dtype=np.int8))
+
+
+class NoName(Strategy):
+    def compute(self, bars):
+        return StrategyOutput(signal=np.zeros(len(bars), dtype=np.int8))
+
+
+@hookimpl
+def tradebot_strategies():
+    return [AlwaysIn, NoName]
+"""
+
+
+def install_fake_distribution(root: Path) -> Path:
+    """Lay out a package and its .dist-info the way pip would: importlib.metadata finds it on sys.path."""
+    (root / "tb_thirdparty").mkdir(parents=True)
+    (root / "tb_thirdparty" / "__init__.py").write_text(PLUGIN)
+    info = root / "tb_thirdparty-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tb-thirdparty\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[tradebot]\nthirdparty = tb_thirdparty\nbroken = tb_does_not_exist.strategies\n"
+    )
+    return root
+
+
+def run(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    site = install_fake_distribution(tmp_path / "site")
+    environ = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(site), str(Path(__file__).parents[1])]),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        "ALPACA_API_KEY": "",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=environ,
+    )
+
+
+def test_builtin_supertrend_is_listed_with_parameters():
+    registry = load_registry(load_entry_points=False)
+    assert "supertrend" in registry.strategies
+    strategy = registry.create("supertrend:period=7,multiplier=2.5")
+    assert strategy.values == {"period": 7, "multiplier": 2.5}
+    assert strategy.label == "supertrend(period=7,multiplier=2.5)"
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("nosuch", "unknown strategy 'nosuch'"),
+        ("supertrend:period=0", "below its minimum"),
+        ("supertrend:period=2.5", "whole number"),
+        ("supertrend:length=3", "unknown parameter length"),
+        ("supertrend:period", "malformed parameter"),
+    ],
+)
+def test_bad_strategy_specs_are_explained(spec, message):
+    registry = load_registry(load_entry_points=False)
+    with pytest.raises(StrategyError, match=message):
+        registry.create(spec)
+    built, errors = registry.create_all([spec, "supertrend"])
+    assert [s.name for s in built] == ["supertrend"] and message.split("'")[0] in errors[0]
+
+
+def test_third_party_strategy_is_listed_and_broken_plugins_are_reported(tmp_path):
+    result = run(tmp_path, "strategies")
+    assert result.returncode == 0, result.stderr
+    assert "always_in  (from thirdparty)" in result.stdout
+    assert "size = 1" in result.stdout
+    assert "supertrend  (from plugins.supertrend)" in result.stdout
+    assert re.search(r"plugin 'broken' .* failed to load: ModuleNotFoundError", result.stderr)
+    assert "is not a named Strategy subclass" in result.stderr
+
+
+def test_third_party_strategy_trades(tmp_path):
+    result = run(tmp_path, "tick", TRADEBOT_STRATEGIES="always_in", TRADEBOT_SYMBOLS="AAPL")
+    assert result.returncode == 0, result.stderr
+    assert "Strategies: always_in(size=1)" in result.stdout
+    assert "Done: Bought" in result.stdout or "Placed: Buy" in result.stdout, result.stdout
+
+
+def test_every_hookspec_is_exercised_by_a_test():
+    """As datasette does: a new hook without a test fails here."""
+    hooks = [name for name in dir(hookspecs) if name.startswith("tradebot_")]
+    assert hooks
+    tests = "\n".join(p.read_text() for p in Path(__file__).parent.glob("test_*.py"))
+    for hook in hooks:
+        assert f"def {hook}(" in tests, f"no test implements the hook {hook}"
+
+
+def test_tick_refuses_to_start_without_a_usable_strategy(tmp_path):
+    result = run(tmp_path, "tick", TRADEBOT_STRATEGIES="nosuch")
+    assert result.returncode == 1
+    assert "no usable strategy in TRADEBOT_STRATEGIES" in result.stderr
+    assert "Installed:" in result.stderr
