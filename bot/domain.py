@@ -67,8 +67,8 @@ def client_order_id(*parts: object) -> str:
     """
     key = "|".join(p.isoformat() if isinstance(p, datetime) else str(p) for p in parts)
     digest = hashlib.sha256(key.encode()).hexdigest()[:24]
-    prefix = str(parts[0])[:16] if parts else "x"
-    return f"tb-{prefix}-{digest}"
+    prefix = "".join(ch for ch in str(parts[0]) if ch.isalnum())[:12] if parts else ""
+    return f"tb-{prefix or 'x'}-{digest}"
 
 
 @dataclass(frozen=True, slots=True)
