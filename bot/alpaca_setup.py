@@ -27,14 +27,14 @@ LIVE_HOST = "api.alpaca.markets"
 PAPER_HOST = "paper-api.alpaca.markets"
 
 
-def _secret(settings: Settings, name: str) -> str:
+def secret_setting(settings: Settings, name: str) -> str:
     value: Any = settings.values.get(name)
     if value is None:
         return ""
     return value.get() if hasattr(value, "get") else str(value)
 
 
-def _url(settings: Settings, name: str) -> str | None:
+def url_setting(settings: Settings, name: str) -> str | None:
     """A REST override is the bare origin (no /v2, no trailing slash); empty means none."""
     text = str(settings.values.get(name) or "").strip().rstrip("/")
     if not text:
@@ -50,7 +50,7 @@ def _url(settings: Settings, name: str) -> str | None:
 def trading_mode(settings: Settings) -> bool:
     """True for paper trading. Live needs ALPACA_PAPER=false, and an override URL must agree."""
     paper = bool(settings.values.get("ALPACA_PAPER", True))
-    url = _url(settings, "ALPACA_TRADING_URL")
+    url = url_setting(settings, "ALPACA_TRADING_URL")
     host = urlsplit(url).hostname if url else None
     if paper and host == LIVE_HOST:
         raise ConfigError(
@@ -69,17 +69,18 @@ def build_alpaca(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> tup
     Calls ``get_account`` once: wrong keys raise ``AuthenticationError``, an unreachable Alpaca
     raises ``BrokerError``. Both stop start-up; neither ever means "use the simulator".
     """
-    key, secret = _secret(settings, "ALPACA_API_KEY"), _secret(settings, "ALPACA_API_SECRET")
+    key, secret = secret_setting(settings, "ALPACA_API_KEY"), secret_setting(settings, "ALPACA_API_SECRET")
     if not key or not secret:
         raise AuthenticationError("ALPACA_API_KEY and ALPACA_API_SECRET must both be set to trade on Alpaca")
     paper = trading_mode(settings)
     client = harden(
-        TradingClient(key, secret, paper=paper, url_override=_url(settings, "ALPACA_TRADING_URL")), timeout
+        TradingClient(key, secret, paper=paper, url_override=url_setting(settings, "ALPACA_TRADING_URL")),
+        timeout,
     )
     alpaca_data = AlpacaBarSource.create(
         key,
         secret,
-        url=_url(settings, "ALPACA_DATA_URL"),
+        url=url_setting(settings, "ALPACA_DATA_URL"),
         feed=str(settings.values.get("ALPACA_DATA_FEED") or "iex"),
         timeout=timeout,
     )
@@ -92,7 +93,7 @@ def build_alpaca(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> tup
         account.buying_power,
     )
     source: BarSource = alpaca_data
-    polygon_key = _secret(settings, "POLYGON_API_KEY")
+    polygon_key = secret_setting(settings, "POLYGON_API_KEY")
     if polygon_key:
         base = str(settings.values.get("POLYGON_BASE_URL") or DEFAULT_BASE_URL)
         source = FallbackSource(alpaca_data, PolygonBarSource(polygon_key, base_url=base, timeout=timeout))

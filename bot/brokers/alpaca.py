@@ -315,6 +315,7 @@ class AlpacaBroker:
         self._tracked_open: set[str] = set()  # broker ids of orders open at the last look
         self._reported: dict[str, tuple[OrderStatus, float]] = {}
         self._guards: dict[str, _CryptoGuard] = {}  # entry client id -> guard
+        self._pushed: list[BrokerUpdate] = []  # from the trading stream, handed out by sync
 
     # ------------------------------------------------------------------ plumbing
     def _read(self, what: str, call: Callable[[], T], *, auth_on_403: bool = False) -> T:
@@ -758,10 +759,27 @@ class AlpacaBroker:
     def acknowledge(self, fill_ids: list[str]) -> None:
         """The service recorded these fills. Alpaca keeps its own history; nothing to do."""
 
+    def push_trade_update(self, update: Any) -> BrokerUpdate:
+        """A ``trade_updates`` event from the trading stream (alpaca-py ``TradeUpdate``): its fill
+        and order are handed out by the next ``sync``, under the same ``fill_id`` the account
+        activities give that execution, so the service records it once whichever arrives first."""
+        converted = trade_update_to_broker_update(update)
+        self._remember(update.order)
+        self._pushed.append(converted)
+        return converted
+
     def sync(self, now: datetime) -> BrokerUpdate:
-        """Fills since the last sync (account activities of type FILL, oldest first) and the
-        orders whose status or filled quantity changed; then the crypto protection."""
-        fills = self._new_fills(now)
+        """Fills since the last sync (account activities of type FILL, oldest first, plus any
+        pushed by the trading stream) and the orders whose status or filled quantity changed;
+        then the crypto protection."""
+        pushed, self._pushed = self._pushed, []
+        fills = []
+        for update in pushed:
+            for fill in update.fills:
+                if fill.fill_id not in self._seen_fills:
+                    self._mark_seen(fill.fill_id)
+                    fills.append(fill)
+        fills.extend(self._new_fills(now))
         orders = self._changed_orders()
         self._guard_crypto(now)
         return BrokerUpdate(fills=fills, orders=orders)
@@ -945,6 +963,27 @@ class AlpacaBroker:
                     f"protective order {request.client_order_id} not placed: {_describe(exc)}", retriable=True
                 ) from None
         self._remember(raw)
+
+
+def trade_update_to_broker_update(update: Any) -> BrokerUpdate:
+    """alpaca-py's ``TradeUpdate`` (``fill``/``partial_fill``/``canceled``/...) as tradebot types."""
+    order = to_order(update.order)
+    event = str(getattr(update.event, "value", update.event))
+    fills = []
+    if event in ("fill", "partial_fill") and update.qty and update.price:
+        fills.append(
+            Fill(
+                fill_id=fill_id(str(update.order.id), _float(update.order.filled_qty) or float(update.qty)),
+                client_order_id=order.client_order_id,
+                symbol=order.symbol,
+                side=order.side,
+                qty=float(update.qty),
+                price=float(update.price),
+                time=update.timestamp,
+                exit_reason=exit_reason_of(update.order),
+            )
+        )
+    return BrokerUpdate(fills=fills, orders=[order])
 
 
 def _is_crypto_order(order: Any) -> bool | None:

@@ -1,0 +1,289 @@
+"""Alpaca's live streams on the bot's event loop: bars close -> evaluate; trade updates -> record.
+
+- **Market data** (``StockDataStream``, ``CryptoDataStream``; msgpack over websockets): minute
+  bars for every symbol. When the minute bar that ends a ``TRADEBOT_TIMEFRAME`` bar arrives, the
+  symbols that closed are collected for a short moment (bars of many symbols arrive together)
+  and ``on_bars_closed`` runs once: the engine's cycle, which reads the closed bars through the
+  history cache. Daily bars are left to the schedule (a stock's day does not end at a UTC
+  minute boundary).
+- **Trading** (``TradingStream``; JSON): every ``trade_updates`` event is handed to
+  ``on_trade_update``; the wiring pushes it into the broker and runs the service's sync, so a
+  fill is recorded and alerted at once, under the same ``fill_id`` polling would give it.
+- **Drops**: alpaca-py reconnects by itself with exponential backoff; every connection after
+  the first calls ``on_reconnect`` (a sync and a cycle), so polling covers whatever was missed.
+  If a stream gives up (``_run_forever`` returns, e.g. "insufficient subscription", or raises),
+  it is restarted after a backoff; the scheduled cycles go on meanwhile.
+
+alpaca-py's ``run()`` owns a loop of its own (``asyncio.run``), so it cannot be used inside the
+bot's; its coroutine ``_run_forever`` can, and runs here as a task. Subscriptions are made
+before the task starts (``subscribe_*`` on a running stream blocks on its own loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from alpaca.data.enums import DataFeed
+from alpaca.data.live.crypto import CryptoDataStream
+from alpaca.data.live.stock import StockDataStream
+from alpaca.trading.stream import TradingStream
+
+from bot.bars import Timeframe
+from bot.domain import is_crypto
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+
+BarsClosed = Callable[[list[str], datetime], Awaitable[None]]
+TradeUpdateHandler = Callable[[Any], Awaitable[None]]
+Reconnected = Callable[[str], Awaitable[None]]
+
+
+class _Notifying:
+    """Mixin: call ``_connected`` after each successful (re)connection and authentication."""
+
+    _connected: Callable[[], Awaitable[None]] | None = None
+
+    async def _start_ws(self) -> None:
+        await super()._start_ws()  # type: ignore[misc]
+        if self._connected is not None:
+            await self._connected()
+
+
+class _StockStream(_Notifying, StockDataStream):
+    pass
+
+
+class _CryptoStream(_Notifying, CryptoDataStream):
+    pass
+
+
+class _TradingStream(_Notifying, TradingStream):
+    pass
+
+
+def stream_endpoints(
+    stream_url: str | None, trading_url: str | None, feed: str
+) -> tuple[str | None, str | None, str | None]:
+    """(stock, crypto, trading) websocket URLs; None means alpaca-py's default.
+
+    ``stream_url`` is the market data stream origin (``wss://stream.data.alpaca.markets``);
+    ``trading_url`` the trading API origin, whose ``/stream`` is the trading stream.
+    """
+    stock = crypto = trading = None
+    if stream_url:
+        base = stream_url.rstrip("/")
+        stock, crypto = f"{base}/v2/{feed}", f"{base}/v1beta3/crypto/us"
+    if trading_url:
+        base = trading_url.rstrip("/")
+        if base.startswith("http"):
+            base = "ws" + base[len("http") :]
+        trading = f"{base}/stream"
+    return stock, crypto, trading
+
+
+def closes_bar(minute_start: datetime, timeframe: Timeframe) -> bool:
+    """Whether the minute bar starting at ``minute_start`` is the last minute of a timeframe bar."""
+    if timeframe.seconds >= 86400:
+        return False
+    end = int(minute_start.timestamp()) + 60
+    return end % timeframe.seconds == 0
+
+
+def _bar_time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if hasattr(value, "to_datetime"):  # msgpack Timestamp (raw data)
+        return value.to_datetime().astimezone(UTC)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+class LiveStreams:
+    def __init__(
+        self,
+        api_key: str,
+        secret_key: str,
+        *,
+        symbols: list[str],
+        timeframe: Timeframe,
+        paper: bool = True,
+        feed: str = "iex",
+        stream_url: str | None = None,
+        trading_url: str | None = None,
+        on_bars_closed: BarsClosed | None = None,
+        on_trade_update: TradeUpdateHandler | None = None,
+        on_reconnect: Reconnected | None = None,
+        debounce: float = 1.5,
+        restart_backoff: float = 5.0,
+        min_reconnect_backoff: float = 1.0,
+    ) -> None:
+        self.timeframe = timeframe
+        self.on_bars_closed = on_bars_closed
+        self.on_trade_update = on_trade_update
+        self.on_reconnect = on_reconnect
+        self.debounce = debounce
+        self.restart_backoff = restart_backoff
+        stock_url, crypto_url, trading_ws = stream_endpoints(stream_url, trading_url, feed)
+        stocks = [s for s in symbols if not is_crypto(s)]
+        pairs = [s for s in symbols if is_crypto(s)]
+        self.streams: dict[str, Any] = {}
+        if on_bars_closed is not None and stocks:
+            stream = _StockStream(
+                api_key, secret_key, raw_data=True, feed=DataFeed(feed.lower()), url_override=stock_url
+            )
+            stream.subscribe_bars(self._on_bar, *stocks)
+            self.streams["stocks"] = stream
+        if on_bars_closed is not None and pairs:
+            stream = _CryptoStream(api_key, secret_key, raw_data=True, url_override=crypto_url)
+            stream.subscribe_bars(self._on_bar, *pairs)
+            self.streams["crypto"] = stream
+        if on_trade_update is not None:
+            stream = _TradingStream(api_key, secret_key, paper=paper, url_override=trading_ws)
+            stream.subscribe_trade_updates(self._on_trade_update)
+            self.streams["trading"] = stream
+        for name, stream in self.streams.items():
+            stream._reconnect_min_backoff = min_reconnect_backoff
+            stream._connected = self._connected_hook(name)
+        self.connections: dict[str, int] = dict.fromkeys(self.streams, 0)
+        self._pending: dict[datetime, set[str]] = {}
+        self._flushers: dict[datetime, asyncio.Task[None]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
+        self._running = False
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self._running = True
+        self._tasks = [
+            asyncio.create_task(self._keep_running(name, stream), name=f"alpaca-{name}-stream")
+            for name, stream in self.streams.items()
+        ]
+
+    async def stop(self) -> None:
+        self._running = False
+        for stream in self.streams.values():
+            with contextlib.suppress(Exception):
+                await stream.stop_ws()
+        pending = [*self._tasks, *self._flushers.values(), *self._background]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for stream in self.streams.values():
+            with contextlib.suppress(Exception):
+                await stream.close()
+
+    async def _keep_running(self, name: str, stream: Any) -> None:
+        while self._running:
+            try:
+                await stream._run_forever()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("Alpaca %s stream failed", name)
+            if not self._running:
+                return
+            log.error(
+                "Alpaca %s stream stopped; restarting in %.0fs (scheduled cycles go on)",
+                name,
+                self.restart_backoff,
+            )
+            await asyncio.sleep(self.restart_backoff)
+            stream._should_run = True
+
+    def _connected_hook(self, name: str) -> Callable[[], Awaitable[None]]:
+        async def connected() -> None:
+            self.connections[name] += 1
+            if self.connections[name] > 1:
+                log.warning("Alpaca %s stream reconnected: polling covers the gap", name)
+                if self.on_reconnect is not None:
+                    # not awaited here: the stream must keep reading while the catch-up runs
+                    task = asyncio.create_task(self._safely(self.on_reconnect(name), f"{name} reconnect"))
+                    self._background.add(task)
+                    task.add_done_callback(self._background.discard)
+            else:
+                log.info("Alpaca %s stream connected", name)
+
+        return connected
+
+    # ------------------------------------------------------------------ handlers
+    async def _on_bar(self, bar: dict[str, Any]) -> None:
+        start = _bar_time(bar["t"])
+        if not closes_bar(start, self.timeframe):
+            return
+        closed_at = datetime.fromtimestamp(int(start.timestamp()) + 60, tz=UTC)
+        self._pending.setdefault(closed_at, set()).add(str(bar["S"]))
+        if closed_at not in self._flushers:
+            self._flushers[closed_at] = asyncio.create_task(self._flush(closed_at))
+
+    async def _flush(self, closed_at: datetime) -> None:
+        await asyncio.sleep(self.debounce)  # let the other symbols' bars of this minute arrive
+        symbols = sorted(self._pending.pop(closed_at, set()))
+        self._flushers.pop(closed_at, None)
+        if symbols and self.on_bars_closed is not None:
+            log.info("bars closed at %s for %s: evaluating", closed_at.isoformat(), ", ".join(symbols))
+            await self._safely(self.on_bars_closed(symbols, closed_at), "bar-close evaluation")
+
+    async def _on_trade_update(self, update: Any) -> None:
+        if self.on_trade_update is not None:
+            await self._safely(self.on_trade_update(update), "trade update")
+
+    @staticmethod
+    async def _safely(job: Awaitable[None], what: str) -> None:
+        try:
+            await job
+        except Exception:
+            log.exception("%s failed", what)
+
+
+async def run_streams(app: App, stop: asyncio.Event) -> None:
+    """A transport for ``bot.runner``: Alpaca's streams until ``stop`` is set.
+
+    Runs only on the Alpaca broker with ``ALPACA_STREAMING=true``; otherwise returns at once and
+    the schedule alone drives the bot.
+    """
+    from bot.alpaca_setup import secret_setting, url_setting
+
+    settings = app.settings
+    if app.broker.name != "alpaca" or not settings.values.get("ALPACA_STREAMING"):
+        await stop.wait()
+        return
+    broker: Any = app.broker
+
+    async def bars_closed(symbols: list[str], closed_at: datetime) -> None:
+        await app.engine.run_tick()
+
+    async def trade_update(update: Any) -> None:
+        broker.push_trade_update(update)
+        await asyncio.to_thread(app.service.sync)
+
+    async def reconnected(name: str) -> None:
+        if name == "trading":
+            await asyncio.to_thread(app.service.sync)
+        else:
+            await app.engine.run_tick()
+
+    streams = LiveStreams(
+        secret_setting(settings, "ALPACA_API_KEY"),
+        secret_setting(settings, "ALPACA_API_SECRET"),
+        symbols=list(app.engine.symbols),
+        timeframe=app.engine.timeframe,
+        paper=broker.paper,
+        feed=str(settings.values.get("ALPACA_DATA_FEED") or "iex"),
+        stream_url=str(settings.values.get("ALPACA_STREAM_URL") or "") or None,
+        trading_url=url_setting(settings, "ALPACA_TRADING_URL"),
+        on_bars_closed=bars_closed,
+        on_trade_update=trade_update,
+        on_reconnect=reconnected,
+    )
+    await streams.start()
+    try:
+        await stop.wait()
+    finally:
+        await streams.stop()

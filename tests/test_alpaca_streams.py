@@ -1,0 +1,199 @@
+"""Live streams: alpaca-py's stream clients against a local websockets server speaking Alpaca's
+protocols (msgpack for market data, JSON for trade updates)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+
+import msgpack
+import pytest
+from alpaca.trading.client import TradingClient
+from websockets.asyncio.server import serve
+
+from bot.bars import Timeframe
+from bot.brokers.alpaca import AlpacaBroker, harden
+from bot.streams import LiveStreams, closes_bar, stream_endpoints
+from tests.fakes.alpaca_server import FakeAlpaca
+
+T = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+
+
+def minute_bar(symbol: str, minute: int) -> dict:
+    when = datetime.fromtimestamp(T.timestamp() + 60 * minute, tz=UTC)
+    return {
+        "T": "b",
+        "S": symbol,
+        "o": 1.0,
+        "h": 2.0,
+        "l": 0.5,
+        "c": 1.5,
+        "v": 100,
+        "t": msgpack.Timestamp.from_datetime(when),
+    }
+
+
+class DataServer:
+    """Alpaca's market data stream: connected, authenticated, subscription, then scripted frames.
+    ``sessions`` is a list of frame lists, one per connection; after its frames a session is
+    dropped (the server closes), except the last one, which stays open."""
+
+    def __init__(self, sessions: list[list[list[dict]]]) -> None:
+        self.sessions = sessions
+        self.connections = 0
+        self.subscriptions: list[dict] = []
+        self.paths: list[str] = []
+
+    async def handler(self, ws) -> None:
+        index = self.connections
+        self.connections += 1
+        self.paths.append(ws.request.path)
+        await ws.send(msgpack.packb([{"T": "success", "msg": "connected"}]))
+        auth = msgpack.unpackb(await ws.recv())
+        assert auth["action"] == "auth"
+        await ws.send(msgpack.packb([{"T": "success", "msg": "authenticated"}]))
+        subscription = msgpack.unpackb(await ws.recv())
+        self.subscriptions.append(subscription)
+        await ws.send(msgpack.packb([{"T": "subscription", "bars": subscription.get("bars", [])}]))
+        frames = self.sessions[index] if index < len(self.sessions) else []
+        for frame in frames:
+            await ws.send(msgpack.packb(frame))
+        if index + 1 < len(self.sessions):
+            await ws.close()
+            return
+        await ws.wait_closed()  # stay open until the client leaves
+
+
+async def wait_for(condition, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+def test_stream_endpoints():
+    assert stream_endpoints("ws://127.0.0.1:9/", "http://127.0.0.1:8", "iex") == (
+        "ws://127.0.0.1:9/v2/iex",
+        "ws://127.0.0.1:9/v1beta3/crypto/us",
+        "ws://127.0.0.1:8/stream",
+    )
+    assert stream_endpoints(None, None, "iex") == (None, None, None)  # alpaca-py's defaults
+
+
+def test_closes_bar():
+    five = Timeframe.parse("5m")
+    assert closes_bar(T.replace(minute=4), five) and not closes_bar(T.replace(minute=3), five)
+    assert closes_bar(T, Timeframe.parse("1m"))
+    assert not closes_bar(T, Timeframe.parse("1d"))  # the schedule drives daily bars
+
+
+def test_bar_close_triggers_one_evaluation_and_a_drop_reconnects():
+    async def scenario() -> None:
+        server = DataServer(
+            [
+                [[minute_bar("AAPL", 3)], [minute_bar("AAPL", 4), minute_bar("MSFT", 4)]],  # then dropped
+                [[minute_bar("AAPL", 9)]],
+            ]
+        )
+        closed: list[tuple[list[str], datetime]] = []
+        reconnects: list[str] = []
+
+        async def on_closed(symbols, when):
+            closed.append((symbols, when))
+
+        async def on_reconnect(name):
+            reconnects.append(name)
+
+        async with serve(server.handler, "127.0.0.1", 0) as ws_server:
+            port = ws_server.sockets[0].getsockname()[1]
+            streams = LiveStreams(
+                "key",
+                "secret",
+                symbols=["AAPL", "MSFT"],
+                timeframe=Timeframe.parse("5m"),
+                stream_url=f"ws://127.0.0.1:{port}",
+                on_bars_closed=on_closed,
+                on_reconnect=on_reconnect,
+                debounce=0.1,
+                min_reconnect_backoff=0.05,
+            )
+            await streams.start()
+            try:
+                await wait_for(lambda: len(closed) == 2)
+            finally:
+                await streams.stop()
+        assert server.paths[0] == "/v2/iex"
+        assert sorted(server.subscriptions[0]["bars"]) == ["AAPL", "MSFT"]
+        assert closed[0] == (["AAPL", "MSFT"], T.replace(minute=5))  # one evaluation for both
+        assert closed[1] == (["AAPL"], T.replace(minute=10))
+        assert server.connections == 2 and reconnects == ["stocks"]
+
+    asyncio.run(scenario())
+
+
+def test_trade_update_fill_is_recorded_once_with_the_polling_fill_id():
+    """A fill pushed by the trading stream and the same execution in account activities are one fill."""
+    with FakeAlpaca() as fake:
+        fake.prices["AAPL"] = 100.0
+        client = harden(TradingClient("test-key", "test-secret", paper=True, url_override=fake.url), 5)
+        broker = AlpacaBroker(client, paper=True, sleep=lambda s: None)
+        from bot.domain import OrderIntent, Side
+
+        broker.submit(OrderIntent("tb-s-1", "AAPL", Side.BUY, 10, stop_loss=95.0, take_profit=110.0))
+        order = fake.fill("tb-s-1", price=100.0)
+        update = {
+            "stream": "trade_updates",
+            "data": {
+                "event": "fill",
+                "execution_id": "7b7d4b8a-1111-4222-8333-444455556666",
+                "order": order.to_json(),
+                "timestamp": "2026-03-02T15:00:01.000000Z",
+                "position_qty": "10",
+                "price": "100",
+                "qty": "10",
+            },
+        }
+        received = []
+
+        async def handler(ws) -> None:
+            auth = json.loads(await ws.recv())
+            assert auth["action"] == "authenticate" and auth["data"]["key_id"] == "key"
+            await ws.send(json.dumps({"stream": "authorization", "data": {"status": "authorized"}}))
+            listen = json.loads(await ws.recv())
+            assert listen["data"]["streams"] == ["trade_updates"]
+            await ws.send(json.dumps(update))
+            await ws.wait_closed()
+
+        async def on_trade(trade_update) -> None:
+            received.append(broker.push_trade_update(trade_update))
+
+        async def scenario() -> None:
+            async with serve(handler, "127.0.0.1", 0) as ws_server:
+                port = ws_server.sockets[0].getsockname()[1]
+                streams = LiveStreams(
+                    "key",
+                    "secret",
+                    symbols=["AAPL"],
+                    timeframe=Timeframe.parse("1m"),
+                    trading_url=f"http://127.0.0.1:{port}",
+                    on_trade_update=on_trade,
+                )
+                await streams.start()
+                try:
+                    await wait_for(lambda: received)
+                finally:
+                    await streams.stop()
+
+        asyncio.run(scenario())
+        (pushed,) = received[0].fills
+        assert (pushed.client_order_id, pushed.qty, pushed.price) == ("tb-s-1", 10.0, 100.0)
+        fills = broker.sync(datetime.now(UTC)).fills
+        assert [f.fill_id for f in fills] == [pushed.fill_id]  # activities add nothing new
+        assert broker.sync(datetime.now(UTC)).fills == []
+
+
+@pytest.mark.parametrize("feed", ["iex", "sip"])
+def test_stock_feed_in_the_stream_path(feed):
+    assert stream_endpoints("wss://stream.example", None, feed)[0] == f"wss://stream.example/v2/{feed}"
