@@ -312,3 +312,12 @@ class _Prices:
 
     def latest_prices(self, symbols):
         return {s: self.fake.prices[s] for s in symbols if s in self.fake.prices}
+
+
+def test_an_exit_that_fails_after_canceling_the_legs_says_the_position_is_unprotected(fake, broker):
+    placed = broker.submit(entry())
+    fake.fill(placed.client_order_id, price=100.0)
+    fake.fail_before_accept = [503]
+    with pytest.raises(BrokerError, match="no broker-side protection") as info:
+        broker.submit(OrderIntent("tb-exit", "AAPL", Side.SELL, 10, exit_reason=ExitReason.SIGNAL))
+    assert info.value.retriable

@@ -316,6 +316,7 @@ class AlpacaBroker:
         self._reported: dict[str, tuple[OrderStatus, float]] = {}
         self._guards: dict[str, _CryptoGuard] = {}  # entry client id -> guard
         self._pushed: list[BrokerUpdate] = []  # from the trading stream, handed out by sync
+        self._released_for: str | None = None  # symbol whose protection this submit canceled
 
     # ------------------------------------------------------------------ plumbing
     def _read(self, what: str, call: Callable[[], T], *, auth_on_403: bool = False) -> T:
@@ -490,6 +491,7 @@ class AlpacaBroker:
 
     # ------------------------------------------------------------------ orders
     def submit(self, intent: OrderIntent) -> Order:
+        self._released_for = None
         try:
             request = self._prepare(intent)
         except OrderRejected:
@@ -500,6 +502,18 @@ class AlpacaBroker:
                 log.info("order %s is already at Alpaca: treated as placed", intent.client_order_id)
                 return self._convert(existing, intent)
             raise
+        try:
+            return self._send(intent, request)
+        except BrokerError as exc:
+            if self._released_for != intent.symbol:
+                raise
+            raise type(exc)(
+                f"{exc}. Its stop-loss/take-profit orders at Alpaca were already canceled: "
+                f"{intent.symbol} has no broker-side protection until an exit is placed",
+                retriable=exc.retriable,
+            ) from None
+
+    def _send(self, intent: OrderIntent, request: Any) -> Order:
         try:
             raw = self.client.submit_order(request)
         except APIError as exc:
@@ -741,6 +755,7 @@ class AlpacaBroker:
                         retriable=True,
                     )
                 self._sleep(0.2)
+        self._released_for = symbol
         for guard in [g for g in self._guards.values() if g.symbol == symbol]:
             self._guards.pop(guard.entry_client_order_id, None)
 
