@@ -197,3 +197,37 @@ def test_trade_update_fill_is_recorded_once_with_the_polling_fill_id():
 @pytest.mark.parametrize("feed", ["iex", "sip"])
 def test_stock_feed_in_the_stream_path(feed):
     assert stream_endpoints("wss://stream.example", None, feed)[0] == f"wss://stream.example/v2/{feed}"
+
+
+def test_run_streams_bar_close_runs_the_cycle_that_places_the_order(tmp_path):
+    """ALPACA_STREAMING on a real app: a closing minute bar on the stream triggers the engine's
+    cycle, which reads the bars over REST and places the bracket at once."""
+    from bot.app import build_app
+    from bot.clock import ManualClock
+    from bot.config import Settings
+    from bot.streams import run_streams
+    from tests.test_alpaca_e2e import LAST_BAR, NOW, env_for, flip_up
+
+    minutes = int((LAST_BAR - T).total_seconds() // 60)
+    server = DataServer([[[minute_bar("AAPL", minutes)]]])
+
+    async def scenario(fake: FakeAlpaca) -> None:
+        async with serve(server.handler, "127.0.0.1", 0) as ws_server:
+            port = ws_server.sockets[0].getsockname()[1]
+            env = env_for(
+                fake, tmp_path / "t.db", ALPACA_STREAMING="true", ALPACA_STREAM_URL=f"ws://127.0.0.1:{port}"
+            )
+            app = build_app(Settings.from_mapping(env), accelerate=False, clock=ManualClock(NOW))
+            stop = asyncio.Event()
+            task = asyncio.create_task(run_streams(app, stop))
+            try:
+                await wait_for(lambda: fake.requests_to("POST", "/v2/orders"), timeout=10)
+            finally:
+                stop.set()
+                await asyncio.wait_for(task, 10)
+
+    with FakeAlpaca() as fake:
+        fake.set_bars("AAPL", flip_up())
+        asyncio.run(scenario(fake))
+        (post,) = fake.requests_to("POST", "/v2/orders")
+        assert post.body["order_class"] == "bracket" and post.body["symbol"] == "AAPL"
