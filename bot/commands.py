@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot import formatting as fmt
-from bot.clock import Clock
+from bot.clock import AcceleratedClock, Clock, SystemClock
 from bot.domain import Side
 from bot.plugins import Registry
 from bot.service import TradingService
@@ -90,11 +90,16 @@ class CommandRouter:
     registry: Registry
     clock: Clock
     confirm_ttl: float = 60.0
+    # Message ages and confirmation deadlines are human time. By default that is ``clock``, except
+    # for the simulated market's accelerated clock (TRADEBOT_SIM_SPEED, resumed ahead of real time).
+    wall_clock: Clock | None = None
     commands: dict[str, Command] = field(default_factory=dict)
     _pending: dict[str, _Pending] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
+        if self.wall_clock is None:
+            self.wall_clock = SystemClock() if isinstance(self.clock, AcceleratedClock) else self.clock
         for command in (
             Command("start", "Introduction and status", "/start", self._start),
             Command("help", "List the commands", "/help", self._help),
@@ -145,7 +150,7 @@ class CommandRouter:
         if command is None:
             return Reply(f"Unknown command /{name}. Send /help for the list.")
         if command.changes_state and caller.sent_at is not None:
-            age = self.clock.now() - caller.sent_at
+            age = self.wall_clock.now() - caller.sent_at
             if age > STALE_AFTER:
                 log.warning("ignoring /%s sent %s ago while offline", name, age)
                 return Reply(
@@ -170,7 +175,7 @@ class CommandRouter:
             with self._lock:
                 self._pending[token] = pending
             return Reply("This confirmation belongs to another chat.")
-        if self.clock.now() > pending.expires_at:
+        if self.wall_clock.now() > pending.expires_at:
             return Reply(f"Expired: {pending.summary} was not done. Send the command again.")
         return pending.action()
 
@@ -184,9 +189,9 @@ class CommandRouter:
 
     def _ask(self, caller: Caller, summary: str, action: Callable[[], Reply]) -> Reply:
         token = secrets.token_hex(4)
-        expires = self.clock.now() + timedelta(seconds=self.confirm_ttl)
+        expires = self.wall_clock.now() + timedelta(seconds=self.confirm_ttl)
         with self._lock:
-            now = self.clock.now()
+            now = self.wall_clock.now()
             for key in [k for k, p in self._pending.items() if p.expires_at < now]:
                 del self._pending[key]
             self._pending[token] = _Pending(action, caller, expires, summary)
