@@ -20,6 +20,7 @@ from bot.config import Settings
 from bot.data.base import BarSource
 from bot.data.cache import HistoryCache
 from bot.engine import Engine
+from bot.lease import Lease
 from bot.notify import Notifier
 from bot.plugins import Registry, load_registry
 from bot.risk import RiskLimits
@@ -49,6 +50,7 @@ class App:
     notifier: Notifier
     strategies: list[Strategy]
     interval_seconds: float  # real seconds between cycles
+    lease: Lease  # one trading process per database; `tradebot run` and `tradebot tick` take it
     banner: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -65,7 +67,7 @@ def build_app(settings: Settings, *, accelerate: bool = True, clock: Clock | Non
         raise StartupError(f"TRADEBOT_TIMEFRAME: {exc}") from None
     db = Database(settings.database_url)
     try:
-        db.create_schema()
+        db.create_schema(auto_migrate=settings.tradebot_auto_migrate)
     except DatabaseError as exc:
         raise StartupError(f"{exc}. Check DATABASE_URL ({safe_url(settings.database_url)}).") from None
 
@@ -116,6 +118,7 @@ def build_app(settings: Settings, *, accelerate: bool = True, clock: Clock | Non
         notifier=notifier,
         strategies=strategies,
         interval_seconds=settings.tradebot_interval_seconds / speed,
+        lease=Lease(db, seconds=settings.tradebot_lease_seconds),
         warnings=errors + registry.errors,
     )
     app.banner = _banner(app, timeframe, speed)

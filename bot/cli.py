@@ -9,6 +9,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+EXIT_TICK_SKIPPED = 75  # EX_TEMPFAIL: another process holds the trading lease; nothing was done
+
 DESCRIPTION = """\
 tradebot: a chat-ops trading bot for Alpaca (US stocks and crypto).
 
@@ -25,6 +27,8 @@ examples:
   tradebot run                         trade (simulated market by default), commands on stdin
   printf '/status\\n/pause\\n' | tradebot run
   tradebot tick                        one engine cycle, then exit (cron, Heroku Scheduler)
+  tradebot db upgrade                  create or upgrade the database schema (DATABASE_URL)
+  tradebot doctor                      check configuration, database, broker and Telegram
   tradebot strategies                  installed strategies and their parameters
   tradebot backtest --strategy supertrend --csv bars.csv --plot out.png
 """
@@ -68,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
         "tick",
         help="run one engine cycle and exit (0 on success)",
         description="One cycle: sync fills, fetch bars, run the strategies, place orders. "
-        "Exits non-zero with a message when it cannot run.",
+        "Exits non-zero with a message when it cannot run, and with status 75 (EX_TEMPFAIL: try "
+        "later) without doing anything while another process, such as `tradebot run`, holds the "
+        "trading lease on the same database.",
     )
     tick.set_defaults(func=cmd_tick)
 
@@ -76,8 +82,38 @@ def build_parser() -> argparse.ArgumentParser:
     strategies.set_defaults(func=cmd_strategies)
 
     config = sub.add_parser("config", help="show the configuration in effect (secrets masked)")
-    config.add_argument("--example", action="store_true", help="print a commented .env.example with every variable")
+    config.add_argument(
+        "--example", action="store_true", help="print a commented .env.example with every variable"
+    )
     config.set_defaults(func=cmd_config)
+
+    db = sub.add_parser(
+        "db",
+        help="database schema: upgrade, current, check",
+        description="The schema is created and upgraded by migrations (storage/migrations). "
+        "`tradebot run` and `tradebot tick` upgrade it at start unless TRADEBOT_AUTO_MIGRATE=false.",
+    )
+    db_actions = db.add_subparsers(title="actions", metavar="ACTION", required=True)
+    for name, help_text in (
+        ("upgrade", "apply every pending migration (safe to run while the bot runs, and twice)"),
+        ("current", "show the database's schema revision and the newest this tradebot knows"),
+        ("check", "compare the database with the models; non-zero if they differ"),
+    ):
+        db_actions.add_parser(name, help=help_text).set_defaults(func=cmd_db, action=name)
+    revision = db_actions.add_parser(
+        "revision", help="developers: write the next migration from the change to storage/models.py"
+    )
+    revision.add_argument("-m", "--message", required=True, help="what the migration changes")
+    revision.set_defaults(func=cmd_db, action="revision")
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="check configuration, database, broker and Telegram; say what to fix",
+        description="Checks the configuration, the database (reachable, schema revision, who holds "
+        "the trading lease), the broker and Telegram, and prints what is wrong and how to fix it. "
+        "Never prints a secret. Exits 1 if any check failed.",
+    )
+    doctor.set_defaults(func=cmd_doctor)
 
     from bot.backtest.cli_args import add_backtest_parser  # light: argparse only
 
@@ -118,21 +154,38 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot.runner import serve, wants_console
 
     app = _build(args, accelerate=True)
-    asyncio.run(serve(app, console=wants_console(app)))
-    return 0
+    return asyncio.run(serve(app, console=wants_console(app)))
 
 
 def cmd_tick(args: argparse.Namespace) -> int:
     from bot import formatting as fmt
+    from storage.db import DatabaseError
 
     app = _build(args, accelerate=False)
     for line in app.banner:
         print(line)
+    app.service.gate = app.lease
     try:
-        app.service.reconcile()
-        report = app.engine.tick()
+        held = app.lease.try_acquire()
+    except DatabaseError as exc:
+        _fail(f"cannot take the trading lease: {exc}")
+    if not held:
+        print(f"Tick skipped, nothing done: {app.lease.standby_reason()}.")
+        app.db.dispose()
+        return EXIT_TICK_SKIPPED
+    try:
+        with app.lease.renewing():
+            app.service.reconcile()
+            report = app.engine.tick()
     except Exception as exc:
         _fail(f"cycle failed: {type(exc).__name__}: {exc}")
+    finally:
+        try:
+            app.lease.release()
+        except DatabaseError as exc:
+            print(
+                f"warning: could not release the trading lease (it expires by itself): {exc}", file=sys.stderr
+            )
     print(f"Cycle at {fmt.when(report.started)}: {report.signals} signals, {len(report.orders)} orders")
     for outcome in report.orders:
         print("  " + fmt.outcome(outcome))
@@ -142,6 +195,50 @@ def cmd_tick(args: argparse.Namespace) -> int:
         print(f"  strategy error {name}: {error}")
     app.db.dispose()
     return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from storage import migrate
+    from storage.db import Database, DatabaseError, safe_url
+
+    if args.action == "revision":
+        print(f"Wrote {migrate.revision(args.message)}: review it before committing.")
+        return 0
+    settings = _settings(args)
+    db = Database(settings.database_url)
+    where = safe_url(settings.database_url)
+    try:
+        if args.action == "upgrade":
+            result = migrate.upgrade(db)
+            if result.changed:
+                print(
+                    f"{where}: upgraded from {migrate.describe(result.before)} to {migrate.describe(result.after)}"
+                )
+            else:
+                print(f"{where}: already at {migrate.describe(result.after)}, the newest")
+        elif args.action == "current":
+            now, newest = migrate.current(db), migrate.head()
+            print(f"{where}: revision {migrate.describe(now)}")
+            print(f"this tradebot's newest: {migrate.describe(newest)}")
+            if now != newest:
+                print("run `tradebot db upgrade` to bring the database up to date")
+        else:
+            differences = migrate.check(db)
+            for difference in differences:
+                print(difference)
+            print(f"{where}: " + ("differs from the models" if differences else "matches the models"))
+            return 1 if differences else 0
+    except DatabaseError as exc:
+        _fail(str(exc))
+    finally:
+        db.dispose()
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from bot.doctor import run_doctor
+
+    return run_doctor(env_file=args.env_file)
 
 
 def cmd_strategies(args: argparse.Namespace) -> int:

@@ -84,6 +84,13 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _lease_seconds(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or not 3 <= value <= 600:
+        raise ValueError("must be between 3 and 600 seconds")
+    return value
+
+
 def database_url(text: str) -> str:
     """Heroku hands out ``postgres://``; SQLAlchemy wants ``postgresql+psycopg://``."""
     url = text.strip()
@@ -143,6 +150,19 @@ VARIABLES: tuple[Var, ...] = (
     ),
     Var("LOG_LEVEL", "INFO", "Log level: DEBUG, INFO, WARNING or ERROR", lambda s: s.strip().upper()),
     Var("LOG_FORMAT", "text", "Log format: text or json (one JSON object per line)"),
+    Var(
+        "TRADEBOT_AUTO_MIGRATE",
+        "true",
+        "Upgrade the database schema at start; false: refuse to start until `tradebot db upgrade` has run",
+        _bool,
+    ),
+    Var(
+        "TRADEBOT_LEASE_SECONDS",
+        "30",
+        "One trading instance per database: a holder that stops renewing its lease (every third of this) "
+        "is replaced after this many seconds",
+        _lease_seconds,
+    ),
     # Telegram
     Var(
         "TELEGRAM_BOT_TOKEN",
@@ -299,16 +319,66 @@ VARIABLES: tuple[Var, ...] = (
         group="Risk",
     ),
     # Alpaca
-    Var("ALPACA_API_KEY", "", "Alpaca API key id; when set, tradebot trades on Alpaca instead of the simulator", secret=True, group="Alpaca"),
+    Var(
+        "ALPACA_API_KEY",
+        "",
+        "Alpaca API key id; when set, tradebot trades on Alpaca instead of the simulator",
+        secret=True,
+        group="Alpaca",
+    ),
     Var("ALPACA_API_SECRET", "", "Alpaca API secret key", secret=True, group="Alpaca"),
-    Var("ALPACA_PAPER", "true", "Paper trading (true) or live money (false: must be set explicitly)", _bool, group="Alpaca"),
-    Var("ALPACA_TRADING_URL", "", "Override of the trading API origin, e.g. http://127.0.0.1:8080 (no /v2); empty: Alpaca's paper or live", group="Alpaca"),
-    Var("ALPACA_DATA_URL", "", "Override of the market data API origin (no /v2); empty: https://data.alpaca.markets", group="Alpaca"),
-    Var("ALPACA_STREAM_URL", "", "Override of the market data stream origin, e.g. ws://127.0.0.1:8765 (/v2/<feed> and /v1beta3/crypto/us are appended)", group="Alpaca"),
-    Var("ALPACA_DATA_FEED", "iex", "Stock data feed: iex (free plans) or sip (paid)", lambda s: s.strip().lower(), group="Alpaca"),
-    Var("ALPACA_STREAMING", "false", "Live streams: evaluate strategies as bars close and record fills from trade updates at once", _bool, group="Alpaca"),
-    Var("POLYGON_API_KEY", "", "Polygon API key; when set, Polygon's aggregates serve bars Alpaca's data API could not", secret=True, group="Alpaca"),
-    Var("POLYGON_BASE_URL", "https://api.polygon.io", "Polygon API origin (override for tests or a proxy)", group="Alpaca"),
+    Var(
+        "ALPACA_PAPER",
+        "true",
+        "Paper trading (true) or live money (false: must be set explicitly)",
+        _bool,
+        group="Alpaca",
+    ),
+    Var(
+        "ALPACA_TRADING_URL",
+        "",
+        "Override of the trading API origin, e.g. http://127.0.0.1:8080 (no /v2); empty: Alpaca's paper or live",
+        group="Alpaca",
+    ),
+    Var(
+        "ALPACA_DATA_URL",
+        "",
+        "Override of the market data API origin (no /v2); empty: https://data.alpaca.markets",
+        group="Alpaca",
+    ),
+    Var(
+        "ALPACA_STREAM_URL",
+        "",
+        "Override of the market data stream origin, e.g. ws://127.0.0.1:8765 (/v2/<feed> and /v1beta3/crypto/us are appended)",
+        group="Alpaca",
+    ),
+    Var(
+        "ALPACA_DATA_FEED",
+        "iex",
+        "Stock data feed: iex (free plans) or sip (paid)",
+        lambda s: s.strip().lower(),
+        group="Alpaca",
+    ),
+    Var(
+        "ALPACA_STREAMING",
+        "false",
+        "Live streams: evaluate strategies as bars close and record fills from trade updates at once",
+        _bool,
+        group="Alpaca",
+    ),
+    Var(
+        "POLYGON_API_KEY",
+        "",
+        "Polygon API key; when set, Polygon's aggregates serve bars Alpaca's data API could not",
+        secret=True,
+        group="Alpaca",
+    ),
+    Var(
+        "POLYGON_BASE_URL",
+        "https://api.polygon.io",
+        "Polygon API origin (override for tests or a proxy)",
+        group="Alpaca",
+    ),
 )
 
 

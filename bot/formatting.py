@@ -52,6 +52,8 @@ def status(view: StatusView) -> str:
         f"Clock: {when(view.now)}"
         + (f" (simulated, {view.clock_speed:g}x)" if view.clock_speed != 1 else ""),
     ]
+    if view.instance:
+        lines.append(f"Instance: {view.instance}")
     if view.data_problems:
         lines.append("Data problems (not trading these):")
         lines += [f"  {symbol}: {problem}" for symbol, problem in sorted(view.data_problems.items())]

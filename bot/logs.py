@@ -62,5 +62,5 @@ def setup_logging(level: str = "INFO", fmt: str = "text", secrets: list[str] | N
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level if level in logging.getLevelNamesMapping() else "INFO")
-    for noisy in ("httpx", "httpcore", "apscheduler.executors.default", "urllib3", "websockets"):
+    for noisy in ("httpx", "httpcore", "apscheduler.executors.default", "urllib3", "websockets", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,10 +1,21 @@
-"""``tradebot run``: the engine on a schedule plus the front ends, on one asyncio event loop."""
+"""``tradebot run``: the engine on a schedule plus the front ends, on one asyncio event loop.
+
+Only the holder of the trading lease (``bot/lease.py``) trades: a second process waits in
+standby, saying so in its log and in the console's /status, and takes over when the first
+stops renewing. Telegram starts once the lease is held (one poller per bot token).
+
+On SIGTERM or SIGINT: no new orders (the lease drains), the running cycle finishes within
+``SHUTDOWN_GRACE_SECONDS``, the lease is released so a successor starts at once, and the
+process exits; a cycle that is still stuck after the grace period is abandoned and the
+process exits anyway, keeping the lease until it runs out.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -12,13 +23,15 @@ from typing import TextIO
 
 from bot.app import App
 from bot.console import ConsolePrinter, run_console
-from bot.domain import EventKind
+from bot.domain import EventKind, Severity
 from bot.engine import start_scheduler
+from storage.db import DatabaseError
 
 log = logging.getLogger(__name__)
 
 RECONCILE_MINUTES = 15
 SHUTDOWN_GRACE_SECONDS = 15
+EXIT_LEASE_LOST = 3  # another instance took over: exit so a supervisor restarts us in standby
 
 # A transport runs until ``stop`` is set (Telegram plugs in here).
 Transport = Callable[[App, asyncio.Event], Awaitable[None]]
@@ -41,9 +54,8 @@ def transports_for(app: App) -> list[Transport]:
     return [run_telegram]
 
 
-async def serve(
-    app: App, *, console: bool, stdin: TextIO | None = None, stdout: TextIO | None = None
-) -> None:
+async def serve(app: App, *, console: bool, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
+    """Run until SIGTERM, SIGINT or the end of the console's input; returns the exit status."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -56,34 +68,120 @@ async def serve(
         log.info("%s", line)
     for warning in app.warnings:
         printer.print(f"warning: {warning}")
-    if console:
+    app.service.gate = app.lease
+    tasks: list[asyncio.Task[None]] = []
+    if console:  # the console answers /status in standby too
         app.notifier.subscribe(printer.alert)
-    await asyncio.to_thread(_startup, app)
-
-    scheduler = start_scheduler(
-        app.engine,
-        app.interval_seconds,
-        extra_jobs=[(_reconcile_job(app), {"trigger": "interval", "minutes": RECONCILE_MINUTES})],
-    )
-    tasks = [asyncio.create_task(transport(app, stop)) for transport in transports_for(app)]
-    if console:
         console_task = asyncio.create_task(run_console(app.router, printer, stdin))
         console_task.add_done_callback(lambda task: _transport_ended(task, stop))
         tasks.append(console_task)
+    scheduler = None
+    status = 0
     try:
+        if not await _acquire_lease(app, stop, printer):
+            return 0
+        await asyncio.to_thread(_startup, app)
+        scheduler = start_scheduler(
+            app.engine,
+            app.interval_seconds,
+            extra_jobs=[(_reconcile_job(app), {"trigger": "interval", "minutes": RECONCILE_MINUTES})],
+        )
+        scheduler.modify_job("tick", func=_tick_job(app))  # no cycle unless this process holds the lease
+        tasks += [asyncio.create_task(transport(app, stop)) for transport in transports_for(app)]
+        keeper = asyncio.create_task(_keep_lease(app, stop))
         await stop.wait()
+        keeper.cancel()
+        status = EXIT_LEASE_LOST if app.lease.lost else 0
     finally:
         log.info("shutting down")
-        scheduler.pause()  # no new cycles; the one running finishes before anything closes
-        await _wait_for_cycle(app)
-        scheduler.shutdown(wait=False)
+        app.lease.draining = True  # from here on no order leaves this process
+        finished = True
+        if scheduler is not None:
+            scheduler.pause()  # no new cycles; the one running finishes before anything closes
+            finished = await _wait_for_cycle(app)
+            scheduler.shutdown(wait=False)
         for task in tasks:
             if not task.done():
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await asyncio.to_thread(app.service.emit, EventKind.STOPPED, "tradebot stopped.")
+        if scheduler is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(app.service.emit, EventKind.STOPPED, "tradebot stopped.")
+        if finished:
+            try:
+                await asyncio.to_thread(app.lease.release)
+            except Exception as exc:
+                log.warning("could not release the trading lease (it expires by itself): %s", exc)
         app.db.dispose()
+        if not finished:
+            # The cycle's thread cannot be interrupted, and the interpreter would wait for it at exit.
+            logging.shutdown()
+            os._exit(1)
+    return status
+
+
+async def _acquire_lease(app: App, stop: asyncio.Event, printer: ConsolePrinter) -> bool:
+    """Wait in standby until this process holds the trading lease; False if told to stop first."""
+    lease = app.lease
+    poll = min(5.0, lease.seconds / 6)
+    waited_for: str | None = None
+    while not stop.is_set():
+        try:
+            if await asyncio.to_thread(lease.try_acquire):
+                if waited_for:
+                    log.warning("took over the trading lease from %s", waited_for)
+                log.info("trading lease held by this instance (%s)", lease.holder)
+                return True
+            other = lease.other
+            if other is not None and other.holder != waited_for:
+                waited_for = other.holder
+                message = (
+                    f"standby: the trading lease is {other.describe()}; "
+                    "this instance takes over when it stops"
+                )
+                log.warning("%s", message)
+                printer.print(message)
+        except DatabaseError as exc:
+            log.warning("cannot reach the database to take the trading lease: %s", exc)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(poll):
+                await stop.wait()
+    return False
+
+
+async def _keep_lease(app: App, stop: asyncio.Event) -> None:
+    """Renew the lease every third of its length; stop the process if another instance took it."""
+    lease = app.lease
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(lease.heartbeat_seconds):
+                await stop.wait()
+        if stop.is_set():
+            break
+        try:
+            if not await asyncio.to_thread(lease.renew):
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(
+                        app.service.emit,
+                        EventKind.BROKER_ERROR,
+                        "Another instance took over the trading lease: this one stopped trading and exits.",
+                        severity=Severity.ERROR,
+                    )
+                stop.set()
+                return
+        except Exception as exc:
+            # Trading pauses by itself once the lease can no longer be trusted (Lease.held).
+            log.warning("cannot renew the trading lease: %s", exc)
+
+
+def _tick_job(app: App) -> Callable[[], Awaitable[object]]:
+    async def tick() -> object:
+        if app.lease.draining or not app.lease.held:
+            log.warning("cycle skipped: %s", app.lease.describe())
+            return None
+        return await app.engine.run_tick()
+
+    return tick
 
 
 def _transport_ended(task: asyncio.Task[None], stop: asyncio.Event) -> None:
@@ -117,10 +215,12 @@ def _reconcile_job(app: App) -> Callable[[], Awaitable[None]]:
     return reconcile
 
 
-async def _wait_for_cycle(app: App) -> None:
-    """Let a cycle in progress finish (it is never cut mid-order), within a bound."""
+async def _wait_for_cycle(app: App) -> bool:
+    """Let a cycle in progress finish (it is never cut mid-order), within a bound. False: it did not."""
     try:
         async with asyncio.timeout(SHUTDOWN_GRACE_SECONDS):
             await app.engine.wait_idle()
     except TimeoutError:
         log.warning("a cycle was still running after %ss; exiting anyway", SHUTDOWN_GRACE_SECONDS)
+        return False
+    return True

@@ -18,7 +18,7 @@ import math
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from bot import metrics
 from bot.brokers.base import Broker, BrokerError, OrderRejected
@@ -79,6 +79,8 @@ class TradingService:
         self._lock = threading.RLock()
         self._last_tick: TickReport | None = None
         self._last_snapshot: datetime | None = None
+        # Set by `tradebot run` and `tradebot tick` (bot/lease.py): one trading process per database.
+        self.gate: Gate | None = None
 
     # ------------------------------------------------------------------ state
 
@@ -361,6 +363,10 @@ class TradingService:
 
     def _submit(self, intent: OrderIntent) -> OrderOutcome:
         """Write-ahead, send, and on a transport failure ask the broker before believing it failed."""
+        refusal = self._refusal("order")
+        if refusal:
+            log.warning("%s %s not sent: %s", intent.side.value, intent.symbol, refusal)
+            return OrderOutcome("blocked", intent.symbol, refusal)
         now = self.clock.now()
         pending = Order(
             client_order_id=intent.client_order_id,
@@ -450,6 +456,8 @@ class TradingService:
             return self._sync_locked()
 
     def _sync_locked(self) -> int:
+        if self._refusal("books"):
+            return 0  # the instance that holds the lease keeps the books
         now = self.clock.now()
         update = self.broker.sync(now)
         applied = 0
@@ -608,6 +616,10 @@ class TradingService:
     def reconcile(self) -> list[str]:
         """Bring the database in line with the broker (the truth) and alert on every difference."""
         with self._lock:
+            refusal = self._refusal("books")
+            if refusal:
+                log.info("reconciliation skipped: %s", refusal)
+                return []
             self._sync_locked()
             diffs: list[str] = []
             now = self.clock.now()
@@ -703,6 +715,7 @@ class TradingService:
             timeframe=self.timeframe,
             now=now,
             clock_speed=float(getattr(self.clock, "speed", 1.0)),
+            instance=self.gate.describe() if self.gate is not None else "",
         )
 
     def positions(self) -> list[Position]:
@@ -776,6 +789,9 @@ class TradingService:
 
     # ------------------------------------------------------------------ helpers
 
+    def _refusal(self, action: str) -> str | None:
+        return None if self.gate is None else self.gate.refusal(action)
+
     def _positions(self) -> list[Position]:
         with self.db.session() as s:
             return repo.list_positions(s)
@@ -808,6 +824,18 @@ class TradingService:
         if not start:
             return 0.0
         return (start - equity) / start * 100
+
+
+class Gate(Protocol):
+    """Whether this process may trade (``bot.lease.Lease`` is the one in use)."""
+
+    def refusal(self, action: str) -> str | None:
+        """Why ``action`` ("order": send an order; "books": sync or reconcile) may not run now, or None."""
+        ...
+
+    def describe(self) -> str:
+        """One line for /status."""
+        ...
 
 
 def _day_start(now: datetime) -> datetime:

@@ -28,6 +28,7 @@ class StatusView:
     timeframe: str
     now: datetime
     clock_speed: float = 1.0
+    instance: str = ""  # this process and the trading lease: active, standby (who trades), shutting down
 
 
 @dataclass(frozen=True, slots=True)

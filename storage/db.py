@@ -1,4 +1,7 @@
-"""The database engine and sessions. ``DATABASE_URL`` picks SQLite (default, WAL mode) or Postgres."""
+"""The database engine and sessions. ``DATABASE_URL`` picks SQLite (default, WAL mode) or Postgres.
+
+The schema comes from the Alembic migrations in ``storage/migrations`` (``storage/migrate.py``).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from contextlib import contextmanager
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
 from storage import models  # noqa: F401  (registers every table on SQLModel.metadata)
 
@@ -53,13 +56,15 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
 
-    def create_schema(self) -> None:
-        try:
-            SQLModel.metadata.create_all(self.engine)
-        except SQLAlchemyError as exc:
-            raise DatabaseError(
-                f"cannot prepare database {safe_url(self.url)}: {exc.__class__.__name__}"
-            ) from exc
+    def create_schema(self, *, auto_migrate: bool = True) -> None:
+        """Bring the schema to the newest revision through the migrations (``storage/migrate.py``).
+
+        With ``auto_migrate=False`` a database that is behind raises ``DatabaseError`` instead,
+        naming ``tradebot db upgrade``.
+        """
+        from storage.migrate import ensure_schema
+
+        ensure_schema(self, auto_migrate=auto_migrate)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

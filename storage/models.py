@@ -170,3 +170,22 @@ class SimOrderRow(SQLModel, table=True):
     submitted_at: datetime
     filled_at: datetime | None = None
     reject_reason: str | None = None
+
+
+# --- which process may trade ---
+
+
+class LeaseRow(SQLModel, table=True):
+    """One row per lease: the process named in ``holder`` trades until ``expires_at`` unless it renews.
+
+    Times are Unix seconds from the database's clock on Postgres and the host's clock on SQLite
+    (see ``bot/lease.py``).
+    """
+
+    __tablename__ = "leases"
+
+    name: str = Field(primary_key=True, max_length=64)
+    holder: str = Field(max_length=200)  # host/pid/random of the holding process
+    acquired_at: float
+    renewed_at: float
+    expires_at: float

@@ -1,0 +1,402 @@
+"""``tradebot doctor``: is this deployment able to trade, and if not, what to change.
+
+Four checks, each printed as one line (ok, warn or FAIL) with a "fix:" line under every problem:
+configuration, database (reachable, schema revision, who holds the trading lease), broker
+(Alpaca keys accepted, or the simulator) and Telegram (token accepted, webhook as configured).
+Every network call has a time limit. Every line passes through the log redaction filter, so no
+configured secret (and nothing shaped like a Telegram token) is ever printed. Exit status 1 if
+any check failed.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from bot.config import ConfigError, Settings
+from bot.logs import RedactingFilter, setup_logging
+
+OK, WARN, FAIL = "ok", "warn", "FAIL"
+NETWORK_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    area: str  # configuration, database, broker, telegram
+    level: str  # ok, warn, FAIL
+    message: str
+    fix: str = ""
+
+
+def run_doctor(
+    env_file: str | Path | None = ".env",
+    environ: Mapping[str, str] | None = None,
+    out: TextIO | None = None,
+    timeout: float = NETWORK_TIMEOUT,
+) -> int:
+    out = out or sys.stdout
+    try:
+        settings = Settings.load(environ, env_file=env_file)
+    except ConfigError as exc:
+        redact = RedactingFilter([]).redact
+        _print(out, redact, [Check("configuration", FAIL, str(exc), "set a valid value (see .env.example)")])
+        return 1
+    redact = RedactingFilter(settings.secrets()).redact
+    setup_logging("ERROR", "text", settings.secrets())  # library warnings stay out of the report
+    checks = check_configuration(settings, environ)
+    checks += _bounded("database", lambda: check_database(settings), timeout * 2)
+    checks += _bounded("broker", lambda: check_broker(settings, timeout), timeout * 2)
+    checks += _bounded("telegram", lambda: check_telegram(settings, timeout), timeout * 2)
+    _print(out, redact, checks)
+    return 1 if any(c.level == FAIL for c in checks) else 0
+
+
+def _print(out: TextIO, redact: Callable[[str], str], checks: list[Check]) -> None:
+    for check in checks:
+        out.write(redact(f"{check.level:<5} {check.area:<13} {check.message}") + "\n")
+        if check.fix:
+            out.write(redact(f"{'':<5} {'':<13} fix: {check.fix}") + "\n")
+    counts = {level: sum(c.level == level for c in checks) for level in (OK, WARN, FAIL)}
+    out.write(f"{counts[OK]} ok, {counts[WARN]} warnings, {counts[FAIL]} failed\n")
+    out.flush()
+
+
+def _bounded(area: str, check: Callable[[], list[Check]], seconds: float) -> list[Check]:
+    """Run a check that may hang on the network (a dropped TCP SYN waits minutes) within a bound."""
+    result: list[list[Check]] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(check())
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name=f"doctor-{area}", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        return [Check(area, FAIL, f"no answer within {seconds:.0f} s", "check the host name and the network")]
+    if errors:
+        exc = errors[0]
+        return [Check(area, FAIL, f"check crashed: {type(exc).__name__}: {exc}", "report this as a bug")]
+    return result[0]
+
+
+# ---------------------------------------------------------------------- configuration
+
+
+def check_configuration(settings: Settings, environ: Mapping[str, str] | None = None) -> list[Check]:
+    import os
+
+    from bot.bars import Timeframe
+    from bot.plugins import load_registry
+
+    env = os.environ if environ is None else environ
+    area = "configuration"
+    problems: list[Check] = []
+    try:
+        timeframe = Timeframe.parse(settings.tradebot_timeframe).label
+    except ValueError as exc:
+        timeframe = "?"
+        problems.append(Check(area, FAIL, f"TRADEBOT_TIMEFRAME: {exc}", "use 1m, 5m, 15m, 1h, 4h or 1d"))
+    registry = load_registry()
+    strategies, errors = registry.create_all(settings.tradebot_strategies)
+    for error in errors + registry.errors:
+        problems.append(
+            Check(
+                area, FAIL, f"TRADEBOT_STRATEGIES: {error}", "`tradebot strategies` lists what is installed"
+            )
+        )
+    if not strategies and not errors:
+        problems.append(
+            Check(area, FAIL, "TRADEBOT_STRATEGIES is empty", "e.g. supertrend:period=10,multiplier=3")
+        )
+    if not settings.tradebot_symbols:
+        problems.append(Check(area, FAIL, "TRADEBOT_SYMBOLS is empty", "e.g. AAPL,MSFT,BTC/USD"))
+    if str(settings.log_format).lower() not in {"text", "json"}:
+        problems.append(
+            Check(area, WARN, f"LOG_FORMAT={settings.log_format!r} is unknown: text is used", "text or json")
+        )
+    if str(settings.tradebot_console).lower() not in {
+        "auto",
+        "on",
+        "off",
+        "true",
+        "false",
+        "1",
+        "0",
+        "yes",
+        "no",
+    }:
+        problems.append(Check(area, WARN, "TRADEBOT_CONSOLE is not auto, on or off", "auto, on or off"))
+
+    key, secret = _secret(settings, "ALPACA_API_KEY"), _secret(settings, "ALPACA_API_SECRET")
+    if bool(key) != bool(secret):
+        problems.append(
+            Check(
+                area,
+                FAIL,
+                "only one of ALPACA_API_KEY and ALPACA_API_SECRET is set",
+                "set both (Alpaca dashboard, API keys) or neither (simulated market)",
+            )
+        )
+    if key and not settings.values.get("ALPACA_PAPER", True):
+        problems.append(
+            Check(area, WARN, "ALPACA_PAPER=false: this trades the LIVE account with real money", "")
+        )
+    token = _secret(settings, "TELEGRAM_BOT_TOKEN")
+    if token and not settings.values.get("TELEGRAM_ALLOWED_CHAT_IDS"):
+        problems.append(
+            Check(
+                area,
+                WARN,
+                "TELEGRAM_BOT_TOKEN is set but TELEGRAM_ALLOWED_CHAT_IDS is empty: nobody may command, no alerts",
+                "send /start to the bot, then put your chat id in TELEGRAM_ALLOWED_CHAT_IDS",
+            )
+        )
+    webhook = str(settings.values.get("TELEGRAM_WEBHOOK_URL") or "")
+    if webhook and not webhook.startswith("https://"):
+        problems.append(
+            Check(
+                area,
+                FAIL,
+                "TELEGRAM_WEBHOOK_URL must start with https://",
+                "e.g. https://APP.herokuapp.com/telegram",
+            )
+        )
+    url = str(settings.database_url)
+    if env.get("DYNO") and url.startswith("sqlite"):
+        problems.append(
+            Check(
+                area,
+                FAIL,
+                "DATABASE_URL is a SQLite file on Heroku, whose disk is wiped at every restart: state would be lost",
+                "heroku addons:create heroku-postgresql:essential-0 (it sets DATABASE_URL)",
+            )
+        )
+    if not any(p.level == FAIL for p in problems):
+        mode = (
+            "Alpaca " + ("paper" if settings.values.get("ALPACA_PAPER", True) else "LIVE")
+            if key
+            else "simulated market"
+        )
+        summary = (
+            f"{mode}; {len(settings.tradebot_symbols)} symbols on {timeframe} bars; "
+            f"strategies {', '.join(s.label for s in strategies)}; "
+            f"front end {'Telegram' if token else 'console'}"
+        )
+        problems.insert(0, Check(area, OK, summary))
+    return problems
+
+
+def _secret(settings: Settings, name: str) -> str:
+    value: Any = settings.values.get(name)
+    return value.get() if hasattr(value, "get") else str(value or "")
+
+
+# ---------------------------------------------------------------------- database
+
+
+def check_database(settings: Settings) -> list[Check]:
+    from bot.lease import TRADER, Lease
+    from storage import migrate
+    from storage.db import Database, DatabaseError, safe_url
+
+    area = "database"
+    url = settings.database_url
+    where = safe_url(url)
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.exists():
+            if not path.parent.exists():
+                return [
+                    Check(
+                        area,
+                        FAIL,
+                        f"{where}: folder {path.parent} does not exist",
+                        "create it or change DATABASE_URL",
+                    )
+                ]
+            return [Check(area, OK, f"{where} does not exist yet: the first start creates it")]
+    db = Database(url)
+    try:
+        try:
+            revision, newest = migrate.current(db), migrate.head()
+        except DatabaseError as exc:
+            return [
+                Check(
+                    area,
+                    FAIL,
+                    f"cannot connect: {str(exc).splitlines()[0]}",
+                    "check DATABASE_URL (user, password, host, database name) and that the server runs",
+                )
+            ]
+        checks = []
+        if revision == newest:
+            checks.append(Check(area, OK, f"{where}, schema at {migrate.describe(revision)}"))
+        elif not migrate.is_known(revision):
+            checks.append(
+                Check(
+                    area,
+                    FAIL,
+                    f"{where} is at schema revision {revision}, unknown to this version (migrated by a newer one)",
+                    "deploy the newer version again, or restore a backup",
+                )
+            )
+        elif settings.tradebot_auto_migrate:
+            checks.append(
+                Check(
+                    area,
+                    OK,
+                    f"{where}, schema at {migrate.describe(revision)}; the next start upgrades it to {newest}",
+                )
+            )
+        else:
+            checks.append(
+                Check(
+                    area,
+                    FAIL,
+                    f"{where} is at schema revision {revision or 'none'}, this tradebot needs {newest}",
+                    "tradebot db upgrade (or TRADEBOT_AUTO_MIGRATE=true)",
+                )
+            )
+        if revision is not None and migrate.is_known(revision) and revision >= "0002":
+            info = Lease(db, seconds=settings.tradebot_lease_seconds, name=TRADER).info()
+            if info is None:
+                checks.append(Check(area, OK, "trading lease: never taken (no instance has run yet)"))
+            else:
+                checks.append(Check(area, OK, f"trading lease: {info.describe()}"))
+        return checks
+    finally:
+        db.dispose()
+
+
+# ---------------------------------------------------------------------- broker
+
+
+def check_broker(settings: Settings, timeout: float = NETWORK_TIMEOUT) -> list[Check]:
+    area = "broker"
+    if not _secret(settings, "ALPACA_API_KEY"):
+        return [Check(area, OK, "simulated exchange (no ALPACA_API_KEY): no real orders")]
+    if not _secret(settings, "ALPACA_API_SECRET"):
+        return [Check(area, FAIL, "ALPACA_API_SECRET is not set", "set it from the Alpaca dashboard")]
+    from bot.alpaca_setup import build_alpaca
+    from bot.brokers.base import AuthenticationError, BrokerError
+
+    paper = bool(settings.values.get("ALPACA_PAPER", True))
+    try:
+        broker, _source = build_alpaca(settings, timeout=timeout)
+        account = broker.account()
+    except ConfigError as exc:
+        return [Check(area, FAIL, str(exc), "fix the variable named")]
+    except AuthenticationError as exc:
+        which = "paper" if paper else "live"
+        return [
+            Check(
+                area,
+                FAIL,
+                f"Alpaca refused the keys: {exc}",
+                f"use the {which} account's keys (paper and live keys differ) or set ALPACA_PAPER accordingly",
+            )
+        ]
+    except BrokerError as exc:
+        return [
+            Check(
+                area,
+                FAIL,
+                f"cannot reach Alpaca: {exc}",
+                "check the network, ALPACA_TRADING_URL, status.alpaca.markets",
+            )
+        ]
+    mode = "paper" if paper else "LIVE (real money)"
+    return [
+        Check(
+            area,
+            OK,
+            f"Alpaca {mode} account reachable: equity {account.equity:,.2f}, cash {account.cash:,.2f}",
+        )
+    ]
+
+
+# ---------------------------------------------------------------------- telegram
+
+
+def check_telegram(settings: Settings, timeout: float = NETWORK_TIMEOUT) -> list[Check]:
+    import requests
+
+    area = "telegram"
+    token = _secret(settings, "TELEGRAM_BOT_TOKEN")
+    if not token:
+        return [Check(area, OK, "not configured (no TELEGRAM_BOT_TOKEN): commands on the console")]
+    base = str(settings.values.get("TELEGRAM_BASE_URL") or "https://api.telegram.org/bot")
+
+    def call(method: str) -> dict[str, Any]:
+        response = requests.get(f"{base}{token}/{method}", timeout=timeout)
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"ok": False, "description": f"HTTP {response.status_code}, not JSON"}
+        body.setdefault("error_code", response.status_code)
+        return body
+
+    try:
+        me = call("getMe")
+    except requests.RequestException as exc:
+        # The exception's text holds the URL, and the URL holds the token: say only what kind it was.
+        return [
+            Check(
+                area,
+                FAIL,
+                f"cannot reach the Bot API: {type(exc).__name__}",
+                "check the network and TELEGRAM_BASE_URL",
+            )
+        ]
+    if not me.get("ok"):
+        if me.get("error_code") in (401, 404):
+            return [
+                Check(
+                    area,
+                    FAIL,
+                    "Telegram rejected the token",
+                    "copy the token again from @BotFather (/mybots, API Token)",
+                )
+            ]
+        return [
+            Check(area, FAIL, f"getMe failed: {me.get('description', 'no reason given')}", "try again later")
+        ]
+    username = me.get("result", {}).get("username", "?")
+    checks = [Check(area, OK, f"token accepted: bot @{username}")]
+    webhook = str(settings.values.get("TELEGRAM_WEBHOOK_URL") or "")
+    try:
+        info = call("getWebhookInfo").get("result", {})
+    except requests.RequestException:
+        return checks
+    registered = info.get("url", "")
+    if webhook and registered and registered != webhook:
+        checks.append(
+            Check(
+                area,
+                WARN,
+                f"Telegram posts updates to {registered}, not TELEGRAM_WEBHOOK_URL",
+                "restart the web process: it registers TELEGRAM_WEBHOOK_URL at start",
+            )
+        )
+    if info.get("last_error_message"):
+        checks.append(
+            Check(
+                area,
+                WARN,
+                f"Telegram's last webhook delivery failed: {info['last_error_message']}",
+                "the web process must be up and reachable at TELEGRAM_WEBHOOK_URL",
+            )
+        )
+    if not webhook and registered:
+        checks.append(
+            Check(area, OK, "a webhook is registered; `tradebot run` removes it when it starts polling")
+        )
+    return checks
