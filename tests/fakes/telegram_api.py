@@ -239,19 +239,21 @@ class FakeTelegram:
                 raise AssertionError(f"timed out after {timeout}s waiting for {what}")
             time.sleep(0.02)
 
-    def wait_reply(self, chat_id: int, contains: str, timeout: float = 10.0, after: int = 0) -> Call:
+    def wait_reply(
+        self,
+        chat_id: int,
+        contains: str,
+        timeout: float = 10.0,
+        after: int = 0,
+        methods: tuple[str, ...] = ("sendMessage", "sendPhoto", "editMessageText"),
+    ) -> Call:
         """The first successful send/edit into ``chat_id`` (from call index ``after`` on) containing ``contains``."""
 
         def find() -> Call | None:
             with self._cond:
                 calls = self.calls[after:]
             for c in calls:
-                if (
-                    c.status == 200
-                    and c.method in ("sendMessage", "sendPhoto", "editMessageText")
-                    and c.chat_id == chat_id
-                    and contains in c.text
-                ):
+                if c.status == 200 and c.method in methods and c.chat_id == chat_id and contains in c.text:
                     return c
             return None
 
