@@ -286,6 +286,17 @@ def render_equity(chart: EquityChart) -> bytes:
     return _png(fig)
 
 
+def warm_up() -> None:
+    """Import matplotlib and draw a tiny chart once (about a second), so the first /chart is quick.
+
+    The Telegram front end calls it in a worker thread once connected; nothing imports
+    matplotlib at start-up.
+    """
+    fig = _figure(1, 1)
+    fig.add_subplot().plot([0, 1], [0, 1])
+    _png(fig)
+
+
 def _figure(width: float, height: float) -> Any:
     from matplotlib.figure import Figure
 

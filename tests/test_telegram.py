@@ -378,3 +378,67 @@ def test_daily_summary_is_emitted_once_per_day(tmp_path, server):
     assert event.message.startswith("Daily summary 2026-03-02") and "Sharpe" in event.message
     with BotThread(app):
         server.wait_reply(ME, "Daily summary 2026-03-02")
+
+
+# ---------------------------------------------------------------------- webhook mode
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_webhook_mode_takes_updates_on_port(tmp_path, server):
+    pytest.importorskip("tornado", reason="webhook mode needs python-telegram-bot[webhooks]")
+    import json
+    import urllib.request
+
+    port = _free_port()
+    app, _ = build(tmp_path, server, TELEGRAM_WEBHOOK_URL="https://bot.example.com/hook", PORT=str(port))
+    with BotThread(app) as running:
+        assert server.calls_of("setWebhook")[0].params["url"] == "https://bot.example.com/hook"
+        update = {
+            "update_id": 1,
+            "message": {
+                "message_id": 5,
+                "date": int(time.time()),
+                "chat": {"id": ME, "type": "private"},
+                "from": {"id": ME, "is_bot": False, "first_name": "Ann"},
+                "text": "/status",
+                "entities": [{"type": "bot_command", "offset": 0, "length": 7}],
+            },
+        }
+
+        def post(secret):
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/hook",
+                data=json.dumps(update).encode(),
+                headers={"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": secret},
+            )
+            try:
+                return urllib.request.urlopen(request, timeout=5).status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        assert post("wrong") == 403  # only Telegram knows the secret
+        assert post(running.front.config.webhook_secret) == 200
+        server.wait_reply(ME, "Mode:")
+
+
+def test_webhook_mode_without_the_extra_leaves_trading_running(tmp_path, server, caplog):
+    try:
+        import tornado  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("the webhooks extra is installed")
+    app, clock = build(tmp_path, server, TELEGRAM_WEBHOOK_URL="https://bot.example.com/hook")
+    with caplog.at_level(logging.ERROR):
+        running = BotThread(app).start(wait_connected=False)
+        server.wait_for(lambda: "Telegram cannot start" in caplog.text, 10, "the error")
+    clock.advance(minutes=1)
+    assert app.engine.tick().finished == clock.now()
+    running.stop()

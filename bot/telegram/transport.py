@@ -24,6 +24,7 @@ from telegram import BotCommand
 from telegram.error import InvalidToken, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
+from bot import charts
 from bot.app import App
 from bot.charts import ChartData, chart_commands
 from bot.config import Settings
@@ -137,6 +138,7 @@ class TelegramFrontEnd:
         self.connected = asyncio.Event()
         self._initialized = False
         self._last_poll_warning = 0.0
+        self._warm_up: asyncio.Future[None] | None = None
 
     def _build(self) -> Application:
         return (
@@ -203,6 +205,7 @@ class TelegramFrontEnd:
                     "webhook" if self.config.webhook_url else "long polling",
                 )
                 self.connected.set()
+                self._warm_up = asyncio.ensure_future(asyncio.to_thread(charts.warm_up))
                 return
             except InvalidToken:
                 log.error(
