@@ -47,11 +47,16 @@ def wants_console(app: App) -> bool:
 
 
 def transports_for(app: App) -> list[Transport]:
-    if not app.settings.values.get("TELEGRAM_BOT_TOKEN"):
-        return []
-    from bot.telegram.transport import run_telegram
+    transports: list[Transport] = []
+    if app.settings.values.get("TELEGRAM_BOT_TOKEN"):
+        from bot.telegram.transport import run_telegram
 
-    return [run_telegram]
+        transports.append(run_telegram)
+    if app.broker.name == "alpaca" and app.settings.values.get("ALPACA_STREAMING"):
+        from bot.streams import run_streams
+
+        transports.append(run_streams)
+    return transports
 
 
 async def serve(app: App, *, console: bool, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:

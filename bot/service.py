@@ -469,6 +469,8 @@ class TradingService:
         for order in update.orders:
             if order.status in (OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED):
                 self._close_order(order)
+        for problem in update.alerts:
+            self.emit(EventKind.BROKER_ERROR, problem, severity=Severity.ERROR)
         self._mark_prices(now)
         self.snapshot_equity(force=applied > 0)
         return applied

@@ -321,3 +321,15 @@ def test_an_exit_that_fails_after_canceling_the_legs_says_the_position_is_unprot
     with pytest.raises(BrokerError, match="no broker-side protection") as info:
         broker.submit(OrderIntent("tb-exit", "AAPL", Side.SELL, 10, exit_reason=ExitReason.SIGNAL))
     assert info.value.retriable
+
+
+def test_a_crypto_stop_that_cannot_be_placed_is_reported_for_an_alert(fake, broker):
+    intent = entry("BTC/USD", qty=0.1, stop_loss=49_000.0, take_profit=52_000.0)
+    broker.submit(intent)
+    fake.fill(intent.client_order_id, price=50_000.0)
+    fake.fail_before_accept = [503]
+    update = broker.sync(NOW)
+    assert len(update.alerts) == 1 and update.alerts[0].startswith("BTC/USD may be unprotected")
+    # the next sync places the stop after all, and has nothing to report
+    assert broker.sync(NOW).alerts == []
+    assert fake.order(f"{intent.client_order_id}-sl").type == "stop_limit"

@@ -796,8 +796,8 @@ class AlpacaBroker:
                     fills.append(fill)
         fills.extend(self._new_fills(now))
         orders = self._changed_orders()
-        self._guard_crypto(now)
-        return BrokerUpdate(fills=fills, orders=orders)
+        alerts = self._guard_crypto(now)
+        return BrokerUpdate(fills=fills, orders=orders, alerts=alerts)
 
     def _new_fills(self, now: datetime) -> list[Fill]:
         if self._fill_cursor is None:
@@ -886,13 +886,17 @@ class AlpacaBroker:
         return changed
 
     # ------------------------------------------------------------------ crypto protection
-    def _guard_crypto(self, now: datetime) -> None:
-        """Place the stop for filled crypto entries; exit at market on a target or a gapped stop."""
+    def _guard_crypto(self, now: datetime) -> list[str]:
+        """Place the stop for filled crypto entries; exit at market on a target or a gapped stop.
+        Returns what failed, for the service to alert."""
+        alerts = []
         for guard in list(self._guards.values()):
             try:
                 self._guard_one(guard, now)
             except (BrokerError, OrderRejected) as exc:
                 log.error("crypto protection for %s (%s): %s", guard.symbol, guard.entry_client_order_id, exc)
+                alerts.append(f"{guard.symbol} may be unprotected: its stop or target could not be handled: {exc}")
+        return alerts
 
     def _guard_one(self, guard: _CryptoGuard, now: datetime) -> None:
         if guard.stop_client_order_id is None:
@@ -908,7 +912,7 @@ class AlpacaBroker:
             if guard.stop is None:
                 guard.stop_client_order_id = ""
             else:
-                guard.stop_client_order_id = f"{guard.entry_client_order_id}-sl"
+                stop_id = f"{guard.entry_client_order_id}-sl"
                 stop = round_price(guard.stop)
                 request = StopLimitOrderRequest(
                     symbol=guard.symbol,
@@ -917,9 +921,10 @@ class AlpacaBroker:
                     time_in_force=TimeInForce.GTC,
                     stop_price=stop,
                     limit_price=round_price(stop * (1 - CRYPTO_STOP_LIMIT_SLIPPAGE)),
-                    client_order_id=guard.stop_client_order_id,
+                    client_order_id=stop_id,
                 )
-                self._place_protective(request)
+                self._place_protective(request)  # raises: the next sync tries again
+                guard.stop_client_order_id = stop_id
                 log.info(
                     "crypto stop-limit %s placed for %s %s at %s",
                     guard.stop_client_order_id,

@@ -6,7 +6,7 @@ worker thread (``asyncio.to_thread``), never on the event loop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -32,10 +32,12 @@ class AuthenticationError(BrokerError):
 
 @dataclass(frozen=True, slots=True)
 class BrokerUpdate:
-    """What changed at the broker since the last ``sync``: new fills and order status changes."""
+    """What changed at the broker since the last ``sync``: new fills, order status changes, and
+    problems the trader must hear about (e.g. a protective stop the broker refused)."""
 
     fills: list[Fill]
     orders: list[Order]
+    alerts: list[str] = field(default_factory=list)
 
 
 @runtime_checkable
