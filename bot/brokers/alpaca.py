@@ -895,7 +895,9 @@ class AlpacaBroker:
                 self._guard_one(guard, now)
             except (BrokerError, OrderRejected) as exc:
                 log.error("crypto protection for %s (%s): %s", guard.symbol, guard.entry_client_order_id, exc)
-                alerts.append(f"{guard.symbol} may be unprotected: its stop or target could not be handled: {exc}")
+                alerts.append(
+                    f"{guard.symbol} may be unprotected: its stop or target could not be handled: {exc}"
+                )
         return alerts
 
     def _guard_one(self, guard: _CryptoGuard, now: datetime) -> None:
