@@ -272,11 +272,19 @@ def test_the_outbox_survives_a_restart(tmp_path, server):
 
 
 def test_a_429_is_retried(bot, server):
+    app = bot
+    for chat in (ME, GROUP):
+        server.wait_reply(chat, "tradebot started")  # the start-up alerts are out of the way
     server.fail("sendMessage", times=1, retry_after=1, chat_id=ME)
     reply = ask(server, ME, "/status", "Mode:")
     refused = [c for c in server.calls if c.method == "sendMessage" and c.status == 429]
-    assert refused and refused[0].at < reply.at
+    assert len(refused) == 1 and refused[0].at < reply.at
     assert reply.at - refused[0].at >= 0.9  # waited as told
+    server.fail("sendMessage", times=1, retry_after=1, chat_id=GROUP)  # an alert too
+    app.service.emit(EventKind.INFO, "after flood control")
+    server.wait_reply(GROUP, "after flood control")
+    time.sleep(1.0)
+    assert sum("after flood control" in t for t in server.replies(GROUP)) == 1
 
 
 def test_a_burst_of_alerts_is_batched(bot, server):
@@ -288,7 +296,7 @@ def test_a_burst_of_alerts_is_batched(bot, server):
     sent = [
         c for c in server.calls[mark:] if c.method == "sendMessage" and c.chat_id == ME and "burst" in c.text
     ]
-    assert len(sent) <= 3
+    assert len(sent) < 10  # 40 events, a handful of messages
     assert sum(c.text.count("burst ") for c in sent) == 40
 
 
