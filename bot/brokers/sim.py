@@ -225,7 +225,7 @@ class SimBroker:
             account = s.get(SimAccountRow, 1)
             since = aware(account.last_sync) if account.last_sync else None  # type: ignore[union-attr]
             self._run_protective_exits(s, since, now)
-            self._run_limit_orders(s, now)
+            self._run_limit_orders(s, since, now)
             account.last_sync = utc(now)  # type: ignore[union-attr]
             s.add(account)
             rows = list(s.exec(select(SimOrderRow).where(col(SimOrderRow.reported).is_(False))))
@@ -245,8 +245,13 @@ class SimBroker:
                     row.reported = True
                     s.add(row)
 
-    def _closed_bars(self, symbol: str, start: datetime, now: datetime) -> Bars:
-        first = self.timeframe.floor(start) + timedelta(seconds=self.timeframe.seconds)
+    def _closed_bars(self, symbol: str, placed: datetime, since: datetime | None, now: datetime) -> Bars:
+        """Bars to check for an order placed at ``placed``: those after the bar it was placed in,
+        closed by ``now`` and not already checked at the last sync ``since`` (the bar that was
+        still forming then is checked now)."""
+        first = self.timeframe.floor(placed) + timedelta(seconds=self.timeframe.seconds)
+        if since is not None:
+            first = max(first, self.timeframe.floor(since))
         end = self.timeframe.floor(now)
         if first >= end:
             return Bars.empty()
@@ -257,8 +262,7 @@ class SimBroker:
         for position in list(s.exec(select(SimPositionRow))):
             if position.stop_loss is None and position.take_profit is None:
                 continue
-            start = max(aware(position.opened_at), since) if since else aware(position.opened_at)  # type: ignore[type-var]
-            bars = self._closed_bars(position.symbol, start, now)  # type: ignore[arg-type]
+            bars = self._closed_bars(position.symbol, aware(position.opened_at), since, now)  # type: ignore[arg-type]
             hit = first_touch(bars, stop=position.stop_loss, target=position.take_profit)
             if hit is None:
                 continue
@@ -280,12 +284,12 @@ class SimBroker:
             s.add(exit_row)
             self._fill(s, exit_row, price, when)
 
-    def _run_limit_orders(self, s: Session, now: datetime) -> None:
+    def _run_limit_orders(self, s: Session, since: datetime | None, now: datetime) -> None:
         query = select(SimOrderRow).where(
             col(SimOrderRow.status) == OrderStatus.NEW.value, col(SimOrderRow.order_type) == "limit"
         )
         for row in list(s.exec(query)):
-            bars = self._closed_bars(row.symbol, aware(row.submitted_at), now)  # type: ignore[arg-type]
+            bars = self._closed_bars(row.symbol, aware(row.submitted_at), since, now)  # type: ignore[arg-type]
             limit = row.limit_price or 0.0
             for i in range(len(bars)):
                 if row.side == Side.BUY.value and bars.low[i] <= limit:

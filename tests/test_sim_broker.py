@@ -1,0 +1,136 @@
+"""The simulated exchange: fills, protective exits, commission, refusals, idempotency, reporting."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from bot.bars import NS, Bars, Timeframe
+from bot.brokers.base import OrderRejected
+from bot.brokers.sim import SimBroker, first_touch
+from bot.clock import ManualClock
+from bot.data.synthetic import SyntheticMarket
+from bot.domain import ExitReason, OrderIntent, OrderStatus, Side
+from storage.db import Database
+
+START = datetime(2026, 3, 2, 14, 30, 20, tzinfo=UTC)
+MINUTE = Timeframe(60)
+
+
+@pytest.fixture
+def exchange(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'sim.db'}")
+    db.create_schema()
+    clock = ManualClock(START)
+    market = SyntheticMarket()
+    broker = SimBroker(db, market, clock, timeframe=MINUTE, starting_cash=10_000, commission=0.001)
+    return broker, market, clock
+
+
+def buy(qty, cid="b1", stop=None, target=None, symbol="AAPL"):
+    return OrderIntent(cid, symbol, Side.BUY, qty, stop_loss=stop, take_profit=target, strategy="t")
+
+
+def test_market_order_fills_at_the_next_price_with_commission(exchange):
+    broker, market, clock = exchange
+    price = market.price_at("AAPL", clock.now())
+    order = broker.submit(buy(10))
+    assert order.status is OrderStatus.FILLED
+    assert order.filled_avg_price == pytest.approx(price)
+    account = broker.account()
+    assert account.cash == pytest.approx(10_000 - 10 * price * 1.001)
+    (fill,) = broker.sync(clock.now()).fills
+    assert fill.commission == pytest.approx(10 * price * 0.001)
+    assert fill.fill_id == "sim-b1"
+
+
+def test_the_same_client_order_id_never_fills_twice(exchange):
+    broker, _market, _clock = exchange
+    first = broker.submit(buy(5))
+    again = broker.submit(buy(5))
+    assert again.broker_order_id == first.broker_order_id
+    assert broker.positions()[0].qty == 5
+
+
+def test_refusals_say_why(exchange):
+    broker, _market, _clock = exchange
+    with pytest.raises(OrderRejected, match="insufficient cash"):
+        broker.submit(buy(1000))
+    with pytest.raises(OrderRejected, match="no short selling"):
+        broker.submit(OrderIntent("s1", "AAPL", Side.SELL, 1))
+    assert broker.get_order_by_client_id("s1").status is OrderStatus.REJECTED
+
+
+def test_fills_are_reported_until_acknowledged(exchange):
+    broker, _market, clock = exchange
+    broker.submit(buy(1))
+    assert [f.fill_id for f in broker.sync(clock.now()).fills] == ["sim-b1"]
+    assert [f.fill_id for f in broker.sync(clock.now()).fills] == ["sim-b1"]  # not acknowledged yet
+    broker.acknowledge(["sim-b1"])
+    assert broker.sync(clock.now()).fills == []
+
+
+@pytest.mark.parametrize(
+    "step", [timedelta(hours=12), timedelta(seconds=90)], ids=["one-sync", "sync-mid-bar"]
+)
+@pytest.mark.parametrize("kind", ["stop", "target"])
+def test_protective_exit_on_the_first_bar_that_reaches_the_level(exchange, kind, step):
+    """Whether the exchange is synced once or every 90 s (mid-bar), no bar is skipped."""
+    broker, market, clock = exchange
+    entry = market.price_at("AAPL", clock.now())
+    stop, target = (entry * 0.997, entry * 10) if kind == "stop" else (entry * 0.1, entry * 1.003)
+    broker.submit(buy(10, stop=stop, target=target))
+    broker.acknowledge([f.fill_id for f in broker.sync(clock.now()).fills])
+    later = START + timedelta(hours=12)
+    # what the exchange should do, worked out from the bars themselves
+    first_bar = MINUTE.floor(START) + timedelta(minutes=1)
+    bars = market.fetch(["AAPL"], MINUTE, first_bar, MINUTE.floor(later))["AAPL"]
+    hits = np.flatnonzero(bars.low <= stop) if kind == "stop" else np.flatnonzero(bars.high >= target)
+    assert len(hits), "the synthetic market should reach a 0.3% level within 12 hours"
+    i = hits[0]
+    expected = min(bars.open[i], stop) if kind == "stop" else max(bars.open[i], target)
+    fills = []
+    while not fills and clock.now() < later:
+        clock.set(min(clock.now() + step, later))
+        fills = broker.sync(clock.now()).fills
+    (fill,) = fills
+    assert fill.exit_reason is (ExitReason.STOP_LOSS if kind == "stop" else ExitReason.TAKE_PROFIT)
+    assert fill.price == pytest.approx(expected)
+    assert fill.time == datetime.fromtimestamp(int(bars.time[i]) / NS, tz=UTC)
+    assert broker.positions() == []
+
+
+def bars(open_, high, low):
+    n = len(open_)
+    return Bars(
+        np.arange(n, dtype=np.int64) * 60 * NS,
+        np.array(open_, float),
+        np.array(high, float),
+        np.array(low, float),
+        np.array(open_, float),
+        np.ones(n),
+    )
+
+
+def test_first_touch_prefers_the_stop_when_one_bar_touches_both():
+    assert first_touch(bars([100, 100], [101, 106], [99, 94]), stop=95, target=105) == (
+        1,
+        95,
+        ExitReason.STOP_LOSS,
+    )
+
+
+def test_first_touch_fills_a_gap_at_the_open():
+    assert first_touch(bars([100, 93], [101, 94], [99, 92]), stop=95, target=105) == (
+        1,
+        93,
+        ExitReason.STOP_LOSS,
+    )
+    assert first_touch(bars([100, 107], [101, 108], [99, 106]), stop=95, target=105) == (
+        1,
+        107,
+        ExitReason.TAKE_PROFIT,
+    )
+    assert first_touch(bars([100], [104], [96]), stop=95, target=105) is None
