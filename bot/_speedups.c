@@ -1,13 +1,14 @@
 /*
  * bot._speedups: the sequential loops that numpy cannot vectorise, in C.
  *
- * Each function here has a pure-Python twin in bot/kernels.py that defines what it does;
- * the two must give bit-identical results (tests/test_supertrend.py checks parity).
- * Arrays travel through the buffer protocol as C-contiguous float64 ("d"), so the build
- * needs no numpy headers. Callers (bot/kernels.py) allocate the outputs.
+ * Each function here has a pure-Python twin that defines what it does (the Supertrend in
+ * bot/kernels.py, the backtest simulation in bot/backtest/engine.py); the two give
+ * bit-identical results, which the tests check. Arrays travel through the buffer protocol
+ * as C-contiguous float64 ("d") or int8 ("b"), so the build needs no numpy headers.
+ * Callers allocate the outputs.
  *
- * The arithmetic is written in the same order as the Python reference, with no
- * multiply-then-add that a compiler could fuse into one rounding step.
+ * The arithmetic is written in the same order as the Python reference, and setup.py builds
+ * with -ffp-contract=off so no multiply-add is fused into one rounding step.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -16,52 +17,57 @@
 
 typedef struct {
     Py_buffer view;
-    double *data;
+    void *data;
     Py_ssize_t n;
-} darray;
+} array;
 
-/* Borrow a float64 buffer from obj; writable if asked. Returns 0 on success. */
+/* Borrow a 1-d contiguous buffer of format fmt ("d" float64 or "b" int8); 0 on success. */
 static int
-get_darray(PyObject *obj, darray *a, int writable, const char *name)
+get_array(PyObject *obj, array *a, const char *fmt, int writable, const char *name)
 {
+    const char *kind = fmt[0] == 'd' ? "float64" : "int8";
+    Py_ssize_t itemsize = fmt[0] == 'd' ? 8 : 1;
     int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
     if (PyObject_GetBuffer(obj, &a->view, flags) != 0) {
-        PyErr_Format(PyExc_TypeError, "%s: expected a %scontiguous float64 array", name,
-                     writable ? "writable " : "");
+        PyErr_Format(PyExc_TypeError, "%s: expected a %scontiguous %s array", name,
+                     writable ? "writable " : "", kind);
         return -1;
     }
-    const char *fmt = a->view.format ? a->view.format : "B";
-    if (fmt[0] == '<' || fmt[0] == '=' || fmt[0] == '@') {
-        fmt++;
+    const char *got = a->view.format ? a->view.format : "B";
+    if (got[0] == '<' || got[0] == '=' || got[0] == '@') {
+        got++;
     }
-    if (strcmp(fmt, "d") != 0 || a->view.itemsize != 8 || a->view.ndim != 1) {
+    if (strcmp(got, fmt) != 0 || a->view.itemsize != itemsize || a->view.ndim != 1) {
         PyBuffer_Release(&a->view);
-        PyErr_Format(PyExc_TypeError, "%s: expected a 1-d float64 array", name);
+        PyErr_Format(PyExc_TypeError, "%s: expected a 1-d %s array", name, kind);
         return -1;
     }
-    a->data = (double *)a->view.buf;
-    a->n = a->view.shape ? a->view.shape[0] : a->view.len / 8;
+    a->data = a->view.buf;
+    a->n = a->view.len / itemsize;
     return 0;
 }
 
 static void
-release_all(darray *arrays, int count)
+release_all(array *arrays, int count)
 {
     for (int i = 0; i < count; i++) {
         PyBuffer_Release(&arrays[i].view);
     }
 }
 
-/* Borrow count buffers (the last n_out writable) of one common length. */
+/* Borrow count buffers; fmts[i] gives each one's format, the last n_out are writable.
+ * Those with same_len[i] must have the length of the first. */
 static int
-get_all(PyObject **objs, darray *arrays, int count, int n_out, const char **names)
+get_all(PyObject **objs, array *arrays, int count, int n_out, const char **names, const char *fmts,
+        const char *same_len)
 {
     for (int i = 0; i < count; i++) {
-        if (get_darray(objs[i], &arrays[i], i >= count - n_out, names[i]) != 0) {
+        char fmt[2] = {fmts[i], 0};
+        if (get_array(objs[i], &arrays[i], fmt, i >= count - n_out, names[i]) != 0) {
             release_all(arrays, i);
             return -1;
         }
-        if (arrays[i].n != arrays[0].n) {
+        if (same_len[i] == '1' && arrays[i].n != arrays[0].n) {
             release_all(arrays, i + 1);
             PyErr_Format(PyExc_ValueError, "%s: length differs from %s", names[i], names[0]);
             return -1;
@@ -91,8 +97,8 @@ sp_supertrend(PyObject *self, PyObject *args)
         return NULL;
     }
     const char *names[5] = {"high", "low", "close", "line", "direction"};
-    darray a[5];
-    if (get_all(objs, a, 5, 2, names) != 0) {
+    array a[5];
+    if (get_all(objs, a, 5, 2, names, "ddddd", "11111") != 0) {
         return NULL;
     }
     const double *h = a[0].data, *l = a[1].data, *c = a[2].data;
@@ -154,14 +160,176 @@ sp_supertrend(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* Units to buy, as bot.risk.position_size computes them (statement for statement). */
+static double
+position_size(double equity, double cash, double entry, double stop, double risk_pct, double max_pos_pct,
+              int crypto)
+{
+    if (equity <= 0 || entry <= 0 || !isfinite(entry)) {
+        return 0.0;
+    }
+    double per_unit = fabs(entry - stop);
+    double by_risk = per_unit > 0 ? equity * risk_pct / 100 / per_unit : INFINITY;
+    double by_size = equity * max_pos_pct / 100 / entry;
+    double by_cash = (0.0 > cash ? 0.0 : cash) / entry;
+    double qty = by_risk;
+    if (by_size < qty) {
+        qty = by_size;
+    }
+    if (by_cash < qty) {
+        qty = by_cash;
+    }
+    if (qty <= 0 || !isfinite(qty)) {
+        return 0.0;
+    }
+    return crypto ? floor(qty / 1e-6) * 1e-6 : floor(qty + 1e-9);
+}
+
+enum { REASON_SIGNAL = 0, REASON_STOP = 1, REASON_TARGET = 2, REASON_END = 3, TRADE_FIELDS = 8 };
+
+/*
+ * simulate(open, high, low, close, signal, stop_hint, cash, commission, slippage, fixed_qty,
+ *          stop_frac, target_frac, risk_pct, max_position_pct, crypto, equity, trades) -> n_trades
+ * The long-only backtest loop; see _simulate_py in bot/backtest/engine.py for the rules.
+ * trades receives TRADE_FIELDS doubles per trade: entry bar, exit bar, entry price, exit
+ * price, qty, pnl, commission, exit reason.
+ */
+static PyObject *
+sp_simulate(PyObject *self, PyObject *args)
+{
+    PyObject *objs[8];
+    double cash, commission, slippage, fixed_qty, stop_frac, target_frac, risk_pct, max_pos_pct;
+    int crypto;
+    if (!PyArg_ParseTuple(args, "OOOOOOddddddddpOO:simulate", &objs[0], &objs[1], &objs[2], &objs[3],
+                          &objs[4], &objs[5], &cash, &commission, &slippage, &fixed_qty, &stop_frac,
+                          &target_frac, &risk_pct, &max_pos_pct, &crypto, &objs[6], &objs[7])) {
+        return NULL;
+    }
+    const char *names[8] = {"open", "high", "low", "close", "signal", "stop_hint", "equity", "trades"};
+    array a[8];
+    if (get_all(objs, a, 8, 2, names, "ddddbddd", "11111010") != 0) {
+        return NULL;
+    }
+    if (a[5].n != 0 && a[5].n != a[0].n) {
+        release_all(a, 8);
+        PyErr_SetString(PyExc_ValueError, "stop_hint: must be empty or as long as open");
+        return NULL;
+    }
+    const double *o = a[0].data, *h = a[1].data, *l = a[2].data, *c = a[3].data, *hint = a[5].data;
+    const signed char *signal = a[4].data;
+    double *equity = a[6].data, *trades = a[7].data;
+    const Py_ssize_t n = a[0].n, cap = a[7].n / TRADE_FIELDS;
+    const int has_hint = a[5].n != 0;
+    Py_ssize_t nt = 0;
+    int overflow = 0;
+
+    Py_BEGIN_ALLOW_THREADS
+    double qty = 0.0, entry_px = 0.0, entry_comm = 0.0, stop = 0.0, target = INFINITY;
+    Py_ssize_t entry_bar = -1;
+    int want_entry = 0, want_exit = 0;
+
+#define CLOSE_TRADE(price, reason)                                                   \
+    do {                                                                             \
+        double px_ = (price), value_ = qty * px_, comm_ = value_ * commission;       \
+        cash = cash + (value_ - comm_);                                              \
+        if (nt < cap) {                                                              \
+            double *t_ = trades + nt * TRADE_FIELDS;                                 \
+            t_[0] = (double)entry_bar;                                               \
+            t_[1] = (double)i;                                                       \
+            t_[2] = entry_px;                                                        \
+            t_[3] = px_;                                                             \
+            t_[4] = qty;                                                             \
+            t_[5] = (px_ - entry_px) * qty - entry_comm - comm_;                     \
+            t_[6] = entry_comm + comm_;                                              \
+            t_[7] = (reason);                                                        \
+        }                                                                            \
+        else {                                                                       \
+            overflow = 1;                                                            \
+        }                                                                            \
+        nt++;                                                                        \
+        qty = 0.0;                                                                   \
+    } while (0)
+
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (want_exit) {
+            want_exit = 0;
+            CLOSE_TRADE(o[i] * (1.0 - slippage), REASON_SIGNAL);
+        }
+        if (want_entry) {
+            want_entry = 0;
+            double px = o[i] * (1.0 + slippage);
+            double suggested = has_hint ? hint[i - 1] : NAN;
+            if (suggested > 0 && suggested < px) {
+                stop = suggested;
+            }
+            else if (stop_frac > 0) {
+                stop = px * (1.0 - stop_frac);
+            }
+            else {
+                stop = 0.0;
+            }
+            target = target_frac > 0 ? px * (1.0 + target_frac) : INFINITY;
+            double q = fixed_qty > 0
+                           ? fixed_qty
+                           : position_size(cash, cash / (1.0 + commission), px, stop, risk_pct, max_pos_pct, crypto);
+            if (q > 0) {
+                double value = q * px, comm = value * commission;
+                cash = cash - (value + comm);
+                qty = q;
+                entry_bar = i;
+                entry_px = px;
+                entry_comm = comm;
+            }
+        }
+        if (qty > 0) {
+            if (i > entry_bar && o[i] <= stop) {
+                CLOSE_TRADE(o[i] * (1.0 - slippage), REASON_STOP);
+            }
+            else if (i > entry_bar && o[i] >= target) {
+                CLOSE_TRADE(o[i], REASON_TARGET);
+            }
+            else if (l[i] <= stop) {
+                CLOSE_TRADE(stop * (1.0 - slippage), REASON_STOP);
+            }
+            else if (h[i] >= target) {
+                CLOSE_TRADE(target, REASON_TARGET);
+            }
+        }
+        if (i < n - 1) {
+            if (signal[i] == 1 && qty == 0) {
+                want_entry = 1;
+            }
+            else if (signal[i] == -1 && qty > 0) {
+                want_exit = 1;
+            }
+        }
+        else if (qty > 0) {
+            CLOSE_TRADE(c[i] * (1.0 - slippage), REASON_END);
+        }
+        equity[i] = cash + qty * c[i];
+    }
+#undef CLOSE_TRADE
+    Py_END_ALLOW_THREADS
+
+    release_all(a, 8);
+    if (overflow) {
+        PyErr_SetString(PyExc_ValueError, "simulate: trades buffer too small");
+        return NULL;
+    }
+    return PyLong_FromSsize_t(nt);
+}
+
 static PyMethodDef methods[] = {
     {"supertrend", sp_supertrend, METH_VARARGS,
      "supertrend(high, low, close, period, multiplier, line, direction): Supertrend into line/direction."},
+    {"simulate", sp_simulate, METH_VARARGS,
+     "simulate(open, high, low, close, signal, stop_hint, cash, commission, slippage, fixed_qty, stop_frac, "
+     "target_frac, risk_pct, max_position_pct, crypto, equity, trades) -> number of trades."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "bot._speedups", "C versions of the kernels in bot.kernels.", -1, methods,
+    PyModuleDef_HEAD_INIT, "bot._speedups", "C versions of the kernels in bot.kernels.", -1, methods, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC

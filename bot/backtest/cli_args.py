@@ -1,0 +1,151 @@
+"""The ``tradebot backtest`` options. Imports nothing heavy: ``tradebot --help`` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from bot.backtest import FILL_MODEL
+
+DESCRIPTION = """\
+Run a strategy over history with the fill model below and print the trades and statistics.
+Several values for a --param run a sweep: every combination, in parallel, ranked."""
+
+EPILOG = (
+    "fill model:\n"
+    + "\n".join("  " + line if line else "" for line in FILL_MODEL.strip().splitlines())
+    + """
+
+examples:
+  tradebot backtest --strategy supertrend --csv bars.csv
+  tradebot backtest --strategy supertrend --csv bars.csv --param period=14 --param multiplier=2.5 \\
+      --commission 0.0005 --slippage 0.0002 --json out.json --plot out.png
+  tradebot backtest --strategy supertrend --symbol BTC/USD --start 2024-01-01 --end 2024-07-01 --timeframe 15m
+  tradebot backtest --strategy supertrend --csv bars.csv --param period=7..14 --param multiplier=2,2.5,3 \\
+      --rank-by sharpe --sweep-csv sweep.csv
+
+Bad input (missing columns, unparsable dates, unsorted or duplicate times, empty or NaN values,
+an unknown strategy or parameter) prints one line naming the problem and exits with status 2."""
+)
+
+
+def add_backtest_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "backtest",
+        help="test a strategy on history (CSV file or downloaded bars); sweep its parameters",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--strategy", required=True, metavar="NAME", help="strategy name (see `tradebot strategies`)"
+    )
+    data = parser.add_argument_group("history")
+    data.add_argument(
+        "--csv",
+        metavar="PATH",
+        help="bars from a CSV file: timestamp (or date), open, high, low, close, optional volume; any letter case",
+    )
+    data.add_argument(
+        "--symbol",
+        metavar="S",
+        help="download this symbol's bars (AAPL, BTC/USD) for --start..--end; with --csv, only names the data "
+        "(a slash sizes in fractional units, like crypto)",
+    )
+    data.add_argument(
+        "--start", metavar="D", help="first day or time, UTC (2024-01-31 or 2024-01-31T09:30:00Z)"
+    )
+    data.add_argument("--end", metavar="D", help="end (exclusive), UTC")
+    data.add_argument(
+        "--timeframe",
+        metavar="TF",
+        help="bar length: 1m, 15m, 1h, 1d... Downloads default to TRADEBOT_TIMEFRAME; a CSV's own spacing is "
+        "used unless this is a multiple of it, then its bars are aggregated",
+    )
+    data.add_argument(
+        "--source",
+        choices=("auto", "alpaca", "synthetic"),
+        default="auto",
+        help="where --symbol bars come from: alpaca (needs ALPACA_API_KEY/SECRET), synthetic (the simulator's "
+        "market), auto = alpaca when keys are set, else synthetic (default)",
+    )
+    data.add_argument(
+        "--cache-dir",
+        default=".tradebot-cache",
+        metavar="DIR",
+        help="downloaded bars are kept here (default: %(default)s)",
+    )
+    data.add_argument(
+        "--no-cache", action="store_true", help="download again, do not read or write the cache"
+    )
+
+    strategy = parser.add_argument_group("strategy and fills")
+    strategy.add_argument(
+        "--param",
+        action="append",
+        metavar="K=V",
+        help="strategy parameter, repeatable: period=14; a range period=7..14 (or 2..3:0.5) or a list "
+        "multiplier=2,2.5,3 makes a sweep",
+    )
+    strategy.add_argument("--cash", type=float, default=10_000.0, help="starting cash (default: %(default)g)")
+    strategy.add_argument(
+        "--commission",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="fraction of each fill's notional: 0.001 = 0.1%%",
+    )
+    strategy.add_argument(
+        "--slippage", type=float, default=0.0, metavar="F", help="fraction of price lost on each market fill"
+    )
+    strategy.add_argument(
+        "--fixed-qty", type=float, metavar="Q", help="buy Q units per entry (default: the live risk sizing)"
+    )
+    strategy.add_argument(
+        "--stop-loss",
+        type=float,
+        metavar="PCT",
+        help="stop below the entry, percent (default: STOP_LOSS_PCT; 0: none)",
+    )
+    strategy.add_argument(
+        "--take-profit",
+        type=float,
+        metavar="PCT",
+        help="target above the entry, percent (default: TAKE_PROFIT_PCT; 0: none)",
+    )
+    strategy.add_argument(
+        "--fractional", action="store_true", help="size in fractional units (0.000001 steps)"
+    )
+
+    out = parser.add_argument_group("output")
+    out.add_argument("--json", metavar="OUT", help="write trades, statistics and the equity curve as JSON")
+    out.add_argument(
+        "--plot", metavar="OUT.png", help="write a chart: price, lines, entries/exits, equity, drawdown"
+    )
+    out.add_argument(
+        "--rank-by",
+        default="sharpe",
+        metavar="METRIC",
+        help="sweep ranking: sharpe (default), sortino, return_pct, final_equity, profit_factor, win_rate, "
+        "max_drawdown_pct (smallest first), exposure_pct, n_trades",
+    )
+    out.add_argument("--sweep-csv", metavar="OUT", help="write every sweep result, ranked, as CSV")
+    out.add_argument(
+        "--top", type=int, default=10, metavar="N", help="sweep rows printed (default: %(default)s)"
+    )
+    out.add_argument("--workers", type=int, metavar="N", help="sweep processes (default: one per core)")
+    out.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bars on stderr (default: when stderr is a terminal)",
+    )
+    out.add_argument("--timing", action="store_true", help="print the elapsed time on stderr")
+    parser.set_defaults(func=_run)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bot.backtest.runner import main
+
+    return main(args)

@@ -1,0 +1,139 @@
+"""Downloaded history for ``tradebot backtest --symbol``, cached on disk.
+
+The window is fetched in chunks of ``CHUNK_BARS`` bars aligned to the epoch, so runs over
+overlapping windows share them. A chunk that lies wholly in the past is saved as
+``<cache>/bars/<source>/<symbol>/<timeframe>/<chunk start>.npz`` and read from there next
+time; the chunk still forming is always fetched. The synthetic market is computed, not
+downloaded, so it is never cached.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bot.bars import Bars, Timeframe
+from bot.data.base import BarSource, DataError
+
+CHUNK_BARS = 10_000
+_FIELDS = ("time", "open", "high", "low", "close", "volume")
+
+
+def make_source(config: Any, choice: str = "auto") -> BarSource:
+    """Alpaca (with Polygon behind it when POLYGON_API_KEY is set) or the synthetic market."""
+    key, secret = _secret(config, "ALPACA_API_KEY"), _secret(config, "ALPACA_API_SECRET")
+    if choice == "synthetic" or (choice == "auto" and not (key and secret)):
+        from bot.data.synthetic import SyntheticMarket
+
+        return SyntheticMarket()
+    if not (key and secret):
+        raise DataError("--source alpaca needs ALPACA_API_KEY and ALPACA_API_SECRET")
+    from bot.data.alpaca import AlpacaBarSource
+
+    url = str(config.values.get("ALPACA_DATA_URL") or "").strip().rstrip("/") or None
+    source: BarSource = AlpacaBarSource.create(
+        key, secret, url=url, feed=str(config.values.get("ALPACA_DATA_FEED") or "iex")
+    )
+    polygon = _secret(config, "POLYGON_API_KEY")
+    if polygon:
+        from bot.data.fallback import FallbackSource
+        from bot.data.polygon import DEFAULT_BASE_URL, PolygonBarSource
+
+        base = str(config.values.get("POLYGON_BASE_URL") or DEFAULT_BASE_URL)
+        source = FallbackSource(source, PolygonBarSource(polygon, base_url=base))
+    return source
+
+
+def load_history(
+    config: Any,
+    symbol: str,
+    timeframe: Timeframe,
+    start: datetime,
+    end: datetime,
+    *,
+    source: str | BarSource = "auto",
+    cache_dir: Path | None = Path(".tradebot-cache"),
+    progress: bool | None = None,
+    now: datetime | None = None,
+) -> tuple[Bars, str]:
+    """Closed bars of ``symbol`` with ``start <= bar start < end``, and the source's name."""
+    if end <= start:
+        raise DataError(f"--end {end:%Y-%m-%d %H:%M} is not after --start {start:%Y-%m-%d %H:%M}")
+    bar_source = make_source(config, source) if isinstance(source, str) else source
+    now = now or datetime.now(UTC)
+    closed_until = timeframe.floor(now)
+    end = min(end, closed_until)
+    span = timedelta(seconds=timeframe.seconds * CHUNK_BARS)
+    first = _epoch_floor(start, span)
+    chunks = []
+    at = first
+    while at < end:
+        chunks.append(at)
+        at += span
+    cacheable = cache_dir is not None and bar_source.name != "synthetic"
+    parts = []
+    for chunk_start in _progress(chunks, progress, symbol):
+        chunk_end = chunk_start + span
+        path = _path(cache_dir, bar_source.name, symbol, timeframe, chunk_start) if cacheable else None
+        if path is not None and path.is_file():
+            parts.append(_load(path))
+            continue
+        fetched = bar_source.fetch([symbol], timeframe, chunk_start, min(chunk_end, closed_until))
+        bars = fetched.get(symbol, Bars.empty())
+        if path is not None and chunk_end <= closed_until:
+            _save(path, bars)
+        parts.append(bars)
+    bars = Bars.concat(parts)
+    lo, hi = _ns(start), _ns(end)
+    keep = (bars.time >= lo) & (bars.time < hi)
+    bars = bars[keep] if not keep.all() else bars
+    if len(bars) == 0:
+        raise DataError(f"{bar_source.name} has no {timeframe.label} bars for {symbol} in that window")
+    return bars, bar_source.name
+
+
+def _secret(config: Any, name: str) -> str:
+    value = config.values.get(name)
+    if value is None:
+        return ""
+    return value.get() if hasattr(value, "get") else str(value)
+
+
+def _ns(when: datetime) -> int:
+    delta = when - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+def _epoch_floor(when: datetime, span: timedelta) -> datetime:
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return epoch + ((when - epoch) // span) * span
+
+
+def _path(cache_dir: Path | None, source: str, symbol: str, timeframe: Timeframe, start: datetime) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", symbol)
+    return Path(cache_dir or ".") / "bars" / source / safe / timeframe.label / f"{int(start.timestamp())}.npz"
+
+
+def _save(path: Path, bars: Bars) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **{name: getattr(bars, name) for name in _FIELDS})
+    tmp.replace(path)
+
+
+def _load(path: Path) -> Bars:
+    with np.load(path) as stored:
+        return Bars(*(stored[name] for name in _FIELDS))
+
+
+def _progress(items: list, enabled: bool | None, symbol: str):  # type: ignore[no-untyped-def]
+    if enabled is False or len(items) < 2 or (enabled is None and not sys.stderr.isatty()):
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=f"bars {symbol}", unit="chunk", file=sys.stderr)

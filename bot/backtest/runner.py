@@ -1,0 +1,231 @@
+"""What ``tradebot backtest`` does: load bars, build the strategy, simulate, report.
+
+``run_backtest`` is the in-process API (bars and a configured strategy in, a
+``BacktestResult`` out); ``main`` is the command, which turns every bad input into one line
+on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.backtest.data import DataInputError
+from bot.backtest.engine import FillSettings, Simulation, simulate
+from bot.backtest.report import Stats, bars_per_year, compute_stats
+from bot.bars import Bars, Timeframe
+from bot.data.base import DataError
+from bot.strategy import Strategy, StrategyError, StrategyOutput
+
+EXIT_BAD_INPUT = 2
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    strategy: Strategy
+    bars: Bars
+    output: StrategyOutput
+    sim: Simulation
+    stats: Stats
+    settings: FillSettings
+    source: str = "data"
+    timeframe_label: str = "?"
+
+    @property
+    def settings_line(self) -> str:
+        s = self.settings
+        sizing = (
+            f"{s.fixed_qty:g} units per entry"
+            if s.fixed_qty
+            else f"risk sizing ({s.risk.risk_per_trade_pct:g}% risked per trade, "
+            f"at most {s.risk.max_position_pct:g}% of equity)"
+        )
+        stop = f"{s.stop_loss_pct:g}%" if s.stop_loss_pct else "none"
+        target = f"{s.take_profit_pct:g}%" if s.take_profit_pct else "none"
+        return (
+            f"next bar's open, long only; stop {stop}, target {target}; {sizing}; "
+            f"commission {s.commission:g}, slippage {s.slippage:g}; cash {s.cash:,.2f}"
+        )
+
+
+def run_backtest(
+    bars: Bars,
+    strategy: Strategy,
+    settings: FillSettings | None = None,
+    *,
+    timeframe: Timeframe | None = None,
+    source: str = "data",
+    impl: str | None = None,
+) -> BacktestResult:
+    """Compute the strategy over all bars at once, as the live engine does on its window, and
+    simulate the fills."""
+    settings = settings or FillSettings()
+    output = strategy.compute(bars)
+    sim = simulate(bars, output.signal, settings, stop_hint=output.stop, impl=impl)
+    stats = compute_stats(sim, settings.cash, bars_per_year(bars, timeframe))
+    label = timeframe.label if timeframe else "?"
+    return BacktestResult(strategy, bars, output, sim, stats, settings, source, label)
+
+
+class BadInput(Exception):
+    """One line for stderr; the command exits with status 2."""
+
+
+def main(args: argparse.Namespace) -> int:
+    """The ``tradebot backtest`` command."""
+    try:
+        return _main(args)
+    except (BadInput, DataInputError, StrategyError) as exc:
+        print(f"tradebot backtest: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except DataError as exc:  # the history could not be fetched: not the user's input
+        print(f"tradebot backtest: error: market data: {exc}", file=sys.stderr)
+        return 1
+
+
+def _main(args: argparse.Namespace) -> int:
+    from bot.backtest import sweep
+
+    started = time.perf_counter()
+    registry = _registry()
+    cls = registry.strategies.get(args.strategy)
+    if cls is None:
+        known = ", ".join(sorted(registry.strategies)) or "none"
+        raise BadInput(f"unknown strategy {args.strategy!r} (installed: {known})")
+    grid = sweep.parse_grid(args.param or [])
+    combos = sweep.combinations(grid)
+    strategies = [cls(**combo) for combo in combos]  # checks every value before any work
+    config = _config(args)
+    settings = _fill_settings(args, config)
+    bars, timeframe, source = _load_bars(args, config)
+    if len(strategies) == 1:
+        result = run_backtest(bars, strategies[0], settings, timeframe=timeframe, source=source)
+    else:
+        rows = sweep.run_sweep(
+            bars,
+            cls,
+            combos,
+            settings,
+            periods_per_year=bars_per_year(bars, timeframe),
+            workers=args.workers,
+            progress=args.progress,
+        )
+        ranked = sweep.rank(rows, args.rank_by)
+        print(sweep.format_table(ranked, args.rank_by, limit=args.top))
+        if args.sweep_csv:
+            sweep.write_csv(ranked, args.sweep_csv)
+            print(f"\nall {len(ranked)} results: {args.sweep_csv}")
+        best = cls(**ranked[0].params)
+        print(f"\nbest by {args.rank_by}: {best.label}\n")
+        result = run_backtest(bars, best, settings, timeframe=timeframe, source=source)
+    _output(result, args)
+    if args.timing:
+        print(f"\ncompleted in {time.perf_counter() - started:.3f} s", file=sys.stderr)
+    return 0
+
+
+def _output(result: BacktestResult, args: argparse.Namespace) -> None:
+    from bot.backtest.report import format_report, write_json
+
+    print(format_report(result))
+    if args.json:
+        write_json(result, args.json)
+        print(f"\nJSON: {args.json}")
+    if args.plot:
+        from bot.backtest.plot import plot
+
+        plot(result, args.plot)
+        print(f"plot: {args.plot}")
+
+
+def _registry():  # type: ignore[no-untyped-def]
+    from bot.plugins import load_registry
+
+    return load_registry()
+
+
+def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The configuration (environment over .env), read as the live bot reads it."""
+    from bot.config import ConfigError, Settings
+
+    try:
+        return Settings.load(env_file=getattr(args, "env_file", ".env"))
+    except ConfigError as exc:
+        raise BadInput(f"configuration: {exc}") from None
+
+
+def _fill_settings(args: argparse.Namespace, config) -> FillSettings:  # type: ignore[no-untyped-def]
+    from bot.risk import RiskLimits
+
+    limits = RiskLimits.from_settings(config)
+    symbol = args.symbol or ""
+    try:
+        return FillSettings(
+            cash=args.cash,
+            commission=args.commission,
+            slippage=args.slippage,
+            fixed_qty=args.fixed_qty,
+            stop_loss_pct=limits.stop_loss_pct if args.stop_loss is None else args.stop_loss,
+            take_profit_pct=limits.take_profit_pct if args.take_profit is None else args.take_profit,
+            risk=limits,
+            fractional=args.fractional or "/" in symbol,
+        )
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _load_bars(args: argparse.Namespace, config) -> tuple[Bars, Timeframe | None, str]:  # type: ignore[no-untyped-def]
+    from bot.backtest import data
+
+    timeframe = _timeframe(args.timeframe) if args.timeframe else None
+    if args.csv:
+        if args.start or args.end:
+            raise BadInput("--start/--end apply to --symbol downloads; trim the CSV file instead")
+        bars = data.read_csv(args.csv)
+        native = data.infer_timeframe(bars)
+        if timeframe and native and timeframe.seconds != native.seconds:
+            if timeframe.seconds % native.seconds:
+                raise BadInput(
+                    f"--timeframe {timeframe.label} is not a multiple of the CSV's {native.label} bars"
+                )
+            bars = data.resample(bars, timeframe)
+        return bars, timeframe or native, Path(args.csv).name
+    if not args.symbol:
+        raise BadInput("give --csv PATH, or --symbol SYMBOL with --start and --end")
+    if not args.start or not args.end:
+        raise BadInput("--symbol needs --start and --end (dates like 2024-01-31)")
+    from bot.backtest.history import load_history
+
+    timeframe = timeframe or _timeframe(str(config.tradebot_timeframe))
+    bars, source = load_history(
+        config,
+        args.symbol,
+        timeframe,
+        _date(args.start, "--start"),
+        _date(args.end, "--end"),
+        source=args.source,
+        cache_dir=None if args.no_cache else Path(args.cache_dir),
+        progress=args.progress,
+    )
+    data.check_order(bars, f"{args.symbol} history")
+    return bars, timeframe, f"{args.symbol} ({source})"
+
+
+def _timeframe(text: str) -> Timeframe:
+    try:
+        return Timeframe.parse(text)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _date(text: str, option: str):  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise BadInput(f"{option} {text!r} is not a date (use 2024-01-31 or 2024-01-31T09:30:00Z)") from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)

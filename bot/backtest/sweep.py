@@ -1,0 +1,192 @@
+"""Parameter sweeps: every combination of the ``--param`` values, run in parallel, ranked.
+
+``--param period=7..14`` is every whole number from 7 to 14, ``--param multiplier=2..3:0.5``
+is 2, 2.5, 3, ``--param multiplier=2,2.5,3`` is a list, ``--param period=10`` a single value.
+Each combination is one backtest on the same bars; they run in a process pool with one worker
+per core, each worker receiving the bars once.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import math
+import os
+import re
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.backtest.engine import FillSettings, simulate
+from bot.backtest.report import RANKABLE, compute_stats
+from bot.bars import Bars
+from bot.strategy import Strategy, StrategyError
+
+_RANGE = re.compile(r"^\s*(-?[\d.]+)\s*\.\.\s*(-?[\d.]+)\s*(?::\s*([\d.]+)\s*)?$")
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    params: dict[str, Any]
+    stats: dict[str, Any]
+
+
+def expand(name: str, text: str) -> list[str]:
+    """One ``--param`` value: a range ``a..b`` (``a..b:step``), a list ``a,b,c``, or one value."""
+    match = _RANGE.match(text)
+    if match:
+        low, high, step_text = match.groups()
+        try:
+            start, stop = float(low), float(high)
+            step = float(step_text) if step_text else 1.0
+        except ValueError:
+            raise StrategyError(
+                f"--param {name}={text}: write a range as start..stop or start..stop:step"
+            ) from None
+        if step <= 0 or stop < start:
+            raise StrategyError(f"--param {name}={text}: the range is empty (need start <= stop, step > 0)")
+        count = math.floor((stop - start) / step + 1e-9) + 1
+        if count > 100_000:
+            raise StrategyError(f"--param {name}={text}: {count} values is too many")
+        whole = all(float(x).is_integer() for x in (start, step))
+        return [str(int(start + k * step)) if whole else f"{start + k * step:.10g}" for k in range(count)]
+    values = [v.strip() for v in text.split(",")]
+    if not all(values):
+        raise StrategyError(f"--param {name}={text}: empty value in the list")
+    return values
+
+
+def parse_grid(items: list[str]) -> dict[str, list[str]]:
+    """``["period=7..9", "multiplier=2,3"]`` -> ``{"period": ["7","8","9"], "multiplier": ["2","3"]}``."""
+    grid: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name or not value.strip():
+            raise StrategyError(f"--param {item!r}: write name=value, name=a..b or name=a,b,c")
+        if name in grid:
+            raise StrategyError(f"--param {name} given twice: put all its values in one option")
+        grid[name] = expand(name, value.strip())
+    return grid
+
+
+def combinations(grid: dict[str, list[str]]) -> list[dict[str, str]]:
+    names = list(grid)
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*grid.values())]
+
+
+# --- running ---------------------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(bars: Bars, cls: type[Strategy], settings: FillSettings, periods_per_year: float) -> None:
+    _WORKER.update(bars=bars, cls=cls, settings=settings, ppy=periods_per_year)
+
+
+def _run_one(params: dict[str, str]) -> SweepRow:
+    strategy = _WORKER["cls"](**params)
+    bars, settings = _WORKER["bars"], _WORKER["settings"]
+    output = strategy.compute(bars)
+    sim = simulate(bars, output.signal, settings, stop_hint=output.stop)
+    stats = compute_stats(sim, settings.cash, _WORKER["ppy"])
+    return SweepRow(dict(strategy.values), stats.as_dict())
+
+
+def run_sweep(
+    bars: Bars,
+    cls: type[Strategy],
+    combos: list[dict[str, str]],
+    settings: FillSettings,
+    *,
+    periods_per_year: float,
+    workers: int | None = None,
+    progress: bool | None = None,
+) -> list[SweepRow]:
+    """Every combination, in a pool of ``workers`` processes (default: one per core)."""
+    workers = min(workers or _cores(), len(combos))
+    init = (bars, cls, settings, periods_per_year)
+    if workers <= 1:
+        _init_worker(*init)
+        return [_run_one(c) for c in _progress(combos, len(combos), progress)]
+    import multiprocessing
+
+    # spawn: the parent may hold threads (pyarrow's pool), which fork must not copy.
+    context = multiprocessing.get_context("spawn")
+    chunk = max(1, len(combos) // (workers * 4))
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=init) as pool:
+        results = pool.map(_run_one, combos, chunksize=chunk)
+        return list(_progress(results, len(combos), progress))
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _progress(items, total: int, enabled: bool | None):  # type: ignore[no-untyped-def]
+    import sys
+
+    if enabled is False or (enabled is None and not sys.stderr.isatty()):
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, total=total, desc="sweep", unit="run", file=sys.stderr)
+
+
+def rank(rows: list[SweepRow], metric: str) -> list[SweepRow]:
+    if metric not in RANKABLE:
+        raise StrategyError(f"--rank-by {metric!r}: use one of {', '.join(RANKABLE)}")
+    sign = -1.0 if RANKABLE[metric] else 1.0
+
+    def key(row: SweepRow) -> float:
+        value = float(row.stats[metric])
+        return math.inf if math.isnan(value) else sign * value
+
+    return sorted(rows, key=key)
+
+
+def format_table(rows: list[SweepRow], metric: str, limit: int = 10) -> str:
+    names = list(rows[0].params) if rows else []
+    columns = [
+        *names,
+        "return_pct",
+        "sharpe",
+        "sortino",
+        "max_drawdown_pct",
+        "win_rate",
+        "profit_factor",
+        "n_trades",
+    ]
+    if metric not in columns:
+        columns.append(metric)
+    table = [["#", *columns]]
+    for i, row in enumerate(rows[:limit], 1):
+        merged = {**row.params, **row.stats}
+        table.append([str(i), *(_cell(merged[c]) for c in columns)])
+    widths = [max(len(r[c]) for r in table) for c in range(len(table[0]))]
+    title = f"sweep: {len(rows)} combinations ranked by {metric}" + (
+        f", top {limit}" if len(rows) > limit else ""
+    )
+    return "\n".join(
+        [title, *("  " + "  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)) for r in table)]
+    )
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "inf" if math.isinf(value) else f"{value:.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    return str(value)
+
+
+def write_csv(rows: list[SweepRow], path: str | Path) -> None:
+    names = list(rows[0].params) if rows else []
+    stat_names = list(rows[0].stats) if rows else []
+    with Path(path).open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["rank", *names, *stat_names])
+        for i, row in enumerate(rows, 1):
+            writer.writerow([i, *(row.params[n] for n in names), *(row.stats[n] for n in stat_names)])
