@@ -179,6 +179,16 @@ def check_configuration(settings: Settings, environ: Mapping[str, str] | None = 
                 "heroku addons:create heroku-postgresql:essential-0 (it sets DATABASE_URL)",
             )
         )
+    console = str(settings.tradebot_console).lower()
+    if env.get("DYNO") and (console in {"on", "true", "1", "yes"} or (console == "auto" and not token)):
+        problems.append(
+            Check(
+                area,
+                FAIL,
+                "the console is on, but a dyno has no standard input: `tradebot run` would stop at once",
+                "heroku config:set TRADEBOT_CONSOLE=off (or set TELEGRAM_BOT_TOKEN)",
+            )
+        )
     if not any(p.level == FAIL for p in problems):
         mode = (
             "Alpaca " + ("paper" if settings.values.get("ALPACA_PAPER", True) else "LIVE")

@@ -85,6 +85,7 @@ def test_sqlite_on_heroku_is_a_failure(tmp_path):
     status, said = doctor(DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}", DYNO="worker.1")
     assert status == 1
     assert "heroku addons:create heroku-postgresql" in said
+    assert "TRADEBOT_CONSOLE=off" in said  # no stdin on a dyno
 
 
 def test_a_bad_variable_is_reported_without_its_value():
