@@ -434,19 +434,3 @@ def test_webhook_mode_takes_updates_on_port(tmp_path, server):
         assert post("wrong") == 403  # only Telegram knows the secret
         assert post(running.front.config.webhook_secret) == 200
         server.wait_reply(ME, "Mode:")
-
-
-def test_webhook_mode_without_the_extra_leaves_trading_running(tmp_path, server, caplog):
-    try:
-        import tornado  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("the webhooks extra is installed")
-    app, clock = build(tmp_path, server, TELEGRAM_WEBHOOK_URL="https://bot.example.com/hook")
-    with caplog.at_level(logging.ERROR):
-        running = BotThread(app).start(wait_connected=False)
-        server.wait_for(lambda: "Telegram cannot start" in caplog.text, 10, "the error")
-    clock.advance(minutes=1)
-    assert app.engine.tick().finished == clock.now()
-    running.stop()
