@@ -20,6 +20,19 @@ TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 ALPACA_SECRET = "s3cr3t-alpaca-value-0123456789"
 
 
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """The doctor and these tests install tradebot's handlers on the root logger: put pytest's back."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
 def doctor(**env: str) -> tuple[int, str]:
     out = io.StringIO()
     status = run_doctor(env_file=None, environ=env, out=out, timeout=3)
@@ -107,4 +120,3 @@ def test_json_logs_are_one_redacted_object_per_line(capsys):
     assert first["level"] == "info" and first["logger"] == "tradebot.test"
     assert first["message"] == "key *** and token ***"
     assert "Traceback" in second["message"] and ALPACA_SECRET not in second["message"]
-    setup_logging("WARNING", "text", [])
