@@ -26,7 +26,11 @@ def returns(equity: Sequence[float] | np.ndarray) -> np.ndarray:
 
 def sharpe(equity: Sequence[float] | np.ndarray, periods_per_year: float) -> float:
     """Annualised Sharpe ratio: mean / standard deviation (ddof=1) of returns x sqrt(periods)."""
-    r = returns(equity)
+    return sharpe_of_returns(returns(equity), periods_per_year)
+
+
+def sharpe_of_returns(r: np.ndarray, periods_per_year: float) -> float:
+    """``sharpe`` from already computed ``returns(equity)`` (the backtester computes them once)."""
     if len(r) < 2:
         return 0.0
     sd = float(np.std(r, ddof=1))
@@ -40,7 +44,11 @@ def sortino(equity: Sequence[float] | np.ndarray, periods_per_year: float) -> fl
 
     Downside deviation is sqrt(mean(min(r, 0)^2)) over all periods (target 0).
     """
-    r = returns(equity)
+    return sortino_of_returns(returns(equity), periods_per_year)
+
+
+def sortino_of_returns(r: np.ndarray, periods_per_year: float) -> float:
+    """``sortino`` from already computed ``returns(equity)``."""
     if len(r) < 2:
         return 0.0
     downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))

@@ -179,8 +179,9 @@ def test_a_strategy_may_suggest_its_stop():
 
 def test_statistics_on_a_known_equity_curve():
     equity = np.array([100.0, 110.0, 99.0, 108.9])
+    # three trades: bars 0-1 (+10), bar 2 (-11), bar 3 (+9.9); entry/exit prices do not enter the stats
     trades = np.array(
-        [[0, 1, 10, 11, 1, 10, 0, 0], [1, 2, 11, 9.9, 1, -11, 0, 1], [2, 3, 9.9, 10.89, 1, 9.9, 0, 0]]
+        [[0, 1, 10, 11, 1, 10, 0, 0], [2, 2, 11, 9.9, 1, -11, 0, 1], [3, 3, 9.9, 10.89, 1, 9.9, 0, 0]]
     )
     stats = report.compute_stats(Simulation(equity, trades.astype(float)), 100.0, periods_per_year=252)
     # returns +10%, -10%, +10%: mean 1/30; deviations 2/30, -4/30, 2/30 -> variance (4+16+4)/900/2 = 1/75
@@ -418,33 +419,52 @@ BAD_CSV = [
 ]
 
 
-@pytest.mark.parametrize(("text", "message"), BAD_CSV, ids=[m for _, m in BAD_CSV])
-def test_bad_csv_exits_2_with_one_line(tmp_path, text, message):
-    path = write(tmp_path, text)
-    result = tradebot("--strategy", "supertrend", "--csv", str(path), cwd=tmp_path)
-    assert result.returncode == 2
+BAD_ARGS = [
+    (["--strategy", "nope"], "unknown strategy 'nope'"),
+    (["--strategy", "supertrend", "--param", "length=3"], "unknown parameter length"),
+    (["--strategy", "supertrend", "--param", "period=0"], "period=0 is below its minimum"),
+    (["--strategy", "supertrend", "--param", "period"], "write name=value"),
+    (["--strategy", "supertrend", "--csv", "missing.csv"], "missing.csv: no such file"),
+]
+
+
+@pytest.fixture(scope="module")
+def bad_runs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
+    """Every bad-input command, started together (each is a whole process), keyed by message."""
+    tmp = tmp_path_factory.mktemp("bad")
+    good = frame_csv(tmp)
+    commands = {}
+    for i, (text, message) in enumerate(BAD_CSV):
+        commands[message] = ["--strategy", "supertrend", "--csv", str(write(tmp, text, f"bad{i}.csv"))]
+    for args, message in BAD_ARGS:
+        commands[message] = args if "--csv" in args else [*args, "--csv", str(good)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALPACA_", "TRADEBOT_", "POLYGON_"))}
+    running = {
+        message: subprocess.Popen(
+            [sys.executable, "-m", "bot", "backtest", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp,
+            env=env,
+        )
+        for message, args in commands.items()
+    }
+    results = {}
+    for message, process in running.items():
+        out, err = process.communicate(timeout=120)
+        results[message] = subprocess.CompletedProcess(process.args, process.returncode, out, err)
+    return results
+
+
+@pytest.mark.parametrize("message", [m for _, m in BAD_CSV + BAD_ARGS])
+def test_bad_input_exits_2_with_one_line_naming_the_problem(bad_runs, message):
+    result = bad_runs[message]
+    assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert lines[0].startswith("tradebot backtest: error: ")
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--strategy", "nope"], "unknown strategy 'nope'"),
-        (["--strategy", "supertrend", "--param", "length=3"], "unknown parameter length"),
-        (["--strategy", "supertrend", "--param", "period=0"], "period=0 is below its minimum"),
-        (["--strategy", "supertrend", "--param", "period"], "write name=value"),
-        (["--strategy", "supertrend", "--csv", "missing.csv"], "missing.csv: no such file"),
-    ],
-)
-def test_bad_strategy_or_param_exits_2(tmp_path, args, message):
-    if "--csv" not in args:
-        args = [*args, "--csv", str(frame_csv(tmp_path))]
-    result = tradebot(*args, cwd=tmp_path)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert result.stdout == ""
 
 
 # --- sweeps and the plot -----------------------------------------------------------------------------------
@@ -507,3 +527,43 @@ def test_sweep_and_plot_through_the_command(tmp_path):
     assert "sweep: 4 combinations ranked by return_pct" in result.stdout
     assert len((tmp_path / "s.csv").read_text().splitlines()) == 5
     assert (tmp_path / "best.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- downloaded history ------------------------------------------------------------------------------------
+
+
+class CountingSource:
+    """A BarSource over the synthetic market that counts its fetches."""
+
+    name = "counting"
+
+    def __init__(self):
+        from bot.data.synthetic import SyntheticMarket
+
+        self.market = SyntheticMarket()
+        self.calls = 0
+
+    def fetch(self, symbols, timeframe, start, end):
+        self.calls += 1
+        return self.market.fetch(symbols, timeframe, start, end)
+
+
+def test_history_is_fetched_in_chunks_and_cached(tmp_path):
+    from datetime import UTC, datetime
+
+    from bot.backtest.history import CHUNK_BARS, load_history
+    from bot.bars import Timeframe
+
+    tf = Timeframe.parse("1h")
+    start, end = datetime(2024, 1, 1, tzinfo=UTC), datetime(2025, 6, 1, tzinfo=UTC)
+    now = datetime(2025, 7, 1, tzinfo=UTC)
+    source = CountingSource()
+    bars, name = load_history(None, "AAPL", tf, start, end, source=source, cache_dir=tmp_path, now=now)
+    first = source.calls
+    assert name == "counting" and first >= 2
+    assert bars.time[0] == T0 and len(bars) == (end - start).days * 24
+    assert len(bars) > CHUNK_BARS
+    again, _ = load_history(None, "AAPL", tf, start, end, source=source, cache_dir=tmp_path, now=now)
+    # the second run reads finished chunks from disk; only a chunk reaching past `now` is fetched again
+    assert source.calls - first <= 1 < first
+    assert np.array_equal(again.close, bars.close) and np.array_equal(again.time, bars.time)

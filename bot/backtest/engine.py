@@ -74,14 +74,6 @@ class Simulation:
     def column(self, index: int) -> np.ndarray:
         return self.trades[:, index]
 
-    def held(self) -> np.ndarray:
-        """Per bar: True if a position was open at any time in it (entry to exit bar, inclusive)."""
-        n = len(self.equity)
-        marks = np.zeros(n + 1, dtype=np.int64)
-        np.add.at(marks, self.column(ENTRY_BAR).astype(np.int64), 1)
-        np.add.at(marks, self.column(EXIT_BAR).astype(np.int64) + 1, -1)
-        return np.cumsum(marks[:n]) > 0
-
 
 def simulate(
     bars: Bars,

@@ -77,12 +77,16 @@ def compute_stats(sim: Simulation, cash: float, periods_per_year: float) -> Stat
     equity = sim.equity
     pnls = sim.column(PNL).tolist()
     final = float(equity[-1]) if len(equity) else cash
-    exposure = 100.0 * float(np.count_nonzero(sim.held())) / len(equity) if len(equity) else 0.0
+    # Trades never share a bar (an exit at an open needs the sell signal of a bar still held),
+    # so the bars held are the sum of each trade's entry-to-exit span, inclusive.
+    held = float((sim.column(EXIT_BAR) - sim.column(ENTRY_BAR) + 1).sum())
+    exposure = 100.0 * held / len(equity) if len(equity) else 0.0
+    r = metrics.returns(equity)
     return Stats(
         final_equity=final,
         return_pct=(final / cash - 1.0) * 100.0,
-        sharpe=metrics.sharpe(equity, periods_per_year),
-        sortino=metrics.sortino(equity, periods_per_year),
+        sharpe=metrics.sharpe_of_returns(r, periods_per_year),
+        sortino=metrics.sortino_of_returns(r, periods_per_year),
         max_drawdown_pct=metrics.max_drawdown_pct(equity),
         win_rate=metrics.win_rate(pnls),
         profit_factor=metrics.profit_factor(pnls),
