@@ -425,6 +425,8 @@ BAD_ARGS = [
     (["--strategy", "supertrend", "--param", "period=0"], "period=0 is below its minimum"),
     (["--strategy", "supertrend", "--param", "period"], "write name=value"),
     (["--strategy", "supertrend", "--csv", "missing.csv"], "missing.csv: no such file"),
+    (["--strategy", "supertrend", "--rank-by", "luck"], "--rank-by 'luck': use one of sharpe"),
+    (["--strategy", "supertrend", "--commission", "-0.1"], "commission=-0.1 is out of range"),
 ]
 
 

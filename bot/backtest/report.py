@@ -121,20 +121,29 @@ def trade_rows(result: BacktestResult) -> list[dict[str, Any]]:
     return rows
 
 
-def to_json(result: BacktestResult) -> dict[str, Any]:
+def to_json(result: BacktestResult, *, curve: bool = True) -> dict[str, Any]:
     """Exactly the documented keys; ``profit_factor`` is null when there was no losing trade."""
     stats = result.stats.as_dict()
     if not math.isfinite(stats["profit_factor"]):
         stats["profit_factor"] = None
-    times = iso_times(result.bars.time)
-    curve = [{"time": t, "equity": e} for t, e in zip(times, result.sim.equity.tolist(), strict=True)]
-    return {"trades": trade_rows(result), **stats, "equity_curve": curve}
+    doc: dict[str, Any] = {"trades": trade_rows(result), **stats}
+    if curve:
+        times = iso_times(result.bars.time)
+        doc["equity_curve"] = [
+            {"time": t, "equity": e} for t, e in zip(times, result.sim.equity.tolist(), strict=True)
+        ]
+    return doc
 
 
 def write_json(result: BacktestResult, path: str | Path) -> None:
-    with Path(path).open("w", encoding="utf-8") as handle:
-        json.dump(to_json(result), handle, separators=(",", ":"))
-        handle.write("\n")
+    """``to_json`` as a file. The equity curve (a point per bar: a million for a million bars) is
+    written as text directly, which takes half the time of building and encoding its dicts."""
+    head = json.dumps(to_json(result, curve=False), separators=(",", ":"))
+    times = iso_times(result.bars.time)
+    points = ",".join(
+        [f'{{"time":"{t}","equity":{e!r}}}' for t, e in zip(times, result.sim.equity.tolist(), strict=True)]
+    )
+    Path(path).write_text(f'{head[:-1]},"equity_curve":[{points}]}}\n', encoding="utf-8")
 
 
 def _money(value: float) -> str:

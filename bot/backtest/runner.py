@@ -88,6 +88,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     from bot.backtest import sweep
+    from bot.backtest.report import RANKABLE
 
     started = time.perf_counter()
     registry = _registry()
@@ -95,15 +96,21 @@ def _main(args: argparse.Namespace) -> int:
     if cls is None:
         known = ", ".join(sorted(registry.strategies)) or "none"
         raise BadInput(f"unknown strategy {args.strategy!r} (installed: {known})")
-    grid = sweep.parse_grid(args.param or [])
-    combos = sweep.combinations(grid)
+    if args.rank_by not in RANKABLE:
+        raise BadInput(f"--rank-by {args.rank_by!r}: use one of {', '.join(RANKABLE)}")
+    combos = sweep.combinations(sweep.parse_grid(args.param or []))
     strategies = [cls(**combo) for combo in combos]  # checks every value before any work
     config = _config(args)
     settings = _fill_settings(args, config)
+    progress = _Stages(args.progress, 2 + bool(args.json) + bool(args.plot))
+    progress.step("reading history")
     bars, timeframe, source = _load_bars(args, config)
+    lines: list[str] = []
     if len(strategies) == 1:
+        progress.step("running the backtest")
         result = run_backtest(bars, strategies[0], settings, timeframe=timeframe, source=source)
     else:
+        progress.close()
         rows = sweep.run_sweep(
             bars,
             cls,
@@ -114,31 +121,66 @@ def _main(args: argparse.Namespace) -> int:
             progress=args.progress,
         )
         ranked = sweep.rank(rows, args.rank_by)
-        print(sweep.format_table(ranked, args.rank_by, limit=args.top))
+        lines.append(sweep.format_table(ranked, args.rank_by, limit=args.top))
         if args.sweep_csv:
             sweep.write_csv(ranked, args.sweep_csv)
-            print(f"\nall {len(ranked)} results: {args.sweep_csv}")
+            lines.append(f"\nall {len(ranked)} results: {args.sweep_csv}")
         best = cls(**ranked[0].params)
-        print(f"\nbest by {args.rank_by}: {best.label}\n")
+        lines.append(f"\nbest by {args.rank_by}: {best.label}\n")
         result = run_backtest(bars, best, settings, timeframe=timeframe, source=source)
-    _output(result, args)
+    lines += _write_outputs(result, args, progress)
+    progress.close()
+    from bot.backtest.report import format_report
+
+    print("\n".join([*lines[:3], format_report(result), *lines[3:]]))
     if args.timing:
         print(f"\ncompleted in {time.perf_counter() - started:.3f} s", file=sys.stderr)
     return 0
 
 
-def _output(result: BacktestResult, args: argparse.Namespace) -> None:
-    from bot.backtest.report import format_report, write_json
+def _write_outputs(result: BacktestResult, args: argparse.Namespace, progress: _Stages) -> list[str]:
+    from bot.backtest.report import write_json
 
-    print(format_report(result))
+    written = []
     if args.json:
+        progress.step("writing JSON")
         write_json(result, args.json)
-        print(f"\nJSON: {args.json}")
+        written.append(f"\nJSON: {args.json}")
     if args.plot:
+        progress.step("drawing the plot")
         from bot.backtest.plot import plot
 
         plot(result, args.plot)
-        print(f"plot: {args.plot}")
+        written.append(f"{'' if written else chr(10)}plot: {args.plot}")
+    return written
+
+
+class _Stages:
+    """A progress bar over the steps of one run, on stderr, when asked or when it is a terminal."""
+
+    def __init__(self, enabled: bool | None, steps: int) -> None:
+        self.bar = None
+        if enabled or (enabled is None and sys.stderr.isatty()):
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=steps, file=sys.stderr, bar_format="{desc:<22} {bar:20} {n_fmt}/{total_fmt} [{elapsed}]"
+            )
+        self.started = False
+
+    def step(self, label: str) -> None:
+        if self.bar is not None:
+            if self.started:
+                self.bar.update(1)
+            self.started = True
+            self.bar.set_description_str(label)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            if self.started:
+                self.bar.update(1)
+            self.bar.close()
+            self.bar = None
 
 
 def _registry():  # type: ignore[no-untyped-def]
