@@ -159,7 +159,8 @@ def format_report(result: BacktestResult, max_trades: int = 20) -> str:
     s, bars = result.stats, result.bars
     first, last = iso_times(bars.time[[0, -1]])
     lines = [
-        f"{result.strategy.label} on {result.source}: {len(bars):,} bars of {result.timeframe_label}, "
+        f"{result.strategy.label} on {result.source}: {len(bars):,} bars"
+        f"{f' of {result.timeframe_label}' if result.timeframe_label else ''}, "
         f"{first} .. {last}",
         f"fill: {result.settings_line}",
         "",

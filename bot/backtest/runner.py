@@ -32,7 +32,7 @@ class BacktestResult:
     stats: Stats
     settings: FillSettings
     source: str = "data"
-    timeframe_label: str = "?"
+    timeframe_label: str = ""  # empty when the bars have no regular spacing
 
     @property
     def settings_line(self) -> str:
@@ -66,7 +66,7 @@ def run_backtest(
     output = strategy.compute(bars)
     sim = simulate(bars, output.signal, settings, stop_hint=output.stop, impl=impl)
     stats = compute_stats(sim, settings.cash, bars_per_year(bars, timeframe))
-    label = timeframe.label if timeframe else "?"
+    label = timeframe.label if timeframe else ""
     return BacktestResult(strategy, bars, output, sim, stats, settings, source, label)
 
 
