@@ -19,8 +19,10 @@ def main() -> None:
         start = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True)
         times.append(time.perf_counter() - start)
-    print(f"tradebot --help: median {statistics.median(times) * 1000:.0f} ms, best {min(times) * 1000:.0f} ms "
-          f"over {RUNS} runs (target < 500 ms)")
+    print(
+        f"tradebot --help: median {statistics.median(times) * 1000:.0f} ms, best {min(times) * 1000:.0f} ms "
+        f"over {RUNS} runs (target < 500 ms)"
+    )
 
 
 if __name__ == "__main__":

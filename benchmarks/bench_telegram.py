@@ -114,7 +114,7 @@ async def run(server: FakeTelegram, tmp: str) -> None:
         }
     )
     app = build_app(settings, accelerate=True)
-    scheduler = start_scheduler(app.engine, app.interval_seconds)
+    scheduler = start_scheduler(app.engine.run_tick, app.interval_seconds)
     front = TelegramFrontEnd(app, TelegramConfig.from_settings(settings))
     stop = asyncio.Event()
     task = asyncio.create_task(front.run(stop))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -211,12 +211,13 @@ class Engine:
 
 
 def start_scheduler(
-    engine: Engine,
+    tick: Callable[[], Awaitable[Any]],
     interval_seconds: float,
     *,
     extra_jobs: list[tuple[Callable[..., Any], dict[str, Any]]] = (),
 ) -> Any:
-    """An AsyncIOScheduler on the running loop: ticks every ``interval_seconds`` of real time.
+    """An AsyncIOScheduler on the running loop: ``tick`` every ``interval_seconds`` of real time,
+    never two at once, a late run coalesced rather than queued.
 
     Must be called from a coroutine (the loop must be running), e.g. PTB's ``post_init``.
     """
@@ -226,7 +227,7 @@ def start_scheduler(
 
     scheduler = AsyncIOScheduler(timezone=UTC)
     scheduler.add_job(
-        engine.run_tick,
+        tick,
         "interval",
         seconds=interval_seconds,
         id="tick",

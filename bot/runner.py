@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 RECONCILE_MINUTES = 15
 SHUTDOWN_GRACE_SECONDS = 15
+TRANSPORT_GRACE_SECONDS = 3
 EXIT_LEASE_LOST = 3  # another instance took over: exit so a supervisor restarts us in standby
 
 # A transport runs until ``stop`` is set (Telegram plugs in here).
@@ -81,18 +82,18 @@ async def serve(app: App, *, console: bool, stdin: TextIO | None = None, stdout:
         console_task.add_done_callback(lambda task: _transport_ended(task, stop))
         tasks.append(console_task)
     scheduler = None
+    transports: list[asyncio.Task[None]] = []
     status = 0
     try:
         if not await _acquire_lease(app, stop, printer):
             return 0
         await asyncio.to_thread(_startup, app)
         scheduler = start_scheduler(
-            app.engine,
+            _tick_job(app),  # no cycle unless this process holds the lease
             app.interval_seconds,
             extra_jobs=[(_reconcile_job(app), {"trigger": "interval", "minutes": RECONCILE_MINUTES})],
         )
-        scheduler.modify_job("tick", func=_tick_job(app))  # no cycle unless this process holds the lease
-        tasks += [asyncio.create_task(transport(app, stop)) for transport in transports_for(app)]
+        transports = [asyncio.create_task(transport(app, stop)) for transport in transports_for(app)]
         keeper = asyncio.create_task(_keep_lease(app, stop))
         await stop.wait()
         keeper.cancel()
@@ -105,13 +106,17 @@ async def serve(app: App, *, console: bool, stdin: TextIO | None = None, stdout:
             scheduler.pause()  # no new cycles; the one running finishes before anything closes
             finished = await _wait_for_cycle(app)
             scheduler.shutdown(wait=False)
-        for task in tasks:
-            if not task.done():
-                task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         if scheduler is not None:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(app.service.emit, EventKind.STOPPED, "tradebot stopped.")
+        # Transports saw `stop` too: give them a moment to finish cleanly (Telegram acknowledges
+        # its last updates), then cut what is left. The console waits on stdin: cut it at once.
+        if transports:
+            await asyncio.wait(transports, timeout=TRANSPORT_GRACE_SECONDS)
+        for task in tasks + transports:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*tasks, *transports, return_exceptions=True)
         if finished:
             try:
                 await asyncio.to_thread(app.lease.release)

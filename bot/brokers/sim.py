@@ -36,7 +36,7 @@ from bot.domain import (
     Position,
     Side,
 )
-from storage.db import Database
+from storage.db import Database, DatabaseError
 from storage.models import SimAccountRow, SimOrderRow, SimPositionRow
 from storage.repository import aware, utc
 
@@ -71,9 +71,15 @@ class SimBroker:
         self.clock = clock
         self.timeframe = timeframe
         self.commission = commission
-        with db.session() as s:
-            if s.get(SimAccountRow, 1) is None:
-                s.add(SimAccountRow(id=1, cash=starting_cash, starting_cash=starting_cash))
+        try:
+            with db.session() as s:
+                if s.get(SimAccountRow, 1) is None:
+                    s.add(SimAccountRow(id=1, cash=starting_cash, starting_cash=starting_cash))
+        except DatabaseError:
+            # Two processes opening a new database at once: the other one created the account.
+            with db.session() as s:
+                if s.get(SimAccountRow, 1) is None:
+                    raise
 
     # --- reads ---
 
