@@ -6,6 +6,7 @@ import sqlite3
 
 import pytest
 
+from bot.commands import Caller
 from bot.domain import EventKind
 from bot.service import TradingService
 from tests.helpers import make_app
@@ -168,3 +169,23 @@ def test_a_failing_strategy_is_reported_and_the_others_go_on(tmp_path):
     errors = [e for e in app.service.recent_events(500) if e.kind is EventKind.STRATEGY_ERROR]
     assert len(errors) == 1 and "division by zero" in errors[0].message
     assert app.service.orders(open_only=False), "supertrend kept trading beside the broken strategy"
+
+
+def test_pnl_report_reads_the_stored_trades_and_equity(traded):
+    app, *_ = traded
+    report = app.service.pnl()
+    trades = app.service.trades(limit=10_000)
+    curve = [equity for _time, equity in app.service.equity_curve()] + [app.service.broker.account().equity]
+    assert report.trades == len(trades)
+    assert report.total_realized == pytest.approx(sum(t.pnl for t in trades))
+    assert report.win_rate == pytest.approx(100 * sum(t.pnl > 0 for t in trades) / len(trades))
+    peak, worst = curve[0], 0.0
+    for value in curve:  # max drawdown by hand
+        peak = max(peak, value)
+        worst = max(worst, (peak - value) / peak * 100)
+    assert report.max_drawdown_pct == pytest.approx(worst)
+    assert report.return_pct == pytest.approx((curve[-1] / curve[0] - 1) * 100)
+    assert sum(s.trades for s in report.per_strategy) == len(trades)
+    assert report.sharpe != 0.0
+    text = app.router.handle("/pnl", Caller("console")).text
+    assert f"Trades: {len(trades)}" in text and "Sharpe:" in text and "Max drawdown:" in text
