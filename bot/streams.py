@@ -58,15 +58,15 @@ class _Notifying:
 
 
 class _StockStream(_Notifying, StockDataStream):
-    pass
+    """Stock bars, announcing each (re)connection."""
 
 
 class _CryptoStream(_Notifying, CryptoDataStream):
-    pass
+    """Crypto bars, announcing each (re)connection."""
 
 
 class _TradingStream(_Notifying, TradingStream):
-    pass
+    """Trade updates, announcing each (re)connection."""
 
 
 def stream_endpoints(

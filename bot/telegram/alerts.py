@@ -194,7 +194,7 @@ def batches(
 
 
 class _Unreachable(Exception):
-    pass
+    """Telegram did not answer; the alert stays in the outbox for the next round."""
 
 
 class AlertDispatcher:

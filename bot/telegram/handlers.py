@@ -109,10 +109,10 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
                 del self._users[chat.id], self._locks[chat.id]
 
     async def initialize(self) -> None:
-        pass
+        """Nothing to set up: the per-chat locks are created on demand."""
 
     async def shutdown(self) -> None:
-        pass
+        """Nothing to release."""
 
 
 class Handlers:
