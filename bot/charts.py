@@ -286,6 +286,31 @@ def render_equity(chart: EquityChart) -> bytes:
     return _png(fig)
 
 
+def render_backtest(
+    bars: Bars,
+    lines: dict[str, np.ndarray],
+    markers: list[Marker],
+    equity: np.ndarray,
+    title: str,
+) -> bytes:
+    """Price with the strategy's lines and the trades above, equity and drawdown below (one PNG).
+
+    ``equity`` has one value per bar of ``bars``. Long series are thinned to about ``MAX_POINTS``
+    points for drawing; every trade keeps its marker.
+    """
+    step = max(1, len(bars) // MAX_POINTS)
+    shown = bars[::step]
+    fig = _figure(13, 9)
+    ax_price, ax_equity, ax_drawdown = fig.subplots(
+        3, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2, 1]}
+    )
+    draw_price(ax_price, shown, {k: v[::step] for k, v in lines.items()}, markers)
+    ax_price.set_title(title, fontsize=10)
+    draw_equity(ax_equity, ax_drawdown, np.asarray(bars.time, dtype="datetime64[ns]"), equity)
+    _date_axis(ax_drawdown)
+    return _png(fig)
+
+
 def warm_up() -> None:
     """Import matplotlib and draw a tiny chart once (about a second), so the first /chart is quick.
 
