@@ -651,8 +651,12 @@ class TradingService:
                             f"{_fmt_qty(theirs.qty)} at the broker"
                         )
                 open_orders = repo.list_orders(s, open_only=True, limit=500)
+                protected = [
+                    p for p in repo.list_positions(s) if p.stop_loss is not None or p.take_profit is not None
+                ]
             for order in open_orders:
                 diffs.extend(self._reconcile_order(order))
+            diffs.extend(self.broker.ensure_protection(protected))
             for diff in diffs:
                 self.emit(EventKind.RECONCILE_DIFF, f"Reconciliation: {diff}", severity=Severity.WARNING)
             return diffs

@@ -11,7 +11,7 @@ from bot.alpaca_setup import build_alpaca
 from bot.brokers.alpaca import AlpacaBroker, harden
 from bot.brokers.base import AuthenticationError, Broker, BrokerError, OrderRejected
 from bot.config import ConfigError, Settings
-from bot.domain import ExitReason, OrderIntent, OrderStatus, OrderType, Side, client_order_id
+from bot.domain import ExitReason, OrderIntent, OrderStatus, OrderType, Position, Side, client_order_id
 from tests.fakes.alpaca_server import FakeAlpaca
 
 NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
@@ -333,3 +333,55 @@ def test_a_crypto_stop_that_cannot_be_placed_is_reported_for_an_alert(fake, brok
     # the next sync places the stop after all, and has nothing to report
     assert broker.sync(NOW).alerts == []
     assert fake.order(f"{intent.client_order_id}-sl").type == "stop_limit"
+
+
+def btc_position(**kw) -> Position:
+    fields = {
+        "symbol": "BTC/USD",
+        "qty": 0.1,
+        "avg_price": 50_000.0,
+        "stop_loss": 49_000.0,
+        "take_profit": 52_000.0,
+        "opened_at": NOW,
+    }
+    fields.update(kw)
+    return Position(**fields)
+
+
+def test_a_restart_before_the_crypto_stop_was_placed_places_it(fake):
+    first = make_broker(fake)
+    intent = entry("BTC/USD", qty=0.1, stop_loss=49_000.0, take_profit=52_000.0)
+    first.submit(intent)
+    fake.fill(intent.client_order_id, price=50_000.0)
+    # the process dies before any sync: no stop at Alpaca; a new process starts
+    restarted = make_broker(fake)
+    assert restarted.ensure_protection([btc_position()]) == []
+    restarted.sync(NOW)
+    stops = [o for o in fake.top_orders() if o.type == "stop_limit" and o.is_open]
+    assert [(o.symbol, o.qty, o.stop_price) for o in stops] == [("BTC/USD", 0.1, 49_000.0)]
+    assert restarted.ensure_protection([btc_position()]) == []  # already guarded: nothing twice
+    restarted.sync(NOW)
+    assert len([o for o in fake.top_orders() if o.type == "stop_limit"]) == 1
+
+
+def test_a_restart_adopts_the_working_crypto_stop_and_still_takes_profit(fake):
+    first = make_broker(fake)
+    intent = entry("BTC/USD", qty=0.1, stop_loss=49_000.0, take_profit=52_000.0)
+    first.submit(intent)
+    fake.fill(intent.client_order_id, price=50_000.0)
+    first.sync(NOW)  # the stop is placed
+    restarted = make_broker(fake)
+    restarted.ensure_protection([btc_position()])
+    fake.prices["BTC/USD"] = 52_500.0
+    restarted.prices = _Prices(fake)
+    restarted.sync(NOW)
+    assert fake.order(f"{intent.client_order_id}-sl").status == "canceled"
+    exits = [o for o in fake.top_orders() if o.side == "sell" and o.type == "market"]
+    assert len(exits) == 1 and exits[0].qty == 0.1
+
+
+def test_a_stock_position_whose_bracket_is_gone_is_reported(fake, broker):
+    fake.add_position("AAPL", 10, 100.0)
+    stock = Position(symbol="AAPL", qty=10, avg_price=100.0, stop_loss=95.0, take_profit=110.0)
+    (problem,) = broker.ensure_protection([stock])
+    assert problem.startswith("AAPL has a stop of 95.0 on record but no stop or target working at Alpaca")

@@ -194,3 +194,19 @@ def test_tradebot_tick_with_wrong_keys_exits_non_zero(fake, tmp_path):
     assert "ALPACA_API_KEY" in result.stderr and "401" in result.stderr
     assert "wrong-secret" not in result.stderr + result.stdout
     assert fake.requests_to("POST", "/v2/orders") == []
+
+
+def test_reconciliation_alerts_when_a_positions_bracket_is_gone(fake, tmp_path):
+    fake.set_bars("AAPL", flip_up())
+    app = build_app(
+        Settings.from_mapping(env_for(fake, tmp_path / "t.db")), accelerate=False, clock=ManualClock(NOW)
+    )
+    app.engine.tick()
+    (entry,) = fake.top_orders()
+    fake.fill(entry.client_order_id, price=115.0)
+    assert app.service.reconcile() == []  # protected by its bracket legs
+    for leg in entry.legs:  # someone cancels the legs in Alpaca's dashboard
+        leg.status = "canceled"
+    (diff,) = app.service.reconcile()
+    assert diff.startswith("AAPL has a stop of") and "no stop or target working at Alpaca" in diff
+    assert any("no stop or target working" in e.message for e in events(app, EventKind.RECONCILE_DIFF))

@@ -59,6 +59,7 @@ from bot.domain import (
     OrderType,
     Position,
     Side,
+    client_order_id,
     is_crypto,
 )
 
@@ -886,6 +887,41 @@ class AlpacaBroker:
         return changed
 
     # ------------------------------------------------------------------ crypto protection
+    def ensure_protection(self, positions: list[Position]) -> list[str]:
+        """After a restart: re-arm the guard of every crypto position whose stop or target is on
+        record (the guards live in memory), adopting a stop order still open at Alpaca or placing
+        one on the next sync. A stock position with a stop on record but no sell order working
+        at Alpaca is reported: its bracket legs are gone (a partial sell cancels them)."""
+        problems = []
+        guarded = {g.symbol for g in self._guards.values()}
+        open_sells: dict[str, list[Any]] = {}
+        for order in self._open_alpaca_orders():
+            if order.side == AlpacaSide.SELL:
+                open_sells.setdefault(from_alpaca_symbol(str(order.symbol)), []).append(order)
+        for position in positions:
+            symbol = position.symbol
+            if (position.stop_loss is None and position.take_profit is None) or symbol in guarded:
+                continue
+            sells = open_sells.get(symbol, [])
+            if not is_crypto(symbol):
+                if not sells:
+                    problems.append(
+                        f"{symbol} has a stop of {position.stop_loss} on record but no stop or target "
+                        "working at Alpaca: protect it there or close it (/sell)"
+                    )
+                continue
+            base = client_order_id("guard", symbol, position.opened_at or "", position.qty)
+            guard = _CryptoGuard(base, "", symbol, position.stop_loss, position.take_profit)
+            stop = next((o for o in sells if o.type in _STOP_TYPES), None)
+            if stop is not None:
+                guard.stop_client_order_id = str(stop.client_order_id)
+                guard.qty = _float(stop.qty) or position.qty
+            self._guards[base] = guard
+            log.warning(
+                "re-armed the crypto guard of %s (stop %s, target %s)", symbol, guard.stop, guard.target
+            )
+        return problems
+
     def _guard_crypto(self, now: datetime) -> list[str]:
         """Place the stop for filled crypto entries; exit at market on a target or a gapped stop.
         Returns what failed, for the service to alert."""
@@ -902,12 +938,15 @@ class AlpacaBroker:
 
     def _guard_one(self, guard: _CryptoGuard, now: datetime) -> None:
         if guard.stop_client_order_id is None:
-            entry = self._get("order", lambda: self.client.get_order_by_id(guard.entry_order_id))
-            status = _STATUS.get(entry.status, OrderStatus.ACCEPTED)
-            if status.is_open:
-                return  # wait until the entry is final, then protect what filled
             held = self._held(guard.symbol)
-            guard.qty = min(_float(entry.filled_qty) or 0.0, held)
+            if guard.entry_order_id:
+                entry = self._get("order", lambda: self.client.get_order_by_id(guard.entry_order_id))
+                status = _STATUS.get(entry.status, OrderStatus.ACCEPTED)
+                if status.is_open:
+                    return  # wait until the entry is final, then protect what filled
+                guard.qty = min(_float(entry.filled_qty) or 0.0, held)
+            else:  # re-armed after a restart: protect what is held
+                guard.qty = held
             if guard.qty <= 0:
                 self._guards.pop(guard.entry_client_order_id, None)
                 return

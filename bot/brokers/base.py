@@ -73,6 +73,11 @@ class Broker(Protocol):
         """The service has durably recorded these fills: stop reporting them."""
         ...
 
+    def ensure_protection(self, positions: list[Position]) -> list[str]:
+        """Make sure each position's stop-loss and take-profit on record are working at the broker
+        (after a restart, say); return what could not be ensured, for an alert."""
+        ...
+
     def is_tradable_now(self, symbol: str, now: datetime) -> bool:
         """False while ``symbol``'s market is closed (stocks outside hours; crypto is 24/7)."""
         ...

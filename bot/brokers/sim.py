@@ -251,6 +251,10 @@ class SimBroker:
                     row.reported = True
                     s.add(row)
 
+    def ensure_protection(self, positions: list[Position]) -> list[str]:
+        """Stops and targets live in the exchange's own books (``sim_positions``): nothing to re-arm."""
+        return []
+
     def _closed_bars(self, symbol: str, placed: datetime, since: datetime | None, now: datetime) -> Bars:
         """Bars to check for an order placed at ``placed``: those after the bar it was placed in,
         closed by ``now`` and not already checked at the last sync ``since`` (the bar that was
