@@ -181,6 +181,11 @@ class TradingService:
         if duplicate:
             return duplicate
         if signal.side is Side.BUY:
+            held = self._position(signal.symbol)
+            if held is not None and held.qty > EPSILON:  # a level signal repeating: not a risk event
+                return OrderOutcome(
+                    "ignored", signal.symbol, f"already holding {signal.symbol} ({held.strategy})"
+                )
             return self._enter(
                 symbol=signal.symbol,
                 price=signal.price,

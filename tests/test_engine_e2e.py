@@ -189,3 +189,25 @@ def test_pnl_report_reads_the_stored_trades_and_equity(traded):
     assert report.sharpe != 0.0
     text = app.router.handle("/pnl", Caller("console")).text
     assert f"Trades: {len(trades)}" in text and "Sharpe:" in text and "Max drawdown:" in text
+
+
+def test_a_repeating_buy_signal_enters_once_and_raises_no_alerts(tmp_path):
+    import numpy as np
+
+    from bot.strategy import Strategy, StrategyOutput
+
+    class AlwaysIn(Strategy):
+        name = "always_in"
+
+        def compute(self, bars):
+            return StrategyOutput(signal=np.ones(len(bars), dtype=np.int8))
+
+    app, clock = make_app(tmp_path / "t.db", TRADEBOT_SYMBOLS="AAPL")
+    app.engine.strategies[:] = [AlwaysIn()]
+    outcomes = []
+    for _ in range(5):
+        clock.advance(minutes=1)
+        outcomes += [o.status for o in app.engine.tick().orders]
+    assert outcomes[0] == "placed" and set(outcomes[1:]) == {"ignored"}
+    assert len(app.service.orders(open_only=False)) == 1
+    assert not [e for e in app.service.recent_events(100) if e.kind is EventKind.RISK_BLOCKED]
