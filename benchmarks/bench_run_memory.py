@@ -1,0 +1,66 @@
+"""Resident memory of a real `tradebot run` process: 100 symbols x 1,000 cached bars (target < 250 MB).
+
+Starts the bot on the simulated market (console off, a temporary SQLite file), lets it fill its
+history cache and trade for a while, and reads VmRSS from /proc every few seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SYMBOLS = [f"SYM{i:03d}" for i in range(90)] + [f"C{i}/USD" for i in range(10)]
+SECONDS = 40
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            **os.environ,
+            "DATABASE_URL": f"sqlite:///{Path(tmp) / 'bench.db'}",
+            "TRADEBOT_SYMBOLS": ",".join(SYMBOLS),
+            "TRADEBOT_HISTORY_BARS": "1000",
+            "TRADEBOT_CONSOLE": "off",
+            "MAX_OPEN_TRADES": "50",
+            "MAX_PORTFOLIO_RISK_PCT": "20",
+            "MAX_POSITION_PCT": "2",
+            "LOG_LEVEL": "WARNING",
+            "TELEGRAM_BOT_TOKEN": "",
+            "ALPACA_API_KEY": "",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "run"],
+            cwd=tmp,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        samples = []
+        try:
+            start = time.monotonic()
+            while time.monotonic() - start < SECONDS:
+                time.sleep(4)
+                samples.append(rss_mb(proc.pid))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+        print(
+            f"tradebot run, {len(SYMBOLS)} symbols x 1,000 cached bars, {SECONDS} s on the simulated market: "
+            f"RSS {samples[0]:.0f} MB at 4 s, peak {max(samples):.0f} MB, last {samples[-1]:.0f} MB (target < 250 MB)"
+        )
+
+
+if __name__ == "__main__":
+    main()
