@@ -16,7 +16,7 @@ from bot.logs import setup_logging
 from storage import migrate
 from storage.db import Database
 
-TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+TOKEN = "123456789:AAdoctorTestTokenNotReal_0123456789abc"
 ALPACA_SECRET = "s3cr3t-alpaca-value-0123456789"
 
 
