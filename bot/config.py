@@ -379,6 +379,14 @@ VARIABLES: tuple[Var, ...] = (
         "Polygon API origin (override for tests or a proxy)",
         group="Alpaca",
     ),
+    Var(
+        "TRADEBOT_PURE_PYTHON",
+        "false",
+        "Use the pure-Python indicator kernels instead of the C extension (same results, slower); "
+        "read from the process environment at import, not from .env",
+        _bool,
+        group="Developer",
+    ),
 )
 
 

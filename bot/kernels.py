@@ -92,7 +92,7 @@ PYTHON = SimpleNamespace(supertrend=_supertrend_py)
 
 
 def _load_c() -> ModuleType | None:
-    if os.environ.get("TRADEBOT_PURE_PYTHON"):
+    if os.environ.get("TRADEBOT_PURE_PYTHON", "").strip().lower() in {"1", "true", "yes", "on"}:
         return None
     try:
         from bot import _speedups
