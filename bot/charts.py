@@ -222,25 +222,17 @@ def draw_price(
         above = bars.close >= line
         ax.plot(times, np.where(above, line, np.nan), color=GREEN, linewidth=1.2, label=label)
         ax.plot(times, np.where(~above, line, np.nan), color=RED, linewidth=1.2)
-    entries = [m for m in markers if m.entry]
-    if entries:
-        ax.scatter(
-            [np.datetime64(m.time_ns, "ns") for m in entries],
-            [m.price for m in entries],
-            marker="^",
-            color=GREEN,
-            edgecolors="black",
-            s=60,
-            zorder=3,
-            label="entry",
-        )
-    for won, color, label in ((True, BLUE, "exit (win)"), (False, RED, "exit (loss)")):
-        exits = [m for m in markers if not m.entry and bool(m.won) == won]
-        if exits:
+    groups = (
+        ("^", GREEN, "entry", [m for m in markers if m.entry]),
+        ("v", BLUE, "exit (win)", [m for m in markers if not m.entry and m.won]),
+        ("v", RED, "exit (loss)", [m for m in markers if not m.entry and not m.won]),
+    )
+    for shape, color, label, group in groups:
+        if group:
             ax.scatter(
-                [np.datetime64(m.time_ns, "ns") for m in exits],
-                [m.price for m in exits],
-                marker="v",
+                [np.datetime64(m.time_ns, "ns") for m in group],
+                [m.price for m in group],
+                marker=shape,
                 color=color,
                 edgecolors="black",
                 s=60,

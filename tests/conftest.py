@@ -99,3 +99,15 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
         return
     with postgres_schema() as url:
         yield url
+
+
+@pytest.fixture
+def db(storage_url):
+    """A migrated database at ``storage_url`` (SQLite, and Postgres when TEST_DATABASE_URL is set)."""
+    from storage import migrate
+    from storage.db import Database
+
+    database = Database(storage_url)
+    migrate.upgrade(database)
+    yield database
+    database.dispose()

@@ -8,7 +8,6 @@ import threading
 import time
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy import text
 
 from bot.brokers.sim import SimBroker
@@ -21,14 +20,6 @@ from storage.db import Database
 from tests import processes
 
 START = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-def db(storage_url):
-    database = Database(storage_url)
-    migrate.upgrade(database)
-    yield database
-    database.dispose()
 
 
 def expire(db: Database) -> None:

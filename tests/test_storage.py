@@ -10,19 +10,10 @@ from bot.app import build_app
 from bot.clock import ManualClock
 from bot.config import Settings, database_url
 from bot.domain import Event, EventKind, Fill, Order, OrderStatus, Position, Severity, Side, Signal, Trade
-from storage import migrate
 from storage import repository as repo
-from storage.db import Database, DatabaseError
+from storage.db import DatabaseError
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-def db(storage_url):
-    database = Database(storage_url)
-    migrate.upgrade(database)
-    yield database
-    database.dispose()
 
 
 def test_heroku_urls_become_psycopg3_urls():
