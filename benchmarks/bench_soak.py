@@ -93,8 +93,7 @@ def main() -> int:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'soak.db'}"
         settings = Settings.from_mapping({"DATABASE_URL": url, "TRADEBOT_SYMBOLS": ",".join(symbols)})
         clock = ManualClock(START)
-        app = build_app(settings, accelerate=False, clock=clock)
-        app.service.gate = app.lease  # as `tradebot run`: every order confirms the lease
+        app = build_app(settings, accelerate=False, clock=clock)  # every order confirms the lease
         if not app.lease.try_acquire():
             print("another process holds the trading lease on this database")
             return 1

@@ -114,6 +114,7 @@ async def run(server: FakeTelegram, tmp: str) -> None:
         }
     )
     app = build_app(settings, accelerate=True)
+    assert app.lease.try_acquire(), "another process holds the trading lease"  # trade as `tradebot run`
     scheduler = start_scheduler(app.engine.run_tick, app.interval_seconds)
     front = TelegramFrontEnd(app, TelegramConfig.from_settings(settings))
     stop = asyncio.Event()

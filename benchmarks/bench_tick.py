@@ -37,6 +37,7 @@ def main() -> None:
         )
         clock = ManualClock(datetime(2026, 3, 2, 14, 30, tzinfo=UTC))
         app = build_app(settings, accelerate=False, clock=clock)
+        assert app.lease.try_acquire(), "another process holds the trading lease"  # trade as `tradebot run`
         start = time.perf_counter()
         app.engine.tick()
         cold = time.perf_counter() - start

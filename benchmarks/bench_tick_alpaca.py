@@ -65,6 +65,7 @@ def main() -> None:
         )
         clock = ManualClock(LAST_BAR + timedelta(minutes=1, seconds=2))
         app = build_app(settings, accelerate=False, clock=clock)
+        assert app.lease.try_acquire(), "another process holds the trading lease"  # trade as `tradebot run`
         for label in ("cold (full history)", "warm (one new bar)"):
             before = data_requests(fake)
             started = time.perf_counter()

@@ -92,12 +92,14 @@ def build_app(settings: Settings, *, accelerate: bool = True, clock: Clock | Non
         clock = clock or AcceleratedClock(_resume_time(db), speed)
         broker, source = _simulator(settings, db, clock, timeframe)
 
+    lease = Lease(db, seconds=settings.tradebot_lease_seconds)
     service = TradingService(
         db,
         broker,
         clock,
         RiskLimits.from_settings(settings),
         notifier,
+        lease=lease,
         symbols=tuple(symbols),
         strategies=tuple(s.label for s in strategies),
         timeframe=timeframe.label,
@@ -118,7 +120,7 @@ def build_app(settings: Settings, *, accelerate: bool = True, clock: Clock | Non
         notifier=notifier,
         strategies=strategies,
         interval_seconds=settings.tradebot_interval_seconds / speed,
-        lease=Lease(db, seconds=settings.tradebot_lease_seconds),
+        lease=lease,
         warnings=errors + registry.errors,
     )
     app.banner = _banner(app, timeframe, speed)

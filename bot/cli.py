@@ -164,7 +164,6 @@ def cmd_tick(args: argparse.Namespace) -> int:
     app = _build(args, accelerate=False)
     for line in app.banner:
         print(line)
-    app.service.gate = app.lease
     try:
         held = app.lease.try_acquire()
     except DatabaseError as exc:

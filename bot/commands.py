@@ -251,7 +251,7 @@ class CommandRouter:
         if value is None:
             raise UsageError(f"{raw!r} is not a number.")
         try:
-            self.service.limits.with_value(name, value)  # validate before asking
+            self.service.limits().with_value(name, value)  # validate before asking
         except ValueError as exc:
             return Reply(f"Not changed: {exc}.")
 

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import Connection
@@ -51,6 +52,18 @@ log = logging.getLogger(__name__)
 
 TRADER = "trader"  # the lease that lets a process trade
 MARGIN_SECONDS = 1.0  # stop trusting our own lease this long before others may take it
+
+
+class TradingLease(Protocol):
+    """What ``TradingService`` asks before it acts: ``Lease`` below is the one in use."""
+
+    def refusal(self, action: str) -> str | None:
+        """Why ``action`` ("order": send an order; "books": sync or reconcile) may not run now, or None."""
+        ...
+
+    def describe(self) -> str:
+        """One line for /status: active, standby (who trades), shutting down."""
+        ...
 
 
 def holder_id() -> str:

@@ -74,7 +74,6 @@ async def serve(app: App, *, console: bool, stdin: TextIO | None = None, stdout:
         log.info("%s", line)
     for warning in app.warnings:
         printer.print(f"warning: {warning}")
-    app.service.gate = app.lease
     tasks: list[asyncio.Task[None]] = []
     if console:  # the console answers /status in standby too
         app.notifier.subscribe(printer.alert)
@@ -204,7 +203,7 @@ def _startup(app: App) -> None:
     app.service.emit(
         EventKind.STARTED, f"tradebot started: {app.banner[1] if len(app.banner) > 1 else app.mode}"
     )
-    if app.service.paused:
+    if app.service.paused():
         app.service.emit(
             EventKind.PAUSED, "Trading is still paused (since before the restart): /resume to allow entries."
         )

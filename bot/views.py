@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.domain import Order, Position
+from bot.domain import Order
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +84,3 @@ class TickReport:
     orders: list[OrderOutcome] = field(default_factory=list)
     data_problems: dict[str, str] = field(default_factory=dict)
     strategy_errors: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class PortfolioView:
-    positions: tuple[Position, ...]
-    equity: float
-    cash: float

@@ -22,6 +22,7 @@ from bot.domain import EventKind, OrderStatus
 from bot.risk import RiskLimits, position_size, protective_levels
 from tests.fakes.alpaca_server import FakeAlpaca
 from tests.fakes.polygon_server import FakePolygon
+from tests.helpers import take_lease
 
 ROOT = Path(__file__).resolve().parent.parent
 LAST_BAR = datetime(2026, 3, 2, 15, 59, tzinfo=UTC)  # start of the last closed 1m bar
@@ -62,8 +63,8 @@ def env_for(fake: FakeAlpaca, db: Path, **extra: str) -> dict[str, str]:
 
 
 def app_for(fake: FakeAlpaca, db: Path, **extra: str):
-    return build_app(
-        Settings.from_mapping(env_for(fake, db, **extra)), accelerate=False, clock=ManualClock(NOW)
+    return take_lease(
+        build_app(Settings.from_mapping(env_for(fake, db, **extra)), accelerate=False, clock=ManualClock(NOW))
     )
 
 
@@ -80,7 +81,7 @@ def test_paper_account_banner(fake, tmp_path):
 def test_supertrend_flip_places_exactly_one_bracket_sized_by_risk(fake, tmp_path):
     fake.set_bars("AAPL", flip_up())
     settings = Settings.from_mapping(env_for(fake, tmp_path / "t.db"))
-    app = build_app(settings, accelerate=False, clock=ManualClock(NOW))
+    app = take_lease(build_app(settings, accelerate=False, clock=ManualClock(NOW)))
     report = app.engine.tick()
     assert report.signals == 1 and not report.data_problems
     posts = fake.requests_to("POST", "/v2/orders")
@@ -198,9 +199,7 @@ def test_tradebot_tick_with_wrong_keys_exits_non_zero(fake, tmp_path):
 
 def test_reconciliation_alerts_when_a_positions_bracket_is_gone(fake, tmp_path):
     fake.set_bars("AAPL", flip_up())
-    app = build_app(
-        Settings.from_mapping(env_for(fake, tmp_path / "t.db")), accelerate=False, clock=ManualClock(NOW)
-    )
+    app = app_for(fake, tmp_path / "t.db")
     app.engine.tick()
     (entry,) = fake.top_orders()
     fake.fill(entry.client_order_id, price=115.0)

@@ -206,6 +206,7 @@ def test_run_streams_bar_close_runs_the_cycle_that_places_the_order(tmp_path):
     from bot.clock import ManualClock
     from bot.config import Settings
     from bot.streams import run_streams
+    from tests.helpers import take_lease
     from tests.test_alpaca_e2e import LAST_BAR, NOW, env_for, flip_up
 
     minutes = int((LAST_BAR - T).total_seconds() // 60)
@@ -217,7 +218,7 @@ def test_run_streams_bar_close_runs_the_cycle_that_places_the_order(tmp_path):
             env = env_for(
                 fake, tmp_path / "t.db", ALPACA_STREAMING="true", ALPACA_STREAM_URL=f"ws://127.0.0.1:{port}"
             )
-            app = build_app(Settings.from_mapping(env), accelerate=False, clock=ManualClock(NOW))
+            app = take_lease(build_app(Settings.from_mapping(env), accelerate=False, clock=ManualClock(NOW)))
             stop = asyncio.Event()
             task = asyncio.create_task(run_streams(app, stop))
             try:

@@ -33,11 +33,11 @@ def test_risk_set_asks_then_applies_and_persists(bot, tmp_path):
     app, clock = bot
     reply = app.router.handle("/risk set max_open_trades 3", chat(clock))
     assert reply.confirmation is not None and "set max_open_trades to 3" in reply.text
-    assert app.service.limits.max_open_trades == 5  # not yet
+    assert app.service.limits().max_open_trades == 5  # not yet
     done = app.router.confirm(reply.confirmation.token, chat(clock))
     assert done.text == "Risk limit max_open_trades is now 3."
     restarted, _ = make_app(tmp_path / "bot.db", clock=clock)
-    assert restarted.service.limits.max_open_trades == 3
+    assert restarted.service.limits().max_open_trades == 3
     assert "max_open_trades: 3 [default 5]" in restarted.router.handle("/risk", chat(clock)).text
 
 
@@ -104,7 +104,7 @@ def test_stale_state_changing_commands_are_ignored_but_reads_are_answered(bot):
     app, clock = bot
     stale = app.router.handle("/pause", chat(clock, age_seconds=300))
     assert stale.text.startswith("/pause ignored: sent while the bot was offline")
-    assert not app.service.paused
+    assert not app.service.paused()
     assert app.router.handle("/status", chat(clock, age_seconds=300)).text.startswith("Mode:")
 
 

@@ -96,7 +96,7 @@ def test_restart_keeps_positions_and_the_paused_state(traded):
     equity = app.service.broker.account().equity
 
     restarted, _ = make_app(db_path, clock=clock)
-    assert restarted.service.paused
+    assert restarted.service.paused()
     assert [(p.symbol, p.qty) for p in restarted.service.positions()] == positions
     assert restarted.service.broker.account().equity == pytest.approx(equity)
     assert restarted.service.reconcile() == []
@@ -115,7 +115,7 @@ def test_restart_keeps_positions_and_the_paused_state(traded):
     blocked = [e for e in restarted.service.recent_events(200) if e.kind is EventKind.RISK_BLOCKED]
     assert any("paused" in e.message for e in blocked)
     restarted.service.resume(by="test")
-    assert not restarted.service.paused
+    assert not restarted.service.paused()
 
 
 def test_stale_or_broken_data_skips_the_symbol_and_alerts(tmp_path):

@@ -118,7 +118,6 @@ def test_the_service_sends_nothing_without_the_lease(storage_url):
     app = build_app(settings, accelerate=False, clock=clock)
     holder = Lease(app.db, seconds=30)
     assert holder.try_acquire()  # another process trades
-    app.service.gate = app.lease
     assert not app.lease.try_acquire()
 
     outcome = app.service.place_manual("AAPL", Side.BUY, 1, request_id="m1")

@@ -12,6 +12,7 @@ from bot.config import Settings, database_url
 from bot.domain import Event, EventKind, Fill, Order, OrderStatus, Position, Severity, Side, Signal, Trade
 from storage import repository as repo
 from storage.db import DatabaseError
+from tests.helpers import take_lease
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 
@@ -93,7 +94,7 @@ def test_the_bot_trades_for_hours_on_this_database_and_its_books_agree(storage_u
         {"DATABASE_URL": storage_url, "TRADEBOT_SYMBOLS": "AAPL,BTC/USD,ETH/USD"}
     )
     clock = ManualClock(T0)
-    app = build_app(settings, accelerate=False, clock=clock)
+    app = take_lease(build_app(settings, accelerate=False, clock=clock))
     for _ in range(240):
         clock.advance(minutes=1)
         app.engine.tick()

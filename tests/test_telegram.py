@@ -115,17 +115,17 @@ def test_chart_and_equity_are_real_pngs(bot, server):
 def test_pause_and_resume_change_state_and_alert(bot, server):
     app = bot
     ask(server, ME, "/pause", "Paused: no new entries")
-    assert app.service.paused
+    assert app.service.paused()
     server.wait_reply(GROUP, "Trading paused by @ann")
     ask(server, ME, "/resume", "Resumed")
-    assert not app.service.paused
+    assert not app.service.paused()
 
 
 def test_a_stale_state_changing_command_is_refused(bot, server):
     app = bot
     reply = ask(server, ME, "/pause", "ignored: sent while the bot was offline", date=time.time() - 120)
     assert "/pause ignored" in reply.text
-    assert not app.service.paused
+    assert not app.service.paused()
     ask(server, ME, "/status", "Mode:", date=time.time() - 600)  # reading is fine
 
 
@@ -140,7 +140,7 @@ def test_unauthorized_chat_changes_nothing_gets_nothing_and_is_recorded_once(bot
     server.command(STRANGER, "/positions")
     server.wait_reply(ME, "Refused '/pause' from user 999", after=mark)
     ask(server, ME, "/status", "State: active")  # processed after the stranger's updates
-    assert not app.service.paused
+    assert not app.service.paused()
     assert server.calls_of("sendMessage", "sendPhoto", "editMessageText", chat_id=STRANGER) == []
     with app.db.session() as s:
         refused = repo.recent_events(s, 50, kind=EventKind.UNAUTHORIZED)
@@ -153,9 +153,9 @@ def test_group_members_need_the_user_allow_list(bot, server):
     mark = server.mark()
     server.command(GROUP, "/pause", user_id=555)
     server.wait_reply(ME, "group member not in TELEGRAM_ALLOWED_USER_IDS", after=mark)
-    assert not app.service.paused
+    assert not app.service.paused()
     ask(server, GROUP, "/pause", "Paused", user_id=MEMBER)
-    assert app.service.paused
+    assert app.service.paused()
 
 
 def test_a_strangers_button_press_is_refused(bot, server):

@@ -1,0 +1,235 @@
+"""TradingService: the one door to money and state.
+
+The engine, the console, Telegram, the web dashboard and the tests call this class; none of
+them talks to a broker or the database directly. Every order, automatic or manual, passes the
+same risk checks, carries a deterministic ``client_order_id``, and is written to the database
+before the broker is called (write-ahead), so a crash, a retry or a replayed signal can never
+place a second order.
+
+The class is a thin front over parts with one job each, in this package:
+
+- ``store.SettingsStore``: paused, risk overrides, the last cycle (the ``settings`` table);
+- ``events.EventLog``: record an event (audit log and outbox), then publish it;
+- ``trader.Trader``: what to order: signals, /buy, /sell, /flatten -> checked, sized intents;
+- ``orders.OrderRouter``: the order path: record pending, send, on rejected, on unknown;
+- ``ledger.FillLedger``: the broker's fills and order updates applied once; prices, equity;
+- ``reconcile.Reconciler``: our books brought in line with the broker's;
+- ``reports.Reports``: read-only answers (status, positions, P&L, risk view).
+
+The front adds what they share: one lock, so two requests never interleave inside an order,
+and the trading lease (``bot/lease.py``), passed in at construction and asked before every
+order ("order") and every change to the books ("books"): only one process trades.
+
+The API is synchronous and thread-safe: async front ends call it through ``asyncio.to_thread``
+so a slow broker never stalls the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+from typing import Any
+
+from bot.brokers.base import Broker
+from bot.clock import Clock
+from bot.domain import Event, EventKind, Order, Position, Severity, Side, Signal, Trade
+from bot.lease import TradingLease
+from bot.notify import Notifier
+from bot.risk import RiskLimits
+from bot.service.events import EventLog
+from bot.service.ledger import FillLedger
+from bot.service.orders import OrderRouter
+from bot.service.reconcile import Reconciler
+from bot.service.reports import Reports
+from bot.service.store import SettingsStore
+from bot.service.trader import Trader
+from bot.views import OrderOutcome, PnlReport, RiskView, StatusView, TickReport
+from storage.db import Database
+
+__all__ = ["TradingService"]
+
+log = logging.getLogger(__name__)
+
+
+class TradingService:
+    def __init__(
+        self,
+        db: Database,
+        broker: Broker,
+        clock: Clock,
+        limits: RiskLimits,
+        notifier: Notifier | None = None,
+        *,
+        lease: TradingLease,
+        symbols: tuple[str, ...] = (),
+        strategies: tuple[str, ...] = (),
+        timeframe: str = "1m",
+    ) -> None:
+        self.broker = broker
+        self.clock = clock
+        self.notifier = notifier or Notifier()
+        self.lease = lease
+        self.symbols = symbols
+        self.strategies = strategies
+        self._lock = threading.RLock()
+        self._store = SettingsStore(db, limits)
+        self._events = EventLog(db, clock, self.notifier)
+        self._orders = OrderRouter(db, broker, clock, self._events, lease)
+        self._ledger = FillLedger(db, broker, clock, self._events, self._orders)
+        self._reconciler = Reconciler(db, broker, clock, self._orders)
+        self._reports = Reports(
+            db, broker, clock, self._store, lease, symbols=symbols, strategies=strategies, timeframe=timeframe
+        )
+        self._trader = Trader(broker, clock, self._store, self._events, self._orders, self._reports)
+
+    # ------------------------------------------------------------------ state
+
+    def paused(self) -> bool:
+        """Whether new entries are stopped (read from the database: survives restarts)."""
+        return self._store.paused()
+
+    def limits(self) -> RiskLimits:
+        """The risk limits in force: the configured ones with ``/risk set`` changes applied."""
+        return self._store.limits()
+
+    def pause(self, by: str = "") -> bool:
+        """Stop new entries. Returns False if already paused. Exits, stops and targets keep working."""
+        with self._lock:
+            if self._store.paused():
+                return False
+            self._store.set_paused(True, self.clock.now())
+            self.emit(
+                EventKind.PAUSED,
+                f"Trading paused{f' by {by}' if by else ''}: no new entries; exits still run.",
+            )
+            return True
+
+    def resume(self, by: str = "") -> bool:
+        """Allow new entries again. Returns False if not paused."""
+        with self._lock:
+            if not self._store.paused():
+                return False
+            self._store.set_paused(False, self.clock.now())
+            self.emit(EventKind.RESUMED, f"Trading resumed{f' by {by}' if by else ''}.")
+            return True
+
+    def set_risk(self, name: str, value: float, by: str = "") -> RiskLimits:
+        """Change one limit within ``risk.BOUNDS``; persisted. Raises ValueError with the reason."""
+        with self._lock:
+            limits = self._store.override_limit(name, value)
+            key = name.strip().lower()
+            self.emit(
+                EventKind.RISK_CHANGED,
+                f"Risk limit {key} set to {getattr(limits, key):g}{f' by {by}' if by else ''}.",
+            )
+            return limits
+
+    # ------------------------------------------------------------------ events
+
+    def emit(
+        self,
+        kind: EventKind,
+        message: str,
+        *,
+        severity: Severity = Severity.INFO,
+        symbol: str | None = None,
+        **data: Any,
+    ) -> Event:
+        """Record an event in the audit log (the alert outbox), then publish it."""
+        return self._events.record(kind, message, severity=severity, symbol=symbol, **data)
+
+    def recent_events(self, limit: int = 20) -> list[Event]:
+        """The newest events, newest first."""
+        return self._events.recent(limit)
+
+    # ------------------------------------------------------------------ orders
+
+    def on_signal(self, signal: Signal) -> OrderOutcome:
+        """Turn a strategy's signal into an order, if risk allows and it was not placed before."""
+        with self._lock:
+            outcome = self._trader.on_signal(signal)
+            self._events.record_signal(signal, f"{outcome.status}: {outcome.message}"[:500])
+            return outcome
+
+    def place_manual(
+        self, symbol: str, side: Side, qty: float | None, request_id: str, by: str = ""
+    ) -> OrderOutcome:
+        """A trader's /buy or /sell. ``qty=None`` on a sell means the whole position.
+
+        ``request_id`` identifies the request (e.g. the chat message), so a replayed command maps
+        to the same order id. Buys pass the same risk checks as strategy entries.
+        """
+        with self._lock:
+            outcome = self._trader.manual(symbol.upper(), side, qty, request_id, by)
+            if outcome.order is None or outcome.status == "duplicate":
+                return outcome  # nothing was sent
+            self._sync_locked()  # the simulator fills at once: the reply can say at what price
+            return self._trader.refresh(outcome)
+
+    def flatten(self, request_id: str, by: str = "") -> list[OrderOutcome]:
+        """Close every position at market. Not subject to pause (it only reduces risk)."""
+        with self._lock:
+            outcomes = self._trader.flatten(request_id, by)
+            self._sync_locked()
+            return [self._trader.refresh(o) for o in outcomes]
+
+    # ------------------------------------------------------------------ the books
+
+    def sync(self) -> int:
+        """Take fills and order updates from the broker; mark prices; snapshot equity. Returns fills applied."""
+        with self._lock:
+            return self._sync_locked()
+
+    def _sync_locked(self) -> int:
+        if self.lease.refusal("books"):
+            return 0  # the instance that holds the lease keeps the books
+        return self._ledger.sync()
+
+    def snapshot_equity(self, force: bool = False) -> None:
+        """Record equity and cash, at most every 5 minutes unless ``force``."""
+        self._ledger.snapshot_equity(force)
+
+    def reconcile(self) -> list[str]:
+        """Bring the database in line with the broker (the truth) and alert on every difference."""
+        with self._lock:
+            refusal = self.lease.refusal("books")
+            if refusal:
+                log.info("reconciliation skipped: %s", refusal)
+                return []
+            self._ledger.sync()
+            diffs = self._reconciler.differences()
+            for diff in diffs:
+                self.emit(EventKind.RECONCILE_DIFF, f"Reconciliation: {diff}", severity=Severity.WARNING)
+            return diffs
+
+    def record_tick(self, report: TickReport) -> None:
+        """The engine's report of one cycle: its time (persisted) and its data health."""
+        self._reports.last_tick = report
+        self._store.set_last_tick(report.finished)
+
+    # ------------------------------------------------------------------ reports
+
+    def status(self) -> StatusView:
+        return self._reports.status()
+
+    def positions(self) -> list[Position]:
+        return self._reports.positions()
+
+    def orders(self, open_only: bool = True, limit: int = 20) -> list[Order]:
+        return self._orders.list(open_only=open_only, limit=limit)
+
+    def order(self, client_order_id: str) -> Order | None:
+        return self._orders.get(client_order_id)
+
+    def trades(self, limit: int = 10) -> list[Trade]:
+        return self._reports.trades(limit)
+
+    def equity_curve(self) -> list[tuple[datetime, float]]:
+        return self._reports.equity_curve()
+
+    def pnl(self) -> PnlReport:
+        return self._reports.pnl()
+
+    def risk_view(self) -> RiskView:
+        return self._reports.risk_view()

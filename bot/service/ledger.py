@@ -1,0 +1,208 @@
+"""The fill ledger: what the broker reports back, applied to our books exactly once.
+
+``sync`` takes the broker's fills and order updates since the last call. Each fill is recorded
+under its broker fill id, so one reported twice (a crash before the acknowledgement, the
+stream and the poll both delivering it) changes nothing the second time. A buy fill opens or
+adds to the position; a sell fill closes (part of) it and records the round trip as a trade,
+with the entry's commission shared out. Positions are then marked to the latest prices and
+equity is snapshotted every ``SNAPSHOT_EVERY`` (and after every fill).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from bot.brokers.base import Broker
+from bot.clock import Clock
+from bot.domain import EventKind, ExitReason, Fill, Order, OrderStatus, Position, Severity, Side, Trade
+from bot.formatting import qty as fmt_qty
+from bot.service.events import EventLog
+from bot.service.orders import OrderRouter
+from storage import repository as repo
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+EPSILON = 1e-9
+SNAPSHOT_EVERY = timedelta(minutes=5)
+_CLOSED = (OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED)
+
+
+class FillLedger:
+    def __init__(
+        self, db: Database, broker: Broker, clock: Clock, events: EventLog, orders: OrderRouter
+    ) -> None:
+        self.db = db
+        self.broker = broker
+        self.clock = clock
+        self.events = events
+        self.orders = orders
+        self._last_snapshot: datetime | None = None
+
+    def sync(self) -> int:
+        """Apply the broker's fills and order updates; mark prices; snapshot equity. Returns fills applied."""
+        now = self.clock.now()
+        update = self.broker.sync(now)
+        applied = sum(1 for fill in update.fills if self.apply(fill, now))
+        if update.fills:
+            self.broker.acknowledge([f.fill_id for f in update.fills])
+        for order in update.orders:
+            if order.status in _CLOSED:
+                self._close_order(order)
+        for problem in update.alerts:
+            self.events.record(EventKind.BROKER_ERROR, problem, severity=Severity.ERROR)
+        self.mark_prices(now)
+        self.snapshot_equity(force=applied > 0)
+        return applied
+
+    def apply(self, fill: Fill, now: datetime) -> bool:
+        """Record one execution exactly once: order, position, trade, event. False: seen before."""
+        with self.db.session() as s:
+            if repo.has_fill(s, fill.fill_id):
+                return False
+            order = repo.get_order(s, fill.client_order_id)
+            position = repo.get_position(s, fill.symbol)
+            if order is None:  # a protective leg or an order placed outside the bot
+                order = Order(
+                    client_order_id=fill.client_order_id,
+                    symbol=fill.symbol,
+                    side=fill.side,
+                    qty=fill.qty,
+                    status=OrderStatus.NEW,
+                    strategy=position.strategy if position else "external",
+                    reason=fill.exit_reason.value if fill.exit_reason else "broker",
+                    exit_reason=fill.exit_reason,
+                    created_at=fill.time,
+                )
+            filled = order.filled_qty + fill.qty
+            avg = ((order.filled_avg_price or 0.0) * order.filled_qty + fill.price * fill.qty) / filled
+            status = OrderStatus.FILLED if filled + EPSILON >= order.qty else OrderStatus.PARTIALLY_FILLED
+            repo.save_order(s, replace(order, filled_qty=filled, filled_avg_price=avg, status=status), now)
+            repo.add_fill(s, fill)
+            if fill.side is Side.BUY:
+                trade = None
+                self._add_to_position(s, fill, order, position)
+            else:
+                trade = self._reduce_position(s, fill, order, position)
+        self._announce(fill, order, trade)
+        return True
+
+    def _add_to_position(self, s: Session, fill: Fill, order: Order, position: Position | None) -> None:
+        commission_so_far = repo.position_commission(s, fill.symbol)
+        if position is None:
+            position = Position(
+                symbol=fill.symbol,
+                qty=0.0,
+                avg_price=0.0,
+                strategy=order.strategy,
+                opened_at=fill.time,
+                stop_loss=order.stop_loss,
+                take_profit=order.take_profit,
+            )
+        qty = position.qty + fill.qty
+        avg = (position.avg_price * position.qty + fill.price * fill.qty) / qty
+        repo.save_position(
+            s,
+            replace(
+                position,
+                qty=qty,
+                avg_price=avg,
+                market_price=fill.price,
+                stop_loss=order.stop_loss or position.stop_loss,
+                take_profit=order.take_profit or position.take_profit,
+            ),
+            commission_so_far + fill.commission,
+        )
+
+    def _reduce_position(
+        self, s: Session, fill: Fill, order: Order, position: Position | None
+    ) -> Trade | None:
+        if position is None:
+            log.warning("sell fill %s for %s with no position on record", fill.fill_id, fill.symbol)
+            return None
+        commission_so_far = repo.position_commission(s, fill.symbol)
+        closed_qty = min(fill.qty, position.qty)
+        share = closed_qty / position.qty if position.qty > 0 else 1.0
+        entry_commission = commission_so_far * share
+        pnl = (fill.price - position.avg_price) * closed_qty - entry_commission - fill.commission
+        reason = fill.exit_reason or order.exit_reason or ExitReason.SIGNAL
+        trade = Trade(
+            symbol=fill.symbol,
+            strategy=position.strategy,
+            qty=closed_qty,
+            entry_time=position.opened_at or fill.time,
+            entry_price=position.avg_price,
+            exit_time=fill.time,
+            exit_price=fill.price,
+            pnl=pnl,
+            exit_reason=reason.value,
+            commission=entry_commission + fill.commission,
+        )
+        repo.add_trade(s, trade)
+        remaining = position.qty - closed_qty
+        if remaining <= EPSILON:
+            repo.delete_position(s, fill.symbol)
+        else:
+            repo.save_position(s, replace(position, qty=remaining), commission_so_far - entry_commission)
+        return trade
+
+    def _announce(self, fill: Fill, order: Order, trade: Trade | None) -> None:
+        verb = "Bought" if fill.side is Side.BUY else "Sold"
+        text = f"{verb} {fmt_qty(fill.qty)} {fill.symbol} at {fill.price:,.2f}"
+        if trade is not None:
+            text += f": P&L {trade.pnl:+,.2f} ({trade.exit_reason})"
+        kind = EventKind.ORDER_FILLED
+        if fill.exit_reason is ExitReason.STOP_LOSS:
+            kind, text = EventKind.STOP_HIT, f"Stop-loss hit: {text}"
+        elif fill.exit_reason is ExitReason.TAKE_PROFIT:
+            kind, text = EventKind.TARGET_HIT, f"Take-profit hit: {text}"
+        self.events.record(
+            kind,
+            text,
+            symbol=fill.symbol,
+            client_order_id=fill.client_order_id,
+            price=fill.price,
+            qty=fill.qty,
+            pnl=trade.pnl if trade else None,
+            strategy=order.strategy,
+        )
+
+    def _close_order(self, update: Order) -> None:
+        """A canceled, rejected or expired order reported by the broker."""
+        current = self.orders.get(update.client_order_id)
+        if current is None or current.status is update.status:
+            return
+        self.orders.save(replace(current, status=update.status, error=update.error or current.error))
+        kind = EventKind.ORDER_REJECTED if update.status is OrderStatus.REJECTED else EventKind.ORDER_CANCELED
+        self.events.record(
+            kind,
+            f"Order {current.side.value} {current.symbol} {update.status.value}"
+            f"{f': {update.error}' if update.error else ''}",
+            symbol=current.symbol,
+            severity=Severity.WARNING,
+        )
+
+    def mark_prices(self, now: datetime) -> None:
+        with self.db.session() as s:
+            positions = repo.list_positions(s)
+        if not positions:
+            return
+        prices = {p.symbol: self.broker.latest_price(p.symbol, now) for p in positions}
+        with self.db.session() as s:
+            for symbol, price in prices.items():
+                if price is not None and math.isfinite(price):
+                    repo.mark_price(s, symbol, price)
+
+    def snapshot_equity(self, force: bool = False) -> None:
+        now = self.clock.now()
+        if not force and self._last_snapshot is not None and now - self._last_snapshot < SNAPSHOT_EVERY:
+            return
+        account = self.broker.account()
+        with self.db.session() as s:
+            repo.add_equity_snapshot(s, now, account.equity, account.cash)
+        self._last_snapshot = now

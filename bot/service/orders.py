@@ -1,0 +1,166 @@
+"""The order path: record pending, send, and settle what the broker said (or did not say).
+
+Every order is written to the database as ``pending_submit`` before the broker is called
+(write-ahead), under a deterministic ``client_order_id``. Then:
+
+- the broker accepts it: the order takes the broker's status and id (``ORDER_PLACED``);
+- the broker refuses it (``OrderRejected``): ``rejected``, with the broker's reason;
+- the transport fails (timeout, dropped connection, 5xx): the order may exist at the broker,
+  so it is looked up by its client id before anything is believed. Found: it was placed. Not
+  found: ``submit_failed``, and the same signal may send it again. The lookup fails too: the
+  order stays ``pending_submit`` (``OrderStateUnknown`` is raised) and reconciliation settles it.
+
+An order id that is already on record (in any state but ``submit_failed``) is never sent again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from bot.brokers.base import Broker, BrokerError, OrderRejected
+from bot.clock import Clock
+from bot.domain import EventKind, Order, OrderIntent, OrderStatus, Severity, Side
+from bot.formatting import qty as fmt_qty
+from bot.lease import TradingLease
+from bot.service.events import EventLog
+from bot.views import OrderOutcome
+from storage import repository as repo
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class OrderRouter:
+    def __init__(
+        self, db: Database, broker: Broker, clock: Clock, events: EventLog, lease: TradingLease
+    ) -> None:
+        self.db = db
+        self.broker = broker
+        self.clock = clock
+        self.events = events
+        self.lease = lease
+
+    # ------------------------------------------------------------------ the records
+
+    def get(self, client_order_id: str) -> Order | None:
+        with self.db.session() as s:
+            return repo.get_order(s, client_order_id)
+
+    def list(self, open_only: bool = True, limit: int = 20) -> list[Order]:
+        with self.db.session() as s:
+            return repo.list_orders(s, open_only=open_only, limit=limit)
+
+    def save(self, order: Order) -> None:
+        with self.db.session() as s:
+            repo.save_order(s, order, self.clock.now())
+
+    def already_placed(self, client_order_id: str) -> OrderOutcome | None:
+        """The outcome to report when this id was placed before (None: it may be sent)."""
+        existing = self.get(client_order_id)
+        if existing is None or existing.status is OrderStatus.SUBMIT_FAILED:
+            return None
+        return OrderOutcome(
+            "duplicate",
+            existing.symbol,
+            f"already placed as {client_order_id} ({existing.status.value})",
+            existing,
+        )
+
+    # ------------------------------------------------------------------ sending
+
+    def submit(self, intent: OrderIntent) -> OrderOutcome:
+        """Write-ahead, send, and on a transport failure ask the broker before believing it failed."""
+        refusal = self.lease.refusal("order")
+        if refusal:
+            log.warning("%s %s not sent: %s", intent.side.value, intent.symbol, refusal)
+            return OrderOutcome("blocked", intent.symbol, refusal)
+        pending = self._record_pending(intent)
+        try:
+            placed = self.broker.submit(intent)
+        except OrderRejected as exc:
+            return self._on_rejected(intent, pending, exc)
+        except Exception as exc:  # transport failure: the order may exist at the broker
+            found = self._lookup_after_failure(intent.client_order_id)
+            if found is None:
+                return self._on_not_placed(intent, pending, exc)
+            placed = found
+        return self._on_placed(intent, pending, placed)
+
+    def _record_pending(self, intent: OrderIntent) -> Order:
+        now = self.clock.now()
+        pending = Order(
+            client_order_id=intent.client_order_id,
+            symbol=intent.symbol,
+            side=intent.side,
+            qty=intent.qty,
+            status=OrderStatus.PENDING_SUBMIT,
+            order_type=intent.order_type,
+            limit_price=intent.limit_price,
+            stop_loss=intent.stop_loss,
+            take_profit=intent.take_profit,
+            strategy=intent.strategy,
+            reason=intent.reason,
+            exit_reason=intent.exit_reason,
+            created_at=now,
+        )
+        with self.db.session() as s:
+            repo.save_order(s, pending, now)
+        return pending
+
+    def _on_rejected(self, intent: OrderIntent, pending: Order, exc: OrderRejected) -> OrderOutcome:
+        self.save(replace(pending, status=OrderStatus.REJECTED, error=str(exc)))
+        self.events.record(
+            EventKind.ORDER_REJECTED,
+            f"{intent.side.value.title()} {fmt_qty(intent.qty)} {intent.symbol} rejected: {exc}",
+            severity=Severity.WARNING,
+            symbol=intent.symbol,
+            client_order_id=intent.client_order_id,
+        )
+        return OrderOutcome("rejected", intent.symbol, str(exc), pending)
+
+    def _lookup_after_failure(self, client_order_id: str) -> Order | None:
+        try:
+            return self.broker.get_order_by_client_id(client_order_id)
+        except Exception as exc:
+            log.error("cannot look up order %s after a failed submit: %s", client_order_id, exc)
+            # Unknown state: keep it pending; reconciliation resolves it. Never assume "failed".
+            raise BrokerError(f"order {client_order_id} state unknown: {exc}", retriable=True) from exc
+
+    def _on_not_placed(self, intent: OrderIntent, pending: Order, exc: Exception) -> OrderOutcome:
+        failed = replace(pending, status=OrderStatus.SUBMIT_FAILED, error=f"{type(exc).__name__}: {exc}")
+        self.save(failed)
+        self.events.record(
+            EventKind.BROKER_ERROR,
+            f"{intent.side.value.title()} {intent.symbol} not placed: {exc}. "
+            "The broker has no such order; the next cycle may retry it.",
+            severity=Severity.ERROR,
+            symbol=intent.symbol,
+            client_order_id=intent.client_order_id,
+        )
+        return OrderOutcome("failed", intent.symbol, str(exc), failed)
+
+    def _on_placed(self, intent: OrderIntent, pending: Order, placed: Order) -> OrderOutcome:
+        order = replace(
+            pending,
+            status=placed.status,
+            broker_order_id=placed.broker_order_id,
+            filled_qty=0.0,
+            filled_avg_price=None,
+        )
+        self.save(order)
+        side = "Buy" if intent.side is Side.BUY else "Sell"
+        protection = ""
+        if intent.stop_loss is not None:
+            protection = f", stop {intent.stop_loss:,.2f}, target {intent.take_profit:,.2f}"
+        self.events.record(
+            EventKind.ORDER_PLACED,
+            f"{side} {fmt_qty(intent.qty)} {intent.symbol} placed "
+            f"({intent.strategy}: {intent.reason}{protection})",
+            symbol=intent.symbol,
+            client_order_id=intent.client_order_id,
+            qty=intent.qty,
+        )
+        return OrderOutcome(
+            "placed", intent.symbol, f"{side} {fmt_qty(intent.qty)} {intent.symbol} placed", order
+        )

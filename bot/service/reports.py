@@ -1,0 +1,180 @@
+"""Read-only reports: what /status, /positions, /pnl and /risk show, and the risk checks' inputs.
+
+Nothing here writes. Every answer is a named dataclass from ``bot/views.py`` (or a domain type),
+built from the database and the broker's account, so the console, Telegram, the web dashboard
+and the tests all read the same object.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+
+from bot import metrics
+from bot.brokers.base import Broker
+from bot.clock import Clock
+from bot.domain import Position, Side, Trade
+from bot.lease import TradingLease
+from bot.risk import BOUNDS, PortfolioState
+from bot.service.store import SettingsStore
+from bot.views import PnlReport, RiskView, StatusView, StrategyPnl, TickReport
+from storage import repository as repo
+from storage.db import Database
+
+
+class Reports:
+    def __init__(
+        self,
+        db: Database,
+        broker: Broker,
+        clock: Clock,
+        store: SettingsStore,
+        lease: TradingLease,
+        *,
+        symbols: tuple[str, ...],
+        strategies: tuple[str, ...],
+        timeframe: str,
+    ) -> None:
+        self.db = db
+        self.broker = broker
+        self.clock = clock
+        self.store = store
+        self.lease = lease
+        self.symbols = symbols
+        self.strategies = strategies
+        self.timeframe = timeframe
+        self.last_tick: TickReport | None = None  # this process's last cycle (data health)
+
+    def status(self) -> StatusView:
+        account = self.broker.account()
+        now = self.clock.now()
+        with self.db.session() as s:
+            positions = repo.list_positions(s)
+            open_orders = repo.list_orders(s, open_only=True)
+        paused = self.store.paused()
+        state = "paused" if paused else "active"
+        if (
+            not paused
+            and self.daily_loss_pct(account.equity, now) >= self.store.limits().daily_loss_limit_pct
+        ):
+            state = "halted (daily loss limit)"
+        return StatusView(
+            mode=self.broker.mode,
+            broker=self.broker.name,
+            paused=paused,
+            trading_state=state,
+            equity=account.equity,
+            cash=account.cash,
+            positions=len(positions),
+            open_orders=len(open_orders),
+            last_tick=self.store.last_tick(),
+            data_problems=dict(self.last_tick.data_problems) if self.last_tick else {},
+            symbols=self.symbols,
+            strategies=self.strategies,
+            timeframe=self.timeframe,
+            now=now,
+            clock_speed=float(getattr(self.clock, "speed", 1.0)),
+            instance=self.lease.describe(),
+        )
+
+    def positions(self) -> list[Position]:
+        with self.db.session() as s:
+            return repo.list_positions(s)
+
+    def position(self, symbol: str) -> Position | None:
+        with self.db.session() as s:
+            return repo.get_position(s, symbol)
+
+    def trades(self, limit: int | None = 10) -> list[Trade]:
+        with self.db.session() as s:
+            return repo.list_trades(s, limit=limit)
+
+    def equity_curve(self) -> list[tuple[datetime, float]]:
+        with self.db.session() as s:
+            return repo.equity_curve(s)
+
+    def pnl(self) -> PnlReport:
+        now = self.clock.now()
+        account = self.broker.account()
+        day_start = _day_start(now)
+        with self.db.session() as s:
+            trades = repo.list_trades(s)
+            curve = repo.equity_curve(s)
+            positions = repo.list_positions(s)
+        start_equity = self.day_start_equity(now)
+        equities = [e for _, e in curve] + [account.equity]
+        pnls = [t.pnl for t in trades]
+        per_strategy = []
+        for name in sorted({t.strategy for t in trades}):
+            own = [t.pnl for t in trades if t.strategy == name]
+            per_strategy.append(StrategyPnl(name, len(own), sum(own), metrics.win_rate(own)))
+        first = curve[0][1] if curve else None
+        return PnlReport(
+            today_pnl=account.equity - start_equity if start_equity is not None else 0.0,
+            today_realized=sum(t.pnl for t in trades if t.exit_time >= day_start),
+            total_realized=sum(pnls),
+            unrealized=sum(p.unrealized_pnl for p in positions),
+            equity=account.equity,
+            starting_equity=first,
+            return_pct=(account.equity / first - 1) * 100 if first else 0.0,
+            sharpe=metrics.sharpe(equities, _periods_per_year(curve)),
+            max_drawdown_pct=metrics.max_drawdown_pct(equities),
+            win_rate=metrics.win_rate(pnls),
+            trades=len(trades),
+            per_strategy=tuple(per_strategy),
+        )
+
+    def risk_view(self) -> RiskView:
+        account = self.broker.account()
+        positions = self.positions()
+        limits = self.store.limits()
+        risk = sum(p.risk_to_stop for p in positions)
+        return RiskView(
+            limits=limits.as_dict(),
+            defaults=self.store.default_limits.as_dict(),
+            bounds=dict(BOUNDS),
+            paused=self.store.paused(),
+            day_loss_pct=self.daily_loss_pct(account.equity, self.clock.now()),
+            portfolio_risk_pct=risk / account.equity * 100 if account.equity > 0 else 0.0,
+            open_trades=len(positions),
+        )
+
+    def portfolio_state(self, equity: float, cash: float, now: datetime) -> PortfolioState:
+        """What the risk checks need to judge one more entry."""
+        with self.db.session() as s:
+            positions = tuple(repo.list_positions(s))
+            working = {o.symbol for o in repo.list_orders(s, open_only=True, limit=500) if o.side is Side.BUY}
+        return PortfolioState(
+            equity=equity,
+            cash=cash,
+            positions=positions,
+            day_start_equity=self.day_start_equity(now),
+            paused=self.store.paused(),
+            open_entry_symbols=frozenset(working - {p.symbol for p in positions}),
+        )
+
+    def day_start_equity(self, now: datetime) -> float | None:
+        start = _day_start(now)
+        with self.db.session() as s:
+            before = repo.last_equity_before(s, start)
+            return before if before is not None else repo.first_equity_since(s, start)
+
+    def daily_loss_pct(self, equity: float, now: datetime) -> float:
+        """How far ``equity`` is below the UTC day's start, in percent (negative: above)."""
+        start = self.day_start_equity(now)
+        if not start:
+            return 0.0
+        return (start - equity) / start * 100
+
+
+def _day_start(now: datetime) -> datetime:
+    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _periods_per_year(curve: list[tuple[datetime, float]]) -> float:
+    """Annualisation from the snapshots' median spacing (they are not evenly spaced)."""
+    if len(curve) < 3:
+        return 252.0
+    gaps = sorted((b[0] - a[0]).total_seconds() for a, b in itertools.pairwise(curve))
+    median = gaps[len(gaps) // 2]
+    return 365 * 86400 / median if median > 0 else 252.0
