@@ -314,14 +314,14 @@ def test_csv_columns_in_any_case_and_time_formats(tmp_path):
 
 
 def test_csv_without_volume_and_resampling(tmp_path):
-    rows = "".join(f"2024-01-01T00:{m:02d}:00Z,{m},{m + 1},{m - 1},{m + 0.5}\n" for m in range(1, 31))
+    rows = "".join(f"2024-01-01T00:{m:02d}:00Z,{m},{m + 1},{m - 0.5},{m + 0.5}\n" for m in range(1, 31))
     bars = data.read_csv(write(tmp_path, "timestamp,open,high,low,close\n" + rows))
     assert (bars.volume == 0).all() and data.infer_timeframe(bars).label == "1m"
     from bot.bars import Timeframe
 
     five = data.resample(bars, Timeframe.parse("15m"))
     assert len(five) == 3  # 00:01-00:14, 00:15-00:29, 00:30
-    assert (five.open[0], five.high[0], five.low[0], five.close[0]) == (1, 15, 0, 14.5)
+    assert (five.open[0], five.high[0], five.low[0], five.close[0]) == (1, 15, 0.5, 14.5)
 
 
 # --- the command, from the outside -------------------------------------------------------------------------

@@ -11,7 +11,8 @@ FILL_MODEL = """\
   last bar does nothing.
 - Long only, one position at a time: a buy signal while flat opens a position, a sell
   signal while long closes it; other signals are ignored.
-- Size: --fixed-qty Q buys Q units (no margin check: cash may go negative). Otherwise the
+- Size: --fixed-qty Q buys Q units (no margin check: cash may go negative, and the report's
+  heading then says LEVERAGE USED). Otherwise the
   live risk sizing (bot.risk.position_size): equity x RISK_PER_TRADE_PCT / (entry - stop),
   capped at MAX_POSITION_PCT of equity and by the cash, rounded down to whole shares (to
   0.000001 units for crypto symbols like BTC/USD, or with --fractional). A size of 0: no trade.

@@ -25,7 +25,9 @@ examples:
       --rank-by sharpe --sweep-csv sweep.csv
 
 Bad input (missing columns, unparsable dates, unsorted or duplicate times, empty or NaN values,
-an unknown strategy or parameter) prints one line naming the problem and exits with status 2."""
+impossible prices, times outside 1678-2261, a file that is not CSV text, an output path that
+cannot be written, an unknown strategy or parameter) prints one line naming the problem and
+exits with status 2, before any work starts."""
 )
 
 

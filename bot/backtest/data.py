@@ -8,7 +8,11 @@ is not imported). Columns are matched in any letter case: a time column named ``
 US style ``01/31/2024 09:30``, or epoch seconds, milliseconds, microseconds or nanoseconds.
 
 Every problem is a ``DataInputError`` whose message is one line naming the file, the line
-and the column.
+and the column. Refused before any work: input that is not CSV text (NUL bytes, no header line
+in the first 64 KiB, not UTF-8), missing or empty values, prices that cannot be (zero or
+negative, high below low, open or close outside the bar's range, negative volume: the same
+rules the live engine applies to its bars), times that are not finite or lie outside the
+years 1678 to 2261, and times out of order or repeated.
 """
 
 from __future__ import annotations
@@ -38,6 +42,11 @@ STRING_FORMATS = (
     "%Y%m%d",
 )
 _UNIT_NS = {"s": NS, "ms": 1_000_000, "us": 1_000, "ns": 1}
+HEADER_LIMIT = 64 * 1024  # a header line longer than this is not a CSV file of bars
+BLOCK_SIZE = 1 << 20  # pyarrow's read block: no line of bars comes near it
+# The times int64 nanoseconds can hold, with a day to spare at each end.
+FIRST_NS = -(2**63) + 86_400 * NS
+LAST_NS = 2**63 - 1 - 86_400 * NS
 
 
 class DataInputError(ValueError):
@@ -64,8 +73,39 @@ def read_csv(path: str | Path) -> Bars:
     if len(values) == 4:
         values.append(np.zeros(len(times)))
     bars = Bars(times, *values)
+    check_prices(bars, str(path))
     check_order(bars, str(path))
     return bars
+
+
+def check_prices(bars: Bars, where: str, lines: bool = True) -> None:
+    """Prices a market cannot print, refused with the first offending row and how many there are.
+
+    The same rules as the live engine's ``validate_bars``: every price above zero, high not
+    below low, open and close within [low, high], volume not negative. ``lines``: name CSV
+    lines (the header is line 1); otherwise name the bar's time.
+    """
+    o, h, lo, c, v = bars.open, bars.high, bars.low, bars.close, bars.volume
+    rules = (
+        (o <= 0, "open is {o:g}; prices must be above zero"),
+        (h <= 0, "high is {h:g}; prices must be above zero"),
+        (lo <= 0, "low is {lo:g}; prices must be above zero"),
+        (c <= 0, "close is {c:g}; prices must be above zero"),
+        (h < lo, "high {h:g} is below low {lo:g}"),
+        (o > h, "open {o:g} is above high {h:g}"),
+        (o < lo, "open {o:g} is below low {lo:g}"),
+        (c > h, "close {c:g} is above high {h:g}"),
+        (c < lo, "close {c:g} is below low {lo:g}"),
+        (v < 0, "volume is {v:g}; it cannot be negative"),
+    )
+    for mask, message in rules:
+        if mask.any():
+            i = int(mask.argmax())
+            count = int(np.count_nonzero(mask))
+            rows = f" ({count:,} of {len(mask):,} rows)" if count > 1 else ""
+            place = f"{where} line {i + 2}" if lines else f"{where} bar at {_iso(bars.time[i])}"
+            text = message.format(o=o[i], h=h[i], lo=lo[i], c=c[i], v=v[i])
+            raise DataInputError(f"{place}: {text}{rows}")
 
 
 def check_order(bars: Bars, where: str) -> None:
@@ -112,16 +152,29 @@ def resample(bars: Bars, timeframe: Timeframe) -> Bars:
 
 
 def _header(path: Path) -> list[str]:
+    """The header line, read from at most the first 64 KiB: a file of NUL bytes, a device such as
+    /dev/zero or any other binary file is refused here, before anything big is read."""
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            first = handle.readline()
+        with path.open("rb") as handle:
+            head = handle.read(HEADER_LIMIT)
     except FileNotFoundError:
         raise DataInputError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataInputError(f"{path}: cannot read: {exc}") from None
-    if not first.strip():
+    except IsADirectoryError:
+        raise DataInputError(f"{path}: is a directory, not a CSV file") from None
+    except OSError as exc:
+        raise DataInputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if b"\0" in head:
+        raise DataInputError(f"{path}: not CSV text (it contains NUL bytes)")
+    first, newline, _ = head.partition(b"\n")
+    if not newline and len(head) == HEADER_LIMIT:
+        raise DataInputError(f"{path}: not CSV text (no line break in the first {HEADER_LIMIT // 1024} KiB)")
+    try:
+        text = first.decode("utf-8-sig").rstrip("\r")
+    except UnicodeDecodeError:
+        raise DataInputError(f"{path}: not CSV text (the header line is not UTF-8)") from None
+    if not text.strip():
         raise DataInputError(f"{path}: empty file (expected a header line)")
-    return next(csv.reader([first]))
+    return next(csv.reader([text]))
 
 
 def _pick_columns(path: Path, names: list[str]) -> list[str]:
@@ -153,7 +206,11 @@ def _read_table(path: Path, columns: list[str]):  # type: ignore[no-untyped-def]
         include_columns=columns, column_types={name: pa.float64() for name in columns[1:]}
     )
     try:
-        return pacsv.read_csv(path, read_options=pacsv.ReadOptions(use_threads=True), convert_options=convert)
+        return pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(use_threads=True, block_size=BLOCK_SIZE),
+            convert_options=convert,
+        )
     except pa.ArrowInvalid as exc:
         raise DataInputError(_explain(path, str(exc), columns)) from None
 
@@ -168,6 +225,8 @@ def _explain(path: Path, message: str, columns: list[str]) -> str:
         line = _find_line(path, name, value)
         where = f"{path} line {line}" if line else str(path)
         return f"{where}: {name.strip().lower()} has {value!r}, which is not a number"
+    if "straddling object" in message:  # one "line" longer than a whole block: binary data
+        return f"{path}: not CSV text (a line longer than {BLOCK_SIZE // 2**20} MiB; binary data?)"
     first = message.strip().splitlines()[0] if message.strip() else "unreadable"
     return f"{path}: not a readable CSV file: {first}"
 
@@ -214,14 +273,14 @@ def _times(path: Path, column, name: str) -> np.ndarray:  # type: ignore[no-unty
 
     kind = column.type
     if pa.types.is_timestamp(kind):
-        return _int64(column) * _UNIT_NS[kind.unit]
+        return _scaled(path, name, column, _int64(column), _UNIT_NS[kind.unit])
     if pa.types.is_date32(kind):
-        return _int64(column.cast(pa.int32()).cast(pa.int64())) * (86_400 * NS)
+        return _scaled(path, name, column, _int64(column.cast(pa.int32()).cast(pa.int64())), 86_400 * NS)
     if pa.types.is_integer(kind):
-        return _epoch(_int64(column.cast(pa.int64())))
+        values = _int64(column.cast(pa.int64()))
+        return _scaled(path, name, column, values, _epoch_unit(values))
     if pa.types.is_floating(kind):
-        seconds = _floats(column)
-        return np.round(seconds * NS).astype(np.int64)
+        return _float_epoch(path, name, _floats(column))
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         return _parse_strings(path, column, name)
     raise DataInputError(f"{path}: column {name!r} has {kind} values, not dates")
@@ -231,13 +290,47 @@ def _int64(column) -> np.ndarray:  # type: ignore[no-untyped-def]
     return _concat(column, np.int64)
 
 
-def _epoch(values: np.ndarray) -> np.ndarray:
-    """Epoch numbers to ns, the unit guessed from the size of the first value."""
-    first = abs(int(values[0])) if len(values) else 0
-    for limit, unit in ((10**11, "s"), (10**14, "ms"), (10**17, "us")):
+def _epoch_unit(values: np.ndarray) -> int:
+    """Nanoseconds per unit of epoch numbers, guessed from the size of the first value:
+    seconds below 1e11, milliseconds below 1e14, microseconds below 1e17, else nanoseconds."""
+    first = abs(float(values[0])) if len(values) else 0.0
+    for limit, unit in ((1e11, "s"), (1e14, "ms"), (1e17, "us")):
         if first < limit:
-            return values * _UNIT_NS[unit]
-    return values
+            return _UNIT_NS[unit]
+    return 1
+
+
+def _scaled(path: Path, name: str, column, values: np.ndarray, factor: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """``values * factor`` as int64 ns, refusing any value that would overflow (numpy would wrap)."""
+    bad = (values < FIRST_NS // factor) | (values > LAST_NS // factor)
+    if bad.any():
+        i = int(bad.argmax())
+        _out_of_range(path, name, i, column[i].as_py())
+    return values * factor
+
+
+def _float_epoch(path: Path, name: str, values: np.ndarray) -> np.ndarray:
+    """Epoch numbers written as decimals (``1704067200.5``, ``1e30``, ``inf``) as int64 ns."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        i = int(bad.argmax())
+        raise DataInputError(
+            f"{path} line {i + 2}: {name.strip().lower()} {float(values[i])!r} is not a time (not a finite number)"
+        )
+    ns = values * _epoch_unit(values)
+    bad = (ns < FIRST_NS) | (ns > LAST_NS)
+    if bad.any():
+        i = int(bad.argmax())
+        _out_of_range(path, name, i, float(values[i]))
+    return np.round(ns).astype(np.int64)
+
+
+def _out_of_range(path: Path, name: str, i: int, value: object) -> None:
+    shown = f"{value:g}" if isinstance(value, float) else str(value)
+    raise DataInputError(
+        f"{path} line {i + 2}: {name.strip().lower()} {shown} is outside the times this program handles "
+        "(the years 1678 to 2261; epoch numbers in s, ms, us or ns)"
+    )
 
 
 def _parse_strings(path: Path, column, name: str) -> np.ndarray:  # type: ignore[no-untyped-def]

@@ -146,6 +146,22 @@ def write_json(result: BacktestResult, path: str | Path) -> None:
     Path(path).write_text(f'{head[:-1]},"equity_curve":[{points}]}}\n', encoding="utf-8")
 
 
+def leverage(result: BacktestResult) -> tuple[float, float]:
+    """``(most, lowest_cash)``: the largest entry cost (commission included) as a multiple of the
+    cash there was before it, and the lowest the cash went. Above 1x the run traded on money it
+    did not have (only ``--fixed-qty`` can: the risk sizing is capped by the cash)."""
+    sim = result.sim
+    if not sim.n_trades:
+        return 0.0, result.settings.cash
+    # Between trades the account is all cash, and each trade's P&L includes its commissions.
+    pnl = sim.column(PNL)
+    before = result.settings.cash + np.concatenate(([0.0], np.cumsum(pnl)[:-1]))
+    cost = sim.column(QTY) * sim.column(ENTRY_PRICE) * (1.0 + result.settings.commission)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(before > 0, cost / before, np.inf)
+    return float(ratio.max()), float((before - cost).min())
+
+
 def _money(value: float) -> str:
     return f"{value:,.2f}"
 
@@ -163,6 +179,14 @@ def format_report(result: BacktestResult, max_trades: int = 20) -> str:
         f"{f' of {result.timeframe_label}' if result.timeframe_label else ''}, "
         f"{first} .. {last}",
         f"fill: {result.settings_line}",
+    ]
+    most, lowest = leverage(result)
+    if most > 1 + 1e-9:
+        times = "more than all" if math.isinf(most) else f"up to {most:,.2f}x"
+        lines.append(
+            f"LEVERAGE USED: positions cost {times} the cash at entry; cash went down to {_money(lowest)}"
+        )
+    lines += [
         "",
         f"  {'final equity':<18}{_money(s.final_equity):>16}",
         f"  {'return':<18}{s.return_pct:>+15.2f}%",

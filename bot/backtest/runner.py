@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.backtest.checks import CheckError, check_outputs, check_sizing
 from bot.backtest.data import DataInputError
 from bot.backtest.engine import FillSettings, Simulation, simulate
 from bot.backtest.report import Stats, bars_per_year, compute_stats
@@ -78,7 +79,7 @@ def main(args: argparse.Namespace) -> int:
     """The ``tradebot backtest`` command."""
     try:
         return _main(args)
-    except (BadInput, DataInputError, StrategyError) as exc:
+    except (BadInput, DataInputError, StrategyError, CheckError) as exc:
         print(f"tradebot backtest: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except DataError as exc:  # the history could not be fetched: not the user's input
@@ -102,9 +103,11 @@ def _main(args: argparse.Namespace) -> int:
     strategies = [cls(**combo) for combo in combos]  # checks every value before any work
     config = _config(args)
     settings = _fill_settings(args, config)
+    check_outputs({"--json": args.json, "--plot": args.plot, "--sweep-csv": args.sweep_csv}, args.csv)
     progress = _Stages(args.progress, 2 + bool(args.json) + bool(args.plot))
     progress.step("reading history")
     bars, timeframe, source = _load_bars(args, config)
+    check_sizing(settings.fixed_qty, settings.cash, settings.slippage, settings.commission, bars)
     lines: list[str] = []
     if len(strategies) == 1:
         progress.step("running the backtest")
@@ -128,11 +131,11 @@ def _main(args: argparse.Namespace) -> int:
         best = cls(**ranked[0].params)
         lines.append(f"\nbest by {args.rank_by}: {best.label}\n")
         result = run_backtest(bars, best, settings, timeframe=timeframe, source=source)
-    lines += _write_outputs(result, args, progress)
+    written = _write_outputs(result, args, progress)
     progress.close()
     from bot.backtest.report import format_report
 
-    print("\n".join([*lines[:3], format_report(result), *lines[3:]]))
+    print("\n".join([*lines, format_report(result), *written]))
     if args.timing:
         print(f"\ncompleted in {time.perf_counter() - started:.3f} s", file=sys.stderr)
     return 0
@@ -253,6 +256,7 @@ def _load_bars(args: argparse.Namespace, config) -> tuple[Bars, Timeframe | None
         progress=args.progress,
     )
     data.check_order(bars, f"{args.symbol} history")
+    data.check_prices(bars, f"{args.symbol} history", lines=False)
     return bars, timeframe, f"{args.symbol} ({source})"
 
 
