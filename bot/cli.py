@@ -6,10 +6,13 @@ Heavy libraries are imported inside the sub-commands, so ``tradebot --help`` ans
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 EXIT_TICK_SKIPPED = 75  # EX_TEMPFAIL: another process holds the trading lease; nothing was done
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of our output went away (`tradebot config | head`)
+LOG_FILE = "tradebot.log"  # the full log of `tradebot run` at a terminal (the screen stays quiet)
 
 DESCRIPTION = """\
 tradebot: a chat-ops trading bot for Alpaca (US stocks and crypto).
@@ -35,12 +38,39 @@ examples:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            return _dispatch(argv)
+        finally:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        if not _stdout_broken():
+            raise
+        # Like any Unix tool whose reader left (`| head`): stop quietly. Point stdout at /dev/null
+        # so the interpreter's own flush at exit does not report the same broken pipe again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     return int(args.func(args) or 0)
+
+
+def _stdout_broken() -> bool:
+    """Whether standard output is a pipe (or socket) whose reading end is closed."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(mask & select.POLLERR for _fd, mask in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll() or no descriptor: assume it was stdout
+        return True
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,16 +151,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _load_settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from bot.config import ConfigError, Settings
-    from bot.logs import setup_logging
 
     try:
-        settings = Settings.load(env_file=args.env_file)
+        return Settings.load(env_file=args.env_file)
     except ConfigError as exc:
         _fail(f"configuration: {exc}")
+
+
+def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from bot.logs import setup_logging
+
+    settings = _load_settings(args)
     setup_logging(settings.log_level, settings.log_format, settings.secrets())
     return settings
+
+
+def _explicitly_set(name: str, env_file: str) -> bool:
+    """Whether the user set ``name`` (in the environment or the .env file), not just the default."""
+    if name in os.environ:
+        return True
+    if not os.path.isfile(env_file):
+        return False
+    from dotenv import dotenv_values
+
+    return dotenv_values(env_file).get(name) is not None
 
 
 def _fail(message: str, status: int = 1) -> None:
@@ -138,10 +184,10 @@ def _fail(message: str, status: int = 1) -> None:
     raise SystemExit(status)
 
 
-def _build(args: argparse.Namespace, *, accelerate: bool):  # type: ignore[no-untyped-def]
+def _build(args: argparse.Namespace, *, accelerate: bool, settings=None):  # type: ignore[no-untyped-def]
     from bot.app import StartupError, build_app
 
-    settings = _settings(args)
+    settings = settings or _settings(args)
     try:
         return build_app(settings, accelerate=accelerate)
     except StartupError as exc:
@@ -150,11 +196,35 @@ def _build(args: argparse.Namespace, *, accelerate: bool):  # type: ignore[no-un
 
 def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
+    from pathlib import Path
 
-    from bot.runner import serve, wants_console
+    from bot.console import console_wanted, is_terminal
+    from bot.logs import setup_logging
+    from bot.runner import serve
 
-    app = _build(args, accelerate=True)
-    return asyncio.run(serve(app, console=wants_console(app)))
+    settings = _load_settings(args)
+    console = console_wanted(settings.tradebot_console, settings.values.get("TELEGRAM_BOT_TOKEN"))
+    # A person at a terminal reads replies and alerts; the full log would drown them.
+    at_terminal = (
+        console and is_terminal(sys.stdin, sys.stdout, sys.stderr) and settings.log_format.lower() != "json"
+    )
+    quiet = at_terminal and not _explicitly_set("LOG_LEVEL", args.env_file)
+    log_file = Path(LOG_FILE).resolve() if quiet else None
+    setup_logging(
+        settings.log_level,
+        settings.log_format,
+        settings.secrets(),
+        screen_level="WARNING" if quiet else None,
+        hide_alerts=at_terminal,
+        log_file=log_file,
+    )
+    app = _build(args, accelerate=True, settings=settings)
+    if log_file is not None:
+        app.banner.append(
+            f"Full log: {log_file} (this screen shows replies, alerts and warnings; "
+            "LOG_LEVEL=INFO shows the full log here too)"
+        )
+    return asyncio.run(serve(app, console=console))
 
 
 def cmd_tick(args: argparse.Namespace) -> int:

@@ -2,33 +2,80 @@
 
 Replies and alerts go to standard output. End of input (Ctrl-D or a closed pipe) ends the
 session like any REPL, so ``printf '/status\\n' | tradebot run`` works in scripts.
+
+Standard input is read by a daemon thread of its own, with ``os.read`` on the raw descriptor:
+a read blocked on a terminal then never holds the process at exit (a thread of asyncio's
+executor would be joined by the interpreter, so Ctrl-C or SIGTERM would wait for a key press),
+and it holds no lock of ``sys.stdin``'s buffer that the interpreter could need while exiting.
 """
 
 from __future__ import annotations
 
 import asyncio
+import codecs
+import logging
+import os
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from typing import TextIO
 
 from bot import formatting as fmt
 from bot.commands import Caller, CommandRouter, Reply
 from bot.domain import Event
 
+log = logging.getLogger(__name__)
+
 CALLER = Caller(transport="console", chat_id=0, name="console")
+READ_CHUNK = 65536
+
+
+def console_wanted(choice: str, telegram_token: object) -> bool:
+    """TRADEBOT_CONSOLE: on, off, or auto (the console when no Telegram token is set)."""
+    lowered = str(choice).strip().lower()
+    if lowered in {"on", "true", "1", "yes"}:
+        return True
+    if lowered in {"off", "false", "0", "no"}:
+        return False
+    return not telegram_token
+
+
+def is_terminal(*streams: TextIO) -> bool:
+    """True when every stream is a terminal (a person is reading and typing)."""
+    for stream in streams:
+        try:
+            if not stream.isatty():
+                return False
+        except (AttributeError, ValueError, OSError):
+            return False
+    return True
 
 
 class ConsolePrinter:
-    """Thread-safe printing of replies and alerts (alerts come from worker threads)."""
+    """Thread-safe printing of replies and alerts (alerts come from worker threads).
 
-    def __init__(self, out: TextIO) -> None:
+    When the reader of the output goes away (``tradebot run | head``), printing stops and
+    ``on_closed`` is called once: nobody reads the replies any more.
+    """
+
+    def __init__(self, out: TextIO, on_closed: Callable[[], None] | None = None) -> None:
         self.out = out
+        self.on_closed = on_closed
+        self.closed = False
         self._lock = threading.Lock()
 
     def print(self, text: str) -> None:
         with self._lock:
-            self.out.write(text.rstrip("\n") + "\n")
-            self.out.flush()
+            if self.closed:
+                return
+            try:
+                self.out.write(text.rstrip("\n") + "\n")
+                self.out.flush()
+            except (BrokenPipeError, ValueError):  # ValueError: the stream was closed under us
+                self.closed = True
+                log.warning("console output closed: replies and alerts are no longer shown")
+                if self.on_closed is not None:
+                    self.on_closed()
 
     def alert(self, event: Event) -> None:
         self.print("ALERT " + fmt.alert(event))
@@ -40,13 +87,72 @@ class ConsolePrinter:
         self.print(text)
 
 
+def _lines_from_fd(fd: int) -> Iterator[str]:
+    """Lines (without the newline) from a file descriptor, decoded as UTF-8; the last may lack one."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
+    while True:
+        try:
+            chunk = os.read(fd, READ_CHUNK)
+        except InterruptedError:  # pragma: no cover - PEP 475 retries; kept for clarity
+            continue
+        except OSError:  # the terminal went away (EIO on a hung-up pty): end of input
+            chunk = b""
+        if not chunk:
+            pending += decoder.decode(b"", final=True)
+            if pending:
+                yield pending
+            return
+        pending += decoder.decode(chunk)
+        *lines, pending = pending.split("\n")
+        yield from lines
+
+
+def _lines_from_stream(stream: TextIO) -> Iterator[str]:
+    for line in iter(stream.readline, ""):
+        yield line.rstrip("\n")
+
+
+def _source_lines(source: TextIO) -> Iterator[str]:
+    try:
+        fd = source.fileno()
+    except (AttributeError, ValueError, OSError):  # io.StringIO and friends: no descriptor
+        return _lines_from_stream(source)
+    return _lines_from_fd(fd)
+
+
+async def read_lines(source: TextIO) -> asyncio.Queue[str | None]:
+    """Start the reader thread; the queue yields each line, then None at end of input."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def put(item: str | None) -> bool:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the event loop is closed: the process is exiting
+            return False
+        return True
+
+    def pump() -> None:
+        try:
+            for line in _source_lines(source):
+                if not put(line):
+                    return
+        except Exception:
+            log.exception("reading the console's input failed")
+        put(None)
+
+    threading.Thread(target=pump, name="console-input", daemon=True).start()
+    return queue
+
+
 async def run_console(router: CommandRouter, printer: ConsolePrinter, stdin: TextIO | None = None) -> None:
     """Read commands until end of input. (Alerts reach the printer through the notifier.)"""
-    source = stdin or sys.stdin
-    printer.print("Type /help for the commands. Ctrl-D quits.")
+    printer.print("Type /help for the commands. Ctrl-D quits (Ctrl-C too).")
+    queue = await read_lines(stdin or sys.stdin)
     while True:
-        line = await asyncio.to_thread(source.readline)
-        if line == "":  # end of input
+        line = await queue.get()
+        if line is None:  # end of input
             return
         if not line.strip():
             continue

@@ -2,6 +2,12 @@
 
 httpx logs each request URL at INFO, and a Telegram Bot API URL contains the token: httpx is
 raised to WARNING, and the redaction filter catches anything else that slips through.
+
+Two audiences. Not on a terminal (Heroku, a pipe, ``LOG_FORMAT=json``) the full log goes to
+standard error, as it always did. A person at the console (``tradebot run`` on a terminal) reads
+replies and alerts instead: the screen shows warnings and errors only, never an alert a second
+time (the console prints each alert itself), and the full log goes to a file the banner names.
+``LOG_LEVEL`` set explicitly always sets what the screen shows.
 """
 
 from __future__ import annotations
@@ -11,10 +17,15 @@ import logging
 import re
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 # Telegram bot tokens look like 123456789:AA...; mask them even if not configured here.
 TOKEN_PATTERN = re.compile(r"(?<![0-9])\d{6,12}:[A-Za-z0-9_-]{30,}")
 MASK = "***"
+# ``extra`` of the log record the service writes for each alert (event) it publishes.
+ALERT = {"alert": True}
+LOG_FILE_BYTES = 5_000_000  # the console's log file rotates at this size, keeping two old files
+NOISY = ("httpx", "httpcore", "apscheduler.executors.default", "urllib3", "websockets", "alembic")
 
 
 class RedactingFilter(logging.Filter):
@@ -50,17 +61,58 @@ class JsonFormatter(logging.Formatter):
         )
 
 
-def setup_logging(level: str = "INFO", fmt: str = "text", secrets: list[str] | None = None) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(RedactingFilter(secrets or []))
-    if fmt.lower() == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+class HideAlerts(logging.Filter):
+    """Drop the log records of alerts: the console prints each alert itself, once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "alert", False)
+
+
+def setup_logging(
+    level: str = "INFO",
+    fmt: str = "text",
+    secrets: list[str] | None = None,
+    *,
+    screen_level: str | None = None,
+    hide_alerts: bool = False,
+    log_file: str | Path | None = None,
+) -> None:
+    """Log to standard error at ``level``, or at ``screen_level`` when given (the console).
+
+    ``hide_alerts`` keeps alert records off standard error; ``log_file`` also writes every
+    record at ``level`` to that file (rotated), so a quiet screen loses nothing.
+    """
+    redact = RedactingFilter(secrets or [])
+    formatter = JsonFormatter() if fmt.lower() == "json" else logging.Formatter(TEXT_FORMAT)
+    level = _level(level)
+    screen = logging.StreamHandler(sys.stderr)
+    screen.addFilter(redact)
+    screen.setFormatter(formatter)
+    screen.setLevel(_level(screen_level) if screen_level else level)
+    if hide_alerts:
+        screen.addFilter(HideAlerts())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level if level in logging.getLevelNamesMapping() else "INFO")
-    for noisy in ("httpx", "httpcore", "apscheduler.executors.default", "urllib3", "websockets", "alembic"):
+        if isinstance(old, logging.FileHandler):
+            old.close()
+    root.addHandler(screen)
+    if log_file is not None:
+        from logging.handlers import RotatingFileHandler
+
+        file = RotatingFileHandler(log_file, maxBytes=LOG_FILE_BYTES, backupCount=2, encoding="utf-8")
+        file.addFilter(redact)
+        file.setFormatter(formatter)
+        file.setLevel(level)
+        root.addHandler(file)
+    root.setLevel(level)
+    for noisy in NOISY:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _level(name: str) -> str:
+    name = name.strip().upper()
+    return name if name in logging.getLevelNamesMapping() else "INFO"

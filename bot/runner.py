@@ -7,7 +7,8 @@ stops renewing. Telegram starts once the lease is held (one poller per bot token
 On SIGTERM or SIGINT: no new orders (the lease drains), the running cycle finishes within
 ``SHUTDOWN_GRACE_SECONDS``, the lease is released so a successor starts at once, and the
 process exits; a cycle that is still stuck after the grace period is abandoned and the
-process exits anyway, keeping the lease until it runs out.
+process exits anyway, keeping the lease until it runs out. The exit status is 0, or 130 after
+Ctrl-C (SIGINT), as shells expect of an interrupted program.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import TextIO
 
 from bot.app import App
-from bot.console import ConsolePrinter, run_console
+from bot.console import ConsolePrinter, console_wanted, run_console
 from bot.domain import EventKind, Severity
 from bot.engine import start_scheduler
 from storage.db import DatabaseError
@@ -33,18 +34,14 @@ RECONCILE_MINUTES = 15
 SHUTDOWN_GRACE_SECONDS = 15
 TRANSPORT_GRACE_SECONDS = 3
 EXIT_LEASE_LOST = 3  # another instance took over: exit so a supervisor restarts us in standby
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130: stopped by Ctrl-C
 
 # A transport runs until ``stop`` is set (Telegram plugs in here).
 Transport = Callable[[App, asyncio.Event], Awaitable[None]]
 
 
 def wants_console(app: App) -> bool:
-    choice = str(app.settings.tradebot_console).lower()
-    if choice in {"on", "true", "1", "yes"}:
-        return True
-    if choice in {"off", "false", "0", "no"}:
-        return False
-    return not app.settings.values.get("TELEGRAM_BOT_TOKEN")
+    return console_wanted(app.settings.tradebot_console, app.settings.values.get("TELEGRAM_BOT_TOKEN"))
 
 
 def transports_for(app: App) -> list[Transport]:
@@ -64,11 +61,21 @@ async def serve(app: App, *, console: bool, stdin: TextIO | None = None, stdout:
     """Run until SIGTERM, SIGINT or the end of the console's input; returns the exit status."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    printer = ConsolePrinter(stdout or sys.stdout, on_closed=lambda: loop.call_soon_threadsafe(stop.set))
+    received: list[int] = []
+
+    def on_signal(sig: int) -> None:
+        if received:
+            printer.print("Still stopping: waiting for the cycle in progress to finish.")
+        else:
+            printer.print("Stopping: no new orders; finishing the cycle in progress.")
+        received.append(sig)
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, sig)
 
-    printer = ConsolePrinter(stdout or sys.stdout)
     for line in app.banner:
         printer.print(line)
         log.info("%s", line)
@@ -85,7 +92,7 @@ async def serve(app: App, *, console: bool, stdin: TextIO | None = None, stdout:
     status = 0
     try:
         if not await _acquire_lease(app, stop, printer):
-            return 0
+            return _exit_status(received, 0)
         await asyncio.to_thread(_startup, app)
         scheduler = start_scheduler(
             _tick_job(app),  # no cycle unless this process holds the lease
@@ -126,6 +133,13 @@ async def serve(app: App, *, console: bool, stdin: TextIO | None = None, stdout:
             # The cycle's thread cannot be interrupted, and the interpreter would wait for it at exit.
             logging.shutdown()
             os._exit(1)
+    return _exit_status(received, status)
+
+
+def _exit_status(received: list[int], status: int) -> int:
+    """130 after Ctrl-C (unless something worse happened), otherwise ``status``."""
+    if status == 0 and received and received[0] == signal.SIGINT:
+        return EXIT_INTERRUPTED
     return status
 
 

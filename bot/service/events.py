@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.domain import Event, EventKind, Severity, Signal
+from bot.logs import ALERT
 from bot.notify import Notifier
 from storage import repository as repo
 from storage.db import Database
@@ -44,7 +45,7 @@ class EventLog:
         )
         with self.db.session() as s:
             event = repo.add_event(s, event)
-        log.log(_LEVEL[severity], "%s: %s", kind.value, message)
+        log.log(_LEVEL[severity], "%s: %s", kind.value, message, extra=ALERT)  # the console shows it once
         self.notifier.publish(event)
         return event
 
