@@ -28,7 +28,7 @@ or `tradebot config` for the values in effect.
 EPILOG = """\
 examples:
   tradebot run                         trade (simulated market by default), commands on stdin
-  printf '/status\\n/pause\\n' | tradebot run
+  printf '/status\\n/pause\\n/status\\n/resume\\n' | tradebot run
   tradebot tick                        one engine cycle, then exit (cron, Heroku Scheduler)
   tradebot db upgrade                  create or upgrade the database schema (DATABASE_URL)
   tradebot doctor                      check configuration, database, broker and Telegram
@@ -94,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="trade on a schedule and take commands (console or Telegram)",
         description="Run the engine every TRADEBOT_INTERVAL_SECONDS and serve commands until "
-        "SIGTERM, Ctrl-C, or the end of standard input in console mode.",
+        "SIGTERM (exit status 0), Ctrl-C (130), or the end of standard input in console mode (0). "
+        "At a terminal the screen shows replies, alerts and warnings and the full log goes to "
+        f"{LOG_FILE} (LOG_LEVEL set explicitly shows it on screen too).",
     )
     run.set_defaults(func=cmd_run)
 
