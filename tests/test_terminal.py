@@ -155,6 +155,6 @@ def test_without_a_terminal_the_full_log_goes_to_standard_error(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "ALERT tradebot started" in result.stdout
-    assert "INFO bot.service: started: tradebot started" in result.stderr
+    assert re.search(r"INFO bot\.service[.\w]*: started: tradebot started", result.stderr), result.stderr
     assert "INFO bot.runner: trading lease held" in result.stderr
     assert "Full log:" not in result.stdout and not (tmp_path / "tradebot.log").exists()
