@@ -25,7 +25,7 @@ from bot.app import build_app  # noqa: E402
 from bot.bars import NS, Bars  # noqa: E402
 from bot.clock import ManualClock  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from tests.fakes.alpaca_server import FakeAlpaca  # noqa: E402
+from tests.fakes.alpaca import FakeAlpaca  # noqa: E402
 
 STOCKS = [f"S{i:02d}" for i in range(40)]
 CRYPTO = [f"C{i:02d}/USD" for i in range(10)]

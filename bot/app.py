@@ -160,7 +160,7 @@ def _alpaca(settings: Settings, clock: Clock | None) -> tuple[Broker, BarSource,
     from bot.clock import SystemClock
 
     try:
-        from bot.alpaca_setup import build_alpaca
+        from bot.alpaca.setup import build_alpaca
     except ImportError as exc:  # pragma: no cover - only when the Alpaca adapter is missing
         raise StartupError(f"ALPACA_API_KEY is set but the Alpaca adapter cannot load: {exc}") from None
     try:

@@ -295,7 +295,7 @@ def check_broker(settings: Settings, timeout: float = NETWORK_TIMEOUT) -> list[C
         return [Check(area, OK, "simulated exchange (no ALPACA_API_KEY): no real orders")]
     if not _secret(settings, "ALPACA_API_SECRET"):
         return [Check(area, FAIL, "ALPACA_API_SECRET is not set", "set it from the Alpaca dashboard")]
-    from bot.alpaca_setup import build_alpaca
+    from bot.alpaca.setup import build_alpaca
     from bot.brokers.base import AuthenticationError, BrokerError
 
     paper = bool(settings.values.get("ALPACA_PAPER", True))

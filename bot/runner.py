@@ -51,7 +51,7 @@ def transports_for(app: App) -> list[Transport]:
 
         transports.append(run_telegram)
     if app.broker.name == "alpaca" and app.settings.values.get("ALPACA_STREAMING"):
-        from bot.streams import run_streams
+        from bot.alpaca.streams import run_streams
 
         transports.append(run_streams)
     return transports

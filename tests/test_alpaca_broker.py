@@ -7,12 +7,13 @@ from datetime import UTC, datetime
 import pytest
 from alpaca.trading.client import TradingClient
 
-from bot.alpaca_setup import build_alpaca
-from bot.brokers.alpaca import AlpacaBroker, harden
+from bot.alpaca.broker import AlpacaBroker
+from bot.alpaca.http import AlpacaHttp
+from bot.alpaca.setup import build_alpaca
 from bot.brokers.base import AuthenticationError, Broker, BrokerError, OrderRejected
 from bot.config import ConfigError, Settings
 from bot.domain import ExitReason, OrderIntent, OrderStatus, OrderType, Position, Side, client_order_id
-from tests.fakes.alpaca_server import FakeAlpaca
+from tests.fakes.alpaca import FakeAlpaca
 
 NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 
@@ -20,6 +21,7 @@ NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
 @pytest.fixture
 def fake():
     with FakeAlpaca() as server:
+        server.clock.set(NOW)  # a Monday, 10:00 in New York: the market is open
         server.prices.update({"AAPL": 100.0, "BTC/USD": 50_000.0})
         yield server
 
@@ -27,8 +29,9 @@ def fake():
 def make_broker(
     fake: FakeAlpaca, *, key: str = "test-key", secret: str = "test-secret", timeout: float = 5.0
 ):
-    client = harden(TradingClient(key, secret, paper=True, url_override=fake.url), timeout)
-    return AlpacaBroker(client, paper=True, backoff=0.0, cancel_wait=2.0, sleep=lambda s: None)
+    http = AlpacaHttp(timeout=timeout, sleep=lambda s: None)
+    client = http.install(TradingClient(key, secret, paper=True, url_override=fake.url))
+    return AlpacaBroker(client, paper=True, http=http, cancel_wait=2.0, sleep=lambda s: None)
 
 
 @pytest.fixture
@@ -70,9 +73,9 @@ def test_account_and_clock(fake, broker):
     account = broker.account()
     assert account.cash == 100_000 and account.equity == 100_000 and account.currency == "USD"
     assert broker.is_tradable_now("AAPL", NOW)
-    fake.clock_open = False
-    broker._clock = None
-    assert not broker.is_tradable_now("AAPL", NOW)
+    fake.clock.set(datetime(2026, 1, 3, 15, 0, tzinfo=UTC))  # a Saturday
+    broker._cache.clear()
+    assert not broker.is_tradable_now("AAPL", datetime(2026, 1, 3, 15, 0, tzinfo=UTC))
     assert broker.is_tradable_now("BTC/USD", NOW)  # crypto trades around the clock, no clock call
     calls = len(fake.requests_to("GET", "/v2/clock"))
     broker.is_tradable_now("MSFT", NOW)
@@ -126,7 +129,7 @@ def test_500_after_the_server_accepted_gives_exactly_one_order(fake, broker):
     assert len(fake.requests_to("GET", "/v2/orders:by_client_order_id")) == 1
 
 
-@pytest.mark.parametrize("failure", [504, 429, "drop"])
+@pytest.mark.parametrize("failure", [504, "drop"])
 def test_sdk_does_not_resend_a_submit_by_itself(fake, broker, failure):
     fake.fail_after_accept = [failure]
     order = broker.submit(entry())
@@ -162,11 +165,12 @@ def test_422_duplicate_client_id_is_treated_as_placed(fake, broker):
     assert [r.status for r in fake.requests_to("POST", "/v2/orders")] == [200, 422]
 
 
-def test_resending_a_placed_bracket_returns_it_without_a_new_post(fake, broker):
+def test_resending_a_placed_bracket_returns_it(fake, broker):
     first = broker.submit(entry())
-    again = broker.submit(entry())  # its own held legs would look like a wash trade
+    again = broker.submit(entry())
     assert again.broker_order_id == first.broker_order_id
-    assert len(fake.top_orders()) == 1 and len(fake.requests_to("POST", "/v2/orders")) == 1
+    assert len(fake.top_orders()) == 1
+    assert [r.status for r in fake.requests_to("POST", "/v2/orders")] == [200, 422]
 
 
 def test_get_order_by_client_id(fake, broker):
@@ -179,10 +183,11 @@ def test_reads_retry_on_5xx_with_backoff(fake, broker):
     fake.read_failures = 2
     assert broker.account().equity == 100_000
     fake.read_failures = 10
-    broker._account = None
-    with pytest.raises(BrokerError, match="4 times") as info:
+    broker._cache.clear()
+    with pytest.raises(BrokerError, match="503") as info:
         broker.account()
     assert info.value.retriable
+    assert len(fake.requests_to("GET", "/v2/account")) == 1 + 2 + 4  # 2 failures then a success; 4 tries
 
 
 def test_fractional_bracket_is_refused_with_a_reason(fake, broker):
@@ -215,11 +220,12 @@ def test_quantity_below_the_crypto_minimum_is_refused(fake, broker):
         broker.submit(entry("BTC/USD", qty=0.0001, stop_loss=49_000.0, take_profit=52_000.0))
 
 
-def test_pattern_day_trader_limit_is_explained(fake, broker):
-    fake.pattern_day_trader, fake.multiplier, fake.cash = True, "2", 20_000.0
-    with pytest.raises(OrderRejected, match="pattern day trader"):
-        broker.submit(entry())
-    assert fake.requests_to("POST", "/v2/orders") == []
+def test_a_small_margin_account_trades_without_pattern_day_trader_fields(fake, broker):
+    """Alpaca removed ``pattern_day_trader`` and ``daytrade_count`` from the account (2026-07-06)."""
+    fake.multiplier, fake.cash = "2", 20_000.0
+    assert "pattern_day_trader" not in fake._account() and "daytrade_count" not in fake._account()
+    broker.submit(entry(qty=10))
+    assert len(fake.top_orders()) == 1
 
 
 def test_sync_reports_fills_once_with_bracket_exit_reason(fake, broker):
@@ -232,7 +238,9 @@ def test_sync_reports_fills_once_with_bracket_exit_reason(fake, broker):
     assert any(
         o.client_order_id == placed.client_order_id and o.status is OrderStatus.FILLED for o in update.orders
     )
-    assert broker.sync(NOW).fills == []  # nothing new
+    assert [f.fill_id for f in broker.sync(NOW).fills] == [update.fills[0].fill_id]  # until acknowledged
+    broker.acknowledge([f.fill_id for f in update.fills])
+    assert broker.sync(NOW).fills == []
     stop_leg = next(leg for leg in fake.order(placed.client_order_id).legs if leg.type == "stop")
     fake.fill(stop_leg.client_order_id, price=95.0)
     fills = broker.sync(NOW).fills
@@ -284,7 +292,7 @@ def test_crypto_entry_is_simple_gtc_then_a_stop_limit_guards_it(fake, broker):
     body = fake.requests_to("POST", "/v2/orders")[0].body
     assert body["time_in_force"] == "gtc" and "order_class" not in body and body["symbol"] == "BTC/USD"
     fake.fill(intent.client_order_id, price=50_000.0)
-    broker.sync(NOW)
+    broker.acknowledge([f.fill_id for f in broker.sync(NOW).fills])
     stop = fake.order(f"{intent.client_order_id}-sl")
     assert (stop.type, stop.side, stop.qty, stop.stop_price, stop.limit_price) == (
         "stop_limit",
@@ -295,7 +303,7 @@ def test_crypto_entry_is_simple_gtc_then_a_stop_limit_guards_it(fake, broker):
     )
     # price reaches the target: the stop is canceled, a market sell goes out, reported as take-profit
     fake.prices["BTC/USD"] = 52_500.0
-    broker._price_cache.clear()
+    broker._cache.clear()
     broker.prices = _Prices(fake)
     broker.sync(NOW)
     assert stop.status == "canceled"
@@ -314,13 +322,38 @@ class _Prices:
         return {s: self.fake.prices[s] for s in symbols if s in self.fake.prices}
 
 
-def test_an_exit_that_fails_after_canceling_the_legs_says_the_position_is_unprotected(fake, broker):
+@pytest.mark.parametrize("failure", ["refused", "unreachable"])
+def test_an_exit_that_fails_after_canceling_the_legs_puts_the_protection_back(fake, broker, failure):
     placed = broker.submit(entry())
     fake.fill(placed.client_order_id, price=100.0)
-    fake.fail_before_accept = [503]
-    with pytest.raises(BrokerError, match="no broker-side protection") as info:
+    if failure == "refused":  # e.g. the asset was halted between the cancel and the sell
+        original = fake.asset
+
+        def halted(symbol):
+            asset = original(symbol)
+            return asset
+
+        fake.fail_before_accept = [403]
+    else:
+        fake.fail_before_accept = [503]
+    with pytest.raises(BrokerError, match="put back at Alpaca"):
         broker.submit(OrderIntent("tb-exit", "AAPL", Side.SELL, 10, exit_reason=ExitReason.SIGNAL))
-    assert info.value.retriable
+    working = [o for o in fake.all_orders() if o.is_open and o.side == "sell"]
+    assert sorted((o.order_class, o.type, o.qty) for o in working) == [
+        ("oco", "limit", 10),
+        ("oco", "stop", 10),
+    ]
+    assert {o.limit_price for o in working if o.type == "limit"} == {110.0}
+    assert {o.stop_price for o in working if o.type == "stop"} == {95.0}
+
+
+def test_a_partial_sell_protects_the_remainder(fake, broker):
+    placed = broker.submit(entry())
+    fake.fill(placed.client_order_id, price=100.0)
+    broker.submit(OrderIntent("tb-part", "AAPL", Side.SELL, 4, exit_reason=ExitReason.MANUAL))
+    working = [o for o in fake.all_orders() if o.is_open and o.side == "sell" and o.order_class == "oco"]
+    assert sorted((o.type, o.qty) for o in working) == [("limit", 6), ("stop", 6)]
+    assert [o.status for o in fake.order(placed.client_order_id).legs] == ["canceled", "canceled"]
 
 
 def test_a_crypto_stop_that_cannot_be_placed_is_reported_for_an_alert(fake, broker):
@@ -380,8 +413,14 @@ def test_a_restart_adopts_the_working_crypto_stop_and_still_takes_profit(fake):
     assert len(exits) == 1 and exits[0].qty == 0.1
 
 
-def test_a_stock_position_whose_bracket_is_gone_is_reported(fake, broker):
+def test_a_stock_position_whose_bracket_is_gone_is_protected_again_once(fake, broker):
     fake.add_position("AAPL", 10, 100.0)
     stock = Position(symbol="AAPL", qty=10, avg_price=100.0, stop_loss=95.0, take_profit=110.0)
-    (problem,) = broker.ensure_protection([stock])
-    assert problem.startswith("AAPL has a stop of 95.0 on record but no stop or target working at Alpaca")
+    (note,) = broker.ensure_protection([stock])
+    assert note.startswith("AAPL had no stop or target working at Alpaca: put back")
+    working = [o for o in fake.all_orders() if o.is_open]
+    assert sorted((o.type, o.qty, o.stop_price or o.limit_price) for o in working) == [
+        ("limit", 10, 110.0),
+        ("stop", 10, 95.0),
+    ]
+    assert broker.ensure_protection([stock]) == []  # protected now: nothing more to say

@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from bot.alpaca.data import AlpacaBarSource, alpaca_timeframe
 from bot.bars import NS, Bars, Timeframe
-from bot.data.alpaca import AlpacaBarSource, alpaca_timeframe
 from bot.data.base import DataError
 from bot.data.cache import HistoryCache
 from bot.data.fallback import FallbackSource
 from bot.data.polygon import PolygonBarSource
-from tests.fakes.alpaca_server import FakeAlpaca
+from tests.fakes.alpaca import FakeAlpaca
 from tests.fakes.polygon_server import FakePolygon
 
 T0 = datetime(2026, 1, 5, 14, 30, tzinfo=UTC)

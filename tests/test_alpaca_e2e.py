@@ -20,7 +20,7 @@ from bot.clock import ManualClock
 from bot.config import Settings
 from bot.domain import EventKind, OrderStatus
 from bot.risk import RiskLimits, position_size, protective_levels
-from tests.fakes.alpaca_server import FakeAlpaca
+from tests.fakes.alpaca import FakeAlpaca
 from tests.fakes.polygon_server import FakePolygon
 from tests.helpers import take_lease
 
@@ -43,6 +43,7 @@ def flip_up(n: int = 60, end: datetime = LAST_BAR) -> Bars:
 @pytest.fixture
 def fake():
     with FakeAlpaca() as server:
+        server.clock.set(NOW)  # Monday 2 March 2026, 11:00 in New York: the market is open
         yield server
 
 
@@ -197,15 +198,19 @@ def test_tradebot_tick_with_wrong_keys_exits_non_zero(fake, tmp_path):
     assert fake.requests_to("POST", "/v2/orders") == []
 
 
-def test_reconciliation_alerts_when_a_positions_bracket_is_gone(fake, tmp_path):
+def test_reconciliation_puts_back_a_positions_bracket_once_it_is_gone(fake, tmp_path):
     fake.set_bars("AAPL", flip_up())
     app = app_for(fake, tmp_path / "t.db")
     app.engine.tick()
     (entry,) = fake.top_orders()
     fake.fill(entry.client_order_id, price=115.0)
     assert app.service.reconcile() == []  # protected by its bracket legs
-    for leg in entry.legs:  # someone cancels the legs in Alpaca's dashboard
-        leg.status = "canceled"
+    fake.cancel(entry.legs[0].client_order_id)  # someone cancels the legs in Alpaca's dashboard
     (diff,) = app.service.reconcile()
-    assert diff.startswith("AAPL has a stop of") and "no stop or target working at Alpaca" in diff
-    assert any("no stop or target working" in e.message for e in events(app, EventKind.RECONCILE_DIFF))
+    assert diff.startswith("AAPL had no stop or target working at Alpaca: put back")
+    assert any("put back" in e.message for e in events(app, EventKind.RECONCILE_DIFF))
+    working = [o for o in fake.all_orders() if o.is_open]
+    assert sorted(o.type for o in working) == ["limit", "stop"] and all(
+        o.order_class == "oco" for o in working
+    )
+    assert app.service.reconcile() == []  # protected again: no alert at every reconciliation

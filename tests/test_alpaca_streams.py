@@ -12,10 +12,11 @@ import pytest
 from alpaca.trading.client import TradingClient
 from websockets.asyncio.server import serve
 
+from bot.alpaca.broker import AlpacaBroker
+from bot.alpaca.http import AlpacaHttp
+from bot.alpaca.streams import LiveStreams, closes_bar, stream_endpoints
 from bot.bars import Timeframe
-from bot.brokers.alpaca import AlpacaBroker, harden
-from bot.streams import LiveStreams, closes_bar, stream_endpoints
-from tests.fakes.alpaca_server import FakeAlpaca
+from tests.fakes.alpaca import FakeAlpaca
 
 T = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 
@@ -137,8 +138,9 @@ def test_trade_update_fill_is_recorded_once_with_the_polling_fill_id():
     """A fill pushed by the trading stream and the same execution in account activities are one fill."""
     with FakeAlpaca() as fake:
         fake.prices["AAPL"] = 100.0
-        client = harden(TradingClient("test-key", "test-secret", paper=True, url_override=fake.url), 5)
-        broker = AlpacaBroker(client, paper=True, sleep=lambda s: None)
+        http = AlpacaHttp(timeout=5, sleep=lambda s: None)
+        client = http.install(TradingClient("test-key", "test-secret", paper=True, url_override=fake.url))
+        broker = AlpacaBroker(client, paper=True, http=http, sleep=lambda s: None)
         from bot.domain import OrderIntent, Side
 
         broker.submit(OrderIntent("tb-s-1", "AAPL", Side.BUY, 10, stop_loss=95.0, take_profit=110.0))
@@ -191,6 +193,7 @@ def test_trade_update_fill_is_recorded_once_with_the_polling_fill_id():
         assert (pushed.client_order_id, pushed.qty, pushed.price) == ("tb-s-1", 10.0, 100.0)
         fills = broker.sync(datetime.now(UTC)).fills
         assert [f.fill_id for f in fills] == [pushed.fill_id]  # activities add nothing new
+        broker.acknowledge([pushed.fill_id])
         assert broker.sync(datetime.now(UTC)).fills == []
 
 
@@ -202,10 +205,10 @@ def test_stock_feed_in_the_stream_path(feed):
 def test_run_streams_bar_close_runs_the_cycle_that_places_the_order(tmp_path):
     """ALPACA_STREAMING on a real app: a closing minute bar on the stream triggers the engine's
     cycle, which reads the bars over REST and places the bracket at once."""
+    from bot.alpaca.streams import run_streams
     from bot.app import build_app
     from bot.clock import ManualClock
     from bot.config import Settings
-    from bot.streams import run_streams
     from tests.helpers import take_lease
     from tests.test_alpaca_e2e import LAST_BAR, NOW, env_for, flip_up
 
@@ -228,6 +231,7 @@ def test_run_streams_bar_close_runs_the_cycle_that_places_the_order(tmp_path):
                 await asyncio.wait_for(task, 10)
 
     with FakeAlpaca() as fake:
+        fake.clock.set(NOW)
         fake.set_bars("AAPL", flip_up())
         asyncio.run(scenario(fake))
         (post,) = fake.requests_to("POST", "/v2/orders")

@@ -14,7 +14,7 @@ import pytest
 
 from bot.bars import Timeframe
 from bot.data.synthetic import SyntheticMarket
-from tests.fakes.alpaca_server import FakeAlpaca
+from tests.fakes.alpaca import FakeAlpaca
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = datetime(2026, 1, 5, tzinfo=UTC), datetime(2026, 1, 8, tzinfo=UTC)

@@ -33,7 +33,7 @@ def make_source(config: Any, choice: str = "auto") -> BarSource:
         return SyntheticMarket()
     if not (key and secret):
         raise DataError("--source alpaca needs ALPACA_API_KEY and ALPACA_API_SECRET")
-    from bot.data.alpaca import AlpacaBarSource
+    from bot.alpaca.data import AlpacaBarSource
 
     url = str(config.values.get("ALPACA_DATA_URL") or "").strip().rstrip("/") or None
     source: BarSource = AlpacaBarSource.create(

@@ -59,8 +59,6 @@ class Broker(Protocol):
 
     def get_order_by_client_id(self, client_order_id: str) -> Order | None: ...
 
-    def cancel_order(self, client_order_id: str) -> None: ...
-
     def sync(self, now: datetime) -> BrokerUpdate:
         """Advance to ``now`` (the simulator fills and triggers stops here) and report changes.
 

@@ -162,14 +162,6 @@ class SimBroker:
             raise OrderRejected(problem)
         return self.get_order_by_client_id(intent.client_order_id)  # type: ignore[return-value]
 
-    def cancel_order(self, client_order_id: str) -> None:
-        with self.db.session() as s:
-            row = _find(s, client_order_id)
-            if row is not None and row.status == OrderStatus.NEW.value:
-                row.status = OrderStatus.CANCELED.value
-                row.reported = False
-                s.add(row)
-
     def _reject_reason(self, s: Session, intent: OrderIntent, now: datetime) -> str | None:
         if intent.qty <= 0:
             return f"quantity must be positive, got {intent.qty}"

@@ -32,14 +32,17 @@ from alpaca.data.requests import (
 )
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
+from bot.alpaca.http import AlpacaHttp, describe, is_transient, status_of
 from bot.bars import Bars, Timeframe
-from bot.brokers.alpaca import DEFAULT_TIMEOUT, api_message, harden, is_transient, retry_after
 from bot.data.base import DataError
 from bot.domain import is_crypto
+from bot.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+DATA_READS = RetryPolicy(attempts=3, base=0.5, cap=4.0, budget=15.0)
 
 FEEDS = {"iex": DataFeed.IEX, "sip": DataFeed.SIP, "delayed_sip": DataFeed.DELAYED_SIP, "otc": DataFeed.OTC}
 
@@ -99,8 +102,8 @@ class AlpacaBarSource:
         crypto: CryptoHistoricalDataClient,
         *,
         feed: str = "iex",
-        attempts: int = 3,
-        backoff: float = 0.5,
+        http: AlpacaHttp | None = None,
+        policy: RetryPolicy = DATA_READS,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if feed.lower() not in FEEDS:
@@ -108,9 +111,8 @@ class AlpacaBarSource:
         self.stocks = stocks
         self.crypto = crypto
         self.feed = FEEDS[feed.lower()]
-        self.attempts = max(1, attempts)
-        self.backoff = backoff
-        self._sleep = sleep
+        self.http = http or AlpacaHttp(sleep=sleep)
+        self.policy = policy
         self.requests = 0  # logical data requests made (each may span several pages)
 
     @classmethod
@@ -121,40 +123,44 @@ class AlpacaBarSource:
         *,
         url: str | None = None,
         feed: str = "iex",
-        timeout: float = DEFAULT_TIMEOUT,
+        http: AlpacaHttp | None = None,
+        sleep: Callable[[float], None] = time.sleep,
         **kwargs: Any,
     ) -> AlpacaBarSource:
-        stocks = harden(
-            StockHistoricalDataClient(api_key, secret_key, raw_data=True, url_override=url), timeout
+        """Both data clients, hardened by ``http`` (shared with the trading client when given)."""
+        http = http or AlpacaHttp(sleep=sleep)
+        stocks = http.install(StockHistoricalDataClient(api_key, secret_key, raw_data=True, url_override=url))
+        crypto = http.install(
+            CryptoHistoricalDataClient(api_key, secret_key, raw_data=True, url_override=url)
         )
-        crypto = harden(
-            CryptoHistoricalDataClient(api_key, secret_key, raw_data=True, url_override=url), timeout
-        )
-        return cls(stocks, crypto, feed=feed, **kwargs)
+        return cls(stocks, crypto, feed=feed, http=http, **kwargs)
 
     def _call(self, what: str, call: Callable[[], T]) -> T:
-        last: BaseException | None = None
-        for attempt in range(self.attempts):
+        """One logical request, retried through ``bot.retry`` on 429, 5xx and transport errors."""
+
+        def counted() -> T:
             self.requests += 1
-            try:
-                return call()
-            except (APIError, requests.RequestException) as exc:
-                last = exc
-                if not is_transient(exc):
-                    break
-                if attempt + 1 < self.attempts:
-                    delay = retry_after(exc, self.backoff * 2**attempt)
-                    log.warning("Alpaca %s failed (%s), retrying in %.1fs", what, _describe(exc), delay)
-                    self._sleep(delay)
-            except ValueError as exc:  # alpaca-py could not make sense of the answer
-                last = exc
-                break
-        assert last is not None
-        status = last.status_code if isinstance(last, APIError) else None
-        hint = ""
-        if status in (401, 403):
-            hint = " (check ALPACA_API_KEY/ALPACA_API_SECRET, and ALPACA_DATA_FEED: sip needs a paid plan)"
-        raise DataError(f"Alpaca {what} failed: {_describe(last)}{hint}")
+            return call()
+
+        try:
+            return self.policy.call(
+                counted,
+                retry_if=is_transient,
+                hint=self.http.wait_hint,
+                sleep=self.http.sleep,
+                what=f"Alpaca {what}",
+            )
+        except (
+            APIError,
+            requests.RequestException,
+            ValueError,
+        ) as exc:  # ValueError: an answer alpaca-py could not parse
+            hint = ""
+            if status_of(exc) in (401, 403):
+                hint = (
+                    " (check ALPACA_API_KEY/ALPACA_API_SECRET, and ALPACA_DATA_FEED: sip needs a paid plan)"
+                )
+            raise DataError(f"Alpaca {what} failed: {describe(exc)}{hint}") from None
 
     def fetch(
         self, symbols: list[str], timeframe: Timeframe, start: datetime, end: datetime
@@ -201,9 +207,3 @@ class AlpacaBarSource:
                 self._call("latest crypto trades", lambda: self.crypto.get_crypto_latest_trade(request)) or {}
             )
         return {s: float(t["p"]) for s, t in raw.items() if isinstance(t, dict) and t.get("p") is not None}
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, APIError):
-        return f"HTTP {exc.status_code}: {api_message(exc)}"
-    return f"{type(exc).__name__}: {exc}"[:300]

@@ -13,10 +13,11 @@ from urllib.parse import urlsplit
 
 from alpaca.trading.client import TradingClient
 
-from bot.brokers.alpaca import DEFAULT_TIMEOUT, AlpacaBroker, harden
+from bot.alpaca.broker import AlpacaBroker
+from bot.alpaca.data import AlpacaBarSource
+from bot.alpaca.http import DEFAULT_TIMEOUT, AlpacaHttp
 from bot.brokers.base import AuthenticationError
 from bot.config import ConfigError, Settings
-from bot.data.alpaca import AlpacaBarSource
 from bot.data.base import BarSource
 from bot.data.fallback import FallbackSource
 from bot.data.polygon import DEFAULT_BASE_URL, PolygonBarSource
@@ -73,18 +74,18 @@ def build_alpaca(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> tup
     if not key or not secret:
         raise AuthenticationError("ALPACA_API_KEY and ALPACA_API_SECRET must both be set to trade on Alpaca")
     paper = trading_mode(settings)
-    client = harden(
-        TradingClient(key, secret, paper=paper, url_override=url_setting(settings, "ALPACA_TRADING_URL")),
-        timeout,
+    http = AlpacaHttp(timeout=timeout)  # one per account: trading and data share the stall budget
+    client = http.install(
+        TradingClient(key, secret, paper=paper, url_override=url_setting(settings, "ALPACA_TRADING_URL"))
     )
     alpaca_data = AlpacaBarSource.create(
         key,
         secret,
         url=url_setting(settings, "ALPACA_DATA_URL"),
         feed=str(settings.values.get("ALPACA_DATA_FEED") or "iex"),
-        timeout=timeout,
+        http=http,
     )
-    broker = AlpacaBroker(client, paper=paper, prices=alpaca_data)
+    broker = AlpacaBroker(client, paper=paper, http=http, prices=alpaca_data)
     account = broker.check_credentials()
     log.info(
         "Alpaca %s account: equity %.2f, buying power %.2f",

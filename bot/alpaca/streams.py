@@ -248,7 +248,7 @@ async def run_streams(app: App, stop: asyncio.Event) -> None:
     Runs only on the Alpaca broker with ``ALPACA_STREAMING=true``; otherwise returns at once and
     the schedule alone drives the bot.
     """
-    from bot.alpaca_setup import secret_setting, url_setting
+    from bot.alpaca.setup import secret_setting, url_setting
 
     settings = app.settings
     if app.broker.name != "alpaca" or not settings.values.get("ALPACA_STREAMING"):

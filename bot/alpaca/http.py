@@ -1,0 +1,222 @@
+"""HTTP hardening for alpaca-py's REST clients: timeouts, no silent resends, rate limits, a stall bound.
+
+alpaca-py 0.44 (``alpaca/common/rest.py``, ``RESTClient``) sends every request through
+``client._session.request`` (a ``requests.Session``) with no timeout, and resends any request,
+order submits included, after a 429 or 504 (``_retry`` = 3 tries, a fixed 3 s sleep, rate-limit
+headers ignored). Both are private attributes: ``tests/test_alpaca_sdk.py`` fails if they move.
+
+``AlpacaHttp.install(client)`` replaces that path for one client. One ``AlpacaHttp`` serves every
+client of one account (trading and market data), so they share:
+
+- **a timeout** on every request (``timeout`` seconds, 10 by default);
+- **no SDK retries** (``client._retry = 0``): a 429 or 5xx reaches the caller as ``APIError``, and
+  the caller decides (reads retry through ``bot.retry``; an order submit never resends blindly);
+- **rate limits**: Alpaca answers 429 with ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and
+  ``X-RateLimit-Reset`` (epoch seconds); every response carries them. After a 429, or a response
+  with ``Remaining: 0``, no request is sent before the reset: a request waits for it when the
+  wait fits the stall budget, and otherwise fails at once with ``RateLimited`` (never sent);
+- **a stall budget**: the seconds this account may spend in requests that failed in transport
+  or timed out, in 5xx answers and in retry waits, per cycle (``begin_cycle``, called by the
+  broker's ``sync`` at the start of every cycle). Each request's timeout is cut to what is left;
+  once it is spent, requests fail at once with ``StallBudgetSpent`` (never sent) until the next
+  cycle. A hung Alpaca therefore stalls one cycle ~``stall_budget`` seconds (15) in total.
+
+``NotSent`` errors subclass ``requests.ConnectionError``, so every caller already treats them as
+a transport failure; an order submit that gets one knows the order never left.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import requests
+from alpaca.common.exceptions import APIError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_STALL_BUDGET = 15.0
+
+
+class NotSent(requests.ConnectionError):
+    """The request was never sent: the order (if it was one) does not exist because of it."""
+
+
+class StallBudgetSpent(NotSent):
+    """Alpaca has failed or hung for this cycle's whole stall budget."""
+
+
+class RateLimited(NotSent):
+    """Alpaca's rate limit is spent until ``reset`` (epoch seconds)."""
+
+    def __init__(self, message: str, reset: float) -> None:
+        super().__init__(message)
+        self.reset = reset
+
+
+class AlpacaHttp:
+    def __init__(
+        self,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        stall_budget: float = DEFAULT_STALL_BUDGET,
+        wall: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.timeout = timeout
+        self.stall_budget = stall_budget
+        self._wall = wall
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._spent = 0.0
+        self._blocked_until = 0.0  # epoch seconds: X-RateLimit-Reset after a spent limit
+        self.last_limit: tuple[int, int, float] | None = None  # (limit, remaining, reset) last seen
+
+    # ------------------------------------------------------------------ budget
+    def begin_cycle(self) -> None:
+        with self._lock:
+            self._spent = 0.0
+
+    @property
+    def remaining(self) -> float:
+        with self._lock:
+            return max(0.0, self.stall_budget - self._spent)
+
+    def spend(self, seconds: float) -> None:
+        with self._lock:
+            self._spent += max(0.0, seconds)
+
+    def sleep(self, seconds: float) -> None:
+        """A retry wait: it counts against the stall budget."""
+        self.spend(seconds)
+        self._sleep(seconds)
+
+    def wait_hint(self, exc: BaseException) -> float | None:
+        """Seconds until Alpaca's rate limit resets, for a 429 (the retry policy's ``hint``)."""
+        if status_of(exc) != 429:
+            return None
+        reset = rate_limit_reset(exc)
+        return None if reset is None else max(0.0, reset - self._wall())
+
+    # ------------------------------------------------------------------ the request path
+    def install(self, client: Any) -> Any:
+        """Route ``client``'s requests through this guard and switch off its own retries."""
+        session: requests.Session = client._session
+        original = session.request
+
+        def request(method: str, url: str, **kwargs: Any) -> requests.Response:
+            return self._request(original, method, url, **kwargs)
+
+        session.request = request  # type: ignore[method-assign]
+        client._retry = 0
+        return client
+
+    def _request(self, send: Callable[..., requests.Response], method: str, url: str, **kwargs: Any) -> Any:
+        self._respect_rate_limit(method, url)
+        left = self.remaining
+        if left <= 0:
+            raise StallBudgetSpent(
+                f"Alpaca failed or hung for {self.stall_budget:g} s this cycle: {method} not sent"
+            )
+        kwargs["timeout"] = min(self.timeout, left)
+        started = self._monotonic()
+        try:
+            response = send(method, url, **kwargs)
+        except requests.RequestException:
+            self.spend(self._monotonic() - started)
+            raise
+        self._note_limits(response)
+        if response.status_code >= 500:
+            self.spend(self._monotonic() - started)
+        return response
+
+    def _respect_rate_limit(self, method: str, url: str) -> None:
+        with self._lock:
+            reset = self._blocked_until
+        wait = reset - self._wall()
+        if wait <= 0:
+            return
+        if wait > self.remaining:
+            raise RateLimited(
+                f"Alpaca's rate limit is spent until {time.strftime('%H:%M:%S', time.gmtime(reset))} UTC: "
+                f"{method} not sent",
+                reset,
+            )
+        log.warning("Alpaca rate limit spent: waiting %.1fs for its reset", wait)
+        self.sleep(wait)
+
+    def _note_limits(self, response: requests.Response) -> None:
+        headers = response.headers
+        try:
+            limit = int(headers["X-RateLimit-Limit"])
+            remaining = int(headers["X-RateLimit-Remaining"])
+            reset = float(headers["X-RateLimit-Reset"])
+        except (KeyError, ValueError):
+            if response.status_code != 429:
+                return
+            limit, remaining, reset = 0, 0, self._wall() + 1.0  # a 429 without headers: wait a second
+        self.last_limit = (limit, remaining, reset)
+        if response.status_code == 429 or remaining <= 0:
+            with self._lock:
+                self._blocked_until = max(self._blocked_until, reset)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def status_of(exc: BaseException | None) -> int | None:
+    return exc.status_code if isinstance(exc, APIError) else None
+
+
+def api_message(exc: APIError) -> str:
+    try:
+        return str(exc.message)
+    except Exception:
+        return str(exc)[:300]
+
+
+def api_code(exc: APIError) -> int | None:
+    try:
+        return int(exc.code)
+    except Exception:
+        return None
+
+
+def rate_limit_reset(exc: BaseException) -> float | None:
+    response = getattr(exc, "response", None) if isinstance(exc, APIError) else None
+    value = response.headers.get("X-RateLimit-Reset") if response is not None else None
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """429, 5xx or a transport failure: worth another try for a read (``NotSent`` is not: it
+    means the budget or the rate limit says stop)."""
+    if isinstance(exc, NotSent):
+        return False
+    if isinstance(exc, requests.RequestException):
+        return True
+    status = status_of(exc)
+    return status is not None and (status == 429 or status >= 500)
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, APIError):
+        return f"HTTP {exc.status_code}: {api_message(exc)}"
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def auth_message(status: int | None, paper: bool) -> str:
+    kind = "paper" if paper else "live"
+    return (
+        f"Alpaca refused the API keys (HTTP {status}): check ALPACA_API_KEY and ALPACA_API_SECRET, "
+        f"and that they are {kind}-trading keys (ALPACA_PAPER={'true' if paper else 'false'})"
+    )

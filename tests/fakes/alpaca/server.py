@@ -1,0 +1,465 @@
+"""The fake Alpaca server: trading and market-data REST on 127.0.0.1, as strict as Alpaca's documents.
+
+alpaca-py's own clients talk to it (``url_override=fake.url``); every request is recorded in
+``fake.requests``. The rules live beside it: ``trading`` (what an order submit accepts or
+refuses, the order listing), ``orders`` (order and position JSON, fills), ``market`` (clock,
+calendar, bar aggregation), ``stream`` (the ``trade_updates`` websocket).
+
+Besides those, this module models:
+
+- **Rate limits** (alpaca-docs trading-api ``_index.md``: "200 requests every minute per API
+  key", answered 429; broker-api ``_index.md`` and docs.alpaca.markets "Rate Limits": every
+  response carries ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset``, the
+  UNIX epoch in seconds of the window's reset; no ``Retry-After``). Windows are real time
+  (``time.time``), apart from the settable market clock. ``rate_limit`` sets the limit per
+  minute (trading and data are counted apart).
+- **The account** (docs.alpaca.markets changelog 2026-07-06 "Pattern day trading fields and
+  configurations removed"): no ``pattern_day_trader``, ``daytrade_count`` or
+  ``daytrading_buying_power``.
+- ``GET /v2/orders:by_client_order_id`` answers 404 when there is no such order (orders.yaml).
+- FILL activities (alpaca-docs ``account-activities.md``): ``after`` exclusive, ``direction``
+  (default desc), ``page_size`` (default and max 100), ``page_token`` = the id of the end of the
+  current page. Ids are ``<ms timestamp>::<uuid>``, so activities of the same millisecond come
+  back in no fixed order (``same_ms_reversed`` forces the reverse of their execution order).
+
+Switches inject the failures tradebot must survive: ``fail_after_accept`` (the next N submits are
+stored, then answered with a status, or ``"drop"`` to close the connection), ``fail_before_accept``,
+``hang_seconds`` (a submit stored, answered late), ``hang_all`` (every request answered only after
+that long), ``data_outage``, ``read_failures`` (the next N trading GETs answer 503), ``keys``.
+Orders fill when a test says (``fill``) or at once with ``auto_fill`` (market orders, at
+``prices[symbol]`` or the last bar's close; a stock only while the market is open).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+from zoneinfo import ZoneInfo
+
+from tests.fakes.alpaca import trading
+from tests.fakes.alpaca.market import NEW_YORK, FakeClock, aggregate, market_clock
+from tests.fakes.alpaca.orders import ACCOUNT_ID, FakeOrder, FakePosition, compact, iso, num
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    status: int = 0
+
+
+class FakeAlpaca:
+    """The fake server and its state. Use as a context manager or call ``start``/``stop``."""
+
+    def __init__(
+        self, *, key: str = "test-key", secret: str = "test-secret", page_size: int = 10_000
+    ) -> None:
+        self.keys = (key, secret)
+        self.page_size = page_size  # data API page size (items across all symbols per page)
+        self.lock = threading.RLock()
+        self.clock = FakeClock()
+        self.requests: list[Recorded] = []
+        self.orders: list[FakeOrder] = []
+        self.positions: dict[str, FakePosition] = {}
+        self.activities: list[dict[str, Any]] = []
+        self.bars: dict[str, list[tuple[int, float, float, float, float, float]]] = {}
+        self.prices: dict[str, float] = {}
+        self.assets: dict[str, dict[str, Any]] = {}
+        self.cash = 100_000.0
+        self.multiplier = "1"
+        self.auto_fill = False
+        self.crypto_day_tz = "America/Chicago"
+        self.same_ms_reversed = False
+        self.rate_limit = 200
+        self._windows: dict[str, tuple[int, int]] = {}  # api -> (window start epoch, count)
+        self.stream: Any = None  # a FakeTradingStream, when a test starts one
+        self.fail_after_accept: list[int | str] = []
+        self.fail_before_accept: list[int] = []
+        self.hang_seconds = 0.0
+        self.hang_all = 0.0
+        self.data_outage = False
+        self.read_failures = 0
+        self._server: ThreadingHTTPServer | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+    def start(self) -> FakeAlpaca:
+        fake = self
+
+        class Handler(_Handler):
+            server_state = fake
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        if self.stream is not None:
+            self.stream.stop()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeAlpaca:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """Bare origin, the form alpaca-py's REST ``url_override`` wants."""
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # ----------------------------------------------------------------- test helpers
+    def set_bars(self, symbol: str, bars: Any) -> None:
+        """``bars``: a tradebot ``Bars`` or a list of (time_ns, o, h, l, c, v)."""
+        if hasattr(bars, "time"):
+            columns = (getattr(bars, c) for c in ("open", "high", "low", "close", "volume"))
+            rows = list(zip((int(t) for t in bars.time), *(map(float, c) for c in columns), strict=True))
+        else:
+            rows = [tuple(r) for r in bars]
+        with self.lock:
+            self.bars[symbol] = sorted(rows)  # type: ignore[arg-type]
+
+    def add_position(self, symbol: str, qty: float, avg_price: float, current: float | None = None) -> None:
+        with self.lock:
+            self.positions[symbol] = FakePosition(symbol, qty, avg_price, current)
+
+    def set_asset(self, symbol: str, **fields: Any) -> None:
+        with self.lock:
+            self.assets.setdefault(symbol, {}).update(fields)
+
+    def asset(self, symbol: str) -> dict[str, Any]:
+        crypto = "/" in symbol
+        asset = {
+            "id": str(uuid.uuid5(uuid.NAMESPACE_DNS, symbol)),
+            "class": "crypto" if crypto else "us_equity",
+            "exchange": "CRYPTO" if crypto else "NASDAQ",
+            "symbol": symbol,
+            "name": symbol,
+            "status": "active",
+            "tradable": True,
+            "marginable": not crypto,
+            "shortable": False,
+            "easy_to_borrow": False,
+            "fractionable": True,
+            # the BTC/USD pair object of docs.alpaca.markets "Crypto Spot Trading"
+            "min_order_size": "0.0001" if crypto else None,
+            "min_trade_increment": "0.0001" if crypto else None,
+            "price_increment": "1" if crypto else "0.01",
+        }
+        asset.update(self.assets.get(symbol, {}))
+        return asset
+
+    def requests_to(self, method: str, path: str) -> list[Recorded]:
+        with self.lock:
+            return [r for r in self.requests if r.method == method and r.path == path]
+
+    def order(self, client_order_id: str) -> FakeOrder:
+        with self.lock:
+            for order in self.all_orders():
+                if order.client_order_id == client_order_id:
+                    return order
+        raise KeyError(client_order_id)
+
+    def top_orders(self) -> list[FakeOrder]:
+        with self.lock:
+            return list(self.orders)
+
+    def all_orders(self) -> list[FakeOrder]:
+        out: list[FakeOrder] = []
+        for order in self.orders:
+            out.append(order)
+            out.extend(order.legs)
+        return out
+
+    def fill(self, client_order_id: str, price: float | None = None, qty: float | None = None) -> FakeOrder:
+        """One execution (all that remains, or ``qty``) of an order; position, cash, activity, stream."""
+        with self.lock:
+            order = self.order(client_order_id)
+            if not order.is_open:
+                raise AssertionError(f"order {client_order_id} is {order.status}: it cannot fill")
+            self.execute(order, price, qty)
+            return order
+
+    def cancel(self, client_order_id: str) -> None:
+        """The trader cancels an order in Alpaca's dashboard (its group goes with it)."""
+        with self.lock:
+            trading.cancel_order(self, self.order(client_order_id).id)
+
+    def execute(self, order: FakeOrder, price: float | None, qty: float | None) -> None:
+        trading.run_execution(self, order, price, qty)
+
+    def market_open(self) -> bool:
+        return market_clock(self.clock.now())[0]
+
+    def set_time(self, when: datetime) -> None:
+        """Move the market clock; with ``auto_fill``, stock orders that waited for the open fill."""
+        with self.lock:
+            self.clock.set(when)
+            if self.auto_fill and self.market_open():
+                for order in list(self.orders):
+                    if order.status == "accepted" and order.type == "market":
+                        order.status = "new"
+                        self.execute(order, None, None)
+
+    def last_price(self, symbol: str) -> float:
+        if symbol in self.prices:
+            return self.prices[symbol]
+        rows = self.bars.get(symbol)
+        if rows:
+            return rows[-1][4]
+        position = self.positions.get(symbol)
+        if position is not None:
+            return position.current_price or position.avg_entry_price
+        return 100.0
+
+    def emit(self, event: str, order: FakeOrder, **execution: float) -> None:
+        if self.stream is not None:
+            self.stream.publish(event, order, self.clock.now(), **execution)
+
+    # ----------------------------------------------------------------- API
+    def limits(self, api: str) -> tuple[int, int, int]:
+        """(limit, remaining, reset epoch) of ``api``'s current one-minute window, counting this request."""
+        now = int(time.time())
+        start = now - now % 60
+        window, count = self._windows.get(api, (start, 0))
+        if window != start:
+            window, count = start, 0
+        count += 1
+        self._windows[api] = (window, count)
+        return self.rate_limit, max(self.rate_limit - count, 0), window + 60
+
+    def handle(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int | str, Any]:
+        if path.startswith(("/v2/stocks/", "/v1beta3/crypto/")):
+            if self.data_outage:
+                return 503, {"message": "service unavailable"}
+            return self._data(path, query)
+        with self.lock:
+            if method == "GET" and self.read_failures > 0:
+                self.read_failures -= 1
+                return 503, {"code": 50300000, "message": "service unavailable"}
+            return self._trading(method, path, query, body)
+
+    def _trading(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int | str, Any]:
+        if path == "/v2/account" and method == "GET":
+            return 200, self._account()
+        if path == "/v2/clock" and method == "GET":
+            now = self.clock.now()
+            is_open, next_open, next_close = market_clock(now)
+            return 200, {
+                "timestamp": iso(now),
+                "is_open": is_open,
+                "next_open": iso(next_open),
+                "next_close": iso(next_close),
+            }
+        if path.startswith("/v2/assets/") and method == "GET":
+            return 200, self.asset(unquote(path[len("/v2/assets/") :]))
+        if path == "/v2/orders" and method == "POST":
+            return self._submit(body)
+        if path == "/v2/orders" and method == "GET":
+            return trading.list_orders(self, query)
+        if path == "/v2/orders:by_client_order_id" and method == "GET":
+            wanted = query.get("client_order_id", "")
+            for order in self.all_orders():
+                if order.client_order_id == wanted:
+                    return 200, order.to_json()
+            return 404, {"code": 40410000, "message": "order not found for " + wanted}
+        if path.startswith("/v2/orders/") and method == "GET":
+            order_id = path.rsplit("/", 1)[1]
+            for order in self.all_orders():
+                if order.id == order_id:
+                    return 200, order.to_json()
+            return 404, {"code": 40410000, "message": "order not found"}
+        if path.startswith("/v2/orders/") and method == "DELETE":
+            return trading.cancel_order(self, path.rsplit("/", 1)[1])
+        if path == "/v2/positions" and method == "GET":
+            out = []
+            for position in self.positions.values():
+                position.qty_available = trading.qty_available(self, position.symbol)
+                out.append(position.to_json())
+            return 200, out
+        if path == "/v2/account/activities/FILL" and method == "GET":
+            return 200, self._activities(query)
+        return 404, {"code": 40410000, "message": f"endpoint not found: {method} {path}"}
+
+    def _account(self) -> dict[str, Any]:
+        equity = self.cash + sum(p.qty * self.last_price(s) for s, p in self.positions.items())
+        cash = max(self.cash, 0.0)
+        return {
+            "id": ACCOUNT_ID,
+            "account_number": "PA000FAKE",
+            "status": "ACTIVE",
+            "crypto_status": "ACTIVE",
+            "currency": "USD",
+            "buying_power": num(cash * float(self.multiplier)),
+            "regt_buying_power": num(cash),
+            "non_marginable_buying_power": num(cash),
+            "cash": num(self.cash),
+            "portfolio_value": num(equity),
+            "equity": num(equity),
+            "last_equity": num(equity),
+            "long_market_value": num(equity - self.cash),
+            "short_market_value": "0",
+            "multiplier": self.multiplier,
+            "trading_blocked": False,
+            "transfers_blocked": False,
+            "account_blocked": False,
+            "trade_suspended_by_user": False,
+            "shorting_enabled": False,
+            "created_at": "2024-01-01T00:00:00Z",
+        }
+
+    def _submit(self, body: dict[str, Any]) -> tuple[int | str, Any]:
+        if self.fail_before_accept:
+            return self.fail_before_accept.pop(0), {"code": 50000000, "message": "internal server error"}
+        status, answer = trading.submit(self, body)
+        if status != 200:
+            return status, answer
+        if self.hang_seconds:  # accepted, then no answer in time: the caller's timeout fires
+            self.lock.release()
+            try:
+                time.sleep(self.hang_seconds)
+            finally:
+                self.lock.acquire()
+        if self.fail_after_accept:
+            return self.fail_after_accept.pop(0), {"code": 50000000, "message": "internal server error"}
+        return 200, answer.to_json()
+
+    def _activities(self, query: dict[str, str]) -> list[dict[str, Any]]:
+        after = _parse_time(query["after"]) if query.get("after") else None
+        rows = [a for a in self.activities if after is None or _parse_time(a["transaction_time"]) > after]
+        if self.same_ms_reversed:
+            rows = sorted(rows, key=lambda a: a["id"].split("::")[0])  # stable: executions in order...
+            groups: dict[str, list[dict[str, Any]]] = {}
+            for row in rows:
+                groups.setdefault(row["id"].split("::")[0], []).append(row)
+            rows = [r for stamp in sorted(groups) for r in reversed(groups[stamp])]
+        else:
+            rows = sorted(rows, key=lambda a: a["id"])
+        if query.get("direction", "desc") == "desc":
+            rows = rows[::-1]
+        if query.get("page_token"):
+            ids = [a["id"] for a in rows]
+            if query["page_token"] in ids:
+                rows = rows[ids.index(query["page_token"]) + 1 :]
+        return rows[: min(int(query.get("page_size", "100")), 100)]
+
+    def _data(self, path: str, query: dict[str, str]) -> tuple[int, Any]:
+        now = self.clock.now()
+        if path.endswith("/bars"):
+            symbols = [s for s in query.get("symbols", "").split(",") if s]
+            start = _parse_time(query["start"]) if query.get("start") else None
+            end = _parse_time(query["end"]) if query.get("end") else None
+            limit = min(int(query.get("limit") or self.page_size), self.page_size)
+            offset = int(query.get("page_token") or 0)
+            crypto = path.startswith("/v1beta3/crypto/")
+            day_tz = ZoneInfo(self.crypto_day_tz) if crypto else NEW_YORK
+            rows: list[tuple[str, tuple]] = []
+            with self.lock:
+                for symbol in sorted(symbols):
+                    for bar in aggregate(
+                        self.bars.get(symbol, []), query.get("timeframe", "1Min"), day_tz=day_tz, now=now
+                    ):
+                        if (start is None or bar[0] >= start) and (end is None or bar[0] <= end):
+                            rows.append((symbol, bar))
+            page = rows[offset : offset + limit]
+            out: dict[str, list[dict[str, Any]]] = {}
+            for symbol, (t, o, h, low, c, v) in page:
+                stamp = t.strftime("%Y-%m-%dT%H:%M:%SZ")
+                out.setdefault(symbol, []).append(
+                    {"t": stamp, "o": o, "h": h, "l": low, "c": c, "v": v, "n": 1, "vw": c}
+                )
+            token = str(offset + limit) if offset + limit < len(rows) else None
+            return 200, {"bars": out, "next_page_token": token}
+        if path.endswith(("/trades/latest", "/latest/trades")):
+            symbols = [s for s in query.get("symbols", "").split(",") if s]
+            with self.lock:
+                trades = {
+                    s: {"t": iso(now), "x": "V", "p": self.last_price(s), "s": 1, "c": [], "i": 1, "z": "C"}
+                    for s in symbols
+                    if s in self.bars or s in self.prices
+                }
+            return 200, {"trades": trades}
+        return 404, {"message": "not found"}
+
+
+def _parse_time(text: str) -> datetime:
+    when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_state: FakeAlpaca
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def _serve(self, method: str) -> None:
+        fake = self.server_state
+        parts = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        body = json.loads(raw) if raw else None
+        record = Recorded(method, parts.path, query, body)
+        with fake.lock:
+            fake.requests.append(record)
+            api = "data" if parts.path.startswith(("/v2/stocks/", "/v1beta3/")) else "trading"
+            limit, remaining, reset = fake.limits(api)
+        if fake.hang_all:
+            time.sleep(fake.hang_all)
+        status: int | str
+        if (self.headers.get("APCA-API-KEY-ID"), self.headers.get("APCA-API-SECRET-KEY")) != fake.keys:
+            status, payload = 401, {"code": 40110000, "message": "request is not authorized"}
+        elif remaining <= 0 and fake._windows[api][1] > limit:
+            status, payload = 429, {"code": 42910000, "message": "rate limit exceeded"}
+        else:
+            status, payload = fake.handle(method, parts.path, query, body)
+        if status == "drop":
+            record.status = -1
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        assert isinstance(status, int)
+        record.status = status
+        data = b"" if payload is None else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-RateLimit-Limit", str(limit))
+        self.send_header("X-RateLimit-Remaining", str(remaining))
+        self.send_header("X-RateLimit-Reset", str(reset))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
+
+__all__ = ["FakeAlpaca", "FakeOrder", "FakePosition", "Recorded", "compact"]
