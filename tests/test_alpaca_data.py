@@ -188,3 +188,21 @@ def _cache_round_trip(alpaca: FakeAlpaca) -> None:
     cache.update(symbols, now + timedelta(minutes=1))
     new = alpaca.requests_to("GET", "/v2/stocks/bars")[1:]
     assert len(new) == 1 and new[0].query["start"].startswith("2026-01-05T16:10:00")
+
+
+@pytest.mark.parametrize("day_tz", ["America/Chicago", "UTC"])
+def test_a_forming_crypto_day_bar_is_never_cached(alpaca, day_tz):
+    """Alpaca's crypto day starts at midnight US/Central (alpaca-py#169) or, reportedly since
+    2025, UTC (lumibot#826): either way only bars whose day has ended reach the strategies."""
+    alpaca.crypto_day_tz = day_tz
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [(int((start + timedelta(hours=h)).timestamp()) * NS, 1, 2, 0.5, 1.5, 1) for h in range(24 * 6)]
+    alpaca.set_bars("BTC/USD", rows)
+    now = datetime(2026, 1, 6, 3, 0, tzinfo=UTC)  # 21:00 the day before in Chicago
+    alpaca.clock.set(now)
+    cache = HistoryCache(source_for(alpaca), Timeframe.parse("1d"), 10)
+    bars = cache.update(["BTC/USD"], now).bars["BTC/USD"]
+    day = 86_400 * NS
+    assert all(t + day <= int(now.timestamp()) * NS for t in bars.time)  # every cached day has ended
+    expected_last = "2026-01-04T06:00:00" if day_tz != "UTC" else "2026-01-05T00:00:00"
+    assert bars.last_time().isoformat().startswith(expected_last)

@@ -115,7 +115,7 @@ class HistoryCache:
             for symbol in batch:
                 new = fetched.get(symbol)
                 if new is not None and len(new):
-                    self._merge(symbol, new, start_ns, end_ns)
+                    self._merge(symbol, new, start_ns, end_ns, _ns(now))
                 if symbol not in self._bars:
                     errors[symbol] = (
                         f"no {self.timeframe} bars for {symbol} from {self.source.name}"
@@ -125,16 +125,20 @@ class HistoryCache:
         bars = {s: self._bars[s] for s in dict.fromkeys(symbols) if s in self._bars}
         return CacheResult(bars=bars, errors=errors)
 
-    def _merge(self, symbol: str, new: Bars, start_ns: int, end_ns: int) -> None:
+    def _merge(self, symbol: str, new: Bars, start_ns: int, end_ns: int, now_ns: int) -> None:
         """Append ``new`` after the cached bars: closed bars in the asked window only, strictly
-        increasing times (a repeated time keeps its first bar), the last ``max_bars`` kept."""
+        increasing times (a repeated time keeps its first bar), the last ``max_bars`` kept.
+
+        Closed means its start plus the timeframe is not after now, whatever the source's bar
+        boundaries: Alpaca's crypto days start at midnight US/Central, so a day bar that starts
+        before the UTC midnight ``end`` can still be forming (issue 9)."""
         times = np.asarray(new.time, dtype=np.int64)
         times, first_of_each = np.unique(times, return_index=True)  # sorts, drops duplicates
         cached = self._bars.get(symbol)
         lowest = start_ns
         if cached is not None and len(cached):
             lowest = max(lowest, int(cached.time[-1]) + 1)
-        keep = (times >= lowest) & (times < end_ns)
+        keep = (times >= lowest) & (times < end_ns) & (times + self.timeframe.seconds * NS <= now_ns)
         picked = first_of_each[keep]
         fresh = len(picked)
         if not fresh:

@@ -1,0 +1,175 @@
+"""The fake Alpaca refuses what Alpaca refuses: each test fails on the old, lenient fake."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+
+from bot.bars import NS
+from tests.fakes.alpaca import FakeAlpaca
+
+MONDAY = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # 10:00 in New York
+H = {"APCA-API-KEY-ID": "test-key", "APCA-API-SECRET-KEY": "test-secret"}
+
+
+@pytest.fixture
+def fake():
+    with FakeAlpaca() as server:
+        server.clock.set(MONDAY)
+        server.prices.update({"AAPL": 100.0, "BTC/USD": 50_000.0})
+        yield server
+
+
+def post(fake, **body):
+    body.setdefault("time_in_force", "gtc")
+    body.setdefault("type", "market")
+    return requests.post(f"{fake.url}/v2/orders", json=body, headers=H, timeout=5)
+
+
+def get(fake, path, **params):
+    return requests.get(f"{fake.url}{path}", params=params, headers=H, timeout=5)
+
+
+def bracket(fake, coid="b1", qty=10):
+    answer = post(
+        fake, symbol="AAPL", qty=qty, side="buy", client_order_id=coid, order_class="bracket",
+        take_profit={"limit_price": 110, "client_order_id": "mine-tp"}, stop_loss={"stop_price": 95},
+    )  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_open_listing_nested_hides_the_legs_of_a_filled_bracket(fake):
+    bracket(fake)
+    assert [o["client_order_id"] for o in get(fake, "/v2/orders", status="open", nested="true").json()] == [
+        "b1"
+    ]
+    assert [o["client_order_id"] for o in get(fake, "/v2/orders", status="open", nested="false").json()] == [
+        "b1"
+    ]
+    fake.fill("b1", price=100)
+    assert get(fake, "/v2/orders", status="open", nested="true").json() == []  # the parent is filled
+    flat = get(fake, "/v2/orders", status="open", nested="false").json()
+    assert sorted(o["type"] for o in flat) == ["limit", "stop"]
+    assert all(o["client_order_id"] != "mine-tp" for o in flat)  # leg ids are Alpaca's own
+
+
+def test_open_sells_hold_the_quantity(fake):
+    fake.add_position("AAPL", 10, 90.0)
+    assert post(
+        fake, symbol="AAPL", qty=6, side="sell", type="limit", limit_price=120, client_order_id="s1"
+    ).ok
+    (position,) = get(fake, "/v2/positions").json()
+    assert position["qty_available"] == "4"
+    answer = post(fake, symbol="AAPL", qty=6, side="sell", client_order_id="s2", time_in_force="day")
+    assert answer.status_code == 403
+    assert answer.json() == {
+        "code": 40310000,
+        "message": "insufficient qty available for order (requested: 6, available: 4)",
+    }
+    fake.add_position("BTC/USD", 0.5, 40_000.0)
+    assert post(
+        fake, symbol="BTC/USD", qty=0.5, side="sell", type="limit", limit_price=60_000, client_order_id="c1"
+    ).ok
+    answer = post(fake, symbol="BTC/USD", qty=0.5, side="sell", client_order_id="c2")
+    assert answer.status_code == 403 and "insufficient balance for BTC" in answer.json()["message"]
+
+
+def test_an_opposite_side_open_order_is_a_wash_trade(fake):
+    fake.add_position("AAPL", 5, 90.0)
+    assert post(
+        fake, symbol="AAPL", qty=5, side="sell", type="limit", limit_price=120, client_order_id="s"
+    ).ok
+    answer = post(fake, symbol="AAPL", qty=1, side="buy", client_order_id="b", time_in_force="day")
+    assert answer.status_code == 403
+    assert answer.json() == {"code": 40310000, "message": "potential wash trade detected. use complex orders"}
+
+
+def test_asset_rules(fake):
+    fake.set_asset("BTC/USD", min_order_size="0.001", min_trade_increment="0.001", price_increment="1")
+    assert post(fake, symbol="BTC/USD", qty=0.0005, side="buy", client_order_id="a").status_code == 422
+    assert post(fake, symbol="BTC/USD", qty=0.0015, side="buy", client_order_id="b").status_code == 422
+    limit = post(
+        fake, symbol="BTC/USD", qty=0.002, side="buy", type="limit", limit_price=49_000.5, client_order_id="c"
+    )
+    assert limit.status_code == 422 and "price_increment" in limit.json()["message"]
+    sub_penny = post(
+        fake, symbol="AAPL", qty=1, side="buy", type="limit", limit_price=99.995, client_order_id="d"
+    )
+    assert sub_penny.status_code == 422 and "sub-penny" in sub_penny.json()["message"]
+    assert post(
+        fake, symbol="AAPL", qty=1, side="buy", type="limit", limit_price=0.9995, client_order_id="e"
+    ).ok
+    fractional = post(
+        fake, symbol="AAPL", qty=2.5, side="buy", client_order_id="f", order_class="bracket",
+        take_profit={"limit_price": 110}, stop_loss={"stop_price": 95},
+    )  # fmt: skip
+    assert fractional.status_code == 422
+
+
+def test_client_order_ids_are_unique_forever_and_looked_up_by_404(fake):
+    fake.add_position("AAPL", 5, 90.0)
+    assert post(
+        fake, symbol="AAPL", qty=5, side="sell", type="limit", limit_price=120, client_order_id="x"
+    ).ok
+    fake.cancel("x")
+    again = post(fake, symbol="AAPL", qty=5, side="sell", type="limit", limit_price=120, client_order_id="x")
+    assert again.status_code == 422 and again.json() == {
+        "code": 40010001,
+        "message": "client_order_id must be unique",
+    }
+    assert get(fake, "/v2/orders:by_client_order_id", client_order_id="nope").status_code == 404
+    assert post(fake, symbol="AAPL", qty=1, side="sell", client_order_id="y" * 49).status_code == 422
+
+
+def test_rate_limit_answers_429_with_the_reset_headers(fake):
+    fake.rate_limit = 2
+    answers = [get(fake, "/v2/account") for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    last = answers[-1].headers
+    assert last["X-RateLimit-Limit"] == "2" and last["X-RateLimit-Remaining"] == "0"
+    assert int(last["X-RateLimit-Reset"]) % 60 == 0 and "Retry-After" not in last
+
+
+def test_partial_fills_are_activities_of_their_own(fake):
+    bracket(fake, qty=10)
+    fake.fill("b1", price=100, qty=4)
+    fake.fill("b1", price=101, qty=6)
+    rows = get(fake, "/v2/account/activities/FILL", direction="asc").json()
+    assert sorted((r["qty"], r["price"], r["cum_qty"], r["type"]) for r in rows) == [
+        ("4", "100", "4", "partial_fill"),
+        ("6", "101", "10", "fill"),
+    ]
+    assert rows[0]["transaction_time"] == rows[1]["transaction_time"]  # same millisecond: no fixed order
+
+
+def test_crypto_daily_bars_start_at_midnight_central_and_the_forming_bar_is_served(fake):
+    start = datetime(2026, 1, 4, 0, 0, tzinfo=UTC)
+    fake.set_bars(
+        "BTC/USD",
+        [(int((start + timedelta(hours=h)).timestamp()) * NS, 1, 2, 0.5, 1.5, 1) for h in range(40)],
+    )
+    fake.clock.set(start + timedelta(hours=39, minutes=30))
+    bars = get(fake, "/v1beta3/crypto/us/bars", symbols="BTC/USD", timeframe="1Day").json()["bars"]["BTC/USD"]
+    assert [b["t"] for b in bars] == ["2026-01-03T06:00:00Z", "2026-01-04T06:00:00Z", "2026-01-05T06:00:00Z"]
+    assert bars[-1]["v"] == 10  # 06:00 to 15:00 so far: still forming
+
+
+def test_the_clock_is_settable_and_follows_the_calendar(fake):
+    clock = get(fake, "/v2/clock").json()
+    assert clock["is_open"] and clock["next_close"] == "2026-01-05T21:00:00.000000Z"
+    fake.clock.set(datetime(2026, 1, 19, 15, 0, tzinfo=UTC))  # Martin Luther King Jr. Day
+    clock = get(fake, "/v2/clock").json()
+    assert not clock["is_open"] and clock["next_open"] == "2026-01-20T14:30:00.000000Z"
+    fake.auto_fill = True
+    order = post(fake, symbol="AAPL", qty=1, side="buy", client_order_id="w", time_in_force="day").json()
+    assert order["status"] == "accepted" and order["filled_qty"] == "0"  # waits for the open
+    fake.set_time(datetime(2026, 1, 20, 14, 31, tzinfo=UTC))
+    assert fake.order("w").status == "filled"
+
+
+def test_the_account_has_no_pattern_day_trader_fields(fake):
+    account = get(fake, "/v2/account").json()
+    assert not {"pattern_day_trader", "daytrade_count", "daytrading_buying_power"} & set(account)

@@ -1,0 +1,81 @@
+"""Rate limits and a hung Alpaca, through alpaca-py's real clients against the fake server."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from alpaca.trading.client import TradingClient
+
+from bot.alpaca.broker import AlpacaBroker
+from bot.alpaca.data import AlpacaBarSource
+from bot.alpaca.http import AlpacaHttp
+from bot.bars import Timeframe
+from bot.brokers.base import BrokerError
+from bot.data.base import DataError
+from bot.domain import OrderIntent, Side
+from tests.fakes.alpaca import FakeAlpaca
+
+NOW = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)
+
+
+def parts(fake: FakeAlpaca, http: AlpacaHttp) -> tuple[AlpacaBroker, AlpacaBarSource]:
+    client = http.install(TradingClient("test-key", "test-secret", paper=True, url_override=fake.url))
+    data = AlpacaBarSource.create("test-key", "test-secret", url=fake.url, http=http)
+    return AlpacaBroker(client, paper=True, http=http, prices=data), data
+
+
+def test_a_429_waits_until_the_rate_limit_resets():
+    with FakeAlpaca() as fake:
+        fake.clock.set(NOW)
+        waits: list[float] = []
+        http = AlpacaHttp(sleep=waits.append, stall_budget=120.0)
+        broker, _ = parts(fake, http)
+        fake.rate_limit = 1
+        broker.account()  # the one request this minute
+        fake.rate_limit = 1_000  # the window resets while the client waits
+        broker.positions()
+        assert len(waits) == 1 and 0 < waits[0] <= 60  # waited for X-RateLimit-Reset, not a fixed 3 s
+
+
+def test_a_spent_rate_limit_is_not_hammered_when_its_reset_is_past_the_budget():
+    with FakeAlpaca() as fake:
+        fake.clock.set(NOW)
+        http = AlpacaHttp(sleep=lambda s: None, stall_budget=0.0001, wall=lambda: time.time())
+        broker, _ = parts(fake, http)
+        fake.rate_limit = 1
+        http.stall_budget = 15
+        broker.account()
+        http.stall_budget = 0.0001
+        sent = len(fake.requests)
+        with pytest.raises(BrokerError, match=r"rate limit|failed or hung"):
+            broker.positions()
+        assert len(fake.requests) == sent  # nothing sent before the reset
+
+
+def test_a_hung_alpaca_stalls_one_cycle_for_the_stall_budget_at_most():
+    """Every request hangs: the cycle's Alpaca calls give up together after ~the budget (here
+    1 s with 0.4 s timeouts; 15 s with the defaults), then fail at once without sending."""
+    with FakeAlpaca() as fake:
+        fake.clock.set(NOW)
+        fake.hang_all = 3.0
+        http = AlpacaHttp(timeout=0.4, stall_budget=1.0)
+        broker, data = parts(fake, http)
+        started = time.monotonic()
+        with pytest.raises(BrokerError):
+            broker.sync(NOW)
+        with pytest.raises(DataError):
+            data.fetch(["AAPL", "BTC/USD"], Timeframe.parse("1m"), NOW - timedelta(hours=1), NOW)
+        with pytest.raises(BrokerError):
+            broker.submit(OrderIntent("tb-x-1", "AAPL", Side.BUY, 1, stop_loss=95.0, take_profit=110.0))
+        broker.latest_price("AAPL", NOW)  # None, at once
+        elapsed = time.monotonic() - started
+        sent = len(fake.requests)
+        assert elapsed < 3.0, elapsed  # a loose bound: budget 1 s, plus one timeout in flight
+        with pytest.raises(BrokerError, match="failed or hung"):
+            broker.positions()
+        assert len(fake.requests) == sent  # budget spent: not even sent
+        http.begin_cycle()  # the next cycle tries again
+        fake.hang_all = 0.0
+        assert broker.account().equity == 100_000
