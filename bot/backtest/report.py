@@ -95,10 +95,66 @@ def compute_stats(sim: Simulation, cash: float, periods_per_year: float) -> Stat
     )
 
 
+_TWO_DIGITS = np.array([[48 + i // 10, 48 + i % 10] for i in range(100)], dtype=np.uint8)
+
+
+def iso_bytes(ns: np.ndarray) -> np.ndarray:
+    """int64 ns -> ``2024-01-31T09:30:00Z`` as a (n, 20) array of ASCII bytes, whole seconds
+    (rounded down), for years 0 to 9999. Dates are worked out once per run of equal days
+    (H. Hinnant's ``civil_from_days``, vectorised), times of day looked up in a table: a
+    million bar times take ~25 ms, numpy's datetime strings ten times that."""
+    seconds = np.asarray(ns, dtype=np.int64) // NS
+    days = seconds // 86_400
+    out = np.empty((len(days), 20), dtype=np.uint8)
+    if len(days) == 0:
+        return out
+    change = np.empty(len(days), dtype=bool)
+    change[0] = True
+    np.not_equal(days[1:], days[:-1], out=change[1:])
+    starts = np.flatnonzero(change)
+    out[:, :10] = _dates(days[starts])[np.cumsum(change) - 1]
+    out[:, 10:] = _times_of_day()[(seconds - days * 86_400).astype(np.int32)]
+    return out
+
+
+def _dates(days: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 -> ``YYYY-MM-DD`` as (n, 10) ASCII bytes."""
+    z = days + 719_468
+    era = z // 146_097
+    doe = z - era * 146_097
+    yoe = (doe - doe // 1_460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    month = np.where(mp < 10, mp + 3, mp - 9)
+    year = yoe + era * 400 + (month <= 2)
+    out = np.empty((len(days), 10), dtype=np.uint8)
+    out[:, 4] = out[:, 7] = ord("-")
+    out[:, 0:2] = _TWO_DIGITS[year // 100]
+    out[:, 2:4] = _TWO_DIGITS[year % 100]
+    out[:, 5:7] = _TWO_DIGITS[month]
+    out[:, 8:10] = _TWO_DIGITS[doy - (153 * mp + 2) // 5 + 1]
+    return out
+
+
+_TIME_TABLE: list[np.ndarray] = []
+
+
+def _times_of_day() -> np.ndarray:
+    """``THH:MM:SSZ`` for every second of a day, (86400, 10) ASCII bytes, built once."""
+    if not _TIME_TABLE:
+        second = np.arange(86_400)
+        table = np.empty((86_400, 10), dtype=np.uint8)
+        table[:, 0], table[:, 3], table[:, 6], table[:, 9] = ord("T"), ord(":"), ord(":"), ord("Z")
+        table[:, 1:3] = _TWO_DIGITS[second // 3_600]
+        table[:, 4:6] = _TWO_DIGITS[second // 60 % 60]
+        table[:, 7:9] = _TWO_DIGITS[second % 60]
+        _TIME_TABLE.append(table)
+    return _TIME_TABLE[0]
+
+
 def iso_times(ns: np.ndarray) -> list[str]:
-    """int64 ns -> ``2024-01-31T09:30:00Z`` strings (vectorised)."""
-    stamps = np.datetime_as_string(np.asarray(ns, dtype="datetime64[ns]").astype("datetime64[s]"), unit="s")
-    return [f"{s}Z" for s in stamps.tolist()]
+    """int64 ns -> ``2024-01-31T09:30:00Z`` strings."""
+    return iso_bytes(ns).view("S20").ravel().astype(str).tolist()
 
 
 def trade_rows(result: BacktestResult) -> list[dict[str, Any]]:
@@ -135,15 +191,64 @@ def to_json(result: BacktestResult, *, curve: bool = True) -> dict[str, Any]:
     return doc
 
 
+CURVE_CHUNK = 1 << 16  # equity-curve points formatted at a time: memory stays a few MB
+
+
 def write_json(result: BacktestResult, path: str | Path) -> None:
     """``to_json`` as a file. The equity curve (a point per bar: a million for a million bars) is
-    written as text directly, which takes half the time of building and encoding its dicts."""
+    written as text in chunks, formatted by numpy and pyarrow rather than per point in Python:
+    about 0.15 s and a few MB per million points, where building and encoding dicts took 1.3 s
+    and hundreds of MB. The numbers are the shortest text that reads back as the same float."""
     head = json.dumps(to_json(result, curve=False), separators=(",", ":"))
-    times = iso_times(result.bars.time)
-    points = ",".join(
-        [f'{{"time":"{t}","equity":{e!r}}}' for t, e in zip(times, result.sim.equity.tolist(), strict=True)]
+    times, equity = result.bars.time, result.sim.equity
+    with Path(path).open("wb") as out:
+        out.write(f'{head[:-1]},"equity_curve":['.encode())
+        for start in range(0, len(times), CURVE_CHUNK):
+            stop = start + CURVE_CHUNK
+            text = _curve_points(times[start:stop], equity[start:stop])
+            out.write(text[2:] if start == 0 else text)  # each point starts by closing the one before
+        out.write(b"}]}\n" if len(times) else b"]}\n")
+
+
+_POINT_HEAD = np.frombuffer(b'},{"time":"' + b"0" * 20 + b'","equity":', dtype=np.uint8)
+
+
+def _curve_points(times: np.ndarray, equity: np.ndarray) -> memoryview:
+    """``},{"time":"...","equity":...`` for each point, concatenated (the caller drops the first
+    two bytes and closes the last point). Everything reaches pyarrow as buffers: ``pa.array``
+    and ``pa.scalar`` import pandas, which costs half a second."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(times)
+    heads = np.empty((n, len(_POINT_HEAD)), dtype=np.uint8)
+    heads[:] = _POINT_HEAD
+    heads[:, 11:31] = iso_bytes(times)
+    width = len(_POINT_HEAD)
+    heads_array = _string_array(heads, np.arange(0, width * n + 1, width, dtype=np.int32))
+    values = np.ascontiguousarray(equity, dtype=np.float64)
+    numbers = pc.cast(pa.Array.from_buffers(pa.float64(), n, [None, pa.py_buffer(values)]), pa.string())
+    whole = values == np.trunc(values)
+    if whole.any():  # pyarrow writes 10000.0 as "10000", which JSON readers take for an integer
+        texts = [repr(x).encode() for x in values[whole].tolist()]
+        offsets = np.zeros(len(texts) + 1, dtype=np.int32)
+        np.cumsum([len(t) for t in texts], out=offsets[1:])
+        mask = pa.Array.from_buffers(
+            pa.bool_(), n, [None, pa.py_buffer(np.packbits(whole, bitorder="little"))]
+        )
+        numbers = pc.replace_with_mask(numbers, mask, _string_array(b"".join(texts), offsets))
+    nothing = _string_array(b"", np.zeros(n + 1, dtype=np.int32))  # the separator, per point
+    points = pc.binary_join_element_wise(heads_array, numbers, nothing)
+    offsets = np.frombuffer(points.buffers()[1], dtype=np.int32, count=n + 1, offset=points.offset * 4)
+    return memoryview(points.buffers()[2])[offsets[0] : offsets[-1]]
+
+
+def _string_array(data: bytes | np.ndarray, offsets: np.ndarray):  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
+    return pa.Array.from_buffers(
+        pa.string(), len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
     )
-    Path(path).write_text(f'{head[:-1]},"equity_curve":[{points}]}}\n', encoding="utf-8")
 
 
 def leverage(result: BacktestResult) -> tuple[float, float]:
