@@ -25,6 +25,7 @@ from bot.notify import Notifier
 from bot.plugins import Registry, load_registry
 from bot.risk import RiskLimits
 from bot.service import TradingService
+from bot.service.alerts import GROUPS as ALERT_GROUPS
 from bot.strategy import Strategy
 from storage import repository as repo
 from storage.db import Database, DatabaseError, safe_url
@@ -103,6 +104,10 @@ def build_app(settings: Settings, *, accelerate: bool = True, clock: Clock | Non
         symbols=tuple(symbols),
         strategies=tuple(s.label for s in strategies),
         timeframe=timeframe.label,
+        alert_defaults={
+            group: bool(settings.values.get(f"TELEGRAM_ALERT_{group.upper()}", True))
+            for group in ALERT_GROUPS
+        },
     )
     cache = HistoryCache(source, timeframe, settings.tradebot_history_bars)
     engine = Engine(service, cache, strategies, symbols, timeframe, clock)

@@ -5,7 +5,7 @@ Plain text only (no Markdown), so nothing needs escaping and every transport sho
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from bot.domain import Event, Order, Position, Severity, Trade
 from bot.plugins import Registry
@@ -165,3 +165,15 @@ def outcome(result: OrderOutcome) -> str:
 def alert(event: Event) -> str:
     marker = {Severity.INFO: "", Severity.WARNING: "[!] ", Severity.ERROR: "[ERROR] "}[event.severity]
     return f"{marker}{event.message}"
+
+
+def daily_summary(day: date, status_view: StatusView, report: PnlReport) -> str:
+    lines = [
+        f"Daily summary {day.isoformat()} ({MODE_TEXT.get(status_view.mode, status_view.mode)})",
+        f"State: {status_view.trading_state}; {status_view.positions} open positions, "
+        f"{status_view.open_orders} open orders",
+        pnl(report),
+    ]
+    if status_view.data_problems:
+        lines.append(f"Data problems: {', '.join(sorted(status_view.data_problems))}")
+    return "\n".join(lines)

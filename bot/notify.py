@@ -1,11 +1,14 @@
-"""Fan-out of events to whoever listens (console printer, Telegram outbox wake-up, tests).
+"""Fan-out of events to whoever listens, in the process that recorded them.
 
 Events are stored by the service before they are published, so the database is the outbox:
-a transport that was down delivers from there later. Listeners must be quick and must not raise.
+a transport that was down delivers from there later (``bot/service/feed.py`` reads it).
+Listeners are called in the thread that recorded the event; they must be quick and must not
+raise (the feed's subscriptions only wake their event loop).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -22,6 +25,10 @@ class Notifier:
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Listener) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
 
     def publish(self, event: Event) -> None:
         for listener in list(self._listeners):

@@ -20,12 +20,13 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 from bot.app import App
 from bot.console import ConsolePrinter, console_wanted, run_console
 from bot.domain import EventKind, Severity
 from bot.engine import start_scheduler
+from bot.summary import parse_summary_time, summary_job
 from storage.db import DatabaseError
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,10 @@ async def serve(app: App, *, console: bool, stdin: TextIO | None = None, stdout:
         scheduler = start_scheduler(
             _tick_job(app),  # no cycle unless this process holds the lease
             app.interval_seconds,
-            extra_jobs=[(_reconcile_job(app), {"trigger": "interval", "minutes": RECONCILE_MINUTES})],
+            extra_jobs=[
+                (_reconcile_job(app), {"trigger": "interval", "minutes": RECONCILE_MINUTES}),
+                *_summary_jobs(app),
+            ],
         )
         transports = [asyncio.create_task(transport(app, stop)) for transport in transports_for(app)]
         keeper = asyncio.create_task(_keep_lease(app, stop))
@@ -236,6 +240,16 @@ def _reconcile_job(app: App) -> Callable[[], Awaitable[None]]:
             log.exception("scheduled reconciliation failed")
 
     return reconcile
+
+
+def _summary_jobs(app: App) -> list[tuple[Callable[[], Awaitable[None]], dict[str, Any]]]:
+    """The daily summary as a cron job on the same scheduler (DAILY_SUMMARY_TIME; off: none)."""
+    try:
+        when = parse_summary_time(str(app.settings.daily_summary_time or "off"))
+    except ValueError as exc:
+        log.error("%s; no daily summary", exc)
+        return []
+    return [] if when is None else [(summary_job(app.service, when), {"trigger": when.trigger()})]
 
 
 async def _wait_for_cycle(app: App) -> bool:

@@ -117,12 +117,26 @@ class EventRow(SQLModel, table=True):
 
 
 class SettingRow(SQLModel, table=True):
-    """Small persistent state: paused, risk overrides, the simulated clock, outbox cursors."""
+    """Small persistent state: paused, risk overrides, the last cycle, alert preferences."""
 
     __tablename__ = "settings"
 
     key: str = Field(primary_key=True)
     value: str  # JSON
+
+
+class FeedCursorRow(SQLModel, table=True):
+    """How far one consumer of the event feed has got: the id of the last event it delivered.
+
+    ``consumer`` names it, transport first (``telegram:<chat id>``). Moved only forward, and only
+    after the consumer delivered the events up to it (see ``bot/service/feed.py``).
+    """
+
+    __tablename__ = "feed_cursors"
+
+    consumer: str = Field(primary_key=True, max_length=100)
+    event_id: int
+    updated_at: datetime
 
 
 # --- the simulated exchange's own books (the broker side of the simulator) ---

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import text
 from sqlmodel import Session, col, delete, func, select
 
 from bot.domain import (
@@ -25,6 +26,7 @@ from bot.domain import (
 from storage.models import (
     EquitySnapshotRow,
     EventRow,
+    FeedCursorRow,
     FillRow,
     OrderRow,
     PositionRow,
@@ -333,6 +335,11 @@ def _event(row: EventRow) -> Event:
 
 
 def add_event(session: Session, event: Event) -> Event:
+    """Insert an event. Ids are handed out in commit order, so a feed reading "after id N" never
+    skips an event that commits late: on Postgres (where sequence values are taken before commit)
+    event writers queue on a transaction-scoped advisory lock; SQLite has one writer at a time."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext('tradebot-events'))"))
     row = EventRow(
         time=utc(event.time),
         kind=event.kind.value,
@@ -365,3 +372,37 @@ def count_events(session: Session, kind: EventKind, since: datetime) -> int:
         .where(EventRow.kind == kind.value, EventRow.time >= utc(since))
     )
     return session.exec(query).one()
+
+
+def latest_event_id(session: Session) -> int:
+    """The newest event's id (0: no events yet)."""
+    return session.exec(select(func.max(EventRow.id))).one() or 0
+
+
+# --- event feed cursors ---
+
+
+def get_cursor(session: Session, consumer: str) -> int | None:
+    row = session.get(FeedCursorRow, consumer)
+    return None if row is None else row.event_id
+
+
+def list_cursors(session: Session, prefix: str = "") -> dict[str, int]:
+    query = select(FeedCursorRow)
+    if prefix:
+        query = query.where(col(FeedCursorRow.consumer).startswith(prefix))
+    return {row.consumer: row.event_id for row in session.exec(query)}
+
+
+def advance_cursor(session: Session, consumer: str, event_id: int, now: datetime) -> bool:
+    """Move ``consumer``'s cursor forward to ``event_id``; never back. True if it moved."""
+    row = session.get(FeedCursorRow, consumer)
+    if row is None:
+        session.add(FeedCursorRow(consumer=consumer, event_id=event_id, updated_at=utc(now)))
+        return True
+    if row.event_id >= event_id:
+        return False
+    row.event_id = event_id
+    row.updated_at = utc(now)
+    session.add(row)
+    return True

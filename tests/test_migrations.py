@@ -84,7 +84,8 @@ def test_every_revision_downgrades_and_upgrades_again(db):
 
 def test_a_database_made_before_migrations_is_adopted(db):
     """create_all of the baseline tables, no version table: stamped at the baseline, then upgraded."""
-    baseline = [t for name, t in SQLModel.metadata.tables.items() if name != "leases"]
+    later = {"leases", "feed_cursors"}  # tables of revisions after the baseline
+    baseline = [t for name, t in SQLModel.metadata.tables.items() if name not in later]
     SQLModel.metadata.create_all(db.engine, tables=baseline)
     with db.session() as s:
         repo.set_setting(s, "last_tick", NOW.isoformat())
@@ -93,6 +94,28 @@ def test_a_database_made_before_migrations_is_adopted(db):
     assert migrate.check(db) == []
     with db.session() as s:
         assert repo.get_setting(s, "last_tick") == NOW.isoformat()
+
+
+def test_the_telegram_cursors_and_preferences_move_to_the_feed_tables_and_back(db):
+    from alembic import command
+
+    migrate.upgrade(db, "0002")
+    with db.session() as s:
+        repo.set_setting(s, "telegram.alert_cursors", {"111": 40, "-1001": 38})
+        repo.set_setting(s, "telegram.alerts", {"fills": False})
+        repo.set_setting(s, "telegram.daily_summary_last", "2026-03-01")
+    migrate.upgrade(db, "0003")
+    with db.session() as s:
+        assert repo.list_cursors(s) == {"telegram:111": 40, "telegram:-1001": 38}
+        assert repo.get_setting(s, "telegram.alert_cursors") is None
+        assert repo.get_setting(s, "alerts") == {"fills": False}
+        assert repo.get_setting(s, "daily_summary.last") == "2026-03-01"
+    with db.engine.begin() as connection:
+        command.downgrade(migrate.alembic_config(db.url, connection), "0002")
+    with db.session() as s:
+        assert repo.get_setting(s, "telegram.alert_cursors") == {"111": 40, "-1001": 38}
+        assert repo.get_setting(s, "telegram.alerts") == {"fills": False}
+        assert repo.get_setting(s, "daily_summary.last") is None
 
 
 def test_processes_starting_together_migrate_once(storage_url):

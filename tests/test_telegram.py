@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import date
 
 import pytest
 
 from bot.clock import SystemClock
 from bot.domain import EventKind, Side
-from storage import repository as repo
 from tests.fakes.telegram_api import BotThread, FakeTelegram
 from tests.helpers import make_app
 
@@ -142,8 +141,7 @@ def test_unauthorized_chat_changes_nothing_gets_nothing_and_is_recorded_once(bot
     ask(server, ME, "/status", "State: active")  # processed after the stranger's updates
     assert not app.service.paused()
     assert server.calls_of("sendMessage", "sendPhoto", "editMessageText", chat_id=STRANGER) == []
-    with app.db.session() as s:
-        refused = repo.recent_events(s, 50, kind=EventKind.UNAUTHORIZED)
+    refused = app.service.recent_events(50, kind=EventKind.UNAUTHORIZED)
     assert len(refused) == 1  # rate-limited: one record for the burst
     assert refused[0].data["chat_id"] == STRANGER
 
@@ -371,21 +369,12 @@ def test_the_token_never_appears_in_logs(tmp_path, server, caplog):
 # ---------------------------------------------------------------------- the daily summary
 
 
-def test_daily_summary_is_emitted_once_per_day(tmp_path, server):
-    from bot.telegram.alerts import DailySummary, parse_summary_time
-
+def test_the_daily_summary_reaches_the_chats(tmp_path, server):
     app, _ = build(tmp_path, server, DAILY_SUMMARY_TIME="16:15 America/New_York")
-    when = parse_summary_time(app.settings.daily_summary_time)
-    summary = DailySummary(app.service, app.db, when)
-    due = when.next_after(datetime(2026, 3, 2, 20, 0, tzinfo=UTC))
-    assert due == datetime(2026, 3, 2, 21, 15, tzinfo=UTC)  # EST is UTC-5
-    assert summary.send(when.day_of(due)) is True
-    assert summary.send(when.day_of(due)) is False
-    with app.db.session() as s:
-        [event] = repo.recent_events(s, 5, kind=EventKind.DAILY_SUMMARY)
-    assert event.message.startswith("Daily summary 2026-03-02") and "Sharpe" in event.message
+    assert app.service.daily_summary(date(2026, 3, 2)) is not None
     with BotThread(app):
         server.wait_reply(ME, "Daily summary 2026-03-02")
+        server.wait_reply(GROUP, "Daily summary 2026-03-02")
 
 
 # ---------------------------------------------------------------------- webhook mode

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import pytest
 
 from bot.domain import Event, EventKind, Severity
-from bot.telegram.alerts import GROUPS, batches, parse_summary_time
+from bot.service.alerts import GROUPS
+from bot.telegram.alerts import batches
 from bot.telegram.auth import Attempt, Gate, RefusalLog
 from bot.telegram.handlers import BUTTON_DATA, PerChatUpdateProcessor, confirm_keyboard
 from bot.telegram.sending import RateLimiter, split_text
@@ -150,20 +151,6 @@ def test_every_alert_kind_of_the_issue_has_a_group():
 # ---------------------------------------------------------------------- configuration
 
 
-def test_summary_time_parsing():
-    assert parse_summary_time("off") is None and parse_summary_time("") is None
-    utc = parse_summary_time("21:00")
-    assert utc.next_after(datetime(2026, 3, 2, 20, 59, tzinfo=UTC)) == datetime(2026, 3, 2, 21, 0, tzinfo=UTC)
-    assert utc.next_after(datetime(2026, 3, 2, 21, 0, tzinfo=UTC)) == datetime(2026, 3, 3, 21, 0, tzinfo=UTC)
-    ny = parse_summary_time("16:15 America/New_York")
-    summer = ny.next_after(datetime(2026, 7, 1, 12, 0, tzinfo=UTC))
-    assert summer == datetime(2026, 7, 1, 20, 15, tzinfo=UTC)  # EDT is UTC-4
-    assert ny.day_of(datetime(2026, 7, 2, 1, 0, tzinfo=UTC)) == date(2026, 7, 1)
-    for bad in ("25:00", "9pm", "10:00 Mars/Olympus"):
-        with pytest.raises(ValueError, match="DAILY_SUMMARY_TIME"):
-            parse_summary_time(bad)
-
-
 def test_config_from_settings_hides_the_token():
     from bot.config import Settings
 
@@ -178,7 +165,6 @@ def test_config_from_settings_hides_the_token():
     assert config.chat_ids == (1, -100) and config.user_ids == ()
     assert config.file_base_url == "http://127.0.0.1:8081/file/bot"
     assert "secret" not in repr(config)
-    assert config.summary is not None  # 21:00 UTC by default
     assert TelegramConfig.from_settings(Settings.from_mapping({})).base_url == "https://api.telegram.org/bot"
 
 

@@ -10,6 +10,8 @@ The class is a thin front over parts with one job each, in this package:
 
 - ``store.SettingsStore``: paused, risk overrides, the last cycle (the ``settings`` table);
 - ``events.EventLog``: record an event (audit log and outbox), then publish it;
+- ``feed.EventFeed``: the events for every transport: replay, cursors, live (``service.feed``);
+- ``alerts.AlertPrefs``: which alert groups push transports send (``/alerts``);
 - ``trader.Trader``: what to order: signals, /buy, /sell, /flatten -> checked, sized intents;
 - ``orders.OrderRouter``: the order path: record pending, send, on rejected, on unknown;
 - ``ledger.FillLedger``: the broker's fills and order updates applied once; prices, equity;
@@ -28,16 +30,20 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
 from typing import Any
 
+from bot import formatting as fmt
 from bot.brokers.base import Broker
 from bot.clock import Clock
 from bot.domain import Event, EventKind, Order, Position, Severity, Side, Signal, Trade
 from bot.lease import TradingLease
 from bot.notify import Notifier
 from bot.risk import RiskLimits
+from bot.service.alerts import AlertPrefs
 from bot.service.events import EventLog
+from bot.service.feed import EventFeed
 from bot.service.ledger import FillLedger
 from bot.service.orders import OrderRouter
 from bot.service.reconcile import Reconciler
@@ -50,6 +56,8 @@ from storage.db import Database
 __all__ = ["TradingService"]
 
 log = logging.getLogger(__name__)
+
+SUMMARY_DAY = "daily_summary.last"
 
 
 class TradingService:
@@ -65,6 +73,7 @@ class TradingService:
         symbols: tuple[str, ...] = (),
         strategies: tuple[str, ...] = (),
         timeframe: str = "1m",
+        alert_defaults: Mapping[str, bool] | None = None,
     ) -> None:
         self.broker = broker
         self.clock = clock
@@ -75,6 +84,8 @@ class TradingService:
         self._lock = threading.RLock()
         self._store = SettingsStore(db, limits)
         self._events = EventLog(db, clock, self.notifier)
+        self.feed = EventFeed(db, clock, self.notifier)
+        self._alerts = AlertPrefs(self._store, alert_defaults or {})
         self._orders = OrderRouter(db, broker, clock, self._events, lease)
         self._ledger = FillLedger(db, broker, clock, self._events, self._orders)
         self._reconciler = Reconciler(db, broker, clock, self._orders)
@@ -139,9 +150,30 @@ class TradingService:
         """Record an event in the audit log (the alert outbox), then publish it."""
         return self._events.record(kind, message, severity=severity, symbol=symbol, **data)
 
-    def recent_events(self, limit: int = 20) -> list[Event]:
-        """The newest events, newest first."""
-        return self._events.recent(limit)
+    def recent_events(self, limit: int = 20, kind: EventKind | None = None) -> list[Event]:
+        """The newest events (of one ``kind``, if given), newest first."""
+        return self._events.recent(limit, kind)
+
+    def alert_groups(self) -> dict[str, bool]:
+        """Alert group -> on or off (``bot/service/alerts.py``)."""
+        return self._alerts.current()
+
+    def set_alert_groups(self, groups: Iterable[str], on: bool) -> None:
+        """Switch alert groups on or off, persisted. Raises ValueError naming an unknown group."""
+        self._alerts.set(groups, on)
+
+    def alert_allowed(self, kind: EventKind) -> bool:
+        """Whether push transports send events of this kind now."""
+        return self._alerts.allows(kind)
+
+    def daily_summary(self, day: date) -> Event | None:
+        """Emit the summary of ``day`` unless it was emitted already (restart, second process)."""
+        with self._lock:
+            if self._store.get(SUMMARY_DAY) == day.isoformat():
+                return None
+            event = self.emit(EventKind.DAILY_SUMMARY, fmt.daily_summary(day, self.status(), self.pnl()))
+            self._store.set(SUMMARY_DAY, day.isoformat())
+            return event
 
     # ------------------------------------------------------------------ orders
 

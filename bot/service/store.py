@@ -1,7 +1,7 @@
 """The settings store: small persistent state the service keeps in the ``settings`` table.
 
-Whether trading is paused, the risk limits changed at run time (``/risk set``), and when the
-last cycle finished. Every read goes to the database, so a restart, or a second process such as
+Whether trading is paused, the risk limits changed at run time (``/risk set``), when the last
+cycle finished, and (through ``get``/``set``) the alert preferences and the daily summary's day. Every read goes to the database, so a restart, or a second process such as
 ``tradebot tick``, sees the same state.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
 from bot.risk import RiskLimits
 from storage import repository as repo
@@ -67,3 +68,12 @@ class SettingsStore:
     def set_last_tick(self, when: datetime) -> None:
         with self.db.session() as s:
             repo.set_setting(s, LAST_TICK, when.isoformat())
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A JSON value stored under ``key``."""
+        with self.db.session() as s:
+            return repo.get_setting(s, key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        with self.db.session() as s:
+            repo.set_setting(s, key, value)

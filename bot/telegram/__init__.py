@@ -2,5 +2,5 @@
 
 ``transport.run_telegram`` builds and runs the application; ``auth`` is the gate every update
 passes first; ``handlers`` holds the thin command and button handlers; ``alerts`` delivers the
-events table (the outbox) to the allowed chats and sends the daily summary.
+event feed (``bot/service/feed.py``) to the allowed chats, one cursor per chat.
 """

@@ -28,16 +28,7 @@ from bot import charts
 from bot.app import App
 from bot.charts import ChartData, chart_commands
 from bot.config import Settings
-from bot.telegram.alerts import (
-    AlertDispatcher,
-    AlertPrefs,
-    DailySummary,
-    Outbox,
-    SummaryTime,
-    alerts_command,
-    parse_summary_time,
-    wait_any,
-)
+from bot.telegram.alerts import AlertDispatcher, alerts_command, wait_any
 from bot.telegram.auth import Gate
 from bot.telegram.handlers import Handlers, PerChatUpdateProcessor
 from bot.telegram.sending import RateLimiter, retry_after_seconds
@@ -58,7 +49,6 @@ class TelegramConfig:
     user_ids: tuple[int, ...]
     webhook_url: str
     port: int
-    summary: SummaryTime | None
 
     def __repr__(self) -> str:  # never show the token
         return f"TelegramConfig(base_url={self.base_url!r}, chats={self.chat_ids}, webhook={bool(self.webhook_url)})"
@@ -67,12 +57,6 @@ class TelegramConfig:
     def from_settings(cls, settings: Settings) -> TelegramConfig:
         values = settings.values
         token = values.get("TELEGRAM_BOT_TOKEN")
-        summary_text = str(values.get("DAILY_SUMMARY_TIME", "off"))
-        try:
-            summary = parse_summary_time(summary_text)
-        except ValueError as exc:
-            log.error("%s; no daily summary", exc)
-            summary = None
         return cls(
             token=token.get() if hasattr(token, "get") else str(token or ""),
             base_url=str(values.get("TELEGRAM_BASE_URL") or "").strip() or DEFAULT_BASE_URL,
@@ -80,7 +64,6 @@ class TelegramConfig:
             user_ids=tuple(values.get("TELEGRAM_ALLOWED_USER_IDS") or ()),
             webhook_url=str(values.get("TELEGRAM_WEBHOOK_URL") or "").strip(),
             port=int(values.get("PORT") or 8443),
-            summary=summary,
         )
 
     @property
@@ -120,21 +103,16 @@ class TelegramFrontEnd:
             )
         self.gate = Gate(config.chat_ids, config.user_ids)
         self.limiter = limiter or RateLimiter()
-        self.prefs = AlertPrefs.from_settings(
-            app.db, app.settings, summary_enabled=config.summary is not None
-        )
-        self.outbox = Outbox(app.db)
         self.dispatcher = AlertDispatcher(
-            self.outbox, self.prefs, config.chat_ids, self.limiter, poll_seconds=alert_poll_seconds
+            app.service, config.chat_ids, self.limiter, poll_seconds=alert_poll_seconds
         )
-        self.summary = DailySummary(app.service, app.db, config.summary) if config.summary else None
-        for command in [*chart_commands(ChartData.from_app(app)), alerts_command(self.prefs)]:
+        for command in [*chart_commands(ChartData.from_app(app)), alerts_command(app.service)]:
             app.router.add(command)
         self.handlers = Handlers(app.router, app.service, self.gate, self.limiter)
         self.application = self._build()
         self.handlers.register(self.application)
         self.dispatcher.bot = self.application.bot
-        app.notifier.subscribe(self.dispatcher.notify)
+        app.service.feed.watch(self.dispatcher.notify)
         self.connected = asyncio.Event()
         self._initialized = False
         self._last_poll_warning = 0.0
@@ -157,8 +135,6 @@ class TelegramFrontEnd:
 
     async def run(self, stop: asyncio.Event) -> None:
         loop_tasks = [asyncio.create_task(self.dispatcher.run(stop, self.connected), name="telegram-alerts")]
-        if self.summary is not None:
-            loop_tasks.append(asyncio.create_task(self.summary.run(stop), name="telegram-daily-summary"))
         connect = asyncio.create_task(self._connect(stop), name="telegram-connect")
         try:
             await wait_any(stop)
