@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bot import __version__
 from bot.bars import Timeframe
@@ -86,11 +86,14 @@ def build_app(settings: Settings, *, accelerate: bool = True, clock: Clock | Non
 
     notifier = Notifier()
     speed = 1.0
+    ahead = timedelta(0)  # how far the simulated account's clock resumes ahead of real time
     if settings.values.get("ALPACA_API_KEY"):
         broker, source, clock = _alpaca(settings, clock)
     else:
         speed = settings.tradebot_sim_speed if accelerate else 1.0
-        clock = clock or AcceleratedClock(_resume_time(db), speed)
+        resume = _resume_time(db)
+        ahead = resume - datetime.now(UTC)
+        clock = clock or AcceleratedClock(resume, speed)
         broker, source = _simulator(settings, db, clock, timeframe)
 
     lease = Lease(db, seconds=settings.tradebot_lease_seconds)
@@ -128,7 +131,7 @@ def build_app(settings: Settings, *, accelerate: bool = True, clock: Clock | Non
         lease=lease,
         warnings=errors + registry.errors,
     )
-    app.banner = _banner(app, timeframe, speed)
+    app.banner = _banner(app, timeframe, speed, ahead)
     return app
 
 
@@ -179,7 +182,7 @@ def _alpaca(settings: Settings, clock: Clock | None) -> tuple[Broker, BarSource,
     return broker, source, clock or SystemClock()
 
 
-def _banner(app: App, timeframe: Timeframe, speed: float) -> list[str]:
+def _banner(app: App, timeframe: Timeframe, speed: float, ahead: timedelta) -> list[str]:
     s = app.settings
     lines = [f"tradebot {__version__}"]
     if app.mode == "sim":
@@ -191,6 +194,14 @@ def _banner(app: App, timeframe: Timeframe, speed: float) -> list[str]:
             lines.append(
                 f"Simulated clock runs {speed:g}x faster than real time: each {timeframe.label} bar takes "
                 f"{per_bar:g} s (TRADEBOT_SIM_SPEED=1 for real time)."
+            )
+        if ahead >= timedelta(minutes=1):
+            from bot.formatting import duration
+
+            lines.append(
+                f"The simulated account's clock is {duration(ahead.total_seconds())} ahead of real time "
+                "(earlier accelerated runs; it never runs backwards): `tradebot sim reset` starts a fresh "
+                "simulated account."
             )
     elif app.mode == "paper":
         lines.append("Trading the Alpaca PAPER account (no real money).")

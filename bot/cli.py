@@ -147,6 +147,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     doctor.set_defaults(func=cmd_doctor)
 
+    sim = sub.add_parser(
+        "sim",
+        help="the simulated account: reset it",
+        description="The simulated market's account (no Alpaca keys): its books live in the database.",
+    )
+    sim_actions = sim.add_subparsers(title="actions", metavar="ACTION", required=True)
+    reset = sim_actions.add_parser(
+        "reset",
+        help="start a fresh simulated account (asks first)",
+        description="Delete the simulated account's books (orders, fills, positions, trades, equity, "
+        "signals, and the simulated exchange's own) and restart its clock at real time; cash starts again "
+        "at TRADEBOT_SIM_CASH. Kept: the event log, risk overrides, the pause, Telegram alert settings. "
+        "Refused while another process trades on the database, and for a database that holds records "
+        "from Alpaca.",
+    )
+    reset.add_argument("--yes", action="store_true", help="do not ask for confirmation (for scripts)")
+    reset.set_defaults(func=cmd_sim_reset)
+
     from bot.backtest.cli_args import add_backtest_parser  # light: argparse only
 
     add_backtest_parser(sub)
@@ -257,7 +275,10 @@ def cmd_tick(args: argparse.Namespace) -> int:
             print(
                 f"warning: could not release the trading lease (it expires by itself): {exc}", file=sys.stderr
             )
-    print(f"Cycle at {fmt.when(report.started)}: {report.signals} signals, {len(report.orders)} orders")
+    print(
+        f"Cycle at {fmt.when(report.started, simulated=app.mode == 'sim')}: "
+        f"{report.signals} signals, {len(report.orders)} orders"
+    )
     for outcome in report.orders:
         print("  " + fmt.outcome(outcome))
     for symbol, problem in sorted(report.data_problems.items()):
@@ -310,6 +331,17 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from bot.doctor import run_doctor
 
     return run_doctor(env_file=args.env_file)
+
+
+def cmd_sim_reset(args: argparse.Namespace) -> int:
+    from bot.simaccount import Refused, reset_command
+
+    settings = _settings(args)
+    try:
+        return reset_command(settings, assume_yes=args.yes)
+    except Refused as exc:
+        _fail(f"not reset: {exc}", exc.status)
+    return 1
 
 
 def cmd_strategies(args: argparse.Namespace) -> int:

@@ -225,7 +225,8 @@ class CommandRouter:
         count = _positive_int(args[0]) if args else 10
         if count is None or len(args) > 1:
             raise UsageError("N is a whole number from 1 to 100.")
-        return Reply(fmt.trades(self.service.trades(min(count, 100))))
+        simulated = self.service.broker.mode == "sim"
+        return Reply(fmt.trades(self.service.trades(min(count, 100)), simulated=simulated))
 
     def _pnl(self, args: list[str], caller: Caller) -> Reply:
         return Reply(fmt.pnl(self.service.pnl()))

@@ -1,6 +1,9 @@
 """Pure text formatting of the service's answers, shared by the console and Telegram.
 
 Plain text only (no Markdown), so nothing needs escaping and every transport shows it as is.
+Times on the simulated market's clock are labelled as such wherever they are shown: after an
+accelerated run that clock is ahead of the wall clock, and an unlabelled time would match no
+log line and no watch.
 """
 
 from __future__ import annotations
@@ -26,8 +29,35 @@ def qty(value: float) -> str:
     return f"{value:,.6f}".rstrip("0").rstrip(".")
 
 
-def when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "never"
+SIMULATED_CLOCK = "simulated clock"
+
+
+def when(moment: datetime | None, *, simulated: bool = False) -> str:
+    """A time as UTC, labelled when it is on the simulated market's clock."""
+    if moment is None:
+        return "never"
+    text = moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"{text} ({SIMULATED_CLOCK})" if simulated else text
+
+
+def duration(seconds: float) -> str:
+    """A span for people: 45 s, 12 min, 3 h 12 min, 2 days 3 h."""
+    seconds = int(abs(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} day{'s' if days != 1 else ''}" + (f" {hours} h" if hours else "")
+    if hours:
+        return f"{hours} h" + (f" {minutes} min" if minutes else "")
+    if minutes:
+        return f"{minutes} min"
+    return f"{secs} s"
+
+
+def plural(count: int, noun: str, plural_form: str | None = None) -> str:
+    """``1 open trade``, ``3 open trades``, with thousands separators."""
+    return f"{count:,} {noun if count == 1 else plural_form or noun + 's'}"
 
 
 def welcome(view: StatusView) -> str:
@@ -42,15 +72,24 @@ def help_text(rows: list[tuple[str, str]]) -> str:
     return "Commands:\n" + "\n".join(f"{usage} - {summary}" for usage, summary in rows)
 
 
+def _simulated_clock(view: StatusView) -> str:
+    parts = [SIMULATED_CLOCK]
+    if view.clock_speed != 1:
+        parts.append(f"{view.clock_speed:g}x real time")
+    if view.real_now is not None and (view.now - view.real_now).total_seconds() >= 60:
+        parts.append(f"{duration((view.now - view.real_now).total_seconds())} ahead of real time")
+    return ", ".join(parts)
+
+
 def status(view: StatusView) -> str:
+    simulated = view.mode == "sim"
     lines = [
         f"Mode: {MODE_TEXT.get(view.mode, view.mode)}",
         f"State: {view.trading_state}" + (" (no new entries; exits still run)" if view.paused else ""),
         f"Equity: {money(view.equity)}  Cash: {money(view.cash)}",
         f"Open positions: {view.positions}  Open orders: {view.open_orders}",
-        f"Last cycle: {when(view.last_tick)}",
-        f"Clock: {when(view.now)}"
-        + (f" (simulated, {view.clock_speed:g}x)" if view.clock_speed != 1 else ""),
+        f"Last cycle: {when(view.last_tick, simulated=simulated)}",
+        f"Clock: {when(view.now)}" + (f" ({_simulated_clock(view)})" if simulated else ""),
     ]
     if view.instance:
         lines.append(f"Instance: {view.instance}")
@@ -93,10 +132,11 @@ def orders(items: list[Order], open_only: bool = True) -> str:
     return "\n".join(lines)
 
 
-def trades(items: list[Trade]) -> str:
+def trades(items: list[Trade], *, simulated: bool = False) -> str:
     if not items:
         return "No closed trades yet."
-    lines = [f"Last {len(items)} trades:"]
+    heading = "Last trade" if len(items) == 1 else f"Last {len(items):,} trades"
+    lines = [heading + (f" (times on the {SIMULATED_CLOCK}, UTC):" if simulated else " (times UTC):")]
     for t in items:
         lines.append(
             f"{t.exit_time:%m-%d %H:%M} {t.symbol} {qty(t.qty)}: {money(t.entry_price)} -> {money(t.exit_price)} "
@@ -130,7 +170,7 @@ def risk(view: RiskView) -> str:
         changed = "" if value == default else f" [default {default:g}]"
         lines.append(f"  {name}: {value:g}{changed} ({low:g}..{high:g})")
     lines += [
-        f"Now: {view.open_trades} open trades, portfolio risk {view.portfolio_risk_pct:.2f}% of equity, "
+        f"Now: {plural(view.open_trades, 'open trade')}, portfolio risk {view.portfolio_risk_pct:.2f}% of equity, "
         f"today {-view.day_loss_pct:+.2f}%",
         "Trading is paused." if view.paused else "Trading is active.",
         "Change one with /risk set NAME VALUE",

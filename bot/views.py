@@ -28,6 +28,7 @@ class StatusView:
     timeframe: str
     now: datetime
     clock_speed: float = 1.0
+    real_now: datetime | None = None  # the wall clock, when ``now`` is the simulated market's clock
     instance: str = ""  # this process and the trading lease: active, standby (who trades), shutting down
 
 

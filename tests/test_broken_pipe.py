@@ -30,6 +30,7 @@ CASES = {
     "db upgrade": (["db", "upgrade"], ""),
     "db check": (["db", "check"], ""),
     "doctor": (["doctor"], ""),
+    "sim reset": (["sim", "reset", "--yes"], ""),
     "backtest": (
         [
             "backtest",

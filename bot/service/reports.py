@@ -74,6 +74,7 @@ class Reports:
             timeframe=self.timeframe,
             now=now,
             clock_speed=float(getattr(self.clock, "speed", 1.0)),
+            real_now=datetime.now(UTC) if self.broker.mode == "sim" else None,
             instance=self.lease.describe(),
         )
 

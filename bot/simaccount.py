@@ -1,0 +1,182 @@
+"""The simulated account: how far its clock is ahead of real time, and starting it afresh.
+
+The simulated market's clock never runs backwards across restarts (it resumes from the later of
+now and the last cycle), so after accelerated runs the account lives hours or days in the future.
+``tradebot sim reset`` deletes the account's books, both the bot's (orders, fills, positions,
+trades, equity, signals) and the simulated exchange's (``sim_*``), and the clock restarts at real
+time. Kept: the audit log (events), risk overrides, the pause, Telegram alert settings.
+
+It refuses a database that also holds records from a real broker (an order or a fill whose id
+did not come from the simulator): those books are not the simulator's to delete.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, func, not_
+from sqlmodel import Session, col, select
+
+from bot.domain import Event, EventKind, Severity
+from bot.service.store import LAST_TICK, PAUSED, PAUSED_AT
+from storage import repository as repo
+from storage.db import Database, DatabaseError, safe_url
+from storage.models import (
+    EquitySnapshotRow,
+    FillRow,
+    OrderRow,
+    PositionRow,
+    SignalRow,
+    SimAccountRow,
+    SimOrderRow,
+    SimPositionRow,
+    TradeRow,
+)
+
+BOOKS = (FillRow, TradeRow, PositionRow, OrderRow, EquitySnapshotRow, SignalRow, SimOrderRow, SimPositionRow)
+SIM_PREFIX = "sim-"  # the simulator's broker order ids and fill ids
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+
+class Refused(Exception):
+    """The reset was not done; the message says why, ``status`` is the exit status."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class AccountBooks:
+    orders: int
+    trades: int
+    positions: int
+    signals: int
+    clock: datetime | None  # the simulated clock's last cycle, if any
+    foreign: int  # orders and fills that came from another broker
+
+    def describe(self) -> str:
+        from bot.formatting import plural, when
+
+        return (
+            f"{plural(self.orders, 'order')}, {plural(self.trades, 'closed trade')}, "
+            f"{plural(self.positions, 'open position')}, {plural(self.signals, 'signal')}; "
+            f"last cycle {when(self.clock, simulated=True)}"
+        )
+
+
+def books(db: Database) -> AccountBooks:
+    with db.session() as s:
+        foreign = _count(
+            s,
+            select(func.count())
+            .select_from(OrderRow)
+            .where(col(OrderRow.broker_order_id).is_not(None))
+            .where(not_(col(OrderRow.broker_order_id).startswith(SIM_PREFIX))),
+        ) + _count(
+            s,
+            select(func.count())
+            .select_from(FillRow)
+            .where(not_(col(FillRow.fill_id).startswith(SIM_PREFIX))),
+        )
+        return AccountBooks(
+            orders=_count(s, select(func.count()).select_from(OrderRow)),
+            trades=_count(s, select(func.count()).select_from(TradeRow)),
+            positions=_count(s, select(func.count()).select_from(PositionRow)),
+            signals=_count(s, select(func.count()).select_from(SignalRow)),
+            clock=_last_tick(db),
+            foreign=foreign,
+        )
+
+
+def reset(db: Database, now: datetime, by: str) -> None:
+    """Delete the simulated account's books in one transaction; the clock restarts at ``now``.
+
+    The caller holds the trading lease (no process trades meanwhile) and has checked
+    ``books(db).foreign == 0``; this checks again inside the transaction. The event log keeps a
+    record of the reset (and alerts it, like any event).
+    """
+    before = books(db)
+    with db.session() as s:
+        stray = _count(
+            s,
+            select(func.count())
+            .select_from(FillRow)
+            .where(not_(col(FillRow.fill_id).startswith(SIM_PREFIX))),
+        )
+        if stray:
+            raise ValueError(f"{stray} fills did not come from the simulator: not resetting")
+        for table in BOOKS:
+            s.exec(delete(table))  # type: ignore[call-overload]
+        s.exec(delete(SimAccountRow))  # type: ignore[call-overload]
+        repo.set_setting(s, LAST_TICK, now.isoformat())
+        if repo.get_setting(s, PAUSED, False):
+            repo.set_setting(s, PAUSED_AT, now.isoformat())  # the old time was on the old clock
+        message = f"Simulated account reset by {by}: deleted {before.describe()}."
+        repo.add_event(s, Event(kind=EventKind.INFO, message=message, time=now, severity=Severity.WARNING))
+
+
+def _last_tick(db: Database) -> datetime | None:
+    with db.session() as s:
+        text = repo.get_setting(s, LAST_TICK)
+    return datetime.fromisoformat(text) if text else None
+
+
+def _count(session: Session, statement: object) -> int:
+    return int(session.exec(statement).one())  # type: ignore[call-overload]
+
+
+def reset_command(settings: Settings, *, assume_yes: bool) -> int:
+    """``tradebot sim reset``: show the books, ask (unless ``assume_yes``), reset under the lease."""
+    from bot import formatting as fmt
+    from bot.console import is_terminal
+    from bot.lease import Lease
+
+    if settings.values.get("ALPACA_API_KEY"):
+        raise Refused("ALPACA_API_KEY is set, so this configuration trades Alpaca, not the simulator", 2)
+    where = safe_url(settings.database_url)
+    db = Database(settings.database_url)
+    try:
+        db.create_schema(auto_migrate=settings.tradebot_auto_migrate)
+        before = books(db)
+        if before.foreign:
+            raise Refused(
+                f"{where} also holds {fmt.plural(before.foreign, 'order or fill', 'orders or fills')} from a "
+                "real broker (Alpaca); give the simulator a DATABASE_URL of its own"
+            )
+        print(f"Simulated account in {where}: {before.describe()}.")
+        print(
+            "A reset deletes these books (the bot's and the simulated exchange's): cash starts again at "
+            f"{fmt.money(settings.tradebot_sim_cash)} and the simulated clock at real time. "
+            "Kept: the event log, risk overrides, the pause, alert settings."
+        )
+        if not assume_yes:
+            if not is_terminal(sys.stdin):
+                raise Refused(
+                    "no terminal to confirm on; `tradebot sim reset --yes` resets without asking", 2
+                )
+            try:
+                answer = input("Type 'reset' to delete them: ")
+            except EOFError:
+                answer = ""
+            if answer.strip().lower() != "reset":
+                print("Nothing changed.")
+                return 1
+        lease = Lease(db, seconds=settings.tradebot_lease_seconds)
+        if not lease.try_acquire():  # nobody trades while the books go
+            raise Refused(f"{lease.standby_reason()}; stop it first")
+        try:
+            reset(db, datetime.now(UTC), by="tradebot sim reset")
+        finally:
+            lease.release()
+        print("Done: a fresh simulated account. `tradebot run` or `tradebot tick` starts trading it.")
+        return 0
+    except DatabaseError as exc:
+        raise Refused(str(exc)) from None
+    finally:
+        db.dispose()
