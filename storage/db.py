@@ -62,6 +62,10 @@ class Database:
         With ``auto_migrate=False`` a database that is behind raises ``DatabaseError`` instead,
         naming ``tradebot db upgrade``.
         """
+        from storage.revisions import at_newest
+
+        if at_newest(self.engine):
+            return  # the usual start, decided without importing Alembic
         from storage.migrate import ensure_schema
 
         ensure_schema(self, auto_migrate=auto_migrate)
