@@ -134,3 +134,26 @@ def test_first_touch_fills_a_gap_at_the_open():
         ExitReason.TAKE_PROFIT,
     )
     assert first_touch(bars([100], [104], [96]), stop=95, target=105) is None
+
+
+def test_an_order_placed_at_a_bar_start_is_checked_on_that_bar(tmp_path):
+    """A bar that starts when the order is placed lies wholly after it: its low can hit the stop.
+    A bar the order was placed in the middle of is skipped (part of its range came before)."""
+    from tests.replay import ReplayMarket
+
+    t0 = int(START.timestamp()) // 60 * 60 * NS
+    rows = Bars(t0 + np.arange(3, dtype=np.int64) * 60 * NS, *(np.array(v, float) for v in (
+        [100, 100, 100], [101, 101, 101], [95, 99.5, 99.5], [100, 100, 100], [1, 1, 1]
+    )))  # fmt: skip
+    market = ReplayMarket({"AAPL": rows}, MINUTE)
+    for placed, expected in ((0, 1), (30, 0)):
+        db = Database(f"sqlite:///{tmp_path / f'sim{placed}.db'}")
+        db.create_schema()
+        clock = ManualClock(datetime.fromtimestamp(t0 / NS, tz=UTC) + timedelta(seconds=placed))
+        broker = SimBroker(db, market, clock, timeframe=MINUTE, starting_cash=10_000)
+        broker.submit(buy(1, stop=96.0, target=110.0))
+        clock.advance(minutes=3)
+        exits = [f for f in broker.sync(clock.now()).fills if f.exit_reason is ExitReason.STOP_LOSS]
+        assert len(exits) == expected, f"placed {placed} s into the bar"
+        if exits:
+            assert exits[0].price == 96.0 and exits[0].time == datetime.fromtimestamp(t0 / NS, tz=UTC)

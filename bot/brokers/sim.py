@@ -3,11 +3,12 @@
 Fill model (stated here and in the README):
 - a market order fills in full at the next price: the synthetic market's price at the moment
   the order arrives (the market is a pure function of time, so that price is deterministic);
-- a limit buy (sell) fills at the first later bar whose low (high) reaches the limit, at the
-  limit or at that bar's open if it gapped through;
-- an entry's stop-loss and take-profit are working exit orders: each later closed bar is checked,
-  the stop when the low reaches it, the target when the high reaches it, the stop first when a
-  bar touches both; a gap through a level fills at the bar's open;
+- a limit buy (sell) fills at the first bar starting at or after the order whose low (high)
+  reaches the limit, at the limit or at that bar's open if it gapped through;
+- an entry's stop-loss and take-profit are working exit orders: each closed bar that started at
+  or after the entry is checked, the stop when the low reaches it, the target when the high
+  reaches it, the stop first when a bar touches both; a gap through a level fills at the bar's
+  open (``bot.brokers.rules.first_touch``, which the portfolio backtest calls too);
 - commission is a fraction of notional, charged on every fill;
 - no shorting, no margin: a buy needs the cash, a sell needs the shares.
 
@@ -25,6 +26,7 @@ from sqlmodel import Session, col, select
 
 from bot.bars import NS, Bars, Timeframe
 from bot.brokers.base import BrokerUpdate, OrderRejected
+from bot.brokers.rules import buy_refusal, first_touch
 from bot.domain import (
     Account,
     ExitReason,
@@ -91,7 +93,8 @@ class SimBroker:
         with self.db.session() as s:
             cash = s.get(SimAccountRow, 1).cash  # type: ignore[union-attr]
             value = sum(
-                row.qty * self.market.price_at(row.symbol, now) for row in s.exec(select(SimPositionRow))
+                row.qty * self.market.price_at(row.symbol, now)
+                for row in s.exec(select(SimPositionRow).order_by(SimPositionRow.symbol))
             )
         return Account(cash=cash, equity=cash + value, buying_power=cash)
 
@@ -168,14 +171,11 @@ class SimBroker:
         price = intent.limit_price or self.market.price_at(intent.symbol, now)
         if intent.side is Side.BUY:
             cash = s.get(SimAccountRow, 1).cash  # type: ignore[union-attr]
-            cost = intent.qty * price * (1 + self.commission)
-            if cost > cash + EPSILON:
-                return f"insufficient cash: {cost:,.2f} needed, {cash:,.2f} available"
-        else:
-            held = s.get(SimPositionRow, intent.symbol)
-            if held is None or held.qty + EPSILON < intent.qty:
-                have = 0 if held is None else held.qty
-                return f"cannot sell {intent.qty:g} {intent.symbol}: holding {have:g} (no short selling)"
+            return buy_refusal(intent.qty, price, cash, self.commission)
+        held = s.get(SimPositionRow, intent.symbol)
+        if held is None or held.qty + EPSILON < intent.qty:
+            have = 0 if held is None else held.qty
+            return f"cannot sell {intent.qty:g} {intent.symbol}: holding {have:g} (no short selling)"
         return None
 
     def _fill(self, s: Session, row: SimOrderRow, price: float, when: datetime) -> None:
@@ -248,10 +248,13 @@ class SimBroker:
         return []
 
     def _closed_bars(self, symbol: str, placed: datetime, since: datetime | None, now: datetime) -> Bars:
-        """Bars to check for an order placed at ``placed``: those after the bar it was placed in,
-        closed by ``now`` and not already checked at the last sync ``since`` (the bar that was
-        still forming then is checked now)."""
-        first = self.timeframe.floor(placed) + timedelta(seconds=self.timeframe.seconds)
+        """Bars to check for an order placed at ``placed``: those starting at or after that moment
+        (a bar it was placed in the middle of is skipped: part of its range came before the
+        order), closed by ``now`` and not already checked at the last sync ``since`` (the bar
+        that was still forming then is checked now)."""
+        first = self.timeframe.floor(placed)
+        if first < placed:
+            first += timedelta(seconds=self.timeframe.seconds)
         if since is not None:
             first = max(first, self.timeframe.floor(since))
         end = self.timeframe.floor(now)
@@ -261,7 +264,7 @@ class SimBroker:
 
     def _run_protective_exits(self, s: Session, since: datetime | None, now: datetime) -> None:
         """Stops and targets: walk every bar that closed since the later of entry and last sync."""
-        for position in list(s.exec(select(SimPositionRow))):
+        for position in list(s.exec(select(SimPositionRow).order_by(SimPositionRow.symbol))):
             if position.stop_loss is None and position.take_profit is None:
                 continue
             bars = self._closed_bars(position.symbol, aware(position.opened_at), since, now)  # type: ignore[arg-type]
@@ -300,31 +303,6 @@ class SimBroker:
                 if row.side == Side.SELL.value and bars.high[i] >= limit:
                     self._fill(s, row, max(limit, float(bars.open[i])), _bar_time(bars, i))
                     break
-
-
-def first_touch(
-    bars: Bars, *, stop: float | None, target: float | None
-) -> tuple[int, float, ExitReason] | None:
-    """The first bar where a long position's stop or target is reached, the fill price and why.
-
-    A bar that touches both counts as a stop (the conservative assumption); a bar that opens
-    beyond a level fills at its open.
-    """
-    import numpy as np
-
-    n = len(bars)
-    if n == 0:
-        return None
-    stop_hits = bars.low <= stop if stop is not None else np.zeros(n, bool)
-    target_hits = bars.high >= target if target is not None else np.zeros(n, bool)
-    touched = np.flatnonzero(stop_hits | target_hits)
-    if len(touched) == 0:
-        return None
-    i = int(touched[0])
-    opening = float(bars.open[i])
-    if stop_hits[i]:
-        return i, min(opening, stop), ExitReason.STOP_LOSS  # type: ignore[type-var]
-    return i, max(opening, target), ExitReason.TAKE_PROFIT  # type: ignore[type-var]
 
 
 def _bar_time(bars: Bars, index: int) -> datetime:

@@ -37,7 +37,7 @@ from typing import Any
 from bot import formatting as fmt
 from bot.brokers.base import Broker
 from bot.clock import Clock
-from bot.domain import Event, EventKind, Order, Position, Severity, Side, Signal, Trade
+from bot.domain import Event, EventKind, Order, OrderStatus, Position, Severity, Side, Signal, Trade
 from bot.lease import TradingLease
 from bot.notify import Notifier
 from bot.risk import RiskLimits
@@ -181,6 +181,10 @@ class TradingService:
         """Turn a strategy's signal into an order, if risk allows and it was not placed before."""
         with self._lock:
             outcome = self._trader.on_signal(signal)
+            if outcome.status == "placed" and outcome.order and outcome.order.status is OrderStatus.FILLED:
+                # Filled at once (the simulator; a fast market): book it now, so the risk check of
+                # the next signal in this cycle counts this position.
+                self._sync_locked()
             self._events.record_signal(signal, f"{outcome.status}: {outcome.message}"[:500])
             return outcome
 
@@ -219,7 +223,8 @@ class TradingService:
         return self._ledger.sync()
 
     def snapshot_equity(self, force: bool = False) -> None:
-        """Record equity and cash, at most every 5 minutes unless ``force``."""
+        """Record equity and cash, at most every 5 minutes unless ``force``, and at the first call
+        of each UTC day (the day's opening equity, which the daily loss limit counts from)."""
         self._ledger.snapshot_equity(force)
 
     def reconcile(self) -> list[str]:

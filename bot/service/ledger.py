@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session
 
@@ -199,10 +199,18 @@ class FillLedger:
                     repo.mark_price(s, symbol, price)
 
     def snapshot_equity(self, force: bool = False) -> None:
+        """Every ``SNAPSHOT_EVERY``, after fills (``force``), and at the first call of each UTC day:
+        that one is the day's opening equity the daily loss limit counts from."""
         now = self.clock.now()
-        if not force and self._last_snapshot is not None and now - self._last_snapshot < SNAPSHOT_EVERY:
+        last = self._last_snapshot
+        if not force and last is not None and now - last < SNAPSHOT_EVERY and _same_day(now, last):
             return
         account = self.broker.account()
         with self.db.session() as s:
             repo.add_equity_snapshot(s, now, account.equity, account.cash)
         self._last_snapshot = now
+
+
+def _same_day(a: datetime, b: datetime) -> bool:
+    """Whether ``a`` and ``b`` fall on the same UTC day."""
+    return a.astimezone(UTC).date() == b.astimezone(UTC).date()

@@ -155,10 +155,12 @@ class Reports:
         )
 
     def day_start_equity(self, now: datetime) -> float | None:
+        """The equity at the UTC day's first cycle (its first snapshot since 00:00, taken after that
+        cycle's fills and before any entry); before the day's first cycle, the last one before."""
         start = _day_start(now)
         with self.db.session() as s:
-            before = repo.last_equity_before(s, start)
-            return before if before is not None else repo.first_equity_since(s, start)
+            first = repo.first_equity_since(s, start)
+            return first if first is not None else repo.last_equity_before(s, start)
 
     def daily_loss_pct(self, equity: float, now: datetime) -> float:
         """How far ``equity`` is below the UTC day's start, in percent (negative: above)."""

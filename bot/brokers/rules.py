@@ -1,0 +1,51 @@
+"""The simulated exchange's fill rules, as pure functions.
+
+``bot.brokers.sim`` (the exchange the bot trades on without Alpaca) and the portfolio
+backtest (``bot.backtest.portfolio``) both call these, so a stop, a target or a buy the cash
+cannot pay for is decided the same way in both. Only numpy is imported.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bot.domain import ExitReason
+
+if TYPE_CHECKING:
+    from bot.bars import Bars
+
+EPSILON = 1e-9
+
+
+def first_touch(
+    bars: Bars, *, stop: float | None, target: float | None
+) -> tuple[int, float, ExitReason] | None:
+    """The first bar where a long position's stop or target is reached, the fill price and why.
+
+    A bar that touches both counts as a stop (the conservative assumption); a bar that opens
+    beyond a level fills at its open.
+    """
+    n = len(bars)
+    if n == 0:
+        return None
+    stop_hits = bars.low <= stop if stop is not None else np.zeros(n, bool)
+    target_hits = bars.high >= target if target is not None else np.zeros(n, bool)
+    touched = np.flatnonzero(stop_hits | target_hits)
+    if len(touched) == 0:
+        return None
+    i = int(touched[0])
+    opening = float(bars.open[i])
+    if stop_hits[i]:
+        return i, min(opening, stop), ExitReason.STOP_LOSS  # type: ignore[type-var]
+    return i, max(opening, target), ExitReason.TAKE_PROFIT  # type: ignore[type-var]
+
+
+def buy_refusal(qty: float, price: float, cash: float, commission: float) -> str | None:
+    """Why the exchange refuses a buy of ``qty`` at ``price`` (no margin: the cash must cover the
+    notional plus commission), or None."""
+    cost = qty * price * (1 + commission)
+    if cost > cash + EPSILON:
+        return f"insufficient cash: {cost:,.2f} needed, {cash:,.2f} available"
+    return None
