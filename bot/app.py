@@ -16,7 +16,7 @@ from bot.bars import Timeframe
 from bot.brokers.base import Broker
 from bot.clock import AcceleratedClock, Clock
 from bot.commands import CommandRouter
-from bot.config import Settings
+from bot.config import Settings, checks
 from bot.data.base import BarSource
 from bot.data.cache import HistoryCache
 from bot.engine import Engine
@@ -62,32 +62,21 @@ class App:
 
 def build_app(settings: Settings, *, accelerate: bool = True, clock: Clock | None = None) -> App:
     """``accelerate``: let the simulated clock run TRADEBOT_SIM_SPEED times faster (``tradebot run``)."""
-    try:
-        timeframe = Timeframe.parse(settings.tradebot_timeframe)
-    except ValueError as exc:
-        raise StartupError(f"TRADEBOT_TIMEFRAME: {exc}") from None
+    timeframe = Timeframe.parse(settings.tradebot_timeframe)
+    registry = load_registry()
+    strategies = checks.strategies(settings, registry)  # ConfigError: the CLI exits 2
     db = Database(settings.database_url)
     try:
         db.create_schema(auto_migrate=settings.tradebot_auto_migrate)
     except DatabaseError as exc:
         raise StartupError(f"{exc}. Check DATABASE_URL ({safe_url(settings.database_url)}).") from None
 
-    registry = load_registry()
-    strategies, errors = registry.create_all(settings.tradebot_strategies)
-    if not strategies:
-        raise StartupError(
-            "no usable strategy in TRADEBOT_STRATEGIES: "
-            + ("; ".join(errors) or "the list is empty")
-            + f". Installed: {', '.join(sorted(registry.strategies)) or 'none'}."
-        )
-    symbols = [s.upper() for s in settings.tradebot_symbols]
-    if not symbols:
-        raise StartupError("TRADEBOT_SYMBOLS is empty: name at least one symbol, e.g. AAPL,BTC/USD")
+    symbols = list(settings.tradebot_symbols)
 
     notifier = Notifier()
     speed = 1.0
     ahead = timedelta(0)  # how far the simulated account's clock resumes ahead of real time
-    if settings.values.get("ALPACA_API_KEY"):
+    if settings.alpaca_enabled:
         broker, source, clock = _alpaca(settings, clock)
     else:
         speed = settings.tradebot_sim_speed if accelerate else 1.0
@@ -108,8 +97,7 @@ def build_app(settings: Settings, *, accelerate: bool = True, clock: Clock | Non
         strategies=tuple(s.label for s in strategies),
         timeframe=timeframe.label,
         alert_defaults={
-            group: bool(settings.values.get(f"TELEGRAM_ALERT_{group.upper()}", True))
-            for group in ALERT_GROUPS
+            group: bool(getattr(settings, f"telegram_alert_{group}", True)) for group in ALERT_GROUPS
         },
     )
     cache = HistoryCache(source, timeframe, settings.tradebot_history_bars)
@@ -129,7 +117,7 @@ def build_app(settings: Settings, *, accelerate: bool = True, clock: Clock | Non
         strategies=strategies,
         interval_seconds=settings.tradebot_interval_seconds / speed,
         lease=lease,
-        warnings=errors + registry.errors,
+        warnings=list(registry.errors),
     )
     app.banner = _banner(app, timeframe, speed, ahead)
     return app

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 EXIT_TICK_SKIPPED = 75  # EX_TEMPFAIL: another process holds the trading lease; nothing was done
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of our output went away (`tradebot config | head`)
 LOG_FILE = "tradebot.log"  # the full log of `tradebot run` at a terminal (the screen stays quiet)
+EXIT_CONFIG = 2  # a variable has a value tradebot cannot use (as argparse's usage errors)
 
 DESCRIPTION = """\
 tradebot: a chat-ops trading bot for Alpaca (US stocks and crypto).
@@ -85,8 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tradebot {__version__}")
     parser.add_argument(
         "--env-file",
-        default=".env",
-        help="file of VAR=value lines read under the environment (default: .env)",
+        default=None,
+        help="file of VAR=value lines read under the environment (default: .env, if present)",
     )
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
@@ -172,12 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load_settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The validated settings, or one line per invalid variable and exit status 2."""
     from bot.config import ConfigError, Settings
 
     try:
-        return Settings.load(env_file=args.env_file)
+        settings = Settings.load(env_file=env_file(args))
     except ConfigError as exc:
-        _fail(f"configuration: {exc}")
+        _config_fail(exc)
+    if settings.tradebot_pure_python:
+        from bot import kernels
+
+        kernels.use_pure_python()
+    return settings
 
 
 def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -188,15 +195,19 @@ def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return settings
 
 
-def _explicitly_set(name: str, env_file: str) -> bool:
-    """Whether the user set ``name`` (in the environment or the .env file), not just the default."""
-    if name in os.environ:
-        return True
-    if not os.path.isfile(env_file):
-        return False
-    from dotenv import dotenv_values
+def env_file(args: argparse.Namespace) -> str:
+    """``--env-file`` must exist when given; the default ``.env`` is read only if present."""
+    if args.env_file is None:
+        return ".env"
+    if not os.path.exists(args.env_file):
+        _fail(f"--env-file {args.env_file}: no such file", EXIT_CONFIG)
+    return str(args.env_file)
 
-    return dotenv_values(env_file).get(name) is not None
+
+def _config_fail(exc: Exception) -> None:
+    for line in getattr(exc, "lines", [str(exc)]):
+        print(f"tradebot: error: {line}", file=sys.stderr)
+    raise SystemExit(EXIT_CONFIG)
 
 
 def _fail(message: str, status: int = 1) -> None:
@@ -206,10 +217,13 @@ def _fail(message: str, status: int = 1) -> None:
 
 def _build(args: argparse.Namespace, *, accelerate: bool, settings=None):  # type: ignore[no-untyped-def]
     from bot.app import StartupError, build_app
+    from bot.config import ConfigError
 
     settings = settings or _settings(args)
     try:
         return build_app(settings, accelerate=accelerate)
+    except ConfigError as exc:
+        _config_fail(exc)
     except StartupError as exc:
         _fail(str(exc))
 
@@ -218,17 +232,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
     from pathlib import Path
 
-    from bot.console import console_wanted, is_terminal
+    from bot.console import is_terminal
     from bot.logs import setup_logging
     from bot.runner import serve
 
     settings = _load_settings(args)
-    console = console_wanted(settings.tradebot_console, settings.values.get("TELEGRAM_BOT_TOKEN"))
+    console = settings.wants_console()
     # A person at a terminal reads replies and alerts; the full log would drown them.
-    at_terminal = (
-        console and is_terminal(sys.stdin, sys.stdout, sys.stderr) and settings.log_format.lower() != "json"
-    )
-    quiet = at_terminal and not _explicitly_set("LOG_LEVEL", args.env_file)
+    at_terminal = console and is_terminal(sys.stdin, sys.stdout, sys.stderr) and settings.log_format != "json"
+    quiet = at_terminal and not settings.is_set("LOG_LEVEL")
     log_file = Path(LOG_FILE).resolve() if quiet else None
     setup_logging(
         settings.log_level,
@@ -330,7 +342,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from bot.doctor import run_doctor
 
-    return run_doctor(env_file=args.env_file)
+    return run_doctor(env_file=env_file(args))
 
 
 def cmd_sim_reset(args: argparse.Namespace) -> int:
@@ -369,9 +381,15 @@ def cmd_config(args: argparse.Namespace) -> int:
 
         print(env_example(), end="")
         return 0
+    from bot.config import ConfigError, checks, describe
+
     settings = _settings(args)
-    for name, shown, help_text in settings.describe():
-        print(f"{name}={shown}\n    {help_text}")
+    try:
+        checks.strategies(settings)  # names and bounds come from the installed plugins
+    except ConfigError as exc:
+        _config_fail(exc)
+    for row in describe(settings):
+        print(f"{row.name}={row.shown}  ({row.source})\n    {row.help}")
     return 0
 
 

@@ -4,24 +4,30 @@ Four checks, each printed as one line (ok, warn or FAIL) with a "fix:" line unde
 configuration, database (reachable, schema revision, who holds the trading lease), broker
 (Alpaca keys accepted, or the simulator) and Telegram (token accepted, webhook as configured).
 Every network call has a time limit. Every line passes through the log redaction filter, so no
-configured secret (and nothing shaped like a Telegram token) is ever printed. Exit status 1 if
-any check failed.
+configured secret (and nothing shaped like a Telegram token) is ever printed.
+
+Exit status 2 when a variable has a value tradebot cannot use (one line each, as ``run`` and
+``tick`` refuse it; nothing else is checked), 1 if any other check failed, else 0.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from bot.config import ConfigError, Settings
+from bot.config import ConfigError, Settings, checks, unknown_names
 from bot.logs import RedactingFilter, setup_logging
+
+if TYPE_CHECKING:
+    from bot.strategy import Strategy
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 NETWORK_TIMEOUT = 10.0
+EXIT_CONFIG = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,20 +45,29 @@ def run_doctor(
     timeout: float = NETWORK_TIMEOUT,
 ) -> int:
     out = out or sys.stdout
+    from bot.plugins import load_registry
+
+    registry = load_registry()
     try:
         settings = Settings.load(environ, env_file=env_file)
-    except ConfigError as exc:
-        redact = RedactingFilter([]).redact
-        _print(out, redact, [Check("configuration", FAIL, str(exc), "set a valid value (see .env.example)")])
-        return 1
+        strategies = checks.strategies(settings, registry)
+    except ConfigError as exc:  # the lines mask secrets and the database password themselves
+        for line in exc.lines:
+            out.write(RedactingFilter([]).redact(f"{FAIL:<5} {'configuration':<13} {line}") + "\n")
+        out.flush()
+        return EXIT_CONFIG
+    if settings.tradebot_pure_python:
+        from bot import kernels
+
+        kernels.use_pure_python()
     redact = RedactingFilter(settings.secrets()).redact
     setup_logging("ERROR", "text", settings.secrets())  # library warnings stay out of the report
-    checks = check_configuration(settings, environ)
-    checks += _bounded("database", lambda: check_database(settings), timeout * 2)
-    checks += _bounded("broker", lambda: check_broker(settings, timeout), timeout * 2)
-    checks += _bounded("telegram", lambda: check_telegram(settings, timeout), timeout * 2)
-    _print(out, redact, checks)
-    return 1 if any(c.level == FAIL for c in checks) else 0
+    found = check_configuration(settings, environ, env_file, strategies, registry.errors)
+    found += _bounded("database", lambda: check_database(settings), timeout * 2)
+    found += _bounded("broker", lambda: check_broker(settings, timeout), timeout * 2)
+    found += _bounded("telegram", lambda: check_telegram(settings, timeout), timeout * 2)
+    _print(out, redact, found)
+    return 1 if any(c.level == FAIL for c in found) else 0
 
 
 def _print(out: TextIO, redact: Callable[[str], str], checks: list[Check]) -> None:
@@ -90,53 +105,26 @@ def _bounded(area: str, check: Callable[[], list[Check]], seconds: float) -> lis
 # ---------------------------------------------------------------------- configuration
 
 
-def check_configuration(settings: Settings, environ: Mapping[str, str] | None = None) -> list[Check]:
+def check_configuration(
+    settings: Settings,
+    environ: Mapping[str, str] | None = None,
+    env_file: str | Path | None = None,
+    strategies: Sequence[Strategy] = (),
+    plugin_errors: Sequence[str] = (),
+) -> list[Check]:
+    """What the variables say together. Each value was already validated when it was read."""
     import os
 
-    from bot.bars import Timeframe
-    from bot.plugins import load_registry
+    from bot import kernels
 
     env = os.environ if environ is None else environ
     area = "configuration"
-    problems: list[Check] = []
-    try:
-        timeframe = Timeframe.parse(settings.tradebot_timeframe).label
-    except ValueError as exc:
-        timeframe = "?"
-        problems.append(Check(area, FAIL, f"TRADEBOT_TIMEFRAME: {exc}", "use 1m, 5m, 15m, 1h, 4h or 1d"))
-    registry = load_registry()
-    strategies, errors = registry.create_all(settings.tradebot_strategies)
-    for error in errors + registry.errors:
-        problems.append(
-            Check(
-                area, FAIL, f"TRADEBOT_STRATEGIES: {error}", "`tradebot strategies` lists what is installed"
-            )
-        )
-    if not strategies and not errors:
-        problems.append(
-            Check(area, FAIL, "TRADEBOT_STRATEGIES is empty", "e.g. supertrend:period=10,multiplier=3")
-        )
-    if not settings.tradebot_symbols:
-        problems.append(Check(area, FAIL, "TRADEBOT_SYMBOLS is empty", "e.g. AAPL,MSFT,BTC/USD"))
-    if str(settings.log_format).lower() not in {"text", "json"}:
-        problems.append(
-            Check(area, WARN, f"LOG_FORMAT={settings.log_format!r} is unknown: text is used", "text or json")
-        )
-    if str(settings.tradebot_console).lower() not in {
-        "auto",
-        "on",
-        "off",
-        "true",
-        "false",
-        "1",
-        "0",
-        "yes",
-        "no",
-    }:
-        problems.append(Check(area, WARN, "TRADEBOT_CONSOLE is not auto, on or off", "auto, on or off"))
-
-    key, secret = _secret(settings, "ALPACA_API_KEY"), _secret(settings, "ALPACA_API_SECRET")
-    if bool(key) != bool(secret):
+    problems = [Check(area, WARN, line, "") for line in unknown_names(environ, env_file)]
+    problems += [
+        Check(area, WARN, error, "`tradebot strategies` lists what is installed") for error in plugin_errors
+    ]
+    key, secret = settings.alpaca_enabled, bool(settings.alpaca_api_secret.get_secret_value())
+    if key != secret:
         problems.append(
             Check(
                 area,
@@ -145,12 +133,12 @@ def check_configuration(settings: Settings, environ: Mapping[str, str] | None = 
                 "set both (Alpaca dashboard, API keys) or neither (simulated market)",
             )
         )
-    if key and not settings.values.get("ALPACA_PAPER", True):
+    if key and not settings.alpaca_paper:
         problems.append(
             Check(area, WARN, "ALPACA_PAPER=false: this trades the LIVE account with real money", "")
         )
-    token = _secret(settings, "TELEGRAM_BOT_TOKEN")
-    if token and not settings.values.get("TELEGRAM_ALLOWED_CHAT_IDS"):
+    token = settings.telegram_enabled
+    if token and not settings.telegram_allowed_chat_ids:
         problems.append(
             Check(
                 area,
@@ -159,18 +147,7 @@ def check_configuration(settings: Settings, environ: Mapping[str, str] | None = 
                 "send /start to the bot, then put your chat id in TELEGRAM_ALLOWED_CHAT_IDS",
             )
         )
-    webhook = str(settings.values.get("TELEGRAM_WEBHOOK_URL") or "")
-    if webhook and not webhook.startswith("https://"):
-        problems.append(
-            Check(
-                area,
-                FAIL,
-                "TELEGRAM_WEBHOOK_URL must start with https://",
-                "e.g. https://APP.herokuapp.com/telegram",
-            )
-        )
-    url = str(settings.database_url)
-    if env.get("DYNO") and url.startswith("sqlite"):
+    if env.get("DYNO") and settings.database_url.startswith("sqlite"):
         problems.append(
             Check(
                 area,
@@ -179,8 +156,7 @@ def check_configuration(settings: Settings, environ: Mapping[str, str] | None = 
                 "heroku addons:create heroku-postgresql:essential-0 (it sets DATABASE_URL)",
             )
         )
-    console = str(settings.tradebot_console).lower()
-    if env.get("DYNO") and (console in {"on", "true", "1", "yes"} or (console == "auto" and not token)):
+    if env.get("DYNO") and settings.wants_console():
         problems.append(
             Check(
                 area,
@@ -190,23 +166,14 @@ def check_configuration(settings: Settings, environ: Mapping[str, str] | None = 
             )
         )
     if not any(p.level == FAIL for p in problems):
-        mode = (
-            "Alpaca " + ("paper" if settings.values.get("ALPACA_PAPER", True) else "LIVE")
-            if key
-            else "simulated market"
-        )
+        mode = ("Alpaca " + ("paper" if settings.alpaca_paper else "LIVE")) if key else "simulated market"
         summary = (
-            f"{mode}; {len(settings.tradebot_symbols)} symbols on {timeframe} bars; "
+            f"{mode}; {len(settings.tradebot_symbols)} symbols on {settings.tradebot_timeframe} bars; "
             f"strategies {', '.join(s.label for s in strategies)}; "
-            f"front end {'Telegram' if token else 'console'}"
+            f"front end {'Telegram' if token else 'console'}; {kernels.implementation()} indicator kernels"
         )
         problems.insert(0, Check(area, OK, summary))
     return problems
-
-
-def _secret(settings: Settings, name: str) -> str:
-    value: Any = settings.values.get(name)
-    return value.get() if hasattr(value, "get") else str(value or "")
 
 
 # ---------------------------------------------------------------------- database
@@ -291,14 +258,14 @@ def check_database(settings: Settings) -> list[Check]:
 
 def check_broker(settings: Settings, timeout: float = NETWORK_TIMEOUT) -> list[Check]:
     area = "broker"
-    if not _secret(settings, "ALPACA_API_KEY"):
+    if not settings.alpaca_enabled:
         return [Check(area, OK, "simulated exchange (no ALPACA_API_KEY): no real orders")]
-    if not _secret(settings, "ALPACA_API_SECRET"):
+    if not settings.alpaca_api_secret.get_secret_value():
         return [Check(area, FAIL, "ALPACA_API_SECRET is not set", "set it from the Alpaca dashboard")]
     from bot.alpaca.setup import build_alpaca
     from bot.brokers.base import AuthenticationError, BrokerError
 
-    paper = bool(settings.values.get("ALPACA_PAPER", True))
+    paper = settings.alpaca_paper
     try:
         broker, _source = build_alpaca(settings, timeout=timeout)
         account = broker.account()
@@ -340,15 +307,15 @@ def check_telegram(settings: Settings, timeout: float = NETWORK_TIMEOUT) -> list
     import requests
 
     area = "telegram"
-    token = _secret(settings, "TELEGRAM_BOT_TOKEN")
+    token = settings.telegram_bot_token.get_secret_value()
     if not token:
         return [Check(area, OK, "not configured (no TELEGRAM_BOT_TOKEN): commands on the console")]
-    base = str(settings.values.get("TELEGRAM_BASE_URL") or "https://api.telegram.org/bot")
+    base = settings.telegram_base_url or "https://api.telegram.org/bot"
 
     def call(method: str) -> dict[str, Any]:
         response = requests.get(f"{base}{token}/{method}", timeout=timeout)
         try:
-            body = response.json()
+            body: dict[str, Any] = response.json()
         except ValueError:
             body = {"ok": False, "description": f"HTTP {response.status_code}, not JSON"}
         body.setdefault("error_code", response.status_code)
@@ -381,7 +348,7 @@ def check_telegram(settings: Settings, timeout: float = NETWORK_TIMEOUT) -> list
         ]
     username = me.get("result", {}).get("username", "?")
     checks = [Check(area, OK, f"token accepted: bot @{username}")]
-    webhook = str(settings.values.get("TELEGRAM_WEBHOOK_URL") or "")
+    webhook = settings.telegram_webhook_url
     try:
         info = call("getWebhookInfo").get("result", {})
     except requests.RequestException:

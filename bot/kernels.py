@@ -3,7 +3,8 @@
 Each kernel is written here in plain Python, which is its definition, and again in C in
 ``bot/_speedups.c``, built by ``pip install`` when a compiler is present. Calls go to the C
 version when it imports and to the Python one otherwise; both give identical results
-(``tests/test_supertrend.py`` checks). Set ``TRADEBOT_PURE_PYTHON=1`` to force Python.
+(``tests/test_supertrend.py`` checks). ``TRADEBOT_PURE_PYTHON=true`` (environment or ``.env``)
+forces Python: the command line calls ``use_pure_python`` once the settings are read.
 
 Every kernel writes into output arrays the caller allocates; the public wrappers below
 allocate them and take an optional ``impl`` ("c" or "python") for tests and benchmarks.
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from types import ModuleType, SimpleNamespace
 
 import numpy as np
@@ -92,8 +92,6 @@ PYTHON = SimpleNamespace(supertrend=_supertrend_py)
 
 
 def _load_c() -> ModuleType | None:
-    if os.environ.get("TRADEBOT_PURE_PYTHON", "").strip().lower() in {"1", "true", "yes", "on"}:
-        return None
     try:
         from bot import _speedups
     except ImportError:
@@ -101,13 +99,25 @@ def _load_c() -> ModuleType | None:
     return _speedups
 
 
-C = _load_c()
+C = _load_c()  # the compiled kernels, None when they are not built
+_pure_python = False
 _announced = False
+
+
+def use_pure_python(flag: bool = True) -> None:
+    """Use the Python kernels even where the C ones are built (``TRADEBOT_PURE_PYTHON``)."""
+    global _pure_python
+    _pure_python = flag
+
+
+def default_backend() -> ModuleType | None:
+    """The compiled kernels when they are built and not switched off, else None (Python)."""
+    return None if _pure_python else C
 
 
 def implementation() -> str:
     """``"c"`` when the compiled kernels are in use, else ``"python"``."""
-    return "c" if C is not None else "python"
+    return "c" if default_backend() is not None else "python"
 
 
 def _backend(impl: str | None) -> SimpleNamespace | ModuleType:
@@ -116,7 +126,8 @@ def _backend(impl: str | None) -> SimpleNamespace | ModuleType:
         if not _announced:
             _announced = True
             log.debug("kernels: using the %s implementation", implementation())
-        return C if C is not None else PYTHON
+        backend = default_backend()
+        return backend if backend is not None else PYTHON
     if impl == "python":
         return PYTHON
     if impl == "c":

@@ -29,7 +29,7 @@ class RiskLimits:
 
     @classmethod
     def from_settings(cls, settings: Any) -> RiskLimits:
-        return cls(**{f.name: settings.get(f.name.upper()) for f in fields(cls)})
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
 
     def with_value(self, name: str, value: float) -> RiskLimits:
         """A copy with one limit changed, checked against ``BOUNDS``."""

@@ -23,10 +23,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TextIO
 
 from bot.app import App
-from bot.console import ConsolePrinter, console_wanted, run_console
+from bot.console import ConsolePrinter, run_console
 from bot.domain import EventKind, Severity
 from bot.engine import start_scheduler
-from bot.summary import parse_summary_time, summary_job
+from bot.summary import summary_job
 from storage.db import DatabaseError
 
 log = logging.getLogger(__name__)
@@ -42,16 +42,16 @@ Transport = Callable[[App, asyncio.Event], Awaitable[None]]
 
 
 def wants_console(app: App) -> bool:
-    return console_wanted(app.settings.tradebot_console, app.settings.values.get("TELEGRAM_BOT_TOKEN"))
+    return app.settings.wants_console()
 
 
 def transports_for(app: App) -> list[Transport]:
     transports: list[Transport] = []
-    if app.settings.values.get("TELEGRAM_BOT_TOKEN"):
+    if app.settings.telegram_enabled:
         from bot.telegram.transport import run_telegram
 
         transports.append(run_telegram)
-    if app.broker.name == "alpaca" and app.settings.values.get("ALPACA_STREAMING"):
+    if app.broker.name == "alpaca" and app.settings.alpaca_streaming:
         from bot.alpaca.streams import run_streams
 
         transports.append(run_streams)
@@ -244,11 +244,7 @@ def _reconcile_job(app: App) -> Callable[[], Awaitable[None]]:
 
 def _summary_jobs(app: App) -> list[tuple[Callable[[], Awaitable[None]], dict[str, Any]]]:
     """The daily summary as a cron job on the same scheduler (DAILY_SUMMARY_TIME; off: none)."""
-    try:
-        when = parse_summary_time(str(app.settings.daily_summary_time or "off"))
-    except ValueError as exc:
-        log.error("%s; no daily summary", exc)
-        return []
+    when = app.settings.daily_summary_time  # parsed and checked with the other settings
     return [] if when is None else [(summary_job(app.service, when), {"trigger": when.trigger()})]
 
 

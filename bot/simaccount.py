@@ -137,7 +137,7 @@ def reset_command(settings: Settings, *, assume_yes: bool) -> int:
     from bot.console import is_terminal
     from bot.lease import Lease
 
-    if settings.values.get("ALPACA_API_KEY"):
+    if settings.alpaca_enabled:
         raise Refused("ALPACA_API_KEY is set, so this configuration trades Alpaca, not the simulator", 2)
     where = safe_url(settings.database_url)
     db = Database(settings.database_url)

@@ -132,5 +132,7 @@ def parse_params(text: str) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
             raise StrategyError(f"malformed parameter {item!r}: write name=value")
+        if key.strip() in out:  # the last one silently winning would trade something else
+            raise StrategyError(f"parameter {key.strip()} is given twice")
         out[key.strip()] = value.strip()
     return out

@@ -36,9 +36,10 @@ def test_app_json_declares_postgres_the_worker_and_known_variables():
     assert any(plan.startswith("heroku-postgresql") for plan in plans)
     assert app["formation"]["worker"]["quantity"] == 1
     assert app["formation"]["web"]["quantity"] == 0  # webhook mode is opt-in
-    known = {var.name for var in all_variables()}
-    assert set(app["env"]) <= known
-    assert all(entry["description"] for entry in app["env"].values())
+    helps = {var.name: var.help for var in all_variables()}
+    assert set(app["env"]) <= set(helps)
+    for name, entry in app["env"].items():  # the description comes from the one definition
+        assert entry["description"].startswith(helps[name]), f"{name}: copy its help from bot/config/model.py"
     Settings.from_mapping({k: v["value"] for k, v in app["env"].items() if "value" in v})  # all valid
 
 

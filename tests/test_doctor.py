@@ -101,9 +101,40 @@ def test_sqlite_on_heroku_is_a_failure(tmp_path):
     assert "TRADEBOT_CONSOLE=off" in said  # no stdin on a dyno
 
 
-def test_a_bad_variable_is_reported_without_its_value():
+def test_a_bad_variable_is_one_line_and_exit_status_2():
     status, said = doctor(TRADEBOT_LEASE_SECONDS="1")
-    assert status == 1 and "TRADEBOT_LEASE_SECONDS" in said and "between 3 and 600" in said
+    assert status == 2
+    assert said.splitlines() == [
+        "FAIL  configuration TRADEBOT_LEASE_SECONDS='1' is invalid: allowed a number from 3 to 600 seconds"
+    ]
+
+
+def test_risk_limits_from_the_environment_are_held_to_the_bounds_of_risk_set():
+    status, said = doctor(MAX_POSITION_PCT="100")
+    assert status == 2
+    assert said.splitlines() == [
+        "FAIL  configuration MAX_POSITION_PCT='100' is invalid: "
+        "allowed a number from 1 to 50 (the bounds /risk set allows)"
+    ]
+
+
+def test_a_misspelt_variable_is_pointed_out(tmp_path, database_url):
+    env_file = tmp_path / ".env"
+    env_file.write_text("MAX_POSITON_PCT=10\n")
+    out = io.StringIO()
+    status = run_doctor(
+        env_file=env_file,
+        environ={"DATABASE_URL": database_url, "TRADEBOT_SYMBOL": "TSLA"},
+        out=out,
+        timeout=3,
+    )
+    said = out.getvalue()
+    assert status == 0, said
+    assert "MAX_POSITON_PCT in .env is not a tradebot variable (did you mean MAX_POSITION_PCT?)" in said
+    assert (
+        "TRADEBOT_SYMBOL in the environment is not a tradebot variable (did you mean TRADEBOT_SYMBOLS?)"
+        in said
+    )
 
 
 def test_json_logs_are_one_redacted_object_per_line(capsys):

@@ -89,6 +89,7 @@ def test_builtin_supertrend_is_listed_with_parameters():
         ("supertrend:period=2.5", "whole number"),
         ("supertrend:length=3", "unknown parameter length"),
         ("supertrend:period", "malformed parameter"),
+        ("supertrend:period=10,period=12", "parameter period is given twice"),
     ],
 )
 def test_bad_strategy_specs_are_explained(spec, message):
@@ -125,8 +126,11 @@ def test_every_hookspec_is_exercised_by_a_test():
         assert f"def {hook}(" in tests, f"no test implements the hook {hook}"
 
 
-def test_tick_refuses_to_start_without_a_usable_strategy(tmp_path):
-    result = run(tmp_path, "tick", TRADEBOT_STRATEGIES="nosuch")
-    assert result.returncode == 1
-    assert "no usable strategy in TRADEBOT_STRATEGIES" in result.stderr
-    assert "Installed:" in result.stderr
+def test_tick_refuses_to_start_with_an_unknown_strategy(tmp_path):
+    result = run(tmp_path, "tick", TRADEBOT_STRATEGIES="supertrend;nosuch")
+    assert result.returncode == 2
+    [line] = [line for line in result.stderr.splitlines() if "TRADEBOT_STRATEGIES" in line]
+    assert line.startswith(
+        "tradebot: error: TRADEBOT_STRATEGIES='nosuch' is invalid: unknown strategy 'nosuch'"
+    )
+    assert "installed: always_in, supertrend" in line

@@ -4,7 +4,6 @@ against the Python reference, and the strategy's signals and parameters."""
 from __future__ import annotations
 
 import math
-import os
 import subprocess
 import sys
 
@@ -245,7 +244,7 @@ def test_c_kernel_rejects_wrong_arrays():
 
 
 def test_pure_python_fallback_can_be_forced():
-    code = "from bot import kernels; print(kernels.implementation())"
-    env = {**os.environ, "TRADEBOT_PURE_PYTHON": "1"}
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    """TRADEBOT_PURE_PYTHON through the settings: tests/test_config.py runs it from .env."""
+    code = "from bot import kernels; kernels.use_pure_python(); print(kernels.implementation())"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "python"

@@ -57,7 +57,7 @@ def bot(tmp_path_factory):
     log = tmp / "tradebot.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "--env-file", str(tmp / "none.env"), "run"],
+            [sys.executable, "-m", "bot", "--env-file", os.devnull, "run"],
             cwd=tmp,
             env=env,
             stdout=out,

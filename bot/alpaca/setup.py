@@ -8,7 +8,6 @@ falls back to the simulator.
 from __future__ import annotations
 
 import logging
-from typing import Any
 from urllib.parse import urlsplit
 
 from alpaca.trading.client import TradingClient
@@ -28,16 +27,9 @@ LIVE_HOST = "api.alpaca.markets"
 PAPER_HOST = "paper-api.alpaca.markets"
 
 
-def secret_setting(settings: Settings, name: str) -> str:
-    value: Any = settings.values.get(name)
-    if value is None:
-        return ""
-    return value.get() if hasattr(value, "get") else str(value)
-
-
 def url_setting(settings: Settings, name: str) -> str | None:
     """A REST override is the bare origin (no /v2, no trailing slash); empty means none."""
-    text = str(settings.values.get(name) or "").strip().rstrip("/")
+    text = str(getattr(settings, name.lower())).strip().rstrip("/")
     if not text:
         return None
     for suffix in ("/v2", "/v1beta3"):
@@ -50,7 +42,7 @@ def url_setting(settings: Settings, name: str) -> str | None:
 
 def trading_mode(settings: Settings) -> bool:
     """True for paper trading. Live needs ALPACA_PAPER=false, and an override URL must agree."""
-    paper = bool(settings.values.get("ALPACA_PAPER", True))
+    paper = settings.alpaca_paper
     url = url_setting(settings, "ALPACA_TRADING_URL")
     host = urlsplit(url).hostname if url else None
     if paper and host == LIVE_HOST:
@@ -70,7 +62,7 @@ def build_alpaca(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> tup
     Calls ``get_account`` once: wrong keys raise ``AuthenticationError``, an unreachable Alpaca
     raises ``BrokerError``. Both stop start-up; neither ever means "use the simulator".
     """
-    key, secret = secret_setting(settings, "ALPACA_API_KEY"), secret_setting(settings, "ALPACA_API_SECRET")
+    key, secret = settings.alpaca_api_key.get_secret_value(), settings.alpaca_api_secret.get_secret_value()
     if not key or not secret:
         raise AuthenticationError("ALPACA_API_KEY and ALPACA_API_SECRET must both be set to trade on Alpaca")
     paper = trading_mode(settings)
@@ -82,7 +74,7 @@ def build_alpaca(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> tup
         key,
         secret,
         url=url_setting(settings, "ALPACA_DATA_URL"),
-        feed=str(settings.values.get("ALPACA_DATA_FEED") or "iex"),
+        feed=settings.alpaca_data_feed.value,
         http=http,
     )
     broker = AlpacaBroker(client, paper=paper, http=http, prices=alpaca_data)
@@ -94,8 +86,8 @@ def build_alpaca(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> tup
         account.buying_power,
     )
     source: BarSource = alpaca_data
-    polygon_key = secret_setting(settings, "POLYGON_API_KEY")
+    polygon_key = settings.polygon_api_key.get_secret_value()
     if polygon_key:
-        base = str(settings.values.get("POLYGON_BASE_URL") or DEFAULT_BASE_URL)
+        base = settings.polygon_base_url or DEFAULT_BASE_URL
         source = FallbackSource(alpaca_data, PolygonBarSource(polygon_key, base_url=base, timeout=timeout))
     return broker, source

@@ -248,10 +248,10 @@ async def run_streams(app: App, stop: asyncio.Event) -> None:
     Runs only on the Alpaca broker with ``ALPACA_STREAMING=true``; otherwise returns at once and
     the schedule alone drives the bot.
     """
-    from bot.alpaca.setup import secret_setting, url_setting
+    from bot.alpaca.setup import url_setting
 
     settings = app.settings
-    if app.broker.name != "alpaca" or not settings.values.get("ALPACA_STREAMING"):
+    if app.broker.name != "alpaca" or not settings.alpaca_streaming:
         await stop.wait()
         return
     broker: Any = app.broker
@@ -270,13 +270,13 @@ async def run_streams(app: App, stop: asyncio.Event) -> None:
             await app.engine.run_tick()
 
     streams = LiveStreams(
-        secret_setting(settings, "ALPACA_API_KEY"),
-        secret_setting(settings, "ALPACA_API_SECRET"),
+        settings.alpaca_api_key.get_secret_value(),
+        settings.alpaca_api_secret.get_secret_value(),
         symbols=list(app.engine.symbols),
         timeframe=app.engine.timeframe,
         paper=broker.paper,
-        feed=str(settings.values.get("ALPACA_DATA_FEED") or "iex"),
-        stream_url=str(settings.values.get("ALPACA_STREAM_URL") or "") or None,
+        feed=settings.alpaca_data_feed.value,
+        stream_url=settings.alpaca_stream_url or None,
         trading_url=url_setting(settings, "ALPACA_TRADING_URL"),
         on_bars_closed=bars_closed,
         on_trade_update=trade_update,

@@ -110,7 +110,7 @@ def simulate(
         equity,
         trades,
     )
-    backend = kernels.C if impl == "c" or (impl is None and kernels.C is not None) else None
+    backend = kernels.C if impl == "c" else kernels.default_backend() if impl is None else None
     if impl == "c" and backend is None:
         raise RuntimeError("bot._speedups is not built: reinstall with a C compiler (pip install -e .)")
     count = backend.simulate(*args) if backend is not None else _simulate_py(*args)

@@ -26,7 +26,7 @@ _FIELDS = ("time", "open", "high", "low", "close", "volume")
 
 def make_source(config: Any, choice: str = "auto") -> BarSource:
     """Alpaca (with Polygon behind it when POLYGON_API_KEY is set) or the synthetic market."""
-    key, secret = _secret(config, "ALPACA_API_KEY"), _secret(config, "ALPACA_API_SECRET")
+    key, secret = config.alpaca_api_key.get_secret_value(), config.alpaca_api_secret.get_secret_value()
     if choice == "synthetic" or (choice == "auto" and not (key and secret)):
         from bot.data.synthetic import SyntheticMarket
 
@@ -35,16 +35,14 @@ def make_source(config: Any, choice: str = "auto") -> BarSource:
         raise DataError("--source alpaca needs ALPACA_API_KEY and ALPACA_API_SECRET")
     from bot.alpaca.data import AlpacaBarSource
 
-    url = str(config.values.get("ALPACA_DATA_URL") or "").strip().rstrip("/") or None
-    source: BarSource = AlpacaBarSource.create(
-        key, secret, url=url, feed=str(config.values.get("ALPACA_DATA_FEED") or "iex")
-    )
-    polygon = _secret(config, "POLYGON_API_KEY")
+    url = config.alpaca_data_url.rstrip("/") or None
+    source: BarSource = AlpacaBarSource.create(key, secret, url=url, feed=config.alpaca_data_feed.value)
+    polygon = config.polygon_api_key.get_secret_value()
     if polygon:
         from bot.data.fallback import FallbackSource
         from bot.data.polygon import DEFAULT_BASE_URL, PolygonBarSource
 
-        base = str(config.values.get("POLYGON_BASE_URL") or DEFAULT_BASE_URL)
+        base = config.polygon_base_url or DEFAULT_BASE_URL
         source = FallbackSource(source, PolygonBarSource(polygon, base_url=base))
     return source
 
@@ -95,13 +93,6 @@ def load_history(
     if len(bars) == 0:
         raise DataError(f"{bar_source.name} has no {timeframe.label} bars for {symbol} in that window")
     return bars, bar_source.name
-
-
-def _secret(config: Any, name: str) -> str:
-    value = config.values.get(name)
-    if value is None:
-        return ""
-    return value.get() if hasattr(value, "get") else str(value)
 
 
 def _ns(when: datetime) -> int:

@@ -197,9 +197,14 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from bot.config import ConfigError, Settings
 
     try:
-        return Settings.load(env_file=getattr(args, "env_file", ".env"))
+        settings = Settings.load(env_file=getattr(args, "env_file", None) or ".env")
     except ConfigError as exc:
         raise BadInput(f"configuration: {exc}") from None
+    if settings.tradebot_pure_python:
+        from bot import kernels
+
+        kernels.use_pure_python()
+    return settings
 
 
 def _fill_settings(args: argparse.Namespace, config) -> FillSettings:  # type: ignore[no-untyped-def]

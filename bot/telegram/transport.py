@@ -55,15 +55,13 @@ class TelegramConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TelegramConfig:
-        values = settings.values
-        token = values.get("TELEGRAM_BOT_TOKEN")
         return cls(
-            token=token.get() if hasattr(token, "get") else str(token or ""),
-            base_url=str(values.get("TELEGRAM_BASE_URL") or "").strip() or DEFAULT_BASE_URL,
-            chat_ids=tuple(values.get("TELEGRAM_ALLOWED_CHAT_IDS") or ()),
-            user_ids=tuple(values.get("TELEGRAM_ALLOWED_USER_IDS") or ()),
-            webhook_url=str(values.get("TELEGRAM_WEBHOOK_URL") or "").strip(),
-            port=int(values.get("PORT") or 8443),
+            token=settings.telegram_bot_token.get_secret_value(),
+            base_url=settings.telegram_base_url or DEFAULT_BASE_URL,
+            chat_ids=settings.telegram_allowed_chat_ids,
+            user_ids=settings.telegram_allowed_user_ids,
+            webhook_url=settings.telegram_webhook_url,
+            port=settings.port,
         )
 
     @property

@@ -1,0 +1,334 @@
+"""``Settings``: every tradebot variable, with its type, bounds or choices, default and help.
+
+This class is the one definition: the loader validates against it, ``tradebot config`` prints it,
+``tradebot config --example`` writes ``.env.example`` from it (a test keeps the two equal) and
+``tradebot doctor`` checks it. The attribute is the variable's name in lower case
+(``settings.tradebot_symbols`` is ``TRADEBOT_SYMBOLS``); fields are grouped in ``.env.example``
+in the order they are declared here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, SecretStr
+from pydantic import ValidationInfo as _Info
+
+from bot.config.types import (
+    ChatIds,
+    ConsoleMode,
+    DailyTime,
+    DatabaseUrl,
+    DataFeed,
+    LogFormat,
+    LogLevel,
+    Source,
+    StrategySpecs,
+    Symbols,
+    TimeframeChoice,
+    UserIds,
+    WebhookUrl,
+    WebsocketUrl,
+    http_url,
+    url_password,
+)
+from bot.risk import BOUNDS
+
+# Bars held in memory over all symbols (TRADEBOT_HISTORY_BARS x symbols): ~120 bytes a bar, so
+# about 120 MB at most, which leaves room on a 512 MB dyno (issue 12: 1,000,000 bars x 5 symbols
+# needed 610 MB).
+MAX_CACHED_BARS = 1_000_000
+
+
+def var(default: str, help: str, *, group: str, unit: str = "", allowed: str = "") -> Any:
+    """A variable: its default as it would be written in ``.env``, a one-line help, its
+    ``.env.example`` group; ``unit`` and ``allowed`` complete the message shown for a bad value."""
+    return Field(
+        default, description=help, json_schema_extra={"group": group, "unit": unit, "allowed": allowed}
+    )
+
+
+def _risk_bounds(value: float, info: _Info) -> float:
+    low, high = BOUNDS[str(info.field_name)]
+    if not low <= value <= high:  # also refuses NaN
+        raise ValueError(f"allowed a number from {low:g} to {high:g} (the bounds /risk set allows)")
+    return value
+
+
+def _choice(kind: type) -> Any:
+    return BeforeValidator(kind.parse)  # type: ignore[attr-defined]
+
+
+RiskPct = Annotated[float, AfterValidator(_risk_bounds)]
+RiskCount = Annotated[int, AfterValidator(_risk_bounds)]
+
+
+class Settings(BaseModel):
+    """Parsed, validated configuration. Build it with ``Settings.load()`` (environment over
+    ``.env``) or ``Settings.from_mapping({...})`` (tests); it never changes afterwards."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        alias_generator=str.upper,
+        populate_by_name=True,
+        validate_default=True,
+        extra="ignore",
+        hide_input_in_errors=True,
+    )
+
+    # ------------------------------------------------------------------ General
+    tradebot_symbols: Symbols = var(
+        "AAPL,MSFT,SPY,BTC/USD,ETH/USD",
+        "Symbols to trade, comma-separated: stock tickers (AAPL, BRK.B) and crypto pairs BASE/QUOTE (BTC/USD)",
+        group="General",
+    )
+    tradebot_timeframe: Annotated[TimeframeChoice, _choice(TimeframeChoice)] = var(
+        "1m", "Bar length the strategies run on: 1m, 5m, 15m, 30m, 1h, 4h or 1d", group="General"
+    )
+    tradebot_strategies: StrategySpecs = var(
+        "supertrend:period=10,multiplier=3",
+        "Strategies to run, separated by ';', each name:param=value,... (each parameter once)",
+        group="General",
+    )
+    tradebot_interval_seconds: Annotated[float, Field(ge=1, le=86_400)] = var(
+        "60",
+        "Seconds between engine cycles (clock seconds: divided by TRADEBOT_SIM_SPEED in the simulator)",
+        group="General",
+        unit="seconds",
+    )
+    tradebot_history_bars: Annotated[int, Field(ge=10, le=10_000)] = var(
+        "300",
+        "Bars of history kept per symbol in memory (the bounded cache), 10 to 10,000",
+        group="General",
+        unit="bars",
+    )
+    tradebot_console: Annotated[ConsoleMode, _choice(ConsoleMode)] = var(
+        "auto", "Read commands from standard input: auto (when no Telegram token), on, off", group="General"
+    )
+    database_url: DatabaseUrl = var(
+        "sqlite:///tradebot.db",
+        "Database URL: SQLite file by default; Heroku's postgres:// URLs are accepted",
+        group="General",
+    )
+    log_level: Annotated[LogLevel, _choice(LogLevel)] = var(
+        "INFO", "Log level: DEBUG, INFO, WARNING or ERROR", group="General"
+    )
+    log_format: Annotated[LogFormat, _choice(LogFormat)] = var(
+        "text", "Log format: text or json (one JSON object per line)", group="General"
+    )
+    tradebot_auto_migrate: bool = var(
+        "true",
+        "Upgrade the database schema at start; false: refuse to start until `tradebot db upgrade` has run",
+        group="General",
+    )
+    tradebot_lease_seconds: Annotated[float, Field(ge=3, le=600)] = var(
+        "30",
+        "One trading instance per database: a holder that stops renewing its lease (every third of this) "
+        "is replaced after this many seconds",
+        group="General",
+        unit="seconds",
+    )
+
+    # ------------------------------------------------------------------ Telegram
+    telegram_bot_token: SecretStr = var(
+        "",
+        "Bot token from @BotFather; when set, `tradebot run` takes commands and sends alerts on Telegram",
+        group="Telegram",
+    )
+    telegram_allowed_chat_ids: ChatIds = var(
+        "",
+        "Chats that receive alerts and may command, comma-separated (groups are negative); empty: none",
+        group="Telegram",
+    )
+    telegram_allowed_user_ids: UserIds = var(
+        "",
+        "Users who may command inside an allowed group chat, comma-separated; empty: nobody in groups",
+        group="Telegram",
+    )
+    telegram_base_url: Annotated[str, http_url(True, "http://127.0.0.1:8081/bot")] = var(
+        "",
+        "Bot API base URL, as python-telegram-bot's base_url (e.g. http://127.0.0.1:8081/bot); empty: Telegram's",
+        group="Telegram",
+    )
+    telegram_webhook_url: WebhookUrl = var(
+        "",
+        "Public HTTPS URL Telegram posts updates to (webhook mode, listening on PORT); empty: long polling",
+        group="Telegram",
+    )
+    port: Annotated[int, Field(ge=1, le=65_535)] = var(
+        "8443", "Port the webhook server listens on (Heroku sets it)", group="Telegram"
+    )
+    telegram_alert_orders: bool = var("true", "Alert when an order is placed or canceled", group="Telegram")
+    telegram_alert_fills: bool = var("true", "Alert when an order fills", group="Telegram")
+    telegram_alert_rejections: bool = var(
+        "true",
+        "Alert when an order is rejected or an entry is blocked by a risk check (with the reason)",
+        group="Telegram",
+    )
+    telegram_alert_stops: bool = var("true", "Alert when a stop-loss or take-profit is hit", group="Telegram")
+    telegram_alert_errors: bool = var(
+        "true", "Alert on strategy errors, broker errors and reconciliation differences", group="Telegram"
+    )
+    telegram_alert_data: bool = var("true", "Alert on market data outages and recoveries", group="Telegram")
+    telegram_alert_state: bool = var(
+        "true", "Alert on start, stop, pause, resume and risk limit changes", group="Telegram"
+    )
+    telegram_alert_security: bool = var(
+        "true", "Alert when someone outside the allow-lists tries to use the bot", group="Telegram"
+    )
+    daily_summary_time: DailyTime = var(
+        "21:00",
+        "Daily summary time, HH:MM in UTC or HH:MM Area/City (e.g. 16:15 America/New_York); off: none",
+        group="Telegram",
+    )
+
+    # ------------------------------------------------------------------ Simulator
+    tradebot_sim_speed: Annotated[float, Field(ge=1, le=3_600)] = var(
+        "60",
+        "Simulated market only: clock speed-up for `tradebot run` (60 = one 1m bar per second; 1 = real time)",
+        group="Simulator",
+        unit="times real time",
+    )
+    tradebot_sim_cash: Annotated[float, Field(ge=100, le=1_000_000_000)] = var(
+        "100000",
+        "Simulated market only: starting cash of the simulated account, USD",
+        group="Simulator",
+        unit="USD",
+    )
+    tradebot_sim_commission: Annotated[float, Field(ge=0, le=0.05)] = var(
+        "0",
+        "Simulated market only: commission as a fraction of notional (0.001 = 0.1 %)",
+        group="Simulator",
+        unit="(a fraction of notional)",
+    )
+
+    # ------------------------------------------------------------------ Risk (bounds: bot.risk.BOUNDS)
+    risk_per_trade_pct: RiskPct = var(
+        "2", "Equity risked per entry, in percent: size = equity x this / |entry - stop|", group="Risk"
+    )
+    max_position_pct: RiskPct = var("20", "Largest position value, in percent of equity", group="Risk")
+    stop_loss_pct: RiskPct = var(
+        "2", "Stop-loss attached to every entry, in percent below the entry price", group="Risk"
+    )
+    take_profit_pct: RiskPct = var(
+        "4", "Take-profit attached to every entry, in percent above the entry price", group="Risk"
+    )
+    max_portfolio_risk_pct: RiskPct = var(
+        "6", "Sum over open positions of the loss if every stop were hit, in percent of equity", group="Risk"
+    )
+    max_open_trades: RiskCount = var("5", "Most positions open at once", group="Risk")
+    daily_loss_limit_pct: RiskPct = var(
+        "5",
+        "New entries stop for the rest of the UTC day once equity is this many percent below the day's start",
+        group="Risk",
+    )
+
+    # ------------------------------------------------------------------ Alpaca
+    alpaca_api_key: SecretStr = var(
+        "", "Alpaca API key id; when set, tradebot trades on Alpaca instead of the simulator", group="Alpaca"
+    )
+    alpaca_api_secret: SecretStr = var("", "Alpaca API secret key", group="Alpaca")
+    alpaca_paper: bool = var(
+        "true", "Paper trading (true) or live money (false: must be set explicitly)", group="Alpaca"
+    )
+    alpaca_trading_url: Annotated[str, http_url(True, "http://127.0.0.1:8080")] = var(
+        "",
+        "Override of the trading API origin, e.g. http://127.0.0.1:8080 (no /v2); empty: Alpaca's paper or live",
+        group="Alpaca",
+    )
+    alpaca_data_url: Annotated[str, http_url(True, "https://data.alpaca.markets")] = var(
+        "",
+        "Override of the market data API origin (no /v2); empty: https://data.alpaca.markets",
+        group="Alpaca",
+    )
+    alpaca_stream_url: WebsocketUrl = var(
+        "",
+        "Override of the market data stream origin, e.g. ws://127.0.0.1:8765 (/v2/<feed> and /v1beta3/crypto/us are appended)",
+        group="Alpaca",
+    )
+    alpaca_data_feed: Annotated[DataFeed, _choice(DataFeed)] = var(
+        "iex", "Stock data feed: iex (free plans), sip (paid), delayed_sip or otc", group="Alpaca"
+    )
+    alpaca_streaming: bool = var(
+        "false",
+        "Live streams: evaluate strategies as bars close and record fills from trade updates at once",
+        group="Alpaca",
+    )
+    polygon_api_key: SecretStr = var(
+        "",
+        "Polygon API key; when set, Polygon's aggregates serve bars Alpaca's data API could not",
+        group="Alpaca",
+    )
+    polygon_base_url: Annotated[str, http_url(False, "https://api.polygon.io")] = var(
+        "https://api.polygon.io", "Polygon API origin (override for tests or a proxy)", group="Alpaca"
+    )
+
+    # ------------------------------------------------------------------ Developer
+    tradebot_pure_python: bool = var(
+        "false",
+        "Use the pure-Python indicator kernels instead of the C extension (same results, slower)",
+        group="Developer",
+    )
+
+    # Where each value came from; set by the loader.
+    _sources: dict[str, Source] = PrivateAttr(default_factory=dict)
+
+    # ------------------------------------------------------------------ reading it
+
+    @classmethod
+    def load(cls, environ: Any = None, env_file: Any = ".env") -> Settings:
+        """Read ``environ`` (default ``os.environ``) over the ``.env`` file, which never overrides it.
+        Raises ``ConfigError`` with one line per invalid variable."""
+        from bot.config.loading import load
+
+        return load(environ, env_file)
+
+    @classmethod
+    def from_mapping(cls, source: Any) -> Settings:
+        """Validate explicit ``{NAME: text}`` values (counted as set in the environment)."""
+        from bot.config.loading import from_mapping
+
+        return from_mapping(source)
+
+    def source(self, name: str) -> Source:
+        """Where ``NAME``'s value came from: default, .env or environment."""
+        return self._sources.get(name.upper(), Source.DEFAULT)
+
+    def is_set(self, name: str) -> bool:
+        """Was ``NAME`` given (environment or ``.env``), rather than left at its default?"""
+        return self.source(name) is not Source.DEFAULT
+
+    @property
+    def telegram_enabled(self) -> bool:
+        return bool(self.telegram_bot_token.get_secret_value())
+
+    @property
+    def alpaca_enabled(self) -> bool:
+        return bool(self.alpaca_api_key.get_secret_value())
+
+    def wants_console(self) -> bool:
+        """Read commands from standard input? ``auto``: when there is no Telegram token."""
+        if self.tradebot_console is ConsoleMode.AUTO:
+            return not self.telegram_enabled
+        return self.tradebot_console is ConsoleMode.ON
+
+    def secrets(self) -> list[str]:
+        """Every secret that is set, the database password included, for the log redaction filter."""
+        values = [getattr(self, name).get_secret_value() for name in secret_fields()]
+        return [v for v in [*values, url_password(self.database_url)] if v]
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with typed values replaced (tests); the sources are kept."""
+        copy = self.model_copy(update=overrides)
+        copy._sources = dict(self._sources)
+        return copy
+
+    def __repr_args__(self) -> Any:
+        from bot.config.types import mask_url
+
+        for name, value in super().__repr_args__():
+            yield name, mask_url(value) if name == "database_url" else value
+
+
+def secret_fields() -> tuple[str, ...]:
+    return tuple(name for name, f in Settings.model_fields.items() if f.annotation is SecretStr)
