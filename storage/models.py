@@ -180,10 +180,25 @@ class SimOrderRow(SQLModel, table=True):
     filled_avg_price: float | None = None
     commission: float = 0.0
     exit_reason: str | None = None
-    reported: bool = False  # fill handed to the client through sync()
+    reported: bool = False  # its latest status handed to the client through sync()
     submitted_at: datetime
     filled_at: datetime | None = None
     reject_reason: str | None = None
+
+
+class SimFillRow(SQLModel, table=True):
+    """One execution at the simulated exchange, reported until the client acknowledges it."""
+
+    __tablename__ = "sim_fills"
+
+    id: int | None = Field(default=None, primary_key=True)
+    fill_id: str = Field(index=True, unique=True, max_length=200)
+    client_order_id: str = Field(index=True, max_length=128)
+    qty: float
+    price: float
+    commission: float = 0.0
+    time: datetime
+    acknowledged: bool = False
 
 
 # --- which process may trade ---

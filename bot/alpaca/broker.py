@@ -20,6 +20,7 @@ Safety rules this adapter keeps, whatever the SDK does:
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -100,6 +101,7 @@ class AlpacaBroker:
         self._sleep = sleep
         self._cache: dict[str, tuple[float, Any]] = {}
         self.fills = FillLedger(fill_lookback)
+        self._state = threading.Lock()  # the trading stream remembers orders while a sync runs
         self._info: dict[str, tuple[str, str, ExitReason | None]] = {}  # order id -> (coid, symbol, reason)
         self._tracked_open: set[str] = set()
         self._reported: dict[str, tuple[OrderStatus, float]] = {}
@@ -147,13 +149,14 @@ class AlpacaBroker:
 
     def _remember(self, raw: Any) -> None:
         for order in convert.flatten([raw]):
-            self._info[str(order.id)] = (
-                str(order.client_order_id),
-                symbol_of(order),
-                convert.exit_reason_of(order),
-            )
-            if is_open(order):
-                self._tracked_open.add(str(order.id))
+            with self._state:
+                self._info[str(order.id)] = (
+                    str(order.client_order_id),
+                    symbol_of(order),
+                    convert.exit_reason_of(order),
+                )
+                if is_open(order):
+                    self._tracked_open.add(str(order.id))
 
     # ------------------------------------------------------------------ reads
     def check_credentials(self) -> Account:
@@ -298,6 +301,30 @@ class AlpacaBroker:
         self._cache.pop("account", None)
         self._remember(raw)
         return raw
+
+    def cancel(self, client_order_id: str) -> Order:
+        """Cancel an open order (a bracket's legs go with it, orders.md "Bracket Orders"). Alpaca
+        answers 204 and cancels asynchronously; the order is read back as it stands (``canceled``,
+        or ``pending_cancel`` until the next sync reports it canceled). 422 "not cancelable": it
+        is final already (filled first), returned as it is."""
+        raw = self.find(client_order_id)
+        if raw is None:
+            raise OrderRejected(f"Alpaca has no order {client_order_id}")
+        if is_open(raw):
+            try:
+                self.client.cancel_order_by_id(raw.id)
+            except APIError as exc:
+                if exc.status_code not in (404, 422):
+                    raise BrokerError(
+                        f"cannot cancel {client_order_id}: {describe(exc)}", retriable=True
+                    ) from None
+            except requests.RequestException as exc:
+                raise BrokerError(
+                    f"cannot cancel {client_order_id}: {describe(exc)}", retriable=True
+                ) from None
+            raw = self.order_by_id(str(raw.id))
+            self._remember(raw)
+        return to_order(raw)
 
     def _after_failure(self, coid: str, why: str) -> Any:
         try:
@@ -487,11 +514,20 @@ class AlpacaBroker:
         """The service has recorded these fills: stop reporting them."""
         self.fills.acknowledge(fill_ids)
 
+    def report_fills_since(self, since: datetime | None) -> None:
+        """The books hold every fill up to ``since``: the next sync reads the FILL activities from
+        there on, page by page, however long ago (a restart after a week's outage records every
+        fill). None: the books hold nothing to resume from; look back ``fill_lookback``."""
+        if since is not None:
+            self.fills.resume_from(since)
+
     def push_trade_update(self, update: Any) -> BrokerUpdate:
         """A ``trade_updates`` event (alpaca-py ``TradeUpdate``): its fill joins the ledger under the
-        id the activities give the same execution; the next ``sync`` reports it."""
+        id the activities give the same execution; the next ``sync`` reports it. No I/O: safe to
+        call on the event loop while a sync runs in a worker thread."""
         self._remember(update.order)
-        coid, symbol, reason = self._info[str(update.order.id)]
+        with self._state:
+            coid, symbol, reason = self._info[str(update.order.id)]
         fill = self.fills.add_stream(update, client_order_id=coid, symbol=symbol, exit_reason=reason)
         return BrokerUpdate(fills=[fill] if fill else [], orders=[to_order(update.order)])
 
@@ -542,12 +578,15 @@ class AlpacaBroker:
 
     def _changed_orders(self) -> list[Order]:
         current = {str(o.id): o for o in self._working()}
-        for order_id in self._tracked_open - current.keys():
+        with self._state:
+            gone = self._tracked_open - current.keys()
+        for order_id in gone:
             try:
                 current[order_id] = self.order_by_id(order_id)
             except BrokerError as exc:
                 log.warning("cannot read order %s: %s", order_id, exc)
-        self._tracked_open = {i for i, o in current.items() if is_open(o)}
+        with self._state:
+            self._tracked_open = {i for i, o in current.items() if is_open(o)} | (self._tracked_open - gone)
         changed = []
         for order_id, raw in current.items():
             order = to_order(raw)

@@ -14,11 +14,15 @@ always bring it: a stream that skipped an execution can never make one fill coun
 
 Fills stay in ``pending()`` until ``acknowledge`` names them (the ``Broker`` contract): a
 database error while the service records a fill loses nothing.
+
+The ledger is thread-safe: the trading stream adds to it on the event loop while a sync reads it
+in a worker thread. Every method holds one lock for a few dictionary operations, no I/O.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -60,20 +64,23 @@ class FillLedger:
         self._pending: dict[str, Fill] = {}
         self._cum: dict[str, float] = {}  # fill id -> the order's cumulative quantity after it
         self._orders: dict[str, _OrderFills] = {}
+        self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ reporting
     def pending(self) -> list[Fill]:
         """Unacknowledged fills, oldest first; at one instant, buys before sells and each order's
         executions in cumulative order (same-millisecond activities arrive in either order)."""
-        return sorted(
-            self._pending.values(),
-            key=lambda f: (f.time, f.side is not Side.BUY, f.client_order_id, self._cum[f.fill_id]),
-        )
+        with self._lock:
+            return sorted(
+                self._pending.values(),
+                key=lambda f: (f.time, f.side is not Side.BUY, f.client_order_id, self._cum[f.fill_id]),
+            )
 
     def acknowledge(self, fill_ids: list[str]) -> None:
-        for fid in fill_ids:
-            self._pending.pop(fid, None)
-            self._cum.pop(fid, None)
+        with self._lock:
+            for fid in fill_ids:
+                self._pending.pop(fid, None)
+                self._cum.pop(fid, None)
 
     def _record(self, order_id: str, cum: float, fill: Fill) -> bool:
         self._orders.setdefault(order_id, _OrderFills()).executions.setdefault(cum, (fill.qty, fill.price))
@@ -88,16 +95,26 @@ class FillLedger:
         return True
 
     # ------------------------------------------------------------------ activities
+    def resume_from(self, since: datetime) -> None:
+        """Read the activities from ``since`` on (the last fill the books hold, or their oldest
+        open order), however long ago: a restart after a long outage records every fill."""
+        with self._lock:
+            self.cursor = since if self.cursor is None else min(self.cursor, since)
+
     def window_start(self, now: datetime) -> str:
         """The ``after`` of the next activities query: activities can be posted a little after
-        their transaction time, so look back a minute before the newest seen."""
-        if self.cursor is None:
-            self.cursor = now - self.lookback
-        return (self.cursor - timedelta(minutes=1)).astimezone(UTC).isoformat().replace("+00:00", "Z")
+        their transaction time, so look back a minute before the newest seen. With nothing to
+        resume from, the first query looks back ``lookback``."""
+        with self._lock:
+            if self.cursor is None:
+                self.cursor = now - self.lookback
+            start = self.cursor - timedelta(minutes=1)
+        return start.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
     def add_activity(self, row: dict[str, Any], fill: Fill) -> bool:
-        self.cursor = max(self.cursor or fill.time, fill.time)
-        return self._record(str(row["order_id"]), float(row["cum_qty"]), fill)
+        with self._lock:
+            self.cursor = max(self.cursor or fill.time, fill.time)
+            return self._record(str(row["order_id"]), float(row["cum_qty"]), fill)
 
     # ------------------------------------------------------------------ trading stream
     def add_stream(
@@ -105,37 +122,38 @@ class FillLedger:
     ) -> Fill | None:
         """A ``fill``/``partial_fill`` trade update as a ``Fill``, or None when it cannot be placed
         exactly (the activities will bring it)."""
-        event = str(getattr(update.event, "value", update.event))
-        order = update.order
-        if event not in ("fill", "partial_fill"):
-            return None
-        cum_after = as_float(order.filled_qty) or 0.0
-        avg_after = as_float(order.filled_avg_price)
-        qty = as_float(getattr(update, "qty", None)) or 0.0
-        order_id = str(order.id)
-        known = self._orders.setdefault(order_id, _OrderFills())
-        if cum_after in known.executions:  # seen already, by either road
-            fid = fill_id(order_id, cum_after)
-            return self._pending.get(fid)
-        before = known.known_through()
-        if cum_after <= 0 or avg_after is None or qty <= 0 or abs(before + qty - cum_after) > EPS:
-            log.info(
-                "trade update for order %s (filled %s) cannot be placed after %s known: left to the activities",
-                order_id,
-                cum_after,
-                before,
+        with self._lock:
+            event = str(getattr(update.event, "value", update.event))
+            order = update.order
+            if event not in ("fill", "partial_fill"):
+                return None
+            cum_after = as_float(order.filled_qty) or 0.0
+            avg_after = as_float(order.filled_avg_price)
+            qty = as_float(getattr(update, "qty", None)) or 0.0
+            order_id = str(order.id)
+            known = self._orders.setdefault(order_id, _OrderFills())
+            if cum_after in known.executions:  # seen already, by either road
+                fid = fill_id(order_id, cum_after)
+                return self._pending.get(fid)
+            before = known.known_through()
+            if cum_after <= 0 or avg_after is None or qty <= 0 or abs(before + qty - cum_after) > EPS:
+                log.info(
+                    "trade update for order %s (filled %s) cannot be placed after %s known: left to the activities",
+                    order_id,
+                    cum_after,
+                    before,
+                )
+                return None
+            price = (avg_after * cum_after - known.notional_through(before)) / qty
+            fill = Fill(
+                fill_id=fill_id(order_id, cum_after),
+                client_order_id=client_order_id,
+                symbol=symbol,
+                side=Side.BUY if str(getattr(order.side, "value", order.side)) == "buy" else Side.SELL,
+                qty=qty,
+                price=round(price, 9),
+                time=update.timestamp,
+                exit_reason=exit_reason,
             )
-            return None
-        price = (avg_after * cum_after - known.notional_through(before)) / qty
-        fill = Fill(
-            fill_id=fill_id(order_id, cum_after),
-            client_order_id=client_order_id,
-            symbol=symbol,
-            side=Side.BUY if str(getattr(order.side, "value", order.side)) == "buy" else Side.SELL,
-            qty=qty,
-            price=round(price, 9),
-            time=update.timestamp,
-            exit_reason=exit_reason,
-        )
-        self._record(order_id, cum_after, fill)
-        return fill
+            self._record(order_id, cum_after, fill)
+            return fill

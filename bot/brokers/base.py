@@ -59,6 +59,13 @@ class Broker(Protocol):
 
     def get_order_by_client_id(self, client_order_id: str) -> Order | None: ...
 
+    def cancel(self, client_order_id: str) -> Order:
+        """Cancel what is left of an open order (what filled stays filled); the next ``sync``
+        reports it ``canceled``. Returns the order as the broker has it afterwards; an order that
+        is already final is returned as it is. Raises ``OrderRejected`` when there is no such order.
+        """
+        ...
+
     def sync(self, now: datetime) -> BrokerUpdate:
         """Advance to ``now`` (the simulator fills and triggers stops here) and report changes.
 
@@ -69,6 +76,13 @@ class Broker(Protocol):
 
     def acknowledge(self, fill_ids: list[str]) -> None:
         """The service has durably recorded these fills: stop reporting them."""
+        ...
+
+    def report_fills_since(self, since: datetime | None) -> None:
+        """Called once before the first ``sync`` after a start: the books hold every fill up to
+        ``since`` (their last fill, or their oldest open order; None when they hold neither).
+        A broker that reads fills back from a history (Alpaca's account activities) reads from
+        there on, so fills from a long outage are reported too."""
         ...
 
     def ensure_protection(self, positions: list[Position]) -> list[str]:

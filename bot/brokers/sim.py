@@ -10,7 +10,17 @@ Fill model (stated here and in the README):
   reaches it, the stop first when a bar touches both; a gap through a level fills at the bar's
   open (``bot.brokers.rules.first_touch``, which the portfolio backtest calls too);
 - commission is a fraction of notional, charged on every fill;
-- no shorting, no margin: a buy needs the cash, a sell needs the shares.
+- no shorting, no margin: a buy needs the cash, a sell needs the shares;
+- liquidity (``max_fill_qty``, off by default): at most that quantity of one order executes per
+  bar. A larger market order fills that much on arrival and the same again at the open of each
+  later bar; a limit order that much on each bar that reaches its limit. Every execution is a
+  fill of its own (``partially_filled`` until the last). A sell's remainder is canceled if the
+  position is gone (a stop took it), a buy's if the cash no longer covers it. Stops and targets
+  always close the whole position.
+
+Every execution is reported by ``sync`` until ``acknowledge`` names it (``sim_fills``); an order
+executed in one go keeps the fill id ``sim-<client order id>``, executions in parts are
+``sim-<client order id>-<cumulative quantity>``. ``cancel`` stops an order's remainder.
 
 The exchange keeps its own books (cash, positions, orders) in the ``sim_*`` tables of the same
 database, so successive ``tradebot tick`` runs continue one account.
@@ -39,11 +49,12 @@ from bot.domain import (
     Side,
 )
 from storage.db import Database, DatabaseError
-from storage.models import SimAccountRow, SimOrderRow, SimPositionRow
+from storage.models import SimAccountRow, SimFillRow, SimOrderRow, SimPositionRow
 from storage.repository import aware, utc
 
 log = logging.getLogger(__name__)
 EPSILON = 1e-9
+_WORKING = (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value)
 
 
 class PriceFeed(Protocol):
@@ -67,12 +78,16 @@ class SimBroker:
         timeframe: Timeframe,
         starting_cash: float = 100_000.0,
         commission: float = 0.0,
+        max_fill_qty: float | None = None,
     ) -> None:
+        if max_fill_qty is not None and max_fill_qty <= 0:
+            raise ValueError(f"max_fill_qty must be positive, got {max_fill_qty}")
         self.db = db
         self.market = market
         self.clock = clock
         self.timeframe = timeframe
         self.commission = commission
+        self.max_fill_qty = max_fill_qty
         try:
             with db.session() as s:
                 if s.get(SimAccountRow, 1) is None:
@@ -117,7 +132,7 @@ class SimBroker:
 
     def open_orders(self) -> list[Order]:
         with self.db.session() as s:
-            rows = s.exec(select(SimOrderRow).where(col(SimOrderRow.status) == OrderStatus.NEW.value))
+            rows = s.exec(select(SimOrderRow).where(col(SimOrderRow.status).in_(_WORKING)))
             return [_order(r) for r in rows]
 
     def get_order_by_client_id(self, client_order_id: str) -> Order | None:
@@ -160,10 +175,30 @@ class SimBroker:
             else:
                 s.add(row)
                 if intent.order_type is OrderType.MARKET:
-                    self._fill(s, row, self.market.price_at(intent.symbol, now), now)
+                    self._fill(s, row, self.market.price_at(intent.symbol, now), now, self._share(row))
         if problem:
             raise OrderRejected(problem)
         return self.get_order_by_client_id(intent.client_order_id)  # type: ignore[return-value]
+
+    def cancel(self, client_order_id: str) -> Order:
+        with self.db.session() as s:
+            row = _find(s, client_order_id)
+            if row is None:
+                raise OrderRejected(f"no order {client_order_id} at the simulated exchange")
+            if row.status in _WORKING:
+                self._end(s, row, OrderStatus.CANCELED, None)
+            return _order(row)
+
+    def _share(self, row: SimOrderRow) -> float:
+        """How much of ``row`` may execute in one bar: what remains, up to ``max_fill_qty``."""
+        remaining = row.qty - row.filled_qty
+        return remaining if self.max_fill_qty is None else min(remaining, self.max_fill_qty)
+
+    def _end(self, s: Session, row: SimOrderRow, status: OrderStatus, reason: str | None) -> None:
+        row.status = status.value
+        row.reject_reason = reason or row.reject_reason
+        row.reported = False
+        s.add(row)
 
     def _reject_reason(self, s: Session, intent: OrderIntent, now: datetime) -> str | None:
         if intent.qty <= 0:
@@ -178,13 +213,17 @@ class SimBroker:
             return f"cannot sell {intent.qty:g} {intent.symbol}: holding {have:g} (no short selling)"
         return None
 
-    def _fill(self, s: Session, row: SimOrderRow, price: float, when: datetime) -> None:
-        """Execute ``row`` in full at ``price``: books, cash, commission."""
-        fee = row.qty * price * self.commission
+    def _fill(
+        self, s: Session, row: SimOrderRow, price: float, when: datetime, qty: float | None = None
+    ) -> None:
+        """Execute ``qty`` of ``row`` (all that remains by default) at ``price``: books, cash,
+        commission, and one ``sim_fills`` row."""
+        qty = row.qty - row.filled_qty if qty is None else qty
+        fee = qty * price * self.commission
         account = s.get(SimAccountRow, 1)
         position = s.get(SimPositionRow, row.symbol)
         if row.side == Side.BUY.value:
-            account.cash -= row.qty * price + fee  # type: ignore[union-attr]
+            account.cash -= qty * price + fee  # type: ignore[union-attr]
             if position is None:
                 position = SimPositionRow(
                     symbol=row.symbol,
@@ -193,55 +232,80 @@ class SimBroker:
                     opened_at=utc(when),
                     entry_client_order_id=row.client_order_id,
                 )
-            total = position.qty + row.qty
-            position.avg_price = (position.avg_price * position.qty + price * row.qty) / total
+            total = position.qty + qty
+            position.avg_price = (position.avg_price * position.qty + price * qty) / total
             position.qty = total
             if row.stop_loss is not None or row.take_profit is not None:
                 position.stop_loss, position.take_profit = row.stop_loss, row.take_profit
                 position.entry_client_order_id = row.client_order_id
             s.add(position)
         else:
-            account.cash += row.qty * price - fee  # type: ignore[union-attr]
-            position.qty -= row.qty  # type: ignore[union-attr]
+            account.cash += qty * price - fee  # type: ignore[union-attr]
+            position.qty -= qty  # type: ignore[union-attr]
             if position.qty <= EPSILON:  # type: ignore[union-attr]
                 s.delete(position)
             else:
                 s.add(position)
         s.add(account)
-        row.status = OrderStatus.FILLED.value
-        row.filled_qty = row.qty
-        row.filled_avg_price = price
-        row.commission = fee
+        whole = row.filled_qty == 0 and qty + EPSILON >= row.qty
+        cum = row.filled_qty + qty
+        row.filled_avg_price = ((row.filled_avg_price or 0.0) * row.filled_qty + price * qty) / cum
+        row.filled_qty = row.qty if cum + EPSILON >= row.qty else cum
+        row.status = (OrderStatus.FILLED if row.filled_qty >= row.qty else OrderStatus.PARTIALLY_FILLED).value
+        row.commission += fee
         row.filled_at = utc(when)
         row.reported = False
         s.add(row)
+        fill_id = f"sim-{row.client_order_id}" if whole else f"sim-{row.client_order_id}-{_qty_key(cum)}"
+        s.add(
+            SimFillRow(
+                fill_id=fill_id,
+                client_order_id=row.client_order_id,
+                qty=qty,
+                price=price,
+                commission=fee,
+                time=utc(when),
+            )
+        )
 
     # --- time passes ---
 
     def sync(self, now: datetime) -> BrokerUpdate:
+        """Run the bars since the last sync (stops, targets, limits, remainders of orders filling
+        in parts); report every unacknowledged execution and each order whose status changed."""
         with self.db.session() as s:
             account = s.get(SimAccountRow, 1)
             since = aware(account.last_sync) if account.last_sync else None  # type: ignore[union-attr]
+            self._run_remainders(s, since, now)  # at bars' opens: before what happens inside them
             self._run_protective_exits(s, since, now)
             self._run_limit_orders(s, since, now)
             account.last_sync = utc(now)  # type: ignore[union-attr]
             s.add(account)
-            rows = list(s.exec(select(SimOrderRow).where(col(SimOrderRow.reported).is_(False))))
-            orders = [_order(r) for r in rows]
-            fills = [_fill_of(r) for r in rows if r.status == OrderStatus.FILLED.value]
+            s.flush()
+            changed = list(s.exec(select(SimOrderRow).where(col(SimOrderRow.reported).is_(False))))
+            orders = [_order(r) for r in changed]
+            for row in changed:
+                row.reported = True
+                s.add(row)
+            unacknowledged = s.exec(
+                select(SimFillRow, SimOrderRow)
+                .join(SimOrderRow, col(SimOrderRow.client_order_id) == col(SimFillRow.client_order_id))
+                .where(col(SimFillRow.acknowledged).is_(False))
+                .order_by(col(SimFillRow.id))
+            )
+            fills = [_fill_of(fill, order) for fill, order in unacknowledged]
         return BrokerUpdate(fills=fills, orders=orders)
 
     def acknowledge(self, fill_ids: list[str]) -> None:
-        ids = [f.removeprefix("sim-") for f in fill_ids]
+        if not fill_ids:
+            return
         with self.db.session() as s:
-            for row in s.exec(select(SimOrderRow).where(col(SimOrderRow.client_order_id).in_(ids))):
-                row.reported = True
+            for row in s.exec(select(SimFillRow).where(col(SimFillRow.fill_id).in_(fill_ids))):
+                row.acknowledged = True
                 s.add(row)
-            # canceled and rejected orders are reported once, with no fill to acknowledge
-            for row in s.exec(select(SimOrderRow).where(col(SimOrderRow.reported).is_(False))):
-                if row.status in (OrderStatus.CANCELED.value, OrderStatus.REJECTED.value):
-                    row.reported = True
-                    s.add(row)
+
+    def report_fills_since(self, since: datetime | None) -> None:
+        """Nothing to do: unacknowledged executions wait in the exchange's own books."""
 
     def ensure_protection(self, positions: list[Position]) -> list[str]:
         """Stops and targets live in the exchange's own books (``sim_positions``): nothing to re-arm."""
@@ -291,18 +355,52 @@ class SimBroker:
 
     def _run_limit_orders(self, s: Session, since: datetime | None, now: datetime) -> None:
         query = select(SimOrderRow).where(
-            col(SimOrderRow.status) == OrderStatus.NEW.value, col(SimOrderRow.order_type) == "limit"
+            col(SimOrderRow.status).in_(_WORKING), col(SimOrderRow.order_type) == "limit"
         )
         for row in list(s.exec(query)):
             bars = self._closed_bars(row.symbol, aware(row.submitted_at), since, now)  # type: ignore[arg-type]
             limit = row.limit_price or 0.0
             for i in range(len(bars)):
                 if row.side == Side.BUY.value and bars.low[i] <= limit:
-                    self._fill(s, row, min(limit, float(bars.open[i])), _bar_time(bars, i))
+                    price = min(limit, float(bars.open[i]))
+                elif row.side == Side.SELL.value and bars.high[i] >= limit:
+                    price = max(limit, float(bars.open[i]))
+                else:
+                    continue
+                if not self._execute_part(s, row, price, _bar_time(bars, i)):
                     break
-                if row.side == Side.SELL.value and bars.high[i] >= limit:
-                    self._fill(s, row, max(limit, float(bars.open[i])), _bar_time(bars, i))
+
+    def _run_remainders(self, s: Session, since: datetime | None, now: datetime) -> None:
+        """Market orders filling in parts (``max_fill_qty``): one more part at each later bar's open."""
+        query = select(SimOrderRow).where(
+            col(SimOrderRow.status) == OrderStatus.PARTIALLY_FILLED.value,
+            col(SimOrderRow.order_type) == "market",
+        )
+        for row in list(s.exec(query)):
+            bars = self._closed_bars(row.symbol, aware(row.submitted_at), since, now)  # type: ignore[arg-type]
+            for i in range(len(bars)):
+                if not self._execute_part(s, row, float(bars.open[i]), _bar_time(bars, i)):
                     break
+
+    def _execute_part(self, s: Session, row: SimOrderRow, price: float, when: datetime) -> bool:
+        """One bar's execution of ``row``; False once the order is done (filled or canceled)."""
+        qty = self._share(row)
+        if row.side == Side.SELL.value:
+            position = s.get(SimPositionRow, row.symbol)
+            qty = min(qty, position.qty if position is not None else 0.0)
+            if qty <= EPSILON:
+                self._end(
+                    s, row, OrderStatus.CANCELED, f"nothing left to sell: {row.symbol} is no longer held"
+                )
+                return False
+        else:
+            cash = s.get(SimAccountRow, 1).cash  # type: ignore[union-attr]
+            refusal = buy_refusal(qty, price, cash, self.commission)
+            if refusal:
+                self._end(s, row, OrderStatus.CANCELED, f"the rest canceled: {refusal}")
+                return False
+        self._fill(s, row, price, when, qty)
+        return row.status == OrderStatus.PARTIALLY_FILLED.value
 
 
 def _bar_time(bars: Bars, index: int) -> datetime:
@@ -338,15 +436,19 @@ def _order(row: SimOrderRow) -> Order:
     )
 
 
-def _fill_of(row: SimOrderRow) -> Fill:
+def _fill_of(fill: SimFillRow, order: SimOrderRow) -> Fill:
     return Fill(
-        fill_id=f"sim-{row.client_order_id}",
-        client_order_id=row.client_order_id,
-        symbol=row.symbol,
-        side=Side(row.side),
-        qty=row.filled_qty,
-        price=row.filled_avg_price or 0.0,
-        time=aware(row.filled_at or row.submitted_at),  # type: ignore[arg-type]
-        commission=row.commission,
-        exit_reason=ExitReason(row.exit_reason) if row.exit_reason else None,
+        fill_id=fill.fill_id,
+        client_order_id=fill.client_order_id,
+        symbol=order.symbol,
+        side=Side(order.side),
+        qty=fill.qty,
+        price=fill.price,
+        time=aware(fill.time),  # type: ignore[arg-type]
+        commission=fill.commission,
+        exit_reason=ExitReason(order.exit_reason) if order.exit_reason else None,
     )
+
+
+def _qty_key(qty: float) -> str:
+    return f"{qty:.9f}".rstrip("0").rstrip(".")

@@ -27,7 +27,10 @@ stored, then answered with a status, or ``"drop"`` to close the connection), ``f
 ``hang_seconds`` (a submit stored, answered late), ``hang_all`` (every request answered only after
 that long), ``data_outage``, ``read_failures`` (the next N trading GETs answer 503), ``keys``.
 Orders fill when a test says (``fill``) or at once with ``auto_fill`` (market orders, at
-``prices[symbol]`` or the last bar's close; a stock only while the market is open).
+``prices[symbol]`` or the last bar's close; a stock only while the market is open). With
+``fill_step`` set, an auto-filled order executes at most that quantity at once and the next part
+each time a test calls ``trade`` (an order larger than the book fills in several executions,
+``partially_filled`` until the last: orders.md, "Order Lifecycle").
 """
 
 from __future__ import annotations
@@ -77,6 +80,7 @@ class FakeAlpaca:
         self.cash = 100_000.0
         self.multiplier = "1"
         self.auto_fill = False
+        self.fill_step: float | None = None
         self.crypto_day_tz = "America/Chicago"
         self.same_ms_reversed = False
         self.rate_limit = 200
@@ -197,6 +201,15 @@ class FakeAlpaca:
             self.execute(order, price, qty)
             return order
 
+    def trade(self) -> list[FakeOrder]:
+        """Time passes on the exchange: the next ``fill_step`` of every auto-filled market order
+        still partly open executes (at ``prices``). Returns the orders that traded."""
+        with self.lock:
+            traded = [o for o in self.all_orders() if o.type == "market" and o.status == "partially_filled"]
+            for order in traded:
+                self.execute(order, None, self.fill_step)
+            return traded
+
     def cancel(self, client_order_id: str) -> None:
         """The trader cancels an order in Alpaca's dashboard (its group goes with it)."""
         with self.lock:
@@ -216,7 +229,7 @@ class FakeAlpaca:
                 for order in list(self.orders):
                     if order.status == "accepted" and order.type == "market":
                         order.status = "new"
-                        self.execute(order, None, None)
+                        self.execute(order, None, self.fill_step)
 
     def last_price(self, symbol: str) -> float:
         if symbol in self.prices:

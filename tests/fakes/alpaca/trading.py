@@ -212,7 +212,7 @@ def _create(
     fake.orders.append(order)
     fake.emit("new", order)
     if fake.auto_fill and order.type == "market" and not waiting:
-        fake.execute(order, None, None)
+        fake.execute(order, None, fake.fill_step)
     return order
 
 
