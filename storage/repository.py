@@ -164,6 +164,18 @@ def count_fills(session: Session) -> int:
     return session.exec(select(func.count()).select_from(FillRow)).one()
 
 
+def fills_resume_point(session: Session) -> datetime | None:
+    """Where the broker's fills must be read back from after a restart: the time of the last fill
+    on record, or the creation of the oldest order still open if that is earlier (None: neither)."""
+    last_fill = session.exec(select(func.max(FillRow.time))).one()
+    open_values = [s.value for s in OrderStatus if s.is_open]
+    oldest_open = session.exec(
+        select(func.min(OrderRow.created_at)).where(col(OrderRow.status).in_(open_values))
+    ).one()
+    known = [aware(t) for t in (last_fill, oldest_open) if t is not None]
+    return min(known) if known else None  # type: ignore[type-var]
+
+
 # --- positions ---
 
 

@@ -242,6 +242,18 @@ class LiveStreams:
             log.exception("%s failed", what)
 
 
+def trade_update_handler(broker: Callable[[], Any], service: Callable[[], Any]) -> TradeUpdateHandler:
+    """What a ``trade_updates`` event does: its fill joins the broker's ledger (no I/O, on the event
+    loop), then the service syncs in a worker thread, so the fill is recorded and alerted at once.
+    ``broker`` and ``service`` are getters (the objects may be rebuilt)."""
+
+    async def handle(update: Any) -> None:
+        broker().push_trade_update(update)
+        await asyncio.to_thread(service().sync)
+
+    return handle
+
+
 async def run_streams(app: App, stop: asyncio.Event) -> None:
     """A transport for ``bot.runner``: Alpaca's streams until ``stop`` is set.
 
@@ -259,10 +271,6 @@ async def run_streams(app: App, stop: asyncio.Event) -> None:
     async def bars_closed(symbols: list[str], closed_at: datetime) -> None:
         await app.engine.run_tick()
 
-    async def trade_update(update: Any) -> None:
-        broker.push_trade_update(update)
-        await asyncio.to_thread(app.service.sync)
-
     async def reconnected(name: str) -> None:
         if name == "trading":
             await asyncio.to_thread(app.service.sync)
@@ -279,7 +287,7 @@ async def run_streams(app: App, stop: asyncio.Event) -> None:
         stream_url=settings.alpaca_stream_url or None,
         trading_url=url_setting(settings, "ALPACA_TRADING_URL"),
         on_bars_closed=bars_closed,
-        on_trade_update=trade_update,
+        on_trade_update=trade_update_handler(lambda: broker, lambda: app.service),
         on_reconnect=reconnected,
     )
     await streams.start()

@@ -43,10 +43,19 @@ class FillLedger:
         self.events = events
         self.orders = orders
         self._last_snapshot: datetime | None = None
+        self._resumed = False
 
     def sync(self) -> int:
-        """Apply the broker's fills and order updates; mark prices; snapshot equity. Returns fills applied."""
+        """Apply the broker's fills and order updates; mark prices; snapshot equity. Returns fills applied.
+
+        The first sync tells the broker where the books stop (``report_fills_since``), so fills
+        from a restart after a long outage are recorded, not only adopted by reconciliation."""
         now = self.clock.now()
+        if not self._resumed:
+            with self.db.session() as s:
+                since = repo.fills_resume_point(s)
+            self.broker.report_fills_since(since)
+            self._resumed = True
         update = self.broker.sync(now)
         applied = sum(1 for fill in update.fills if self.apply(fill, now))
         if update.fills:
