@@ -25,7 +25,9 @@ Besides those, this module models:
 Switches inject the failures tradebot must survive: ``fail_after_accept`` (the next N submits are
 stored, then answered with a status, or ``"drop"`` to close the connection), ``fail_before_accept``,
 ``hang_seconds`` (a submit stored, answered late), ``hang_all`` (every request answered only after
-that long), ``data_outage``, ``read_failures`` (the next N trading GETs answer 503), ``keys``.
+that long), ``data_outage``, ``read_failures`` (the next N trading GETs answer 503), ``keys``,
+``activities_held`` (executions are not yet listed as FILL activities, until ``post_activities``:
+the trading stream running ahead of the activities endpoint).
 Orders fill when a test says (``fill``) or at once with ``auto_fill`` (market orders, at
 ``prices[symbol]`` or the last bar's close; a stock only while the market is open). With
 ``fill_step`` set, an auto-filled order executes at most that quantity at once and the next part
@@ -74,6 +76,8 @@ class FakeAlpaca:
         self.orders: list[FakeOrder] = []
         self.positions: dict[str, FakePosition] = {}
         self.activities: list[dict[str, Any]] = []
+        self.activities_held = False
+        self._unposted: list[dict[str, Any]] = []
         self.bars: dict[str, list[tuple[int, float, float, float, float, float]]] = {}
         self.prices: dict[str, float] = {}
         self.assets: dict[str, dict[str, Any]] = {}
@@ -209,6 +213,16 @@ class FakeAlpaca:
             for order in traded:
                 self.execute(order, None, self.fill_step)
             return traded
+
+    def add_activity(self, row: dict[str, Any]) -> None:
+        with self.lock:
+            (self._unposted if self.activities_held else self.activities).append(row)
+
+    def post_activities(self) -> None:
+        """List the executions held back by ``activities_held`` (and stop holding them)."""
+        with self.lock:
+            self.activities.extend(self._unposted)
+            self._unposted, self.activities_held = [], False
 
     def cancel(self, client_order_id: str) -> None:
         """The trader cancels an order in Alpaca's dashboard (its group goes with it)."""

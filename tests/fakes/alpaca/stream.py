@@ -7,17 +7,25 @@ then ``{"action": "listen", "data": {"streams": ["trade_updates"]}}``, answered 
 ``listening`` message; then one message per order event: ``{"stream": "trade_updates", "data":
 {"event", "execution_id", "order", "timestamp", "position_qty", "price", "qty"}}``.
 
-For ``fill`` and ``partial_fill`` the ``order`` is the order after the execution (``filled_qty``
-cumulative) and ``qty``/``price`` are the execution's own (issue 9's review of Alpaca). The
-streaming page of alpaca-docs instead calls ``price`` "the average price per share at which the
-order was filled": ``price_mode = "average"`` sends that instead, and the bot must be right
-under both.
+For ``fill`` and ``partial_fill`` the ``order`` is the order after the execution: its
+``filled_qty`` is cumulative and ``filled_avg_price`` the average over every execution so far
+(the order entity of orders.md). On the event's own fields the sources disagree:
+
+- ``price``: streaming.md says "The average price per share at which the order was filled" (for
+  ``partial_fill`` too); issue 9's review says it is the execution's own price. ``price_mode``
+  picks the reading: ``"execution"`` (default) or ``"average"`` (the document's).
+- ``qty``: not described in streaming.md; its one example (a complete fill in one execution)
+  carries ``"qty": "1790.86"`` equal to the order's ``filled_qty``, so it cannot tell the
+  execution's quantity from the cumulative one. Issue 9's review says the execution's.
+  ``qty_mode``: ``"execution"`` (default) or ``"cumulative"``.
+- ``execution_id``, ``position_qty`` and ``timestamp`` as in the example.
+
+The bot must record the right executions under every reading (``tests/test_alpaca_fills.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import threading
 import uuid
@@ -33,14 +41,17 @@ class FakeTradingStream:
     def __init__(self, fake: Any) -> None:
         self.fake = fake
         self.price_mode = "execution"
+        self.qty_mode = "execution"
         self.paused = False  # while True, events are kept back (a dropped stream)
         self.sent: list[dict[str, Any]] = []
         self._held: list[dict[str, Any]] = []
         self._clients: set[ServerConnection] = set()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
+        self._stopping: asyncio.Event | None = None
         self.port = 0
-        threading.Thread(target=self._run, name="fake-alpaca-stream", daemon=True).start()
+        self._thread = threading.Thread(target=self._run, name="fake-alpaca-stream", daemon=True)
+        self._thread.start()
         self._ready.wait(5)
         fake.stream = self
 
@@ -53,13 +64,16 @@ class FakeTradingStream:
         asyncio.set_event_loop(self._loop)
 
         async def main() -> None:
+            self._stopping = asyncio.Event()
             async with serve(self._handler, "127.0.0.1", 0) as server:
                 self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
                 self._ready.set()
-                await asyncio.Future()
+                await self._stopping.wait()
+                for ws in list(self._clients):
+                    await ws.close()
 
-        with contextlib.suppress(RuntimeError):
-            self._loop.run_until_complete(main())
+        self._loop.run_until_complete(main())
+        self._loop.close()
 
     async def _handler(self, ws: ServerConnection) -> None:
         auth = json.loads(await ws.recv())
@@ -95,7 +109,7 @@ class FakeTradingStream:
             data.update(
                 execution_id=str(uuid.uuid4()),
                 position_qty=num(position.qty if position else 0.0),
-                qty=num(qty),
+                qty=num(order.filled_qty if self.qty_mode == "cumulative" else qty),
                 price=num(order.filled_avg_price if self.price_mode == "average" else price),
             )
         message = {"stream": "trade_updates", "data": data}
@@ -121,4 +135,6 @@ class FakeTradingStream:
         return len(self._clients)
 
     def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._stopping is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stopping.set)
+            self._thread.join(10)

@@ -266,5 +266,5 @@ def run_execution(fake: FakeAlpaca, order: FakeOrder, price: float | None, qty: 
                 ) / new_qty
             position.qty = new_qty
     fake.cash -= signed * price
-    fake.activities.append(row)
+    fake.add_activity(row)
     fake.emit("fill" if order.status == "filled" else "partial_fill", order, qty=qty, price=price)
