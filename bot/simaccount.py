@@ -31,12 +31,23 @@ from storage.models import (
     PositionRow,
     SignalRow,
     SimAccountRow,
+    SimFillRow,
     SimOrderRow,
     SimPositionRow,
     TradeRow,
 )
 
-BOOKS = (FillRow, TradeRow, PositionRow, OrderRow, EquitySnapshotRow, SignalRow, SimOrderRow, SimPositionRow)
+BOOKS = (
+    FillRow,
+    TradeRow,
+    PositionRow,
+    OrderRow,
+    EquitySnapshotRow,
+    SignalRow,
+    SimFillRow,
+    SimOrderRow,
+    SimPositionRow,
+)
 SIM_PREFIX = "sim-"  # the simulator's broker order ids and fill ids
 
 if TYPE_CHECKING:

@@ -79,7 +79,7 @@ def test_the_rest_of_an_order_executes_before_a_stop_later_in_the_same_sync(data
 
 def test_a_fill_not_yet_acknowledged_before_the_upgrade_is_still_reported(storage_url):
     database = Database(storage_url)
-    migrate.upgrade(database, "0002")
+    migrate.upgrade(database, "0003")
     with database.engine.begin() as connection:
         connection.execute(text("INSERT INTO sim_account (id, cash, starting_cash) VALUES (1, 9000, 10000)"))
         for coid, reported in (("old-acked", True), ("old-pending", False)):

@@ -134,6 +134,7 @@ def test_sim_reset_starts_a_fresh_account_after_confirmation_at_the_terminal(tmp
         "equity_snapshots",
         "signals",
         "sim_orders",
+        "sim_fills",
         "sim_positions",
         "sim_account",
     ):
