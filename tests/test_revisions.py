@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from storage import migrate, revisions
 from storage.db import Database
-from tests.processes import ROOT
+from tests import processes
 
 
 def test_the_newest_revision_from_the_files_is_alembics_head():
@@ -37,19 +37,41 @@ def test_only_a_database_at_the_head_counts_as_up_to_date(storage_url):
         db.dispose()
 
 
-def test_a_start_on_an_up_to_date_database_does_not_import_alembic(database_url):
-    db = Database(database_url)
-    migrate.upgrade(db)
-    db.dispose()
-    probe = (
-        "import sys\n"
-        "from storage.db import Database\n"
-        f"db = Database({database_url!r})\n"
-        "db.create_schema()\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n"
+# What `tradebot tick` on the simulated market must not import (issue 10, point 9: import only
+# what the simulated path uses): the schema tools once the schema is current, and every other
+# front end, broker and tool.
+NOT_ON_THE_SIMULATED_TICK = (
+    "alembic",
+    "mako",
+    "pandas",
+    "matplotlib",
+    "pyarrow",
+    "telegram",
+    "apscheduler",
+    "alpaca",
+    "httpx",
+)
+
+
+def test_tradebot_tick_on_the_simulated_market_imports_only_what_it_uses(tmp_path):
+    env = processes.environment(f"sqlite:///{tmp_path / 'tradebot.db'}")
+    first = subprocess.run(
+        [sys.executable, "-m", "bot", "tick"], cwd=tmp_path, env=env, capture_output=True, timeout=120
     )
+    assert first.returncode == 0, first.stderr  # creates and migrates the database
     result = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-X", "importtime", "-m", "bot", "tick"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    imported = {
+        line.split("|")[-1].strip().split(".")[0]
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "sqlmodel" in imported and "numpy" in imported  # the probe sees imports at all
+    assert not imported & set(NOT_ON_THE_SIMULATED_TICK), sorted(imported & set(NOT_ON_THE_SIMULATED_TICK))
