@@ -124,7 +124,11 @@ class CommandRouter:
                 "flatten", "Close every position at market", "/flatten", self._flatten, changes_state=True
             ),
             Command(
-                "confirm", "Confirm a pending action", "/confirm ID", self._confirm_cmd, changes_state=True
+                "confirm",
+                "Confirm a pending action (no ID: the only one)",
+                "/confirm [ID]",
+                self._confirm_cmd,
+                changes_state=True,
             ),
             Command("cancel", "Cancel a pending action", "/cancel ID", self._cancel_cmd),
         ):
@@ -178,6 +182,18 @@ class CommandRouter:
         if self.wall_clock.now() > pending.expires_at:
             return Reply(f"Expired: {pending.summary} was not done. Send the command again.")
         return pending.action()
+
+    def pending_for(self, caller: Caller) -> list[tuple[str, str]]:
+        """(token, summary) of the unexpired actions waiting for this chat's confirmation."""
+        now = self.wall_clock.now()
+        with self._lock:
+            return [
+                (token, p.summary)
+                for token, p in self._pending.items()
+                if p.caller.chat_id == caller.chat_id
+                and p.caller.transport == caller.transport
+                and p.expires_at >= now
+            ]
 
     def cancel(self, token: str, caller: Caller) -> Reply:
         with self._lock:
@@ -275,13 +291,20 @@ class CommandRouter:
         if qty is None or qty <= 0:
             raise UsageError(f"{args[1]!r} is not a positive quantity.")
         request = _request_id(caller)
+        early = self.service.preview_manual(
+            symbol, Side.BUY, qty, request
+        )  # answered now, not after a question
+        if early is not None:
+            return Reply(
+                fmt.outcome(early) if early.status == "duplicate" else f"Not bought: {early.message}."
+            )
 
         def apply() -> Reply:
             return Reply(
                 fmt.outcome(self.service.place_manual(symbol, Side.BUY, qty, request, by=caller.label))
             )
 
-        return self._ask(caller, f"buy {qty:g} {symbol} at market", apply)
+        return self._ask(caller, f"buy {fmt.qty(qty)} {symbol} at market", apply)
 
     def _sell(self, args: list[str], caller: Caller) -> Reply:
         if len(args) != 2:
@@ -291,13 +314,16 @@ class CommandRouter:
         if args[1].lower() != "all" and (qty is None or qty <= 0):
             raise UsageError(f"{args[1]!r} is not a positive quantity or 'all'.")
         request = _request_id(caller)
+        early = self.service.preview_manual(symbol, Side.SELL, qty, request)
+        if early is not None:
+            return Reply(fmt.outcome(early) if early.status == "duplicate" else f"Not sold: {early.message}.")
 
         def apply() -> Reply:
             return Reply(
                 fmt.outcome(self.service.place_manual(symbol, Side.SELL, qty, request, by=caller.label))
             )
 
-        return self._ask(caller, f"sell {'all' if qty is None else f'{qty:g}'} {symbol} at market", apply)
+        return self._ask(caller, f"sell {'all' if qty is None else fmt.qty(qty)} {symbol} at market", apply)
 
     def _flatten(self, args: list[str], caller: Caller) -> Reply:
         positions = self.service.positions()
@@ -310,12 +336,21 @@ class CommandRouter:
             return Reply("Flatten:\n" + "\n".join(fmt.outcome(o) for o in outcomes))
 
         names = ", ".join(p.symbol for p in positions)
-        return self._ask(caller, f"close all {len(positions)} positions ({names}) at market", apply)
+        which = "the 1 position" if len(positions) == 1 else f"all {len(positions)} positions"
+        return self._ask(caller, f"close {which} ({names}) at market", apply)
 
     def _confirm_cmd(self, args: list[str], caller: Caller) -> Reply:
-        if len(args) != 1:
+        if len(args) > 1:
             raise UsageError()
-        return self.confirm(args[0], caller)
+        if args:
+            return self.confirm(args[0], caller)
+        waiting = self.pending_for(caller)  # no ID: the only action waiting in this chat, if one
+        if not waiting:
+            return Reply("Nothing to confirm.")
+        if len(waiting) > 1:
+            listed = "\n".join(f"/confirm {token}: {summary}" for token, summary in waiting)
+            return Reply(f"{len(waiting)} actions wait for confirmation; name one:\n{listed}")
+        return self.confirm(waiting[0][0], caller)
 
     def _cancel_cmd(self, args: list[str], caller: Caller) -> Reply:
         if len(args) != 1:

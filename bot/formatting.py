@@ -26,7 +26,11 @@ def money(value: float) -> str:
 
 
 def qty(value: float) -> str:
-    return f"{value:,.6f}".rstrip("0").rstrip(".")
+    """A quantity as it is: thousands separators, up to 9 decimals (Alpaca's precision), and a
+    speck of dust as what it is rather than "0"."""
+    if 0 < abs(value) < 1e-9:
+        return f"{value:g}"
+    return f"{value:,.9f}".rstrip("0").rstrip(".")
 
 
 SIMULATED_CLOCK = "simulated clock"

@@ -96,6 +96,60 @@ def round_qty(symbol: str, qty: float) -> float:
     return float(math.floor(qty + 1e-9))
 
 
+MAX_ORDER_QTY = 1e9  # no order needs a billion shares or coins: a larger number is a typo or an attack
+
+
+def qty_step(symbol: str) -> float:
+    """The smallest order and the quantity increment: whole shares for stocks (entries carry a
+    stop-loss/take-profit bracket, which Alpaca takes in whole shares only), 0.000001 for crypto."""
+    return CRYPTO_QTY_STEP if is_crypto(symbol) else 1.0
+
+
+def is_dust(symbol: str, qty: float) -> bool:
+    """A position too small to place an order for: it blocks nothing, and /flatten sweeps it up."""
+    return qty < qty_step(symbol) * (1 - 1e-9)
+
+
+def _units(qty: float) -> str:
+    return f"{qty:,.9f}".rstrip("0").rstrip(".") if qty >= 1e-9 else f"{qty:g}"
+
+
+def order_qty_problem(symbol: str, qty: float, *, held: float | None = None) -> str | None:
+    """Why ``qty`` is not a real quantity for an order of ``symbol`` (None when it is).
+
+    ``held``: the position a sell comes out of. Selling all of it is always allowed, dust
+    included; a part must be a whole number of steps and must not leave dust behind.
+    """
+    if not math.isfinite(qty) or qty <= 0:
+        return "the quantity must be a positive number"
+    if qty > MAX_ORDER_QTY:
+        return f"{qty:,.0f} is not a plausible quantity (at most {MAX_ORDER_QTY:,.0f} per order)"
+    if held is not None and abs(qty - held) <= 1e-9 * max(held, 1e-300):
+        return None
+    step = qty_step(symbol)
+    unit = "one share" if step == 1 else f"{_units(step)} {symbol.split('/')[0]}"
+    if qty < step * (1 - 1e-9):
+        return f"{_units(qty)} {symbol} is below the smallest order ({unit})"
+    steps = qty / step
+    if abs(steps - round(steps)) > 1e-6 + steps * 1e-12:  # beyond float noise
+        return f"{_units(qty)} {symbol} is not a multiple of {unit}"
+    if held is not None:
+        if qty > held * (1 + 1e-9):
+            return f"only {_units(held)} {symbol} held: can sell up to that (no short selling)"
+        if is_dust(symbol, held - qty):
+            return (
+                f"selling {_units(qty)} would leave {_units(held - qty)} {symbol}, below the smallest order: "
+                f"sell all instead"
+            )
+    return None
+
+
+def on_grid(symbol: str, qty: float) -> float:
+    """A quantity ``order_qty_problem`` accepted, with the float noise taken out."""
+    step = qty_step(symbol)
+    return round(round(qty / step) * step, 9)
+
+
 def position_size(
     limits: RiskLimits, *, symbol: str, equity: float, cash: float, entry: float, stop: float
 ) -> float:

@@ -70,18 +70,34 @@ def test_cancel_drops_the_pending_action(bot):
 
 def test_a_replayed_buy_places_one_order(bot):
     app, clock = bot
-    for _ in range(2):  # the same Telegram message delivered twice after a crash
-        token = app.router.handle("/buy AAPL 2", chat(clock, message_id=42)).confirmation.token
-        reply = app.router.confirm(token, chat(clock, message_id=42))
-    assert reply.text.startswith("Already done")
-    assert [p.qty for p in app.service.positions()] == [2]
+    token = app.router.handle("/buy AAPL 2", chat(clock, message_id=42)).confirmation.token
+    assert app.router.confirm(token, chat(clock, message_id=42)).text.startswith("Done: Bought 2 AAPL")
+    # The same Telegram message delivered again after a crash: answered at once, nothing sent.
+    again = app.router.handle("/buy AAPL 2", chat(clock, message_id=42))
+    assert again.confirmation is None and again.text.startswith("Already done")
+    # Likewise a replayed sell.
+    pending = app.router.handle("/sell AAPL all", chat(clock, message_id=43)).confirmation.token
+    assert app.router.confirm(pending, chat(clock, message_id=43)).text.startswith("Done: Sold 2 AAPL")
+    replayed = app.router.handle("/sell AAPL all", chat(clock, message_id=43))
+    assert replayed.text.startswith("Already done")
+    assert app.service.positions() == []
+    assert len(app.service.orders(open_only=False)) == 2  # one buy, one sell
 
 
 def test_manual_buy_goes_through_the_risk_checks(bot):
     app, clock = bot
-    token = app.router.handle("/buy AAPL 100000", chat(clock, message_id=5)).confirmation.token
+    reply = app.router.handle("/buy AAPL 100000", chat(clock, message_id=5))
+    assert reply.confirmation is None  # answered at once, not after a question
+    assert reply.text.startswith("Not bought: position value")
+    assert app.service.positions() == []
+
+
+def test_the_risk_checks_run_again_when_the_buy_is_confirmed(bot):
+    app, clock = bot
+    token = app.router.handle("/buy AAPL 2", chat(clock, message_id=5)).confirmation.token
+    app.service.pause(by="ann")  # between the question and the answer
     reply = app.router.confirm(token, chat(clock, message_id=5))
-    assert reply.text.startswith("Blocked: position value")
+    assert reply.text == "Blocked: trading is paused: no new entries (exits still run)"
     assert app.service.positions() == []
 
 
@@ -93,7 +109,7 @@ def test_sell_all_and_flatten(bot):
     token = app.router.handle("/sell AAPL all", chat(clock, message_id=3)).confirmation.token
     assert app.router.confirm(token, chat(clock, message_id=3)).text.startswith("Done: Sold 2 AAPL")
     asked = app.router.handle("/flatten", chat(clock, message_id=4))
-    assert "close all 1 positions (BTC/USD)" in asked.text
+    assert "close the 1 position (BTC/USD) at market?" in asked.text
     result = app.router.confirm(asked.confirmation.token, chat(clock, message_id=4))
     assert "Sold 0.01 BTC/USD" in result.text
     assert app.service.positions() == []

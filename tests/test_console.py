@@ -100,5 +100,6 @@ def test_confirmed_buy_trades_through_the_risk_checks(tmp_path):
     assert proc.wait(timeout=60) == 0
     assert "Done: Bought 3 AAPL at" in out
     assert "AAPL: 3 @" in out
-    # the oversized buy is asked for, but would be blocked by the risk checks if confirmed
-    assert "Confirm: buy 100000 AAPL at market?" in out
+    # a second entry on the symbol is answered at once: the risk checks would block it
+    assert "Not bought: already holding or buying AAPL." in out
+    assert "Confirm: buy 100,000 AAPL" not in out

@@ -203,6 +203,15 @@ class TradingService:
             self._sync_locked()  # the simulator fills at once: the reply can say at what price
             return self._trader.refresh(outcome)
 
+    def preview_manual(
+        self, symbol: str, side: Side, qty: float | None, request_id: str
+    ) -> OrderOutcome | None:
+        """What ``place_manual`` would answer without sending anything: a duplicate (this request
+        was placed already) or a refusal ("blocked", with the reason); None when it would be sent.
+        Front ends ask before their confirmation question; ``place_manual`` checks again."""
+        with self._lock:
+            return self._trader.preview(symbol.upper(), side, qty, request_id)
+
     def flatten(self, request_id: str, by: str = "") -> list[OrderOutcome]:
         """Close every position at market. Not subject to pause (it only reduces risk)."""
         with self._lock:

@@ -15,7 +15,7 @@ from bot.brokers.base import Broker
 from bot.clock import Clock
 from bot.domain import Position, Side, Trade
 from bot.lease import TradingLease
-from bot.risk import BOUNDS, PortfolioState
+from bot.risk import BOUNDS, PortfolioState, is_dust
 from bot.service.store import SettingsStore
 from bot.views import PnlReport, RiskView, StatusView, StrategyPnl, TickReport
 from storage import repository as repo
@@ -143,7 +143,8 @@ class Reports:
     def portfolio_state(self, equity: float, cash: float, now: datetime) -> PortfolioState:
         """What the risk checks need to judge one more entry."""
         with self.db.session() as s:
-            positions = tuple(repo.list_positions(s))
+            # Dust (a position too small to order) neither blocks an entry nor counts as a trade.
+            positions = tuple(p for p in repo.list_positions(s) if not is_dust(p.symbol, p.qty))
             working = {o.symbol for o in repo.list_orders(s, open_only=True, limit=500) if o.side is Side.BUY}
         return PortfolioState(
             equity=equity,

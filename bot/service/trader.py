@@ -3,7 +3,10 @@ checked and sized ``OrderIntent`` for the order path (``bot/service/orders.py``)
 
 Entries are sized by ``risk.position_size`` (or take the trader's quantity), get a stop-loss and a
 take-profit, and pass ``risk.check_entry`` and the broker's market hours; a blocked entry is
-recorded as a ``RISK_BLOCKED`` event with the reason. Exits sell what is held, never more (no
+recorded as a ``RISK_BLOCKED`` event with the reason. A trader's /buy and /sell are checked
+before the confirmation question (``manual_refusal``: the symbol, a real quantity, a position to
+sell, the risk checks) and again when confirmed. A position too small to order (dust) blocks no
+entry, and /flatten sells it too. Exits sell what is held, never more (no
 short selling). Every request maps to a deterministic ``client_order_id``, and one that is on
 record already is reported as a duplicate instead of being sent again.
 """
@@ -27,7 +30,15 @@ from bot.domain import (
     client_order_id,
 )
 from bot.formatting import qty as fmt_qty
-from bot.risk import check_entry, position_size, protective_levels
+from bot.risk import (
+    Decision,
+    check_entry,
+    is_dust,
+    on_grid,
+    order_qty_problem,
+    position_size,
+    protective_levels,
+)
 from bot.service.events import EventLog
 from bot.service.orders import OrderRouter
 from bot.service.reports import Reports
@@ -62,7 +73,7 @@ class Trader:
             return duplicate
         position = self.reports.position(signal.symbol)
         if signal.side is Side.BUY:
-            if position is not None and position.qty > EPSILON:  # a level signal repeating: not a risk event
+            if position is not None and not is_dust(signal.symbol, position.qty):  # a level signal repeating
                 return OrderOutcome(
                     "ignored", signal.symbol, f"already holding {signal.symbol} ({position.strategy})"
                 )
@@ -94,6 +105,34 @@ class Trader:
         )
         return self.orders.submit(intent)
 
+    def manual_refusal(self, symbol: str, side: Side, qty: float | None) -> str | None:
+        """Why a trader's /buy or /sell would be refused now; None when it would be sent.
+
+        Asked before the confirmation question, so a typo, a missing position or an entry the
+        risk checks would block is answered at once; ``manual`` asks again when confirmed.
+        """
+        if side is Side.BUY:
+            problem = self._buy_problem(symbol, qty)
+            if problem:
+                return problem
+            price = self._price(symbol)
+            if price is None:
+                return f"no current price for {symbol}"
+            decision, _planned = self._entry_decision(symbol, price, on_grid(symbol, qty or 0.0))
+            return None if decision.approved else decision.reason
+        position = self.reports.position(symbol)
+        if position is None or position.qty <= 0:
+            return f"no {symbol} position to sell"
+        return None if qty is None else order_qty_problem(symbol, qty, held=position.qty)
+
+    def preview(self, symbol: str, side: Side, qty: float | None, request_id: str) -> OrderOutcome | None:
+        """``manual``'s answer when it would send nothing (a duplicate, a refusal); else None."""
+        duplicate = self.orders.already_placed(client_order_id("manual", symbol, request_id, side.value))
+        if duplicate:
+            return duplicate
+        refusal = self.manual_refusal(symbol, side, qty)
+        return OrderOutcome("blocked", symbol, refusal) if refusal else None
+
     def manual(self, symbol: str, side: Side, qty: float | None, request_id: str, by: str) -> OrderOutcome:
         """A trader's market order; ``qty=None`` on a sell means the whole position."""
         cid = client_order_id("manual", symbol, request_id, side.value)
@@ -102,41 +141,46 @@ class Trader:
             return duplicate
         who = f"manual{f' by {by}' if by else ''}"
         if side is Side.BUY:
-            if qty is None or not math.isfinite(qty) or qty <= 0:
-                return OrderOutcome("blocked", symbol, "quantity must be a positive number")
-            price = self.broker.latest_price(symbol, self.clock.now())
-            if price is None or not math.isfinite(price) or price <= 0:
-                return OrderOutcome("blocked", symbol, f"no current price for {symbol}")
+            problem = self._buy_problem(symbol, qty)
+            price = self._price(symbol)
+            if problem or price is None or qty is None:
+                return OrderOutcome("blocked", symbol, problem or f"no current price for {symbol}")
+            fixed = on_grid(symbol, qty)
             return self.enter(
-                symbol=symbol, price=price, strategy="manual", cid=cid, reason=who, fixed_qty=qty
+                symbol=symbol, price=price, strategy="manual", cid=cid, reason=who, fixed_qty=fixed
             )
+        problem = self.manual_refusal(symbol, side, qty)
         position = self.reports.position(symbol)
-        if position is None:
-            return OrderOutcome("blocked", symbol, f"no {symbol} position to sell")
-        amount = position.qty if qty is None else qty
-        if not math.isfinite(amount) or amount <= 0 or amount > position.qty + EPSILON:
-            return OrderOutcome(
-                "blocked",
-                symbol,
-                f"can sell between 0 and {fmt_qty(position.qty)} {symbol} (no short selling)",
-            )
+        if problem or position is None:
+            return OrderOutcome("blocked", symbol, problem or f"no {symbol} position to sell")
+        whole = qty is None or abs(qty - position.qty) <= 1e-9 * position.qty
         return self.orders.submit(
             OrderIntent(
                 client_order_id=cid,
                 symbol=symbol,
                 side=Side.SELL,
-                qty=amount,
+                qty=position.qty if whole else on_grid(symbol, qty or 0.0),
                 strategy=position.strategy,
                 reason=who,
                 exit_reason=ExitReason.MANUAL,
             )
         )
 
+    def _buy_problem(self, symbol: str, qty: float | None) -> str | None:
+        if symbol not in self.reports.symbols:
+            traded = ", ".join(self.reports.symbols) or "none"
+            return f"{symbol} is not a traded symbol (TRADEBOT_SYMBOLS: {traded})"
+        return order_qty_problem(symbol, math.nan if qty is None else qty)
+
+    def _price(self, symbol: str) -> float | None:
+        price = self.broker.latest_price(symbol, self.clock.now())
+        return price if price is not None and math.isfinite(price) and price > 0 else None
+
     def flatten(self, request_id: str, by: str) -> list[OrderOutcome]:
         """A market sell of every position."""
         outcomes = []
         for position in self.reports.positions():
-            if position.qty <= EPSILON:
+            if position.qty <= 0:  # dust is sold too: it must not linger and confuse
                 continue
             cid = client_order_id("flatten", position.symbol, request_id, "sell")
             duplicate = self.orders.already_placed(cid)
@@ -168,22 +212,8 @@ class Trader:
         fixed_qty: float | None = None,
     ) -> OrderOutcome:
         """Size (unless ``fixed_qty``), protect and risk-check one entry, then send it."""
-        now = self.clock.now()
-        limits = self.store.limits()
-        default_stop, default_target = protective_levels(limits, price)
-        stop = stop if stop is not None and 0 < stop < price else default_stop
-        target = target if target is not None and target > price else default_target
-        account = self.broker.account()
-        state = self.reports.portfolio_state(account.equity, account.cash, now)
-        if fixed_qty is None:
-            qty = position_size(
-                limits, symbol=symbol, equity=account.equity, cash=account.cash, entry=price, stop=stop
-            )
-        else:
-            qty = fixed_qty
-        decision = check_entry(limits, state, symbol=symbol, qty=qty, entry=price, stop=stop)
-        if decision.approved and not self.broker.is_tradable_now(symbol, now):
-            decision = replace(decision, approved=False, reason=f"market for {symbol} is closed")
+        levels = (stop, target)
+        decision, (qty, stop, target) = self._entry_decision(symbol, price, fixed_qty, levels)
         if not decision.approved:
             self.events.record(
                 EventKind.RISK_BLOCKED,
@@ -206,6 +236,33 @@ class Trader:
             reason=reason,
         )
         return self.orders.submit(intent)
+
+    def _entry_decision(
+        self,
+        symbol: str,
+        price: float,
+        fixed_qty: float | None,
+        levels: tuple[float | None, float | None] = (None, None),
+    ) -> tuple[Decision, tuple[float, float, float]]:
+        """The risk decision on one entry, and its (quantity, stop, target). No side effects."""
+        now = self.clock.now()
+        limits = self.store.limits()
+        default_stop, default_target = protective_levels(limits, price)
+        stop, target = levels
+        stop = stop if stop is not None and 0 < stop < price else default_stop
+        target = target if target is not None and target > price else default_target
+        account = self.broker.account()
+        state = self.reports.portfolio_state(account.equity, account.cash, now)
+        if fixed_qty is None:
+            qty = position_size(
+                limits, symbol=symbol, equity=account.equity, cash=account.cash, entry=price, stop=stop
+            )
+        else:
+            qty = fixed_qty
+        decision = check_entry(limits, state, symbol=symbol, qty=qty, entry=price, stop=stop)
+        if decision.approved and not self.broker.is_tradable_now(symbol, now):
+            decision = replace(decision, approved=False, reason=f"market for {symbol} is closed")
+        return decision, (qty, stop, target)
 
     def refresh(self, outcome: OrderOutcome) -> OrderOutcome:
         """Re-read the order after a sync, so a reply can say "filled at ..."."""
