@@ -195,6 +195,11 @@ def _banner(app: App, timeframe: Timeframe, speed: float, ahead: timedelta) -> l
         lines.append("Trading the Alpaca PAPER account (no real money).")
     else:
         lines.append("Trading the Alpaca LIVE account: REAL MONEY.")
+    pause = app.service.pause_state()
+    if pause is not None:  # state that outlives a run says so at start
+        from bot.formatting import paused
+
+        lines.append(f"Trading is {paused(pause, simulated=app.mode == 'sim')}. /resume allows entries.")
     lines.append(f"Symbols: {', '.join(app.engine.symbols)} on {timeframe.label} bars")
     lines.append(f"Strategies: {', '.join(st.label for st in app.strategies)}")
     lines.append(f"Database: {safe_url(s.database_url)}")

@@ -287,10 +287,7 @@ def cmd_tick(args: argparse.Namespace) -> int:
             print(
                 f"warning: could not release the trading lease (it expires by itself): {exc}", file=sys.stderr
             )
-    print(
-        f"Cycle at {fmt.when(report.started, simulated=app.mode == 'sim')}: "
-        f"{report.signals} signals, {len(report.orders)} orders"
-    )
+    print(f"Cycle at {fmt.when(report.started, simulated=app.mode == 'sim')}: {fmt.cycle(report)}")
     for outcome in report.orders:
         print("  " + fmt.outcome(outcome))
     for symbol, problem in sorted(report.data_problems.items()):

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from bot import formatting as fmt
 from bot.bars import Bars, Timeframe
 from bot.clock import Clock
 from bot.data.cache import HistoryCache
@@ -70,11 +71,10 @@ class Engine:
         )
         self.service.record_tick(report)
         log.info(
-            "tick: %d symbols (%d tradable), %d signals, %d orders, %d data problems",
+            "tick: %d symbols (%d tradable), %s; %d data problems",
             len(self.symbols),
             len(tradable),
-            signals,
-            len(outcomes),
+            fmt.cycle(report),
             len(problems),
         )
         return report

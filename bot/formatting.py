@@ -8,11 +8,12 @@ log line and no watch.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date, datetime
 
 from bot.domain import Event, Order, Position, Severity, Trade
 from bot.plugins import Registry
-from bot.views import OrderOutcome, PnlReport, RiskView, StatusView
+from bot.views import OrderOutcome, Pause, PnlReport, RiskView, StatusView, TickReport
 
 MODE_TEXT = {
     "sim": "SIMULATED market (no real money)",
@@ -23,6 +24,12 @@ MODE_TEXT = {
 
 def money(value: float) -> str:
     return f"{value:,.2f}"
+
+
+def signed(value: float) -> str:
+    """Money with its sign, and no "-0.00" for a loss that rounds to nothing."""
+    text = f"{value:+,.2f}"
+    return "+0.00" if text == "-0.00" else text
 
 
 def qty(value: float) -> str:
@@ -76,6 +83,14 @@ def help_text(rows: list[tuple[str, str]]) -> str:
     return "Commands:\n" + "\n".join(f"{usage} - {summary}" for usage, summary in rows)
 
 
+def paused(pause: Pause, *, simulated: bool = False) -> str:
+    """``PAUSED since <time> by <who>: ...``: a pause outlives the run that made it."""
+    since = f" since {when(pause.since, simulated=simulated)}" if pause.since else ""
+    by = f" by {pause.by}" if pause.by else ""
+    held_back = f"; {plural(pause.blocked, 'entry', 'entries')} blocked since" if pause.blocked else ""
+    return f"PAUSED{since}{by}: no new entries, exits still run{held_back}"
+
+
 def _simulated_clock(view: StatusView) -> str:
     parts = [SIMULATED_CLOCK]
     if view.clock_speed != 1:
@@ -89,7 +104,7 @@ def status(view: StatusView) -> str:
     simulated = view.mode == "sim"
     lines = [
         f"Mode: {MODE_TEXT.get(view.mode, view.mode)}",
-        f"State: {view.trading_state}" + (" (no new entries; exits still run)" if view.paused else ""),
+        f"State: {paused(view.pause, simulated=simulated)}" if view.pause else f"State: {view.trading_state}",
         f"Equity: {money(view.equity)}  Cash: {money(view.cash)}",
         f"Open positions: {view.positions}  Open orders: {view.open_orders}",
         f"Last cycle: {when(view.last_tick, simulated=simulated)}",
@@ -119,7 +134,7 @@ def positions(items: list[Position]) -> str:
             protect = f" stop {stop} target {target}"
         lines.append(
             f"{p.symbol}: {qty(p.qty)} @ {money(p.avg_price)} now {money(price)} "
-            f"P&L {p.unrealized_pnl:+,.2f} ({pct:+.2f}%){protect} [{p.strategy}]"
+            f"P&L {signed(p.unrealized_pnl)} ({pct:+.2f}%){protect} [{p.strategy}]"
         )
     return "\n".join(lines)
 
@@ -144,23 +159,35 @@ def trades(items: list[Trade], *, simulated: bool = False) -> str:
     for t in items:
         lines.append(
             f"{t.exit_time:%m-%d %H:%M} {t.symbol} {qty(t.qty)}: {money(t.entry_price)} -> {money(t.exit_price)} "
-            f"P&L {t.pnl:+,.2f} ({t.exit_reason}) [{t.strategy}]"
+            f"P&L {signed(t.pnl)} ({t.exit_reason}) [{t.strategy}]"
         )
     return "\n".join(lines)
 
 
 def pnl(report: PnlReport) -> str:
     lines = [
-        f"Today: {report.today_pnl:+,.2f} (realized {report.today_realized:+,.2f})",
-        f"Total realized: {report.total_realized:+,.2f}  Unrealized: {report.unrealized:+,.2f}",
+        f"Today: {signed(report.today_pnl)} (realized {signed(report.today_realized)})",
+        f"Total realized: {signed(report.total_realized)}  Unrealized: {signed(report.unrealized)}",
         f"Equity: {money(report.equity)}  Return: {report.return_pct:+.2f}%",
-        f"Sharpe: {report.sharpe:.2f}  Max drawdown: {report.max_drawdown_pct:.2f}%",
-        f"Trades: {report.trades}  Win rate: {report.win_rate:.1f}%",
     ]
+    if report.sharpe is None or report.sortino is None:
+        lines += [
+            f"Max drawdown: {report.max_drawdown_pct:.2f}%",
+            f"Sharpe, Sortino: not yet: they need a day and 30 equity snapshots (so far {report.history})",
+        ]
+    else:
+        lines.append(
+            f"Sharpe: {report.sharpe:.2f}  Sortino: {report.sortino:.2f}  Max drawdown: {report.max_drawdown_pct:.2f}%"
+        )
+    lines.append(
+        f"Trades: {report.trades:,}  Win rate: {report.win_rate:.1f}%"
+        if report.trades
+        else "Trades: none closed yet"
+    )
     if report.per_strategy:
         lines.append("By strategy:")
         lines += [
-            f"  {s.strategy}: {s.trades} trades, P&L {s.pnl:+,.2f}, win rate {s.win_rate:.1f}%"
+            f"  {s.strategy}: {plural(s.trades, 'trade')}, P&L {signed(s.pnl)}, win rate {s.win_rate:.1f}%"
             for s in report.per_strategy
         ]
     return "\n".join(lines)
@@ -191,6 +218,26 @@ def strategies(registry: Registry, running: tuple[str, ...]) -> str:
         lines.append("Failed to load:")
         lines += [f"  {e}" for e in registry.errors]
     return "\n".join(lines)
+
+
+def cycle(report: TickReport) -> str:
+    """What one cycle did with its signals, each kind counted apart: "3 signals: 1 order placed,
+    2 entries blocked, 0 signals ignored" (an ignored signal is not an order)."""
+    counts = Counter(str(o.status) for o in report.orders)
+    if not report.signals:
+        return "no signals"
+    parts = [
+        plural(counts["placed"] + counts["filled"], "order") + " placed",
+        plural(counts["blocked"], "entry", "entries") + " blocked",
+        plural(counts["ignored"], "signal") + " ignored",
+    ]
+    for status, label in (("duplicate", "already placed"), ("rejected", "rejected"), ("failed", "failed")):
+        if counts[status]:
+            parts.append(f"{plural(counts[status], 'order')} {label}")
+    unanswered = report.signals - len(report.orders)
+    if unanswered:
+        parts.append(f"{plural(unanswered, 'signal')} not processed (an error, alerted)")
+    return f"{plural(report.signals, 'signal')}: {', '.join(parts)}"
 
 
 def outcome(result: OrderOutcome) -> str:

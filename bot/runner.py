@@ -221,10 +221,12 @@ def _startup(app: App) -> None:
     app.service.emit(
         EventKind.STARTED, f"tradebot started: {app.banner[1] if len(app.banner) > 1 else app.mode}"
     )
-    if app.service.paused():
-        app.service.emit(
-            EventKind.PAUSED, "Trading is still paused (since before the restart): /resume to allow entries."
-        )
+    pause = app.service.pause_state()
+    if pause is not None:
+        from bot import formatting as fmt
+
+        state = fmt.paused(pause, simulated=app.mode == "sim")
+        app.service.emit(EventKind.PAUSED, f"Trading is still {state}. /resume allows entries.")
     try:
         app.service.reconcile()
     except Exception as exc:

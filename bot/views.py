@@ -12,6 +12,15 @@ from bot.domain import Order
 
 
 @dataclass(frozen=True, slots=True)
+class Pause:
+    """A pause outlives the run that made it: who paused, when, and what it has held back."""
+
+    since: datetime | None
+    by: str
+    blocked: int = 0  # strategy entries blocked since (counted, not alerted one by one)
+
+
+@dataclass(frozen=True, slots=True)
 class StatusView:
     mode: str  # sim, paper, live
     broker: str
@@ -29,6 +38,7 @@ class StatusView:
     now: datetime
     clock_speed: float = 1.0
     real_now: datetime | None = None  # the wall clock, when ``now`` is the simulated market's clock
+    pause: Pause | None = None  # set while paused
     instance: str = ""  # this process and the trading lease: active, standby (who trades), shutting down
 
 
@@ -49,11 +59,13 @@ class PnlReport:
     equity: float
     starting_equity: float | None
     return_pct: float
-    sharpe: float
+    sharpe: float | None  # None until the equity history is long enough to mean something
     max_drawdown_pct: float
     win_rate: float
     trades: int
     per_strategy: tuple[StrategyPnl, ...] = ()
+    sortino: float | None = None  # like sharpe
+    history: str = ""  # when sharpe is None: how much equity history there is so far
 
 
 @dataclass(frozen=True, slots=True)

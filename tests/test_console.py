@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -36,7 +37,7 @@ def test_status_pause_resume_and_a_malformed_command(tmp_path):
     statuses = [block for block in out.split("Mode: ")[1:]]
     assert len(statuses) == 3
     assert "State: active" in statuses[0]
-    assert "State: paused" in statuses[1]
+    assert "State: PAUSED since " in statuses[1]
     assert "State: active" in statuses[2]
     assert "Paused: no new entries" in out
     assert "Resumed: new entries allowed." in out
@@ -48,8 +49,17 @@ def test_paused_state_survives_a_restart(tmp_path):
     first = run_bot(tmp_path, "/pause\n")
     assert first.returncode == 0, first.stderr
     second = run_bot(tmp_path, "/status\n")
-    assert "State: paused" in second.stdout
-    assert "still paused" in second.stdout  # announced again after the restart
+    assert "State: PAUSED since " in second.stdout
+    # Said at start, in the banner and in an alert (Telegram hears it too): since when, by whom.
+    assert re.search(
+        r"^Trading is PAUSED since \S+ \S+ UTC \(simulated clock\) by console: ", second.stdout, re.M
+    )
+    assert "ALERT Trading is still PAUSED since " in second.stdout
+    assert re.search(
+        r"^State: PAUSED since \S+ \S+ UTC \(simulated clock\) by console: no new entries",
+        second.stdout,
+        re.M,
+    )
 
 
 def test_end_of_input_exits_cleanly_even_with_no_commands(tmp_path):

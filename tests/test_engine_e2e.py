@@ -112,8 +112,10 @@ def test_restart_keeps_positions_and_the_paused_state(traded):
         if o.client_order_id not in placed_before
     ]
     assert all(o.side.value == "sell" for o in new)
+    # entries blocked while paused are counted, not alerted one by one (issue 10, point 3)
     blocked = [e for e in restarted.service.recent_events(200) if e.kind is EventKind.RISK_BLOCKED]
-    assert any("paused" in e.message for e in blocked)
+    assert not any("paused" in e.message for e in blocked)
+    assert restarted.service.pause_state().blocked > 0
     restarted.service.resume(by="test")
     assert not restarted.service.paused()
 
@@ -186,9 +188,11 @@ def test_pnl_report_reads_the_stored_trades_and_equity(traded):
     assert report.max_drawdown_pct == pytest.approx(worst)
     assert report.return_pct == pytest.approx((curve[-1] / curve[0] - 1) * 100)
     assert sum(s.trades for s in report.per_strategy) == len(trades)
-    assert report.sharpe != 0.0
     text = app.router.handle("/pnl", Caller("console")).text
-    assert f"Trades: {len(trades)}" in text and "Sharpe:" in text and "Max drawdown:" in text
+    assert f"Trades: {len(trades)}" in text and "Max drawdown:" in text
+    # A few hours of history: Sharpe and Sortino are held back until they mean something.
+    assert report.sharpe is None and report.sortino is None
+    assert "Sharpe, Sortino: not yet" in text
 
 
 def test_a_repeating_buy_signal_enters_once_and_raises_no_alerts(tmp_path):

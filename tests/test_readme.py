@@ -138,7 +138,7 @@ def test_readme_command_runs_as_written(command: str, fresh_clone: Path, tmp_pat
 
 def _script_example(out: str) -> None:
     states = re.findall(r"^State: (\w+)", out, re.MULTILINE)
-    assert states[:2] == ["active", "paused"], out
+    assert states[:2] == ["active", "PAUSED"], out
     assert "Resumed: new entries allowed." in out, out  # the next run does not start paused
 
 

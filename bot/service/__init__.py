@@ -50,7 +50,7 @@ from bot.service.reconcile import Reconciler
 from bot.service.reports import Reports
 from bot.service.store import SettingsStore
 from bot.service.trader import Trader
-from bot.views import OrderOutcome, PnlReport, RiskView, StatusView, TickReport
+from bot.views import OrderOutcome, Pause, PnlReport, RiskView, StatusView, TickReport
 from storage.db import Database
 
 __all__ = ["TradingService"]
@@ -100,6 +100,10 @@ class TradingService:
         """Whether new entries are stopped (read from the database: survives restarts)."""
         return self._store.paused()
 
+    def pause_state(self) -> Pause | None:
+        """Who paused, since when, and the entries blocked since; None while trading is active."""
+        return self._store.pause()
+
     def limits(self) -> RiskLimits:
         """The risk limits in force: the configured ones with ``/risk set`` changes applied."""
         return self._store.limits()
@@ -109,7 +113,7 @@ class TradingService:
         with self._lock:
             if self._store.paused():
                 return False
-            self._store.set_paused(True, self.clock.now())
+            self._store.set_paused(True, self.clock.now(), by)
             self.emit(
                 EventKind.PAUSED,
                 f"Trading paused{f' by {by}' if by else ''}: no new entries; exits still run.",
@@ -119,10 +123,15 @@ class TradingService:
     def resume(self, by: str = "") -> bool:
         """Allow new entries again. Returns False if not paused."""
         with self._lock:
-            if not self._store.paused():
+            pause = self._store.pause()
+            if pause is None:
                 return False
             self._store.set_paused(False, self.clock.now())
-            self.emit(EventKind.RESUMED, f"Trading resumed{f' by {by}' if by else ''}.")
+            held_back = ""
+            if pause.blocked:
+                verb = "was" if pause.blocked == 1 else "were"
+                held_back = f" {fmt.plural(pause.blocked, 'entry', 'entries')} {verb} blocked while paused."
+            self.emit(EventKind.RESUMED, f"Trading resumed{f' by {by}' if by else ''}.{held_back}")
             return True
 
     def set_risk(self, name: str, value: float, by: str = "") -> RiskLimits:

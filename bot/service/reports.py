@@ -8,7 +8,7 @@ and the tests all read the same object.
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bot import metrics
 from bot.brokers.base import Broker
@@ -75,6 +75,7 @@ class Reports:
             now=now,
             clock_speed=float(getattr(self.clock, "speed", 1.0)),
             real_now=datetime.now(UTC) if self.broker.mode == "sim" else None,
+            pause=self.store.pause() if paused else None,
             instance=self.lease.describe(),
         )
 
@@ -110,6 +111,7 @@ class Reports:
             own = [t.pnl for t in trades if t.strategy == name]
             per_strategy.append(StrategyPnl(name, len(own), sum(own), metrics.win_rate(own)))
         first = curve[0][1] if curve else None
+        ratios = _ratios(curve, equities, now)
         return PnlReport(
             today_pnl=account.equity - start_equity if start_equity is not None else 0.0,
             today_realized=sum(t.pnl for t in trades if t.exit_time >= day_start),
@@ -118,7 +120,9 @@ class Reports:
             equity=account.equity,
             starting_equity=first,
             return_pct=(account.equity / first - 1) * 100 if first else 0.0,
-            sharpe=metrics.sharpe(equities, _periods_per_year(curve)),
+            sharpe=ratios[0],
+            sortino=ratios[1],
+            history=ratios[2],
             max_drawdown_pct=metrics.max_drawdown_pct(equities),
             win_rate=metrics.win_rate(pnls),
             trades=len(trades),
@@ -173,6 +177,25 @@ class Reports:
 
 def _day_start(now: datetime) -> datetime:
     return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+# Sharpe and Sortino from a few snapshots, annualised, are noise with a decimal point (one trade
+# gave "Sharpe -63.46"): they are shown once the history has this many returns over this span.
+RATIO_MIN_RETURNS = 30
+RATIO_MIN_SPAN = timedelta(days=1)
+
+
+def _ratios(
+    curve: list[tuple[datetime, float]], equities: list[float], now: datetime
+) -> tuple[float | None, float | None, str]:
+    """(Sharpe, Sortino, "") with enough equity history; otherwise (None, None, what there is)."""
+    changes = len(equities) - 1
+    span = now - curve[0][0] if curve else timedelta(0)
+    if changes < RATIO_MIN_RETURNS or span < RATIO_MIN_SPAN:
+        hours = span.total_seconds() / 3600
+        return None, None, f"{changes} equity snapshots over {hours:.1f} h"
+    per_year = _periods_per_year(curve)
+    return metrics.sharpe(equities, per_year), metrics.sortino(equities, per_year), ""
 
 
 def _periods_per_year(curve: list[tuple[datetime, float]]) -> float:

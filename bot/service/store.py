@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.risk import RiskLimits
+from bot.views import Pause
 from storage import repository as repo
 from storage.db import Database
 
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 
 PAUSED = "paused"
 PAUSED_AT = "paused_at"
+PAUSED_BY = "paused_by"
+PAUSE_BLOCKED = "pause_blocked"  # entries blocked since the pause began
 RISK_OVERRIDES = "risk_overrides"
 LAST_TICK = "last_tick"
 
@@ -32,11 +35,29 @@ class SettingsStore:
         with self.db.session() as s:
             return bool(repo.get_setting(s, PAUSED, False))
 
-    def set_paused(self, paused: bool, at: datetime) -> None:
+    def set_paused(self, paused: bool, at: datetime, by: str = "") -> None:
         with self.db.session() as s:
             repo.set_setting(s, PAUSED, paused)
             if paused:
                 repo.set_setting(s, PAUSED_AT, at.isoformat())
+                repo.set_setting(s, PAUSED_BY, by)
+            repo.set_setting(s, PAUSE_BLOCKED, 0)
+
+    def pause(self) -> Pause | None:
+        """Who paused and when, and how many entries the pause has blocked; None when active."""
+        with self.db.session() as s:
+            if not repo.get_setting(s, PAUSED, False):
+                return None
+            since = repo.get_setting(s, PAUSED_AT)
+            return Pause(
+                since=datetime.fromisoformat(since) if since else None,
+                by=repo.get_setting(s, PAUSED_BY, "") or "",
+                blocked=int(repo.get_setting(s, PAUSE_BLOCKED, 0) or 0),
+            )
+
+    def count_blocked_while_paused(self) -> None:
+        with self.db.session() as s:
+            repo.set_setting(s, PAUSE_BLOCKED, int(repo.get_setting(s, PAUSE_BLOCKED, 0) or 0) + 1)
 
     def limits(self) -> RiskLimits:
         """The configured limits with the stored ``/risk set`` overrides applied."""

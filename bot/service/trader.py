@@ -214,6 +214,11 @@ class Trader:
         """Size (unless ``fixed_qty``), protect and risk-check one entry, then send it."""
         levels = (stop, target)
         decision, (qty, stop, target) = self._entry_decision(symbol, price, fixed_qty, levels)
+        if not decision.approved and self.store.paused():
+            # Paused on purpose: each blocked entry is counted (in /status, and in the resume
+            # alert), not alerted one by one; the signal is recorded with its outcome as ever.
+            self.store.count_blocked_while_paused()
+            return OrderOutcome("blocked", symbol, decision.reason)
         if not decision.approved:
             self.events.record(
                 EventKind.RISK_BLOCKED,
