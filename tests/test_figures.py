@@ -183,8 +183,8 @@ def _trade(when):
 
 
 def test_one_cycle_opens_no_more_positions_than_max_open_trades(always_in):
-    """The simulator fills at once; our books learn it at the next sync. Until then the entry must
-    count as working, or three signals in one cycle opened three positions with a limit of two."""
+    """The simulator fills at once: each entry must be on the books before the next signal's risk
+    check, or three signals in one cycle open three positions with a limit of two."""
     app, clock = always_in
     app.service.set_risk("max_open_trades", 2)
     clock.advance(minutes=1)
