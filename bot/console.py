@@ -30,16 +30,6 @@ CALLER = Caller(transport="console", chat_id=0, name="console")
 READ_CHUNK = 65536
 
 
-def console_wanted(choice: str, telegram_token: object) -> bool:
-    """TRADEBOT_CONSOLE: on, off, or auto (the console when no Telegram token is set)."""
-    lowered = str(choice).strip().lower()
-    if lowered in {"on", "true", "1", "yes"}:
-        return True
-    if lowered in {"off", "false", "0", "no"}:
-        return False
-    return not telegram_token
-
-
 def is_terminal(*streams: TextIO) -> bool:
     """True when every stream is a terminal (a person is reading and typing)."""
     for stream in streams:

@@ -138,8 +138,9 @@ def test_an_entry_blocked_while_paused_is_answered_at_once(bot):
 def test_numbers_in_the_question_are_written_for_people(tmp_path):
     """Issue 10: `/buy aapl 1000000` asked "buy 1e+06 AAPL"."""
     app, clock = make_app(
-        tmp_path / "rich.db", TRADEBOT_SYMBOLS="AAPL,BTC/USD", TRADEBOT_SIM_CASH="1000000000000"
+        tmp_path / "rich.db", TRADEBOT_SYMBOLS="AAPL,BTC/USD", TRADEBOT_SIM_CASH="1000000000"
     )
+    app.service.set_risk("max_position_pct", 50)
     clock.advance(minutes=1)
     app.engine.tick()
     assert app.router.handle("/buy aapl 1000000", chat(clock, 1)).text.startswith(
