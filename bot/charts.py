@@ -269,11 +269,11 @@ def render_price(chart: PriceChart) -> bytes:
     return _png(fig)
 
 
-def render_equity(chart: EquityChart) -> bytes:
+def render_equity(chart: EquityChart, title: str = "Equity and drawdown") -> bytes:
     fig = _figure(9, 5)
     ax_equity, ax_drawdown = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     draw_equity(ax_equity, ax_drawdown, chart.times, chart.equity)
-    ax_equity.set_title("Equity and drawdown", fontsize=10)
+    ax_equity.set_title(title, fontsize=10)
     _date_axis(ax_drawdown)
     return _png(fig)
 

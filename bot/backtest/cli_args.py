@@ -6,6 +6,8 @@ import argparse
 from typing import Any
 
 from bot.backtest import FILL_MODEL
+from bot.backtest.research_args import EPILOG as RESEARCH_EPILOG
+from bot.backtest.research_args import add_research_options
 
 DESCRIPTION = """\
 Run a strategy over history with the fill model below and print the trades and statistics.
@@ -28,6 +30,7 @@ Bad input (missing columns, unparsable dates, unsorted or duplicate times, empty
 impossible prices, times outside 1678-2261, a file that is not CSV text, an output path that
 cannot be written, an unknown strategy or parameter) prints one line naming the problem and
 exits with status 2, before any work starts."""
+    + RESEARCH_EPILOG
 )
 
 
@@ -143,6 +146,7 @@ def add_backtest_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="progress bars on stderr (default: when stderr is a terminal)",
     )
     out.add_argument("--timing", action="store_true", help="print the elapsed time on stderr")
+    add_research_options(parser)
     parser.set_defaults(func=_run)
     return parser
 

@@ -15,6 +15,7 @@ signals of the bars that just closed, symbol by symbol in the order given.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from dataclasses import dataclass, field
@@ -131,14 +132,23 @@ class _Series:
         self.buys = np.flatnonzero(live & (signal == BUY))
         self.sells = np.flatnonzero(live & (signal == SELL))
         self.stop_hint = None if output.stop is None else np.asarray(output.stop, dtype=np.float64)
+        # Bars every timeframe without a gap (the usual case): a bar's index is arithmetic.
+        self.first = int(self.time[0])
+        self.regular = bool(n and int(self.time[-1]) - self.first == (n - 1) * tf_ns)
+        self.regular = self.regular and bool((np.diff(self.time) == tf_ns).all())
 
     def price_at(self, t: int) -> float:
         """The price at instant ``t``: the open of the bar under way (or starting) then, else the
         close of the last bar before it (``tests/replay.py`` serves the live engine the same)."""
-        j = int(np.searchsorted(self.time, t, "right")) - 1
+        if self.regular:
+            j = min((t - self.first) // self.tf_ns, len(self.time) - 1) if t >= self.first else -1
+        else:
+            j = int(np.searchsorted(self.time, t, "right")) - 1
         if j < 0:
             return math.nan
-        return float(self.open[j] if int(self.time[j]) + self.tf_ns > t else self.close[j])
+        if self.time.item(j) + self.tf_ns > t:
+            return self.open.item(j)  # type: ignore[no-any-return]
+        return self.close.item(j)  # type: ignore[no-any-return]
 
 
 class _Open:
@@ -209,6 +219,7 @@ class _Account:
         self.cash = settings.cash
         self.day_start = settings.cash
         self.held: dict[int, _Open] = {}
+        self.by_name: list[tuple[int, int]] = []  # (rank, k) of the held symbols, in name order
         self.events: list[tuple[int, int, int, int]] = []
         self.trades: list[tuple[int, int, int, float, float, float, float, float, int]] = []
         self.cash_moves: list[tuple[int, float]] = []
@@ -231,11 +242,13 @@ class _Account:
         does), and the positions marked at that price (as the service's sync marks them)."""
         value = 0.0
         marked = []
-        for k in sorted(self.held, key=self.rank.__getitem__):
-            held, name = self.held[k], self.series[k].name
-            mark = self.series[k].price_at(t)
+        for _, k in self.by_name:
+            held, series = self.held[k], self.series[k]
+            mark = series.price_at(t)
             value += held.qty * mark
-            marked.append(Position(name, held.qty, held.price, mark, held.stop, held.target, self.label))
+            marked.append(
+                Position(series.name, held.qty, held.price, mark, held.stop, held.target, self.label)
+            )
         return self.cash + value, marked
 
     def buy_signal(self, t: int, k: int, i: int) -> None:
@@ -275,6 +288,7 @@ class _Account:
         avg = (0.0 * 0.0 + fill * qty) / qty  # the books' average price, computed as they compute it
         held = _Open(qty, avg, fee, t, stop, target)
         self.held[k] = held
+        bisect.insort(self.by_name, (self.rank[k], k))
         self.opened += 1
         heapq.heappush(self.events, self._exit(k, held))
 
@@ -308,6 +322,7 @@ class _Account:
     def close(self, k: int) -> None:
         """The exchange fills the exit; the service books the round trip."""
         held = self.held.pop(k)
+        self.by_name.remove((self.rank[k], k))
         price, qty = held.exit_price, held.qty
         fee = qty * price * self.settings.commission
         self.cash += qty * price - fee

@@ -199,8 +199,13 @@ def write_json(result: BacktestResult, path: str | Path) -> None:
     written as text in chunks, formatted by numpy and pyarrow rather than per point in Python:
     about 0.15 s and a few MB per million points, where building and encoding dicts took 1.3 s
     and hundreds of MB. The numbers are the shortest text that reads back as the same float."""
-    head = json.dumps(to_json(result, curve=False), separators=(",", ":"))
-    times, equity = result.bars.time, result.sim.equity
+    write_document(to_json(result, curve=False), result.bars.time, result.sim.equity, path)
+
+
+def write_document(doc: dict[str, Any], times: np.ndarray, equity: np.ndarray, path: str | Path) -> None:
+    """``doc`` as JSON with an ``equity_curve`` of ``times`` and ``equity`` appended, written
+    as ``write_json`` writes it (the portfolio and walk-forward reports use it too)."""
+    head = json.dumps(doc, separators=(",", ":"))
     with Path(path).open("wb") as out:
         out.write(f'{head[:-1]},"equity_curve":['.encode())
         for start in range(0, len(times), CURVE_CHUNK):
@@ -275,6 +280,21 @@ def _ratio(value: float) -> str:
     return "inf" if math.isinf(value) else f"{value:.2f}"
 
 
+def format_stats(s: Stats) -> list[str]:
+    """The statistics as aligned lines, one per figure."""
+    return [
+        f"  {'final equity':<18}{_money(s.final_equity):>16}",
+        f"  {'return':<18}{s.return_pct:>+15.2f}%",
+        f"  {'sharpe':<18}{_ratio(s.sharpe):>16}",
+        f"  {'sortino':<18}{_ratio(s.sortino):>16}",
+        f"  {'max drawdown':<18}{s.max_drawdown_pct:>15.2f}%",
+        f"  {'win rate':<18}{s.win_rate:>15.2f}%",
+        f"  {'profit factor':<18}{_ratio(s.profit_factor):>16}",
+        f"  {'exposure':<18}{s.exposure_pct:>15.2f}%",
+        f"  {'trades':<18}{s.n_trades:>16,}",
+    ]
+
+
 def format_report(result: BacktestResult, max_trades: int = 20) -> str:
     """The summary and the most recent trades, as aligned plain text."""
     s, bars = result.stats, result.bars
@@ -291,18 +311,7 @@ def format_report(result: BacktestResult, max_trades: int = 20) -> str:
         lines.append(
             f"LEVERAGE USED: positions cost {times} the cash at entry; cash went down to {_money(lowest)}"
         )
-    lines += [
-        "",
-        f"  {'final equity':<18}{_money(s.final_equity):>16}",
-        f"  {'return':<18}{s.return_pct:>+15.2f}%",
-        f"  {'sharpe':<18}{_ratio(s.sharpe):>16}",
-        f"  {'sortino':<18}{_ratio(s.sortino):>16}",
-        f"  {'max drawdown':<18}{s.max_drawdown_pct:>15.2f}%",
-        f"  {'win rate':<18}{s.win_rate:>15.2f}%",
-        f"  {'profit factor':<18}{_ratio(s.profit_factor):>16}",
-        f"  {'exposure':<18}{s.exposure_pct:>15.2f}%",
-        f"  {'trades':<18}{s.n_trades:>16,}",
-    ]
+    lines += ["", *format_stats(s)]
     if s.n_trades:
         shown = result.sim.trades[-max_trades:]
         start = s.n_trades - len(shown)

@@ -8,6 +8,7 @@ on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -85,6 +86,11 @@ def main(args: argparse.Namespace) -> int:
     except DataError as exc:  # the history could not be fetched: not the user's input
         print(f"tradebot backtest: error: market data: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:  # the Dask cluster could not run the job (ClusterError, imported lazily)
+        if type(exc).__name__ != "ClusterError":
+            raise
+        print(f"tradebot backtest: error: cluster: {exc}", file=sys.stderr)
+        return 1
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -102,6 +108,22 @@ def _main(args: argparse.Namespace) -> int:
     combos = sweep.combinations(sweep.parse_grid(args.param or []))
     strategies = [cls(**combo) for combo in combos]  # checks every value before any work
     config = _config(args)
+    cluster = args.cluster or os.environ.get("TRADEBOT_DASK_SCHEDULER", "").strip() or None
+    if args.symbols:
+        if args.walk_forward or args.cluster:
+            raise BadInput(
+                "--walk-forward and --cluster run on one symbol (--csv FILE or --symbol), not --symbols"
+            )
+        from bot.backtest.portfolio_run import run_portfolio
+
+        print("\n".join(run_portfolio(args, strategies, config)))
+        _timing(args, started)
+        return 0
+    spans = None
+    if args.walk_forward:
+        from bot.backtest.walkforward import parse_spans
+
+        spans = parse_spans(args.walk_forward)
     settings = _fill_settings(args, config)
     check_outputs({"--json": args.json, "--plot": args.plot, "--sweep-csv": args.sweep_csv}, args.csv)
     progress = _Stages(args.progress, 2 + bool(args.json) + bool(args.plot))
@@ -109,6 +131,9 @@ def _main(args: argparse.Namespace) -> int:
     bars, timeframe, source = _load_bars(args, config)
     check_sizing(settings.fixed_qty, settings.cash, settings.slippage, settings.commission, bars)
     lines: list[str] = []
+    if spans is not None:
+        progress.close()
+        return _walk_forward(args, bars, cls, combos, settings, spans, timeframe, source, cluster, started)
     if len(strategies) == 1:
         progress.step("running the backtest")
         result = run_backtest(bars, strategies[0], settings, timeframe=timeframe, source=source)
@@ -122,6 +147,7 @@ def _main(args: argparse.Namespace) -> int:
             periods_per_year=bars_per_year(bars, timeframe),
             workers=args.workers,
             progress=args.progress,
+            cluster=cluster,
         )
         ranked = sweep.rank(rows, args.rank_by)
         lines.append(sweep.format_table(ranked, args.rank_by, limit=args.top))
@@ -136,8 +162,51 @@ def _main(args: argparse.Namespace) -> int:
     from bot.backtest.report import format_report
 
     print("\n".join([*lines, format_report(result), *written]))
+    _timing(args, started)
+    return 0
+
+
+def _timing(args: argparse.Namespace, started: float) -> None:
     if args.timing:
         print(f"\ncompleted in {time.perf_counter() - started:.3f} s", file=sys.stderr)
+
+
+def _walk_forward(  # type: ignore[no-untyped-def]
+    args: argparse.Namespace,
+    bars: Bars,
+    cls,
+    combos,
+    settings,
+    spans,
+    timeframe,
+    source: str,
+    cluster,
+    started,
+) -> int:
+    from bot.backtest import walkforward_report as wfr
+    from bot.backtest.walkforward import walk_forward
+
+    wf = walk_forward(
+        bars,
+        cls,
+        combos,
+        settings,
+        *spans,
+        rank_by=args.rank_by,
+        periods_per_year=bars_per_year(bars, timeframe),
+        workers=args.workers,
+        progress=args.progress,
+        cluster=cluster,
+    )
+    lines = [wfr.format_walk_forward(wf, bars.time, source)]
+    if args.json:
+        wfr.write_json(wf, bars.time, args.json)
+        lines.append(f"\nJSON: {args.json}")
+    if args.plot:
+        wfr.plot(wf, source, args.plot)
+        lines.append(f"{'' if args.json else chr(10)}plot: {args.plot}")
+    print("\n".join(lines))
+    _timing(args, started)
     return 0
 
 

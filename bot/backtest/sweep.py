@@ -3,7 +3,8 @@
 ``--param period=7..14`` is every whole number from 7 to 14, ``--param multiplier=2..3:0.5``
 is 2, 2.5, 3, ``--param multiplier=2,2.5,3`` is a list, ``--param period=10`` a single value.
 Each combination is one backtest on the same bars; they run in a process pool with one worker
-per core, each worker receiving the bars once.
+per core, each worker receiving the bars once, or on a Dask cluster (``bot.backtest.cluster``):
+the same function, the same results.
 """
 
 from __future__ import annotations
@@ -78,20 +79,72 @@ def combinations(grid: dict[str, list[str]]) -> list[dict[str, str]]:
 
 # --- running ---------------------------------------------------------------------------------
 
+
+@dataclass(frozen=True)
+class SweepJob:
+    """What every task of a sweep shares (the bars travel separately, once per worker)."""
+
+    cls: type[Strategy]
+    settings: FillSettings
+    periods_per_year: float
+
+
+# One task: a combination of parameter values, and the bars [lo, hi) to run it on (a walk-forward
+# window; the whole history for a plain sweep).
+Task = tuple[dict[str, str], int, int]
+
+
+def evaluate(bars: Bars, job: SweepJob, task: Task) -> SweepRow:
+    """One backtest of the sweep: the same call whichever process or machine runs it."""
+    params, lo, hi = task
+    window = bars[lo:hi] if (lo, hi) != (0, len(bars)) else bars
+    strategy = job.cls(**params)
+    output = strategy.compute(window)
+    sim = simulate(window, output.signal, job.settings, stop_hint=output.stop)
+    stats = compute_stats(sim, job.settings.cash, job.periods_per_year)
+    return SweepRow(dict(strategy.values), stats.as_dict())
+
+
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(bars: Bars, cls: type[Strategy], settings: FillSettings, periods_per_year: float) -> None:
-    _WORKER.update(bars=bars, cls=cls, settings=settings, ppy=periods_per_year)
+def _init_worker(bars: Bars, job: SweepJob) -> None:
+    _WORKER.update(bars=bars, job=job)
 
 
-def _run_one(params: dict[str, str]) -> SweepRow:
-    strategy = _WORKER["cls"](**params)
-    bars, settings = _WORKER["bars"], _WORKER["settings"]
-    output = strategy.compute(bars)
-    sim = simulate(bars, output.signal, settings, stop_hint=output.stop)
-    stats = compute_stats(sim, settings.cash, _WORKER["ppy"])
-    return SweepRow(dict(strategy.values), stats.as_dict())
+def _run_task(task: Task) -> SweepRow:
+    return evaluate(_WORKER["bars"], _WORKER["job"], task)
+
+
+def run_tasks(
+    bars: Bars,
+    job: SweepJob,
+    tasks: list[Task],
+    *,
+    workers: int | None = None,
+    progress: bool | None = None,
+    cluster: str | None = None,
+) -> list[SweepRow]:
+    """Every task, in order: on a Dask cluster when ``cluster`` names its scheduler
+    (``bot.backtest.cluster``), else in a pool of ``workers`` local processes (default: one per
+    core), each receiving the bars once."""
+    if cluster:
+        from bot.backtest.cluster import run_on_cluster
+
+        return run_on_cluster(cluster, bars, job, tasks, progress=progress)
+    workers = min(workers or _cores(), len(tasks))
+    if workers <= 1:
+        return [evaluate(bars, job, task) for task in _progress(tasks, len(tasks), progress)]
+    import multiprocessing
+
+    # spawn: the parent may hold threads (pyarrow's pool), which fork must not copy.
+    context = multiprocessing.get_context("spawn")
+    chunk = max(1, len(tasks) // (workers * 4))
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(bars, job)
+    ) as pool:
+        results = pool.map(_run_task, tasks, chunksize=chunk)
+        return list(_progress(results, len(tasks), progress))
 
 
 def run_sweep(
@@ -103,21 +156,12 @@ def run_sweep(
     periods_per_year: float,
     workers: int | None = None,
     progress: bool | None = None,
+    cluster: str | None = None,
 ) -> list[SweepRow]:
-    """Every combination, in a pool of ``workers`` processes (default: one per core)."""
-    workers = min(workers or _cores(), len(combos))
-    init = (bars, cls, settings, periods_per_year)
-    if workers <= 1:
-        _init_worker(*init)
-        return [_run_one(c) for c in _progress(combos, len(combos), progress)]
-    import multiprocessing
-
-    # spawn: the parent may hold threads (pyarrow's pool), which fork must not copy.
-    context = multiprocessing.get_context("spawn")
-    chunk = max(1, len(combos) // (workers * 4))
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=init) as pool:
-        results = pool.map(_run_one, combos, chunksize=chunk)
-        return list(_progress(results, len(combos), progress))
+    """Every combination over all the bars (see ``run_tasks``), in the order given."""
+    job = SweepJob(cls, settings, periods_per_year)
+    tasks: list[Task] = [(combo, 0, len(bars)) for combo in combos]
+    return run_tasks(bars, job, tasks, workers=workers, progress=progress, cluster=cluster)
 
 
 def _cores() -> int:

@@ -1,0 +1,175 @@
+"""Sweeps and walk-forward runs on an existing Dask distributed cluster.
+
+``tradebot backtest ... --cluster tcp://HOST:8786`` (or ``TRADEBOT_DASK_SCHEDULER``) runs the same
+tasks as the local process pool, through the same function (``bot.backtest.sweep.evaluate``):
+
+1. connect to the scheduler, then ask every worker for its environment: Python, Dask, numpy,
+   tradebot and a fingerprint of the backtest code and of the strategy's module. Any
+   difference from this client is reported before any work starts (a worker running other code
+   would give other results);
+2. scatter the bars and the job once, to every worker (``broadcast``);
+3. map the tasks in batches (a few per worker, so a batch is worth sending) and gather the
+   results in task order: ranked exactly as a local run ranks them.
+
+A worker that dies mid-run costs only its batches: the scheduler runs them again elsewhere (the
+bars are on every worker). Dask is an optional extra: ``pip install 'tradebot[cluster]'``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import platform
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.backtest.sweep import SweepJob, SweepRow, Task
+    from bot.bars import Bars
+
+CONNECT_TIMEOUT = "10s"
+BATCHES_PER_WORKER = 8
+# The modules whose code decides a backtest's result, fingerprinted on both sides.
+CODE = (
+    "bot.backtest.engine",
+    "bot.backtest.report",
+    "bot.backtest.sweep",
+    "bot.bars",
+    "bot.kernels",
+    "bot.metrics",
+    "bot.risk",
+    "bot.strategy",
+)
+
+
+class ClusterError(Exception):
+    """The cluster cannot run this job; the message is one line for the user."""
+
+
+def run_on_cluster(
+    address: str, bars: Bars, job: SweepJob, tasks: list[Task], *, progress: bool | None = None
+) -> list[SweepRow]:
+    """Every task on the cluster at ``address``, results in task order."""
+    client = connect(address)
+    try:
+        check_environment(client, job.cls.__module__)
+        return _run(client, bars, job, tasks, progress)
+    finally:
+        client.close()
+
+
+def connect(address: str, timeout: str = CONNECT_TIMEOUT) -> Any:
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ClusterError("--cluster needs Dask: pip install 'tradebot[cluster]'") from None
+    try:
+        return Client(address, timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ClusterError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+
+
+def environment(strategy_module: str) -> dict[str, str]:
+    """What decides whether a process computes the same results as this one."""
+    import dask
+    import distributed
+    import numpy
+
+    import bot
+
+    return {
+        "python": platform.python_version(),
+        "dask": dask.__version__,
+        "distributed": distributed.__version__,
+        "numpy": numpy.__version__,
+        "tradebot": bot.__version__,
+        "backtest code": _fingerprint(CODE),
+        f"strategy code ({strategy_module})": _fingerprint((strategy_module,)),
+    }
+
+
+def check_environment(client: Any, strategy_module: str) -> None:
+    """Every worker's ``environment`` must equal this client's (and the scheduler's Dask too)."""
+    mine = environment(strategy_module)
+    workers = client.scheduler_info().get("workers", {})
+    if not workers:
+        raise ClusterError(f"the scheduler at {client.scheduler.address} has no workers")
+    try:
+        theirs = client.run(environment, strategy_module)
+    except Exception as exc:
+        raise ClusterError(
+            f"the workers cannot run tradebot's code ({type(exc).__name__}: {exc}); "
+            "install tradebot[cluster] and the strategy's plugin in the workers' environment"
+        ) from None
+    # The scheduler runs none of our code, only Dask's: its Dask and Python (major.minor) must match.
+    scheduler = client.get_versions()["scheduler"]["packages"]
+    here = {**mine, "python": _minor(mine["python"])}
+    there = {**scheduler, "python": _minor(str(scheduler.get("python", "")))}
+    differences = [
+        f"scheduler has {name} {there.get(name)}, this client {here[name]}"
+        for name in ("python", "dask", "distributed")
+        if there.get(name) != here[name]
+    ]
+    for worker, env in sorted(theirs.items()):
+        for name, value in mine.items():
+            if env.get(name) != value:
+                differences.append(f"worker {worker} has {name} {env.get(name)}, this client {value}")
+    if differences:
+        raise ClusterError(
+            "the cluster runs other code than this client, so its results could differ: "
+            + "; ".join(differences)
+            + f". Install the same versions everywhere (tradebot {mine['tradebot']}, numpy {mine['numpy']}, "
+            f"dask {mine['dask']}) and restart the workers"
+        )
+
+
+def _run(client: Any, bars: Bars, job: SweepJob, tasks: list[Task], progress: bool | None) -> list[SweepRow]:
+    from distributed import as_completed
+
+    n_workers = len(client.scheduler_info().get("workers", {}))
+    size = max(1, -(-len(tasks) // (n_workers * BATCHES_PER_WORKER)))
+    batches = [tasks[i : i + size] for i in range(0, len(tasks), size)]
+    bars_future = client.scatter(bars, broadcast=True, hash=False)
+    job_future = client.scatter(job, broadcast=True, hash=False)
+    futures = client.map(run_batch, batches, bars=bars_future, job=job_future, pure=False)
+    sizes = {future.key: len(batch) for future, batch in zip(futures, batches, strict=True)}
+    bar = _bar(len(tasks), progress)
+    try:
+        for future in as_completed(futures, loop=client.loop):
+            if bar is not None:
+                bar.update(sizes[future.key])
+        results = client.gather(futures)
+    finally:
+        if bar is not None:
+            bar.close()
+    return [row for batch in results for row in batch]
+
+
+def run_batch(batch: list[Task], bars: Bars, job: SweepJob) -> list[SweepRow]:
+    """Runs on a worker: ``sweep.evaluate`` for each task of the batch."""
+    from bot.backtest.sweep import evaluate
+
+    return [evaluate(bars, job, task) for task in batch]
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def _fingerprint(modules: tuple[str, ...]) -> str:
+    digest = hashlib.sha256()
+    for name in modules:
+        module = importlib.import_module(name)
+        source = getattr(module, "__file__", None)
+        digest.update(name.encode())
+        digest.update(Path(source).read_bytes() if source else b"")
+    return digest.hexdigest()[:12]
+
+
+def _bar(total: int, enabled: bool | None):  # type: ignore[no-untyped-def]
+    if enabled is False or (enabled is None and not sys.stderr.isatty()):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="sweep (cluster)", unit="run", file=sys.stderr)
