@@ -33,6 +33,9 @@ NOT_RUN = {
     r"heroku ": "needs the Heroku CLI, a Heroku account and the network",
     r"git push heroku ": "needs a Heroku git remote and the network",
     r"pip install -e '\.\[dev\]' && pytest": "the test suite itself: .ci/run runs exactly this in a fresh virtualenv",
+    r"pip install -e '\.\[cluster\]'": "installs Dask, which the dev extra these tests run with already has",
+    r"dask (scheduler|worker) ": "starts a Dask server that runs until stopped; tests/test_cluster.py starts a LocalCluster",
+    r"(?s)tradebot backtest .*--cluster tcp://SCHEDULER": "needs a Dask cluster; tests/test_cluster.py runs one",
 }
 # A leading install step is what built the environment these tests run in (.ci/run does it from
 # scratch in a fresh virtualenv, so it is covered there); the rest of the line runs as written.
