@@ -57,7 +57,7 @@ def main() -> None:
     local_median, local_runs, local_rows = timed(local, args.runs)
     print(f"  two local processes: median {local_median:.2f} s ({', '.join(f'{t:.2f}' for t in local_runs)})")
     with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0"
     ) as cluster:
 
         def remote():  # type: ignore[no-untyped-def]

@@ -45,7 +45,7 @@ def local_cluster(**config):  # type: ignore[no-untyped-def]
 
     with dask.config.set(config):
         return distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0"
         )
 
 

@@ -8,7 +8,6 @@ on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -108,7 +107,7 @@ def _main(args: argparse.Namespace) -> int:
     combos = sweep.combinations(sweep.parse_grid(args.param or []))
     strategies = [cls(**combo) for combo in combos]  # checks every value before any work
     config = _config(args)
-    cluster = args.cluster or os.environ.get("TRADEBOT_DASK_SCHEDULER", "").strip() or None
+    cluster = args.cluster or config.tradebot_dask_scheduler.strip() or None
     if args.symbols:
         if args.walk_forward or args.cluster:
             raise BadInput(

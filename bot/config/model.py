@@ -263,6 +263,14 @@ class Settings(BaseModel):
         "https://api.polygon.io", "Polygon API origin (override for tests or a proxy)", group="Alpaca"
     )
 
+    # ------------------------------------------------------------------ Backtest
+    tradebot_dask_scheduler: str = var(
+        "",
+        "Dask scheduler that runs tradebot backtest sweeps and walk-forward runs, e.g. tcp://10.0.0.5:8786 "
+        "(needs pip install 'tradebot[cluster]'); empty: local processes",
+        group="Backtest",
+    )
+
     # ------------------------------------------------------------------ Developer
     tradebot_pure_python: bool = var(
         "false",
