@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from bot.backtest.engine import REASONS
-from bot.backtest.portfolio import PortfolioSettings, portfolio_stats, simulate_portfolio
+from bot.backtest.portfolio import PortfolioSettings, simulate_portfolio
+from bot.backtest.portfolio_report import portfolio_stats
 from bot.backtest.report import iso_times
 from bot.bars import NS, Bars, Timeframe
 from bot.risk import RiskLimits

@@ -22,9 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bot import metrics
 from bot.backtest.engine import REASONS
-from bot.backtest.report import YEAR_SECONDS, Stats
 from bot.bars import NS, Bars, Timeframe
 from bot.brokers.rules import buy_refusal, first_touch
 from bot.domain import ExitReason, Position
@@ -346,7 +344,7 @@ class _Account:
         for k, a_time, b_time, q in zip(
             sym.tolist(), entry_t.tolist(), exit_t.tolist(), qty.tolist(), strict=True
         ):
-            a, b = _point(times, a_time), _point(times, b_time)
+            a, b = equity_point(times, a_time), equity_point(times, b_time)
             if b > a:
                 s = series[k]
                 index = np.arange(a, b) if aligned else np.searchsorted(s.time, times[a:b], "right") - 1
@@ -373,7 +371,7 @@ def _scan(
     return None
 
 
-def _point(times: np.ndarray, t: int) -> int:
+def equity_point(times: np.ndarray, t: int) -> int:
     """The equity point a fill at ``t`` first shows in: the last bar time at or before it."""
     return max(int(np.searchsorted(times, t, "right")) - 1, 0)
 
@@ -386,30 +384,3 @@ def _steps(times: np.ndarray, moves: list[tuple[int, float]]) -> np.ndarray:
         points = np.maximum(np.searchsorted(times, np.asarray(at, dtype=np.int64), "right") - 1, 0)
         np.add.at(delta, points, np.asarray(amount, dtype=np.float64))
     return np.cumsum(delta)
-
-
-def portfolio_stats(run: PortfolioRun, cash: float) -> Stats:
-    """The single-symbol statistics, for the account; exposure is the share of bar times with
-    at least one position open."""
-    equity, times = run.equity, run.times
-    final = float(equity[-1]) if len(equity) else cash
-    span_years = (int(times[-1]) - int(times[0])) / NS / YEAR_SECONDS if len(times) >= 2 else 0.0
-    per_year = (len(times) - 1) / span_years if span_years > 0 else 252.0
-    held = np.zeros(len(times) + 1)
-    if run.n_trades:  # bars from the entry's to the exit's, both counted (as for one symbol)
-        np.add.at(held, [_point(times, t) for t in run.entry_time.tolist()], 1)
-        np.add.at(held, [_point(times, t) + 1 for t in run.exit_time.tolist()], -1)
-    exposure = 100.0 * float((np.cumsum(held)[:-1] > 0).mean()) if len(times) else 0.0
-    r = metrics.returns(equity)
-    pnls = run.pnl.tolist()
-    return Stats(
-        final_equity=final,
-        return_pct=(final / cash - 1.0) * 100.0,
-        sharpe=metrics.sharpe_of_returns(r, per_year),
-        sortino=metrics.sortino_of_returns(r, per_year),
-        max_drawdown_pct=metrics.max_drawdown_pct(equity),
-        win_rate=metrics.win_rate(pnls),
-        profit_factor=metrics.profit_factor(pnls),
-        exposure_pct=exposure,
-        n_trades=run.n_trades,
-    )

@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from bot import metrics
 from bot.backtest.engine import REASONS
-from bot.backtest.portfolio import PortfolioRun, PortfolioSettings
-from bot.backtest.report import Stats, format_stats, iso_times, write_document
-from bot.bars import Timeframe
+from bot.backtest.portfolio import PortfolioRun, PortfolioSettings, equity_point
+from bot.backtest.report import YEAR_SECONDS, Stats, format_stats, iso_times, write_document
+from bot.bars import NS, Timeframe
 from bot.strategy import Strategy
 
 
@@ -191,3 +192,30 @@ def plot(result: PortfolioResult, path: str | Path) -> None:
     )
     times = np.asarray(result.run.times, dtype="datetime64[ns]")
     Path(path).write_bytes(render_equity(EquityChart(times, result.run.equity), title=title))
+
+
+def portfolio_stats(run: PortfolioRun, cash: float) -> Stats:
+    """The single-symbol statistics, for the account; exposure is the share of bar times with
+    at least one position open."""
+    equity, times = run.equity, run.times
+    final = float(equity[-1]) if len(equity) else cash
+    span_years = (int(times[-1]) - int(times[0])) / NS / YEAR_SECONDS if len(times) >= 2 else 0.0
+    per_year = (len(times) - 1) / span_years if span_years > 0 else 252.0
+    held = np.zeros(len(times) + 1)
+    if run.n_trades:  # bars from the entry's to the exit's, both counted (as for one symbol)
+        np.add.at(held, [equity_point(times, t) for t in run.entry_time.tolist()], 1)
+        np.add.at(held, [equity_point(times, t) + 1 for t in run.exit_time.tolist()], -1)
+    exposure = 100.0 * float((np.cumsum(held)[:-1] > 0).mean()) if len(times) else 0.0
+    r = metrics.returns(equity)
+    pnls = run.pnl.tolist()
+    return Stats(
+        final_equity=final,
+        return_pct=(final / cash - 1.0) * 100.0,
+        sharpe=metrics.sharpe_of_returns(r, per_year),
+        sortino=metrics.sortino_of_returns(r, per_year),
+        max_drawdown_pct=metrics.max_drawdown_pct(equity),
+        win_rate=metrics.win_rate(pnls),
+        profit_factor=metrics.profit_factor(pnls),
+        exposure_pct=exposure,
+        n_trades=run.n_trades,
+    )

@@ -15,8 +15,8 @@ from typing import Any
 
 from bot.backtest import data
 from bot.backtest.checks import check_outputs
-from bot.backtest.portfolio import PortfolioSettings, portfolio_stats, simulate_portfolio
-from bot.backtest.portfolio_report import PortfolioResult, format_portfolio, plot, write_json
+from bot.backtest.portfolio import PortfolioSettings, simulate_portfolio
+from bot.backtest.portfolio_report import PortfolioResult, format_portfolio, plot, portfolio_stats, write_json
 from bot.backtest.runner import BadInput, _date, _Stages, _timeframe
 from bot.bars import Bars, Timeframe
 from bot.risk import RiskLimits
