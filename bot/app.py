@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from bot import __version__
 from bot.bars import Timeframe
@@ -29,6 +30,9 @@ from bot.service.alerts import GROUPS as ALERT_GROUPS
 from bot.strategy import Strategy
 from storage import repository as repo
 from storage.db import Database, DatabaseError, safe_url
+
+if TYPE_CHECKING:
+    from bot.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,7 @@ class App:
     lease: Lease  # one trading process per database; `tradebot run` and `tradebot tick` take it
     banner: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    web: WebServer | None = None  # set by `tradebot run` once serving; transports add webhooks to it
 
     @property
     def mode(self) -> str:

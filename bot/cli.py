@@ -235,8 +235,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot.console import is_terminal
     from bot.logs import setup_logging
     from bot.runner import serve
+    from bot.web.config import WebConfig, WebConfigError
+    from bot.web.server import WebStartError
 
     settings = _load_settings(args)
+    try:
+        WebConfig.from_settings(settings)  # refuse an open dashboard before touching anything
+    except WebConfigError as exc:
+        _fail(f"web server: {exc}")
     console = settings.wants_console()
     # A person at a terminal reads replies and alerts; the full log would drown them.
     at_terminal = console and is_terminal(sys.stdin, sys.stdout, sys.stderr) and settings.log_format != "json"
@@ -256,7 +262,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"Full log: {log_file} (this screen shows replies, alerts and warnings; "
             "LOG_LEVEL=INFO shows the full log here too)"
         )
-    return asyncio.run(serve(app, console=console))
+    try:
+        return asyncio.run(serve(app, console=console))
+    except WebStartError as exc:
+        _fail(f"web server: {exc}")
+    return 1
 
 
 def cmd_tick(args: argparse.Namespace) -> int:

@@ -82,6 +82,10 @@ async def serve(app: App, *, console: bool, stdin: TextIO | None = None, stdout:
         log.info("%s", line)
     for warning in app.warnings:
         printer.print(f"warning: {warning}")
+    # The web server binds before the lease: /healthz and the read-only dashboard on standby too.
+    from bot.web.server import start_web  # WebStartError reaches the CLI as a one-line refusal
+
+    app.web = await start_web(app, printer.print)
     tasks: list[asyncio.Task[None]] = []
     if console:  # the console answers /status in standby too
         app.notifier.subscribe(printer.alert)
@@ -127,6 +131,8 @@ async def serve(app: App, *, console: bool, stdin: TextIO | None = None, stdout:
             if not task.done():
                 task.cancel()
         await asyncio.gather(*tasks, *transports, return_exceptions=True)
+        if app.web is not None:
+            await app.web.stop()
         if finished:
             try:
                 await asyncio.to_thread(app.lease.release)
@@ -206,7 +212,10 @@ def _tick_job(app: App) -> Callable[[], Awaitable[object]]:
         if app.lease.draining or not app.lease.held:
             log.warning("cycle skipped: %s", app.lease.describe())
             return None
-        return await app.engine.run_tick()
+        report = await app.engine.run_tick()
+        if app.web is not None:
+            app.web.cycle_finished(report)  # live pages refresh prices and equity
+        return report
 
     return tick
 

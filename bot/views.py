@@ -80,6 +80,19 @@ class RiskView:
 
 
 @dataclass(frozen=True, slots=True)
+class SignalRecord:
+    """A strategy's signal as recorded, with what came of it (placed, blocked: why, duplicate...)."""
+
+    strategy: str
+    symbol: str
+    side: str
+    bar_time: datetime
+    price: float
+    outcome: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class OrderOutcome:
     """What happened to one requested order: placed (maybe filled), blocked, duplicate, failed."""
 

@@ -23,6 +23,7 @@ from bot.domain import (
     Signal,
     Trade,
 )
+from bot.views import SignalRecord
 from storage.models import (
     EquitySnapshotRow,
     EventRow,
@@ -329,6 +330,22 @@ def add_signal(session: Session, signal: Signal, outcome: str, now: datetime) ->
             created_at=utc(now),
         )
     )
+
+
+def recent_signals(session: Session, limit: int = 100) -> list[SignalRecord]:
+    query = select(SignalRow).order_by(col(SignalRow.id).desc()).limit(limit)
+    return [
+        SignalRecord(
+            strategy=row.strategy,
+            symbol=row.symbol,
+            side=row.side,
+            bar_time=aware(row.bar_time),  # type: ignore[arg-type]
+            price=row.price,
+            outcome=row.outcome,
+            created_at=aware(row.created_at),  # type: ignore[arg-type]
+        )
+        for row in session.exec(query)
+    ]
 
 
 # --- events (audit log and alert outbox) ---

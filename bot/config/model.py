@@ -31,6 +31,9 @@ from bot.config.types import (
     WebsocketUrl,
     http_url,
     url_password,
+    web_host,
+    web_port,
+    web_token,
 )
 from bot.risk import BOUNDS
 
@@ -152,11 +155,9 @@ class Settings(BaseModel):
     )
     telegram_webhook_url: WebhookUrl = var(
         "",
-        "Public HTTPS URL Telegram posts updates to (webhook mode, listening on PORT); empty: long polling",
+        "Public HTTPS URL Telegram posts updates to (webhook mode: the web server receives them on its "
+        "port); empty: long polling",
         group="Telegram",
-    )
-    port: Annotated[int, Field(ge=1, le=65_535)] = var(
-        "8443", "Port the webhook server listens on (Heroku sets it)", group="Telegram"
     )
     telegram_alert_orders: bool = var("true", "Alert when an order is placed or canceled", group="Telegram")
     telegram_alert_fills: bool = var("true", "Alert when an order fills", group="Telegram")
@@ -269,6 +270,44 @@ class Settings(BaseModel):
         "Dask scheduler that runs tradebot backtest sweeps and walk-forward runs, e.g. tcp://10.0.0.5:8786 "
         "(needs pip install 'tradebot[cluster]'); empty: local processes",
         group="Backtest",
+    )
+
+    # ------------------------------------------------------------------ Web
+    port: Annotated[int, Field(ge=1, le=65_535)] = var(
+        "8443",
+        "Port the platform tells the web process to listen on (Heroku, Render and Railway set it); "
+        "the web server's port when TRADEBOT_WEB_PORT=auto",
+        group="Web",
+    )
+    tradebot_web_port: Annotated[str, BeforeValidator(web_port)] = var(
+        "auto",
+        "Dashboard, API and Telegram webhook port: auto ($PORT when set, else 8000), a number (0: any "
+        "free port), or off",
+        group="Web",
+        allowed="auto, off, or a port number from 0 to 65535",
+    )
+    tradebot_web_host: Annotated[str, BeforeValidator(web_host)] = var(
+        "auto",
+        "Address the web server binds: auto (0.0.0.0 when $PORT is set, else 127.0.0.1); anything but "
+        "loopback needs TRADEBOT_WEB_PASSWORD or TRADEBOT_WEB_TOKEN",
+        group="Web",
+    )
+    tradebot_web_user: Annotated[str, Field(min_length=1, max_length=40)] = var(
+        "trader",
+        "Name the dashboard records with the actions taken from it (e.g. 'paused by trader (web)')",
+        group="Web",
+    )
+    tradebot_web_password: SecretStr = var(
+        "",
+        "Dashboard login password; empty: loopback only, with a one-time login link printed at start",
+        group="Web",
+    )
+    tradebot_web_token: Annotated[SecretStr, AfterValidator(web_token)] = var(
+        "",
+        "API token for scripts (Authorization: Bearer ...), at least 16 characters; also accepted on the "
+        "login page",
+        group="Web",
+        allowed="empty, or at least 16 characters",
     )
 
     # ------------------------------------------------------------------ Developer

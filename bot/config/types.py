@@ -316,3 +316,32 @@ DailyTime = Annotated[
     PlainValidator(daily_time),
     PlainSerializer(summary_text),
 ]
+
+
+def web_port(text: object) -> str:
+    """TRADEBOT_WEB_PORT: ``auto``, ``off``, or a port number (0: any free one), kept as text."""
+    value = str(text).strip().lower() or "auto"
+    if value in {"auto", "off"}:
+        return value
+    if not value.isdigit() or not 0 <= int(value) <= 65_535:
+        raise ValueError("allowed: auto, off, or a port number from 0 to 65535")
+    return str(int(value))
+
+
+def web_host(text: object) -> str:
+    value = str(text).strip()
+    if not value or value.lower() == "auto":
+        return "auto"
+    if any(ch.isspace() for ch in value) or "/" in value:
+        raise ValueError("allowed: auto, an IP address (127.0.0.1, 0.0.0.0, ::) or a host name")
+    return value
+
+
+def web_token(value: Any) -> Any:
+    """An API token is a password a script sends: empty, or long enough not to be guessed."""
+    secret = value.get_secret_value()
+    if secret and len(secret.strip()) < 16:
+        raise ValueError(
+            "allowed: empty, or at least 16 characters (python -c 'import secrets; print(secrets.token_urlsafe())')"
+        )
+    return value

@@ -50,7 +50,7 @@ from bot.service.reconcile import Reconciler
 from bot.service.reports import Reports
 from bot.service.store import SettingsStore
 from bot.service.trader import Trader
-from bot.views import OrderOutcome, Pause, PnlReport, RiskView, StatusView, TickReport
+from bot.views import OrderOutcome, Pause, PnlReport, RiskView, SignalRecord, StatusView, TickReport
 from storage.db import Database
 
 __all__ = ["TradingService"]
@@ -183,6 +183,10 @@ class TradingService:
             event = self.emit(EventKind.DAILY_SUMMARY, fmt.daily_summary(day, self.status(), self.pnl()))
             self._store.set(SUMMARY_DAY, day.isoformat())
             return event
+
+    def recent_signals(self, limit: int = 100) -> list[SignalRecord]:
+        """The strategies' latest signals and what came of each, newest first."""
+        return self._events.recent_signals(limit)
 
     # ------------------------------------------------------------------ orders
 

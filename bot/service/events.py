@@ -16,6 +16,7 @@ from bot.clock import Clock
 from bot.domain import Event, EventKind, Severity, Signal
 from bot.logs import ALERT
 from bot.notify import Notifier
+from bot.views import SignalRecord
 from storage import repository as repo
 from storage.db import Database
 
@@ -53,6 +54,11 @@ class EventLog:
         """Every strategy signal is kept with what became of it (placed, blocked: why, duplicate...)."""
         with self.db.session() as s:
             repo.add_signal(s, signal, outcome, self.clock.now())
+
+    def recent_signals(self, limit: int = 100) -> list[SignalRecord]:
+        """The newest ``limit`` signals with their outcomes, newest first."""
+        with self.db.session() as s:
+            return repo.recent_signals(s, limit)
 
     def recent(self, limit: int = 20, kind: EventKind | None = None) -> list[Event]:
         """The newest ``limit`` events, newest first."""

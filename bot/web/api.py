@@ -1,0 +1,266 @@
+"""``/api/v1``: JSON for everything the pages show, and the actions.
+
+Reads call ``Dashboard`` (the service's public methods) in FastAPI's worker threads. Actions go
+through the same ``CommandRouter`` as Telegram and the console: the same parsing, checks and
+confirmation step (buy, sell, flatten and risk set answer with a confirmation to POST back
+within 60 s), recorded with the web user's name. A standby instance answers actions with 409.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import PlainTextResponse
+
+from bot import __version__
+from bot.commands import Caller, Reply
+from bot.web import schemas as s
+from bot.web.auth import Principal
+from bot.web.data import NotFound, to_csv
+from bot.web.security import context, require_csrf, require_user
+
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_csrf)])
+User = Annotated[Principal, Depends(require_user)]
+
+SYMBOL = re.compile(r"^[A-Za-z0-9.\-]{1,12}(/[A-Za-z]{2,6})?$")
+QTY = re.compile(r"^(all|[0-9]+(\.[0-9]+)?)$", re.IGNORECASE)
+LIMIT_NAME = re.compile(r"^[a-z_]{1,40}$")
+CONFIRMATION_ID = re.compile(r"^[0-9a-f]{8}$")
+
+
+def _missing(exc: NotFound) -> HTTPException:
+    return HTTPException(404, str(exc))
+
+
+# ---------------------------------------------------------------------- reads
+
+
+@router.get("/status", response_model=s.StatusOut, summary="Mode, state, equity, last cycle, data health")
+def status(request: Request, user: User) -> s.StatusOut:
+    return context(request).dashboard.status()
+
+
+@router.get(
+    "/overview", response_model=s.OverviewOut, summary="Status, positions, open orders, latest events"
+)
+def overview(request: Request, user: User) -> s.OverviewOut:
+    return context(request).dashboard.overview()
+
+
+@router.get("/positions", response_model=list[s.PositionOut], summary="Open positions with live P&L")
+def positions(request: Request, user: User) -> list[s.PositionOut]:
+    return context(request).dashboard.positions()
+
+
+@router.get("/orders", response_model=list[s.OrderOut], summary="Orders, newest first, filterable")
+def orders(
+    request: Request,
+    user: User,
+    open_only: bool = False,
+    symbol: str | None = None,
+    side: str | None = None,
+    status: str | None = None,
+    strategy: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[s.OrderOut]:
+    return context(request).dashboard.orders(
+        open_only=open_only, symbol=symbol, side=side, status=status, strategy=strategy, limit=limit
+    )
+
+
+@router.get("/orders.csv", response_class=PlainTextResponse, summary="The same orders as CSV")
+def orders_csv(
+    request: Request,
+    user: User,
+    open_only: bool = False,
+    symbol: str | None = None,
+    side: str | None = None,
+    status: str | None = None,
+    strategy: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+) -> PlainTextResponse:
+    rows = context(request).dashboard.orders(
+        open_only=open_only, symbol=symbol, side=side, status=status, strategy=strategy, limit=limit
+    )
+    return _csv(to_csv(rows, s.OrderOut), "orders.csv")
+
+
+@router.get("/trades", response_model=list[s.TradeOut], summary="Closed trades, newest first, filterable")
+def trades(
+    request: Request,
+    user: User,
+    symbol: str | None = None,
+    strategy: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    result: Annotated[str | None, Query(pattern="^(win|loss)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+) -> list[s.TradeOut]:
+    return context(request).dashboard.trades(
+        symbol=symbol, strategy=strategy, since=since, until=until, result=result, limit=limit
+    )
+
+
+@router.get("/trades.csv", response_class=PlainTextResponse, summary="The same trades as CSV")
+def trades_csv(
+    request: Request,
+    user: User,
+    symbol: str | None = None,
+    strategy: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    result: Annotated[str | None, Query(pattern="^(win|loss)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 5000,
+) -> PlainTextResponse:
+    rows = context(request).dashboard.trades(
+        symbol=symbol, strategy=strategy, since=since, until=until, result=result, limit=limit
+    )
+    return _csv(to_csv(rows, s.TradeOut), "trades.csv")
+
+
+@router.get("/pnl", response_model=s.PnlOut, summary="Profit and loss, Sharpe, drawdown, win rate")
+def pnl(request: Request, user: User) -> s.PnlOut:
+    report = context(request).app.service.pnl()
+    return s.PnlOut(
+        **{name: getattr(report, name) for name in s.PnlOut.model_fields if name != "per_strategy"},
+        per_strategy=[
+            s.StrategyPnlOut(strategy=p.strategy, trades=p.trades, pnl=p.pnl, win_rate=p.win_rate)
+            for p in report.per_strategy
+        ],
+    )
+
+
+@router.get("/equity", response_model=s.EquityOut, summary="Equity curve and drawdown")
+def equity(request: Request, user: User) -> s.EquityOut:
+    return context(request).dashboard.equity()
+
+
+@router.get(
+    "/bars/{symbol:path}",
+    response_model=s.BarsOut,
+    summary="A symbol's bars with the strategies' lines, entries and exits, stop and target",
+)
+def bars(request: Request, user: User, symbol: str, timeframe: str | None = None) -> s.BarsOut:
+    try:
+        return context(request).dashboard.bars(symbol, timeframe)
+    except NotFound as exc:
+        raise _missing(exc) from None
+
+
+@router.get("/strategies", response_model=list[s.StrategyOut], summary="Running strategies and how they do")
+def strategies(request: Request, user: User) -> list[s.StrategyOut]:
+    return context(request).dashboard.strategies()
+
+
+@router.get("/risk", response_model=s.RiskOut, summary="Every limit, its source, and what is used of it")
+def risk(request: Request, user: User) -> s.RiskOut:
+    return context(request).dashboard.risk()
+
+
+@router.get("/events", response_model=list[s.EventOut], summary="The audit log, newest first")
+def events(
+    request: Request,
+    user: User,
+    kind: str | None = None,
+    before: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[s.EventOut]:
+    try:
+        return context(request).dashboard.events(kind=kind, before=before, limit=limit)
+    except NotFound as exc:
+        raise _missing(exc) from None
+
+
+# ---------------------------------------------------------------------- actions
+
+
+@router.post("/pause", response_model=s.ActionOut, summary="Stop new entries (exits keep working)")
+def pause(request: Request, user: User) -> s.ActionOut:
+    return _command(request, user, "/pause")
+
+
+@router.post("/resume", response_model=s.ActionOut, summary="Allow new entries again")
+def resume(request: Request, user: User) -> s.ActionOut:
+    return _command(request, user, "/resume")
+
+
+@router.post("/risk", response_model=s.ActionOut, summary="Change one risk limit (asks for confirmation)")
+def set_risk(request: Request, user: User, body: s.RiskSetIn) -> s.ActionOut:
+    if not LIMIT_NAME.match(body.name):
+        raise HTTPException(422, f"{body.name!r} is not a limit name")
+    return _command(request, user, f"/risk set {body.name} {body.value!r}")
+
+
+@router.post("/orders", response_model=s.ActionOut, summary="Buy or sell at market (asks for confirmation)")
+def place_order(request: Request, user: User, body: s.OrderIn) -> s.ActionOut:
+    if not SYMBOL.match(body.symbol):
+        raise HTTPException(422, f"{body.symbol!r} is not a symbol (AAPL, BTC/USD)")
+    if not QTY.match(body.qty.strip()) or (body.side == "buy" and body.qty.strip().lower() == "all"):
+        raise HTTPException(422, f"{body.qty!r} is not a quantity")
+    return _command(request, user, f"/{body.side} {body.symbol} {body.qty.strip()}")
+
+
+@router.post("/flatten", response_model=s.ActionOut, summary="Close every position at market (asks first)")
+def flatten(request: Request, user: User) -> s.ActionOut:
+    return _command(request, user, "/flatten")
+
+
+@router.post(
+    "/confirmations/{confirmation_id}", response_model=s.ActionOut, summary="Confirm a pending action"
+)
+def confirm(request: Request, user: User, confirmation_id: str) -> s.ActionOut:
+    _writable(request)
+    if not CONFIRMATION_ID.match(confirmation_id):
+        raise HTTPException(404, "no such confirmation")
+    return _out(context(request).app.router.confirm(confirmation_id, _caller(user)))
+
+
+@router.delete(
+    "/confirmations/{confirmation_id}", response_model=s.ActionOut, summary="Cancel a pending action"
+)
+def cancel(request: Request, user: User, confirmation_id: str) -> s.ActionOut:
+    if not CONFIRMATION_ID.match(confirmation_id):
+        raise HTTPException(404, "no such confirmation")
+    return _out(context(request).app.router.cancel(confirmation_id, _caller(user)))
+
+
+@router.get("/version", summary="The running tradebot's version")
+def version(user: User) -> dict[str, str]:
+    return {"version": __version__}
+
+
+def _command(request: Request, user: Principal, text: str) -> s.ActionOut:
+    _writable(request)
+    return _out(context(request).app.router.handle(text, _caller(user)))
+
+
+def _writable(request: Request) -> None:
+    dashboard = context(request).dashboard
+    if dashboard.read_only():
+        raise HTTPException(
+            409,
+            f"this instance is read-only ({context(request).app.lease.describe()}): act on the trading one",
+        )
+
+
+def _caller(user: Principal) -> Caller:
+    return Caller(transport="web", chat_id=user.chat_id, name=user.label)
+
+
+def _out(reply: Reply) -> s.ActionOut:
+    confirmation = None
+    text = reply.text
+    if reply.confirmation is not None:
+        c = reply.confirmation
+        confirmation = s.ConfirmationOut(id=c.token, prompt=c.prompt, expires_at=c.expires_at)
+        text = c.prompt
+    return s.ActionOut(text=text, confirmation=confirmation)
+
+
+def _csv(text: str, name: str) -> PlainTextResponse:
+    return PlainTextResponse(
+        text, media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )

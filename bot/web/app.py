@@ -1,0 +1,121 @@
+"""The ASGI application: pages, ``/api/v1``, the live WebSocket, ``/healthz``, the Telegram webhook.
+
+``create_app(ctx)`` builds it around one ``WebContext`` (the bot's ``App`` and the web parts),
+so tests can run several side by side. ``bot/web/server.py`` serves it with uvicorn on the
+runner's event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from bot import __version__
+from bot.web import api, pages
+from bot.web.auth import Auth, TooManyAttempts
+from bot.web.data import Dashboard
+from bot.web.live import LiveHub
+from bot.web.schemas import HealthOut
+from bot.web.security import LoginRequired, SecurityHeaders, principal_of, same_origin
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+
+# A webhook handler gets the raw body and the headers; it answers with an HTTP status.
+Webhook = Callable[[bytes, dict[str, str]], Awaitable[int]]
+
+
+@dataclass
+class WebContext:
+    app: App
+    auth: Auth
+    hub: LiveHub
+    dashboard: Dashboard
+    webhooks: dict[str, Webhook] = field(default_factory=dict)
+
+
+DESCRIPTION = """\
+Everything the tradebot dashboard shows, as JSON, and the same actions as Telegram and the console.
+
+**Authentication**: `Authorization: Bearer <TRADEBOT_WEB_TOKEN>` for scripts, or the session cookie
+of a logged-in browser (then every POST and DELETE needs the `X-CSRF-Token` header).
+
+**Actions** that move money or limits (`POST /orders`, `/flatten`, `/risk`) answer with a
+`confirmation`; nothing happens until `POST /confirmations/{id}` within 60 seconds.
+
+**Live events**: the WebSocket `/api/v1/ws` (`?after=ID` resumes after the last event id seen).
+"""
+
+
+def create_app(ctx: WebContext) -> FastAPI:
+    web = FastAPI(
+        title="tradebot",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # served behind the login by pages.openapi
+    )
+    web.state.ctx = ctx
+    web.add_middleware(SecurityHeaders)
+    web.include_router(api.router)
+    web.include_router(pages.router)
+
+    @web.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse(
+                {"detail": "login required: a session cookie or Authorization: Bearer TOKEN"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return RedirectResponse("/login", status_code=303)
+
+    @web.get("/healthz", response_model=HealthOut, include_in_schema=False)
+    def healthz() -> HealthOut:
+        """Answers on every instance, trading or on standby; no login, no database call."""
+        lease = ctx.app.lease
+        return HealthOut(ok=True, role="active" if lease.held else "standby", version=__version__)
+
+    @web.websocket("/api/v1/ws")
+    async def live(websocket: WebSocket, after: int | None = None) -> None:
+        try:
+            principal = principal_of(websocket)
+        except TooManyAttempts:
+            principal = None
+        if principal is None or not same_origin(websocket):
+            await websocket.close(code=1008, reason="login required")  # before accept: HTTP 403
+            return
+        await websocket.accept()
+        # WebSocketDisconnect or RuntimeError: the browser went away (perhaps while we were sending).
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await ctx.hub.stream(websocket.send_text, after, ctx.dashboard.read_only())
+
+    @web.post("/{path:path}", include_in_schema=False)
+    async def webhook(path: str, request: Request) -> Response:
+        """Inbound webhooks (Telegram's) registered by the transports that run in this process."""
+        handler = ctx.webhooks.get("/" + path)
+        if handler is None:
+            if path.strip("/") in _webhook_paths(ctx):
+                return Response("not ready", status_code=503, headers={"Retry-After": "5"})
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
+        status = await handler(await request.body(), dict(request.headers))
+        return Response(status_code=status)
+
+    return web
+
+
+def _webhook_paths(ctx: WebContext) -> set[str]:
+    """The Telegram webhook path, known from the settings even before Telegram starts (standby)."""
+    from urllib.parse import urlsplit
+
+    url = ctx.app.settings.telegram_webhook_url.strip()
+    return {urlsplit(url).path.strip("/") or "telegram"} if url else set()

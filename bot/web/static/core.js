@@ -1,0 +1,218 @@
+/* tradebot dashboard: the shared parts (API calls, formatting, DOM helpers, live updates, actions).
+   Plain JavaScript, no build step. Data is always inserted as text, never as HTML. */
+"use strict";
+
+const TB = (window.TB = {});
+
+TB.csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+TB.page = document.body.dataset.page;
+TB.symbol = document.body.dataset.symbol || "";
+
+/* ------------------------------------------------------------------ API */
+
+TB.api = async function (path, options = {}) {
+  const headers = Object.assign({ Accept: "application/json" }, options.headers || {});
+  if (options.method && options.method !== "GET") headers["X-CSRF-Token"] = TB.csrf;
+  if (options.body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch("/api/v1" + path, {
+    method: options.method || "GET",
+    headers,
+    credentials: "same-origin",
+    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+  });
+  if (response.status === 401) {
+    location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
+    throw new Error("logged out");
+  }
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const detail = typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail || data);
+    throw new Error(detail || response.statusText);
+  }
+  return data;
+};
+
+/* ------------------------------------------------------------------ formatting */
+
+TB.money = (v) =>
+  v === null || v === undefined ? "–" : Number(v).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+TB.signed = (v) => (v === null || v === undefined ? "–" : (v >= 0 ? "+" : "") + TB.money(v));
+TB.pct = (v, digits = 2) => (v === null || v === undefined ? "–" : Number(v).toFixed(digits) + "%");
+TB.qty = (v) => Number(v).toLocaleString("en-US", { maximumFractionDigits: 6 });
+TB.time = (iso) => (iso ? iso.replace("T", " ").replace(/(\.\d+)?(\+00:00|Z)$/, "") : "–");
+TB.cls = (v) => (v > 0 ? "up" : v < 0 ? "down" : "");
+
+/* ------------------------------------------------------------------ DOM */
+
+TB.el = function (tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (key === "class") node.className = value;
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+};
+
+/* columns: [{label, value: row => text|Node, cls: row => class}] */
+TB.table = function (columns, rows, empty) {
+  if (!rows.length) return TB.el("p", { class: "empty" }, empty || "Nothing yet.");
+  const head = TB.el("tr", {}, columns.map((c) => TB.el("th", { class: c.num ? "num" : "" }, c.label)));
+  const body = rows.map((row) =>
+    TB.el(
+      "tr",
+      {},
+      columns.map((c) =>
+        TB.el("td", { class: [c.num ? "num" : "", c.cls ? c.cls(row) : ""].join(" ").trim() || null, "data-label": c.label }, c.value(row))
+      )
+    )
+  );
+  return TB.el("div", { class: "scroll" }, TB.el("table", {}, TB.el("thead", {}, head), TB.el("tbody", {}, body)));
+};
+
+TB.card = (label, value, cls) => TB.el("div", { class: "card" }, TB.el("span", { class: "label" }, label), TB.el("span", { class: "value " + (cls || "") }, value));
+
+TB.section = (title, ...content) => TB.el("section", {}, TB.el("h2", {}, title), ...content);
+
+TB.replace = function (id, node) {
+  const old = document.getElementById(id);
+  node.id = id;
+  if (old) old.replaceWith(node);
+  else document.getElementById("app").append(node);
+};
+
+TB.toast = function (text, kind) {
+  const box = TB.el("div", { class: "toast " + (kind || ""), role: "status" }, text);
+  document.body.append(box);
+  setTimeout(() => box.remove(), 6000);
+};
+
+/* ------------------------------------------------------------------ status badge and banner */
+
+TB.showStatus = function (status) {
+  const badge = document.getElementById("badge");
+  badge.textContent = status.mode.toUpperCase() + " · " + status.state;
+  badge.className = "badge " + status.state.split(" ")[0] + (status.mode === "live" ? " live-money" : "");
+  const banner = document.getElementById("banner");
+  const notes = [];
+  if (status.read_only) notes.push("Read-only: " + status.instance + ". This instance does not trade; actions are off.");
+  if (status.paused) notes.push("Paused: no new entries. Stops, targets and exits keep working.");
+  if (status.state.startsWith("halted")) notes.push("Halted: the daily loss limit was reached; new entries resume tomorrow (UTC).");
+  banner.hidden = !notes.length;
+  banner.textContent = notes.join(" ");
+  TB.readOnly = status.read_only;
+  document.body.classList.toggle("read-only", status.read_only);
+};
+
+/* ------------------------------------------------------------------ live updates */
+
+TB.lastEventId = null;
+TB.onEvent = []; /* page hooks: fn(event) */
+let refreshTimer = null;
+
+TB.refreshSoon = function (delay = 150) {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(() => TB.refresh().catch((e) => TB.toast(e.message, "error")), delay);
+};
+
+TB.connect = function (attempt = 0) {
+  const live = document.getElementById("live");
+  const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+  const query = TB.lastEventId === null ? "" : "?after=" + TB.lastEventId;
+  const socket = new WebSocket(scheme + location.host + "/api/v1/ws" + query);
+  socket.onopen = () => {
+    attempt = 0;
+    live.textContent = "live";
+    live.className = "live on";
+  };
+  socket.onmessage = (message) => {
+    const data = JSON.parse(message.data);
+    if (data.type === "hello") {
+      if (TB.lastEventId !== null && data.last_id > TB.lastEventId) TB.refreshSoon();
+      TB.lastEventId = data.last_id;
+    } else if (data.type === "event") {
+      TB.lastEventId = Math.max(TB.lastEventId || 0, data.event.id || 0);
+      TB.onEvent.forEach((hook) => hook(data.event));
+      TB.refreshSoon();
+    } else if (data.type === "cycle") {
+      TB.refreshSoon(300);
+    } else if (data.type === "gap") {
+      TB.lastEventId = null;
+      TB.refreshSoon();
+    }
+  };
+  socket.onclose = (event) => {
+    live.textContent = "offline";
+    live.className = "live off";
+    if (event.code === 1008) {
+      location.href = "/login?next=" + encodeURIComponent(location.pathname);
+      return;
+    }
+    setTimeout(() => TB.connect(attempt + 1), Math.min(1000 * 2 ** attempt, 15000));
+  };
+};
+
+/* ------------------------------------------------------------------ actions (confirmation step) */
+
+TB.act = async function (path, body) {
+  try {
+    const answer = await TB.api(path, { method: "POST", body });
+    if (answer.confirmation) TB.confirmDialog(answer.confirmation);
+    else TB.toast(answer.text);
+    TB.refreshSoon();
+    return answer;
+  } catch (error) {
+    TB.toast(error.message, "error");
+    return null;
+  }
+};
+
+TB.confirmDialog = function (confirmation) {
+  const dialog = document.getElementById("dialog");
+  const seconds = TB.el("span", { class: "countdown" });
+  const until = Date.parse(confirmation.expires_at);
+  const tick = setInterval(() => {
+    const left = Math.max(0, Math.round((until - Date.now()) / 1000));
+    seconds.textContent = ` (${left} s)`;
+    if (!left) close();
+  }, 250);
+  function close() {
+    clearInterval(tick);
+    dialog.hidden = true;
+    dialog.replaceChildren();
+  }
+  async function answer(method) {
+    close();
+    try {
+      const result = await TB.api("/confirmations/" + confirmation.id, { method });
+      TB.toast(result.text, method === "POST" ? "" : "muted");
+    } catch (error) {
+      TB.toast(error.message, "error");
+    }
+    TB.refreshSoon();
+  }
+  dialog.replaceChildren(
+    TB.el(
+      "div",
+      { class: "box", role: "dialog", "aria-modal": "true" },
+      TB.el("p", {}, confirmation.prompt, seconds),
+      TB.el(
+        "div",
+        { class: "buttons" },
+        TB.el("button", { class: "danger", id: "confirm", onclick: () => answer("POST") }, "Confirm"),
+        TB.el("button", { id: "cancel", onclick: () => answer("DELETE") }, "Cancel")
+      )
+    )
+  );
+  dialog.hidden = false;
+};
+
+document.getElementById("logout").addEventListener("click", async () => {
+  await fetch("/logout", { method: "POST", headers: { "X-CSRF-Token": TB.csrf }, credentials: "same-origin" });
+  location.href = "/login";
+});
