@@ -18,11 +18,11 @@ def procfile() -> dict[str, str]:
     return dict(line.split(":", 1) for line in lines if line.strip())
 
 
-def test_procfile_runs_the_worker_migrates_on_release_and_offers_webhook_mode():
+def test_procfile_runs_one_web_process_and_migrates_on_release():
     processes = procfile()
-    assert processes["worker"].strip() == "tradebot run"
+    assert processes["web"].strip() == "tradebot run"  # engine, dashboard, API and Telegram webhook
     assert processes["release"].strip() == "tradebot db upgrade"
-    assert "web" in processes
+    assert set(processes) == {"web", "release"}  # a first push starts one web dyno: no ps:scale
     parser = build_parser()
     for command in processes.values():
         program, *args = shlex.split(command)
@@ -30,12 +30,12 @@ def test_procfile_runs_the_worker_migrates_on_release_and_offers_webhook_mode():
         assert parser.parse_args(args).func is not None
 
 
-def test_app_json_declares_postgres_the_worker_and_known_variables():
+def test_app_json_declares_postgres_one_web_dyno_and_known_variables():
     app = json.loads((ROOT / "app.json").read_text())
     plans = [addon["plan"] for addon in app["addons"]]
     assert any(plan.startswith("heroku-postgresql") for plan in plans)
-    assert app["formation"]["worker"]["quantity"] == 1
-    assert app["formation"]["web"]["quantity"] == 0  # webhook mode is opt-in
+    assert app["formation"] == {"web": {"quantity": 1, "size": "basic"}}
+    assert app["env"]["TRADEBOT_WEB_PASSWORD"]["generator"] == "secret"  # $PORT binds 0.0.0.0: needs one
     helps = {var.name: var.help for var in all_variables()}
     assert set(app["env"]) <= set(helps)
     for name, entry in app["env"].items():  # the description comes from the one definition

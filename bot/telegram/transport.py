@@ -1,7 +1,7 @@
 """``run_telegram(app, stop)``: the Telegram front end on the runner's event loop until ``stop``.
 
-Long polling by default (a worker process); a webhook on ``$PORT`` when TELEGRAM_WEBHOOK_URL
-is set (needs ``python-telegram-bot[webhooks]``). TELEGRAM_BASE_URL points it at another Bot
+Long polling by default; a webhook when TELEGRAM_WEBHOOK_URL is set: `tradebot run`'s web server
+takes the updates on its own port (bot/web), else python-telegram-bot's on ``$PORT``. TELEGRAM_BASE_URL points it at another Bot
 API server, as python-telegram-bot's ``base_url`` (``http://127.0.0.1:8081/bot``).
 
 Telegram being unreachable never stops trading: the engine runs on its own scheduler, the
@@ -15,12 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import hmac
+import json
 import logging
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from telegram import BotCommand
+from telegram import BotCommand, Update
 from telegram.error import InvalidToken, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
@@ -115,6 +117,7 @@ class TelegramFrontEnd:
         self._initialized = False
         self._last_poll_warning = 0.0
         self._warm_up: asyncio.Future[None] | None = None
+        self._webhook_path = ""  # set when the web server receives the updates
 
     def _build(self) -> Application:
         return (
@@ -222,6 +225,16 @@ class TelegramFrontEnd:
             )
             return
         path = urlsplit(self.config.webhook_url).path.strip("/") or "telegram"
+        if self.app.web is not None:  # `tradebot run`'s web server takes the updates on its port
+            await self.application.bot.set_webhook(
+                url=self.config.webhook_url,
+                secret_token=self.config.webhook_secret,
+                allowed_updates=ALLOWED_UPDATES,
+                drop_pending_updates=False,
+            )
+            self.app.web.add_webhook(path, self._on_webhook)
+            self._webhook_path = path
+            return
         await updater.start_webhook(
             listen="0.0.0.0",
             port=self.config.port,
@@ -231,6 +244,18 @@ class TelegramFrontEnd:
             allowed_updates=ALLOWED_UPDATES,
             drop_pending_updates=False,
         )
+
+    async def _on_webhook(self, body: bytes, headers: dict[str, str]) -> int:
+        """An update POSTed by Telegram to the web server (python-telegram-bot's customwebhookbot way)."""
+        given = headers.get("x-telegram-bot-api-secret-token", "")
+        if not hmac.compare_digest(given.encode(), self.config.webhook_secret.encode()):
+            return 403  # only Telegram knows the secret
+        try:
+            update = Update.de_json(json.loads(body), self.application.bot)
+        except (ValueError, TypeError, KeyError):
+            return 400
+        await self.application.update_queue.put(update)
+        return 200
 
     def _polling_error(self, exc: TelegramError) -> None:
         now = time.monotonic()
@@ -248,6 +273,8 @@ class TelegramFrontEnd:
 
     async def _shutdown(self) -> None:
         application = self.application
+        if self._webhook_path and self.app.web is not None:
+            self.app.web.remove_webhook(self._webhook_path)
         try:
             async with asyncio.timeout(SHUTDOWN_SECONDS):
                 if application.updater is not None and application.updater.running:
