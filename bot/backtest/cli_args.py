@@ -21,7 +21,7 @@ EPILOG = (
 examples:
   tradebot backtest --strategy supertrend --csv bars.csv
   tradebot backtest --strategy supertrend --csv bars.csv --param period=14 --param multiplier=2.5 \\
-      --commission 0.0005 --slippage 0.0002 --json out.json --plot out.png
+      --commission 0.0005 --slippage 0.0002 --json out.json --plot out.png --html report.html
   tradebot backtest --strategy supertrend --symbol BTC/USD --start 2024-01-01 --end 2024-07-01 --timeframe 15m
   tradebot backtest --strategy supertrend --csv bars.csv --param period=7..14 --param multiplier=2,2.5,3 \\
       --rank-by sharpe --sweep-csv sweep.csv
@@ -126,6 +126,12 @@ def add_backtest_parser(subparsers: Any) -> argparse.ArgumentParser:
     out.add_argument("--json", metavar="OUT", help="write trades, statistics and the equity curve as JSON")
     out.add_argument(
         "--plot", metavar="OUT.png", help="write a chart: price, lines, entries/exits, equity, drawdown"
+    )
+    out.add_argument(
+        "--html",
+        metavar="OUT.html",
+        help="write one self-contained interactive report (zoomable chart, equity, drawdown, metrics, trades) "
+        "that opens from disk with no server and no network",
     )
     out.add_argument(
         "--rank-by",

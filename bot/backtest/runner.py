@@ -124,8 +124,9 @@ def _main(args: argparse.Namespace) -> int:
 
         spans = parse_spans(args.walk_forward)
     settings = _fill_settings(args, config)
-    check_outputs({"--json": args.json, "--plot": args.plot, "--sweep-csv": args.sweep_csv}, args.csv)
-    progress = _Stages(args.progress, 2 + bool(args.json) + bool(args.plot))
+    html = getattr(args, "html", None)
+    check_outputs({"--json": args.json, "--plot": args.plot, "--html": html, "--sweep-csv": args.sweep_csv}, args.csv)
+    progress = _Stages(args.progress, 2 + bool(args.json) + bool(args.plot) + bool(html))
     progress.step("reading history")
     bars, timeframe, source = _load_bars(args, config)
     check_sizing(settings.fixed_qty, settings.cash, settings.slippage, settings.commission, bars)
@@ -223,6 +224,12 @@ def _write_outputs(result: BacktestResult, args: argparse.Namespace, progress: _
 
         plot(result, args.plot)
         written.append(f"{'' if written else chr(10)}plot: {args.plot}")
+    if getattr(args, "html", None):
+        progress.step("writing the HTML report")
+        from bot.web.report import write_html
+
+        write_html(result, args.html)
+        written.append(f"{'' if written else chr(10)}report: {args.html}")
     return written
 
 

@@ -11,7 +11,7 @@
   function baseOptions(container, height) {
     return {
       width: container.clientWidth || 600,
-      height: height,
+      height: container.clientHeight || height,
       layout: { background: { color: "#ffffff" }, textColor: "#24292f", fontSize: 12 },
       grid: { vertLines: { color: "#f0f2f4" }, horzLines: { color: "#f0f2f4" } },
       timeScale: { timeVisible: true, secondsVisible: false, rightOffset: 3 },
@@ -24,19 +24,27 @@
 
   function resizeWith(container, chart) {
     if (!window.ResizeObserver) return;
-    new ResizeObserver(() => chart.applyOptions({ width: container.clientWidth })).observe(container);
+    new ResizeObserver(() => {
+      if (container.clientWidth && container.clientHeight) chart.applyOptions({ width: container.clientWidth, height: container.clientHeight });
+    }).observe(container);
   }
 
   function candles(data) {
     return data.time.map((t, i) => ({ time: t, open: data.open[i], high: data.high[i], low: data.low[i], close: data.close[i] }));
   }
 
-  function lineData(data, values) {
-    return data.time.map((t, i) => {
+  /* A strategy line in two halves, as TradingView draws the Supertrend: green where the close is
+     above it (support), red where below (resistance), with a gap where it flips. */
+  function lineHalves(data, values) {
+    const up = [], down = [];
+    data.time.forEach((t, i) => {
       const v = values[i];
-      if (v === null || v === undefined || !isFinite(v)) return { time: t };
-      return { time: t, value: v, color: data.close[i] >= v ? GREEN : RED };
+      const ok = v !== null && v !== undefined && isFinite(v);
+      const above = ok && data.close[i] >= v;
+      up.push(ok && above ? { time: t, value: v } : { time: t });
+      down.push(ok && !above ? { time: t, value: v } : { time: t });
     });
+    return [up, down];
   }
 
   function markers(list) {
@@ -55,8 +63,17 @@
   function PriceChart(container, data, options) {
     options = options || {};
     this.chart = LightweightCharts.createChart(container, baseOptions(container, options.height || 420));
+    this.levels = [];
     this.candles = this.chart.addCandlestickSeries({
       upColor: GREEN, downColor: RED, borderUpColor: GREEN, borderDownColor: RED, wickUpColor: GREEN, wickDownColor: RED,
+      /* The price scale also takes in the position's stop and target, so they are always on screen. */
+      autoscaleInfoProvider: (original) => {
+        const info = original();
+        if (!info || !info.priceRange || !this.levels.length) return info;
+        const range = info.priceRange;
+        return Object.assign({}, info, { priceRange: {
+          minValue: Math.min(range.minValue, ...this.levels), maxValue: Math.max(range.maxValue, ...this.levels) } });
+      },
     });
     this.lines = {};
     this.priceLines = [];
@@ -66,7 +83,7 @@
     this.update(data);
     if (options.visibleBars && data.time.length > options.visibleBars) {
       this.chart.timeScale().setVisibleLogicalRange({ from: data.time.length - options.visibleBars, to: data.time.length + 3 });
-    }
+    } else this.chart.timeScale().fitContent();
   }
 
   PriceChart.prototype.update = function (data) {
@@ -80,17 +97,24 @@
     }
     for (const [label, values] of Object.entries(data.lines || {})) {
       if (!this.lines[label]) {
-        this.lines[label] = this.chart.addLineSeries({ lineWidth: 2, priceLineVisible: false, lastValueVisible: false, title: label });
+        const style = { lineWidth: 2, priceLineVisible: false, lastValueVisible: false, crosshairMarkerVisible: false };
+        this.lines[label] = [
+          this.chart.addLineSeries(Object.assign({ color: GREEN }, style)),
+          this.chart.addLineSeries(Object.assign({ color: RED }, style)),
+        ];
       }
-      const points = lineData(data, values);
-      if (appendOnly) {
-        for (const p of points) if (p.time >= this.lastTime) this.lines[label].update(p);
-      } else this.lines[label].setData(points);
+      lineHalves(data, values).forEach((points, half) => {
+        const series = this.lines[label][half];
+        if (appendOnly) {
+          for (const p of points) if (p.time >= this.lastTime) series.update(p);
+        } else series.setData(points);
+      });
     }
     this.candles.setMarkers(markers(data.markers || []));
     for (const line of this.priceLines) this.candles.removePriceLine(line);
     this.priceLines = [];
     const p = data.position;
+    this.levels = p ? [p.stop_loss, p.take_profit].filter((v) => v !== null && v !== undefined) : [];
     if (p) {
       const add = (price, color, title) =>
         price !== null && price !== undefined &&

@@ -153,7 +153,7 @@
       return;
     }
     if (!equityChart) {
-      const top = el("div", { class: "chart" }), bottom = el("div", { class: "chart small" });
+      const top = el("div", { class: "chart medium" }), bottom = el("div", { class: "chart small" });
       TB.replace("equity-box", el("div", {}, el("h2", {}, "Equity"), top, el("h2", {}, "Drawdown %"), bottom));
       equityChart = new TradebotChart.EquityChart(top, bottom, points);
     } else equityChart.update(points);

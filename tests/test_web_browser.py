@@ -1,0 +1,205 @@
+"""The dashboard in a real browser: headless Chromium (Debian's) driven by Playwright.
+
+A trader logs in, sees the simulated positions, watches a fill appear without reloading, pauses
+from the page and sees /status say paused, looks at a symbol's chart; the HTML backtest report
+opens from disk and its chart draws. Every request the browser makes is checked to stay on
+127.0.0.1 (or the file itself): no CDN. Screenshots go to the test's folder, and to
+``$TRADEBOT_SCREENSHOTS`` when set.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from bot.commands import Caller
+from bot.domain import Side
+from tests.helpers import make_app
+from tests.webapp import WebThread
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PASSWORD = "browser test password"
+
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="pip install -e '.[dev]' installs playwright"
+)
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium; .ci/run does it)"
+)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+def shoot(page, tmp_path: Path, name: str) -> Path:
+    path = tmp_path / name
+    page.screenshot(path=str(path), full_page=True)
+    if os.environ.get("TRADEBOT_SCREENSHOTS"):
+        folder = Path(os.environ["TRADEBOT_SCREENSHOTS"])
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, folder / name)
+    assert path.stat().st_size > 5_000  # a real picture, not an empty page
+    return path
+
+
+def loopback_only(page, outside: list[str]) -> None:
+    def check(route):  # type: ignore[no-untyped-def]
+        url = route.request.url
+        host = urlsplit(url).hostname
+        if url.startswith(("file:", "data:", "blob:")) or host in {"127.0.0.1", "localhost"}:
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+
+    page.route("**/*", check)
+
+
+def test_trader_logs_in_watches_a_fill_and_pauses(tmp_path, browser):
+    app, clock = make_app(
+        tmp_path / "bot.db",
+        TRADEBOT_SYMBOLS="AAPL,BTC/USD,ETH/USD",
+        TRADEBOT_WEB_PORT="0",
+        TRADEBOT_WEB_PASSWORD=PASSWORD,
+        TRADEBOT_WEB_USER="ann",
+    )
+    # No engine cycle: the strategy opens nothing by itself, so the book is exactly what we place.
+    assert app.service.place_manual("AAPL", Side.BUY, 5, "seed-aapl", by="test").status == "filled"
+    outside: list[str] = []
+    errors: list[str] = []
+    with WebThread(app) as web:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        loopback_only(page, outside)
+
+        page.goto(f"{web.url}/")  # not logged in: the login page
+        assert "/login" in page.url
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_selector("#positions table")
+        assert page.locator("#positions").inner_text().count("AAPL") >= 1
+        page.wait_for_selector("#live.on")  # the WebSocket is connected
+        page.evaluate("() => { window.__sameDocument = true; }")
+
+        # A fill happens in the bot: the page shows it without reloading.
+        outcome = app.service.place_manual("BTC/USD", Side.BUY, 0.01, "from-the-engine", by="test")
+        assert outcome.status == "filled"
+        page.wait_for_function(
+            "() => document.querySelector('#positions').innerText.includes('BTC/USD')", timeout=10_000
+        )
+        page.wait_for_function(
+            "() => document.querySelector('#alerts').innerText.includes('Bought 0.01 BTC/USD')"
+        )
+        assert page.evaluate("() => window.__sameDocument") is True
+        shoot(page, tmp_path, "overview.png")
+
+        # Pause from the page; /status (console or Telegram) says paused.
+        page.click("#pause")
+        page.wait_for_selector("#badge.paused")
+        page.wait_for_selector("#resume")
+        status = app.router.handle("/status", Caller(transport="console", chat_id=0)).text
+        assert "State: paused" in status
+        assert "Paused: no new entries" in page.inner_text("#banner")
+        assert "Trading paused by ann (web)" in page.inner_text("#alerts")
+
+        # A dangerous action waits for the confirmation dialog.
+        page.click("#flatten")
+        page.wait_for_selector("#dialog .box")
+        assert "close all 2 positions" in page.inner_text("#dialog")
+        page.click("#cancel")
+        page.wait_for_selector("#dialog", state="hidden")
+        assert len(app.service.positions()) == 2
+
+        # The symbol page: candles, the Supertrend band, entries and the position's lines.
+        page.goto(f"{web.url}/symbol/BTC/USD")
+        page.wait_for_function("() => window.tradebotPriceChart && window.tradebotPriceChart.count > 20")
+        assert page.locator("#price-chart canvas").count() >= 1
+        assert page.evaluate("() => window.tradebotPriceChart.priceLines.length") == 3  # entry, stop, target
+        shoot(page, tmp_path, "symbol.png")
+
+        # A phone.
+        phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+        phone.add_cookies(context.cookies())
+        small = phone.new_page()
+        loopback_only(small, outside)
+        small.goto(f"{web.url}/")
+        small.wait_for_selector("#positions table")
+        assert (
+            small.evaluate("() => document.documentElement.scrollWidth") <= 390 + 1
+        )  # no sideways page scroll
+        shoot(small, tmp_path, "overview-phone.png")
+        phone.close()
+        context.close()
+    app.db.dispose()
+    assert outside == [], f"the browser tried to leave the machine: {outside}"
+    assert errors == [], f"JavaScript errors: {errors}"
+
+
+def test_html_backtest_report_opens_from_disk_and_draws(tmp_path, browser):
+    from tests.test_web_report import write_bars_csv
+
+    csv_path = write_bars_csv(tmp_path / "bars.csv", days=2)
+    report = tmp_path / "report.html"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bot",
+            "backtest",
+            "--strategy",
+            "supertrend",
+            "--csv",
+            str(csv_path),
+            "--html",
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, offline=True)
+    page = context.new_page()
+    errors: list[str] = []
+    outside: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    loopback_only(page, outside)
+    page.goto(report.as_uri())
+    page.wait_for_function("() => window.tradebotReport && window.tradebotReport.price.count > 100")
+    assert page.locator("#price canvas").count() >= 1 and page.locator("#equity canvas").count() >= 1
+    trades = page.locator("tr.trade").count()
+    assert trades > 3
+    before = page.evaluate(
+        "() => JSON.stringify(window.tradebotReport.price.chart.timeScale().getVisibleRange())"
+    )
+    page.locator("tr.trade").nth(trades // 2).click()
+    page.wait_for_function(
+        "before => JSON.stringify(window.tradebotReport.price.chart.timeScale().getVisibleRange()) !== before",
+        arg=before,
+    )
+    assert "Sharpe" in page.inner_text("#metrics")
+    shoot(page, tmp_path, "report.png")
+    context.close()
+    assert outside == [] and errors == []
