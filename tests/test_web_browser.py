@@ -77,7 +77,7 @@ def loopback_only(page, outside: list[str]) -> None:
 
 
 def test_trader_logs_in_watches_a_fill_and_pauses(tmp_path, browser):
-    app, clock = make_app(
+    app, _ = make_app(
         tmp_path / "bot.db",
         TRADEBOT_SYMBOLS="AAPL,BTC/USD,ETH/USD",
         TRADEBOT_WEB_PORT="0",
