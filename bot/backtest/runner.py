@@ -125,7 +125,9 @@ def _main(args: argparse.Namespace) -> int:
         spans = parse_spans(args.walk_forward)
     settings = _fill_settings(args, config)
     html = getattr(args, "html", None)
-    check_outputs({"--json": args.json, "--plot": args.plot, "--html": html, "--sweep-csv": args.sweep_csv}, args.csv)
+    check_outputs(
+        {"--json": args.json, "--plot": args.plot, "--html": html, "--sweep-csv": args.sweep_csv}, args.csv
+    )
     progress = _Stages(args.progress, 2 + bool(args.json) + bool(args.plot) + bool(html))
     progress.step("reading history")
     bars, timeframe, source = _load_bars(args, config)
