@@ -8,6 +8,7 @@ are located without importing those packages (their Python halves are never used
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def swagger_dir() -> Path:
     return path
 
 
-VENDOR = {
+VENDOR: dict[str, Callable[[], Path]] = {
     "lightweight-charts.js": lightweight_charts_js,
     "swagger-ui-bundle.js": lambda: swagger_dir() / "swagger-ui-bundle.js",
     "swagger-ui.css": lambda: swagger_dir() / "swagger-ui.css",
