@@ -71,13 +71,12 @@ class WebServer:
         return f"{self.url}/login?token={token}" if token else f"{self.url}/login"
 
     async def start(self) -> None:
+        """Serve from now on. The socket is already listening, so nothing waits here: connections
+        made before uvicorn's first accept wait in the listen backlog, and the runner goes on to
+        the lease at once."""
         self.ctx.hub.start(asyncio.get_running_loop())
         self._task = asyncio.create_task(self.server.serve(sockets=[self.socket]), name="web-server")
-        while not self.server.started:
-            if self._task.done():
-                self._task.result()  # raises what stopped it
-                raise WebStartError("the web server stopped while starting")
-            await asyncio.sleep(0.01)
+        self._task.add_done_callback(_report_end)
 
     async def stop(self) -> None:
         if self._task is None:
@@ -102,6 +101,14 @@ class WebServer:
 
     def cycle_finished(self, report: TickReport | None) -> None:
         self.ctx.hub.cycle_finished(report)
+
+
+def _report_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error(
+            "the web server stopped: the dashboard and API are down; trading goes on",
+            exc_info=task.exception(),
+        )
 
 
 class _QuietServer(uvicorn.Server):
