@@ -16,6 +16,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from bot.domain import EventKind
+from bot.views import TickReport
 from tests.helpers import make_app
 from tests.webapp import WebThread, csrf_of, logged_in, login
 
@@ -361,6 +362,14 @@ def test_events_stream_live_and_resume_after_a_reconnection(web, session):
         web.call(web.server.cycle_finished, None)  # nothing to say without a report
         web.app.service.emit(EventKind.INFO, "and then live again")
         assert json.loads(socket.recv(5))["event"]["message"] == "and then live again"
+        now = web.clock.now()
+        web.server.cycle_finished(
+            TickReport(started=now, finished=now, signals=2)
+        )  # from the engine's thread
+        cycle = json.loads(socket.recv(5))
+        assert cycle["type"] == "cycle" and cycle["cycle"]["signals"] == 2
+        web.call(web.server.ctx.hub.close)  # shutting down: the stream says so and ends
+        assert json.loads(socket.recv(5)) == {"type": "closing"}
 
 
 # ---------------------------------------------------------------------- pages, docs, secrets

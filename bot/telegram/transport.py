@@ -1,8 +1,9 @@
 """``run_telegram(app, stop)``: the Telegram front end on the runner's event loop until ``stop``.
 
 Long polling by default; a webhook when TELEGRAM_WEBHOOK_URL is set: `tradebot run`'s web server
-takes the updates on its own port (bot/web), else python-telegram-bot's on ``$PORT``. TELEGRAM_BASE_URL points it at another Bot
-API server, as python-telegram-bot's ``base_url`` (``http://127.0.0.1:8081/bot``).
+takes the updates on its own port (bot/web), else python-telegram-bot's on ``$PORT``.
+TELEGRAM_BASE_URL points it at another Bot API server, as python-telegram-bot's ``base_url``
+(``http://127.0.0.1:8081/bot``).
 
 Telegram being unreachable never stops trading: the engine runs on its own scheduler, the
 connection is retried with backoff (1 s doubling to 60 s), python-telegram-bot's polling loop

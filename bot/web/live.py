@@ -1,16 +1,17 @@
-"""``/api/v1/ws``: the event feed streamed to browsers and scripts as JSON messages.
+"""``/api/v1/ws``: the service's event feed streamed to browsers and scripts as JSON messages.
 
 Messages, one JSON object each:
 
 * ``{"type": "hello", "last_id": N, "read_only": bool}`` first;
 * ``{"type": "event", "event": {...}}`` for every recorded event (orders, fills, stops, targets,
-  risk blocks, alerts, pause and resume...), the same shape as ``GET /api/v1/events``;
+  risk blocks, alerts, pause and resume...), in id order, each once, the same shape as
+  ``GET /api/v1/events``;
 * ``{"type": "cycle", "cycle": {...}}`` after each engine cycle (prices and equity moved);
-* ``{"type": "gap"}`` when events were missed (a long disconnection, a slow reader): reload.
+* ``{"type": "closing"}`` when the server shuts down (reconnect later).
 
 A client that reconnects with ``?after=ID`` (the last event id it saw) first receives what it
-missed. Events are published from the service's worker threads; the hub hands them to the event
-loop and each client has a bounded queue, so a slow reader is dropped, never the engine slowed.
+missed: ``service.feed`` (``bot/service/feed.py``) replays from the table, then goes live, and
+never drops an event. Cycle messages are not stored: a page simply refreshes on the next one.
 """
 
 from __future__ import annotations
@@ -19,61 +20,40 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot.domain import Event
+from bot.service.feed import EventFeed
 from bot.views import TickReport
-from bot.web.feed import EventFeed
 from bot.web.schemas import EventOut
 
 log = logging.getLogger(__name__)
 
-QUEUE_SIZE = 1000
-BACKLOG_LIMIT = 200
-CLOSING = '{"type": "closing"}'
+CYCLE_QUEUE = 16  # cycle messages a slow client may fall behind by; older ones are dropped
+CLOSING = json.dumps({"type": "closing"})
 
-
-class Client:
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[tuple[int | None, str]] = asyncio.Queue(QUEUE_SIZE)
-        self.overflowed = False
-
-    def put(self, event_id: int | None, message: str) -> None:
-        try:
-            self.queue.put_nowait((event_id, message))
-        except asyncio.QueueFull:
-            self.overflowed = True
-            if message is CLOSING:
-                self.queue.get_nowait()
-                self.queue.put_nowait((event_id, message))
+Send = Callable[[str], Awaitable[None]]
 
 
 class LiveHub:
     def __init__(self, feed: EventFeed) -> None:
         self.feed = feed
-        self.clients: set[Client] = set()
+        self.clients: set[asyncio.Queue[str]] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.last_id = 0
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.feed.subscribe(self._on_event)
 
     def close(self) -> None:
         """End every stream (at shutdown): each client gets a last message and is let go."""
         self.loop = None
-        for client in list(self.clients):
-            client.put(None, CLOSING)
-
-    # ------------------------------------------------------------------ publishing (any thread)
-
-    def _on_event(self, event: Event) -> None:
-        message = json.dumps({"type": "event", "event": EventOut.of(event).model_dump(mode="json")})
-        self._post(message, event.id)
+        for queue in list(self.clients):
+            _put(queue, CLOSING)
 
     def cycle_finished(self, report: TickReport | None) -> None:
-        """The runner calls this after each engine cycle."""
-        if report is None:
+        """The runner calls this after each engine cycle (from any thread)."""
+        loop = self.loop
+        if report is None or loop is None or loop.is_closed():
             return
         body: dict[str, Any] = {
             "started": report.started.isoformat(),
@@ -83,61 +63,56 @@ class LiveHub:
             "data_problems": len(report.data_problems),
             "strategy_errors": len(report.strategy_errors),
         }
-        self._post(json.dumps({"type": "cycle", "cycle": body}), None)
+        message = json.dumps({"type": "cycle", "cycle": body})
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody to tell
+            loop.call_soon_threadsafe(self._broadcast, message)
 
-    def _post(self, message: str, event_id: int | None) -> None:
-        loop = self.loop
-        if loop is None or loop.is_closed():
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            self._broadcast(message, event_id)
-        else:
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody to tell
-                loop.call_soon_threadsafe(self._broadcast, message, event_id)
+    def _broadcast(self, message: str) -> None:
+        for queue in list(self.clients):
+            _put(queue, message)
 
-    def _broadcast(self, message: str, event_id: int | None) -> None:
-        if event_id is not None:
-            self.last_id = max(self.last_id, event_id)
-        for client in list(self.clients):
-            client.put(event_id, message)
+    async def stream(self, send: Send, after: int | None, read_only: bool) -> None:
+        """Replay the events after ``after`` (None: from now on), then stream new ones and cycle
+        messages until the client goes away or the server closes."""
+        start = after if after is not None else await asyncio.to_thread(self.feed.latest_id)
+        cycles: asyncio.Queue[str] = asyncio.Queue(CYCLE_QUEUE)
+        lock = asyncio.Lock()  # one frame at a time from the two senders below
 
-    # ------------------------------------------------------------------ one connection
+        async def say(message: str) -> None:
+            async with lock:
+                await send(message)
 
-    async def stream(self, send: Any, after: int | None, read_only: bool) -> None:
-        """Send the backlog after ``after``, then everything new, until the client goes away.
-
-        ``send``: an async function taking one text message.
-        """
-        client = Client()
-        self.clients.add(client)  # from here on nothing new is missed
-        try:
-            events, gap = await asyncio.to_thread(self.feed.events_after, after, BACKLOG_LIMIT)
-            seen = after or 0
-            if events:
-                seen = max(seen, max(e.id or 0 for e in events))
-            self.last_id = max(self.last_id, seen)
-            await send(json.dumps({"type": "hello", "last_id": seen, "read_only": read_only}))
-            if gap:
-                await send(json.dumps({"type": "gap"}))
-            if after is not None:
-                for event in events:
-                    await send(
+        async def events() -> None:
+            with self.feed.subscribe(start) as subscription:
+                async for event in subscription:
+                    await say(
                         json.dumps({"type": "event", "event": EventOut.of(event).model_dump(mode="json")})
                     )
+
+        async def others() -> None:
             while True:
-                event_id, message = await client.queue.get()
-                if client.overflowed:
-                    log.info("a live client fell %d messages behind; asked it to reload", QUEUE_SIZE)
-                    await send(json.dumps({"type": "gap"}))
+                message = await cycles.get()
+                await say(message)
+                if message == CLOSING:
                     return
-                if event_id is not None and event_id <= seen:
-                    continue  # already sent with the backlog
-                await send(message)
-                if message is CLOSING:
-                    return
+
+        self.clients.add(cycles)
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await say(json.dumps({"type": "hello", "last_id": start, "read_only": read_only}))
+            tasks = [asyncio.create_task(events()), asyncio.create_task(others())]
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # a send that failed: the client went away
         finally:
-            self.clients.discard(client)
+            self.clients.discard(cycles)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _put(queue: asyncio.Queue[str], message: str) -> None:
+    if queue.full():
+        with contextlib.suppress(asyncio.QueueEmpty):
+            queue.get_nowait()  # the oldest cycle message is the least useful
+    queue.put_nowait(message)

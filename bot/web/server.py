@@ -153,7 +153,6 @@ async def start_web(app: App, say: Callable[[str], None]) -> WebServer | None:
     from bot.web.app import WebContext
     from bot.web.auth import Auth
     from bot.web.data import Dashboard
-    from bot.web.feed import NotifierFeed
     from bot.web.live import LiveHub
 
     logging.getLogger("uvicorn.error").setLevel(
@@ -178,7 +177,7 @@ async def start_web(app: App, say: Callable[[str], None]) -> WebServer | None:
     ctx = WebContext(
         app=app,
         auth=auth,
-        hub=LiveHub(NotifierFeed(app.service, app.notifier)),
+        hub=LiveHub(app.service.feed),
         dashboard=Dashboard(app),
     )
     server = WebServer(ctx, config, sock)

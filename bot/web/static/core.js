@@ -141,9 +141,6 @@ TB.connect = function (attempt = 0) {
       TB.refreshSoon();
     } else if (data.type === "cycle") {
       TB.refreshSoon(300);
-    } else if (data.type === "gap") {
-      TB.lastEventId = null;
-      TB.refreshSoon();
     }
   };
   socket.onclose = (event) => {
