@@ -288,6 +288,10 @@ def test_buy_confirm_fill_and_export(web, session):
     assert exported.headers["content-disposition"] == 'attachment; filename="trades.csv"'
     assert exported.text.splitlines()[1].startswith("AAPL,manual,3.0,")
     assert client.get("/api/v1/trades", params={"symbol": "MSFT"}).json() == []
+    day = trade["exit_time"][:10]  # a date picker's value: no time, no zone (read as UTC)
+    assert len(client.get("/api/v1/trades", params={"since": day}).json()) == 1
+    assert client.get("/api/v1/trades", params={"until": day}).json() == []
+    assert client.get("/api/v1/trades", params={"result": "maybe"}).status_code == 422
 
 
 def test_a_confirmation_belongs_to_the_session_that_asked(web, session):

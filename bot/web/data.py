@@ -114,6 +114,7 @@ class Dashboard:
         result: str | None = None,
         limit: int = 500,
     ) -> list[s.TradeOut]:
+        since, until = _aware(since), _aware(until)
         rows = [s.TradeOut.of(t) for t in self.service.trades(TRADE_LIMIT)]
         rows = [
             t
@@ -295,6 +296,11 @@ def to_csv(rows: Iterable[BaseModel], model: type[BaseModel]) -> str:
             values.append(value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value)
         writer.writerow(["" if v is None else v for v in values])
     return buffer.getvalue()
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """A time without a zone (``?since=2026-03-02`` from a date picker) is read as UTC."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 def _match(value: str | None, wanted: str | None) -> bool:
