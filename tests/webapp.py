@@ -51,6 +51,8 @@ class WebThread:
         try:
             self.server = self.loop.run_until_complete(start_web(self.app, self.lines.append))
             self.app.web = self.server
+            if self.server is not None:
+                self.loop.run_until_complete(self.server.ready())
         except BaseException as exc:
             self.error = exc
             self._ready.set()

@@ -99,18 +99,22 @@ def create_app(ctx: WebContext) -> FastAPI:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
             await ctx.hub.stream(websocket.send_text, after, ctx.dashboard.read_only())
 
-    @web.post("/{path:path}", include_in_schema=False)
-    async def webhook(path: str, request: Request) -> Response:
-        """Inbound webhooks (Telegram's) registered by the transports that run in this process."""
-        handler = ctx.webhooks.get("/" + path)
-        if handler is None:
-            if path.strip("/") in _webhook_paths(ctx):
-                return Response("not ready", status_code=503, headers={"Retry-After": "5"})
-            return JSONResponse({"detail": "Not Found"}, status_code=404)
-        status = await handler(await request.body(), dict(request.headers))
-        return Response(status_code=status)
+    for path in _webhook_paths(ctx):  # known from the settings before Telegram starts (standby too)
+        web.add_api_route(f"/{path}", _webhook(ctx, f"/{path}"), methods=["POST"], include_in_schema=False)
 
     return web
+
+
+def _webhook(ctx: WebContext, path: str) -> Callable[[Request], Awaitable[Response]]:
+    async def receive(request: Request) -> Response:
+        """An inbound webhook (Telegram's), handled by the transport that registered it. Until it
+        has (a standby instance, Telegram still connecting), 503: Telegram delivers again later."""
+        handler = ctx.webhooks.get(path)
+        if handler is None:
+            return Response("not ready", status_code=503, headers={"Retry-After": "5"})
+        return Response(status_code=await handler(await request.body(), dict(request.headers)))
+
+    return receive
 
 
 def _webhook_paths(ctx: WebContext) -> set[str]:

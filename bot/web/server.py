@@ -1,8 +1,10 @@
 """Serve the web app with uvicorn on the runner's event loop, bound before the trading lease.
 
-``start_web(app, say)`` binds the socket itself (so a taken port is a clear one-line error at
-once, and port 0 picks a free one), starts uvicorn on that socket without uvicorn's own signal
-handling (the runner owns SIGTERM), and returns a ``WebServer`` to stop at shutdown.
+``start_web(app, say)`` binds the socket itself, at once (so a taken port is a clear one-line
+error, port 0 picks a free one, and from then on connections wait in the listen backlog), prints
+how to log in, and returns. The application itself (FastAPI, pydantic, uvicorn: about a second of
+imports on a small machine) is built in a worker thread while the runner goes on to the lease, and
+then served without uvicorn's own signal handling (the runner owns SIGTERM).
 """
 
 from __future__ import annotations
@@ -13,10 +15,9 @@ import errno
 import logging
 import socket
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import uvicorn
-
+from bot.web.auth import Auth
 from bot.web.config import WebConfig, WebConfigError
 
 if TYPE_CHECKING:
@@ -38,26 +39,17 @@ class PortInUse(WebStartError):
 
 
 class WebServer:
-    def __init__(self, ctx: WebContext, config: WebConfig, sock: socket.socket) -> None:
-        from bot.web.app import create_app
-
-        self.ctx = ctx
+    def __init__(self, app: App, config: WebConfig, sock: socket.socket, auth: Auth) -> None:
+        self.app = app
         self.config = config
         self.socket = sock
         self.port = sock.getsockname()[1]
-        self.asgi = create_app(ctx)
-        uv_config = uvicorn.Config(
-            self.asgi,
-            log_config=None,  # our logging set-up (and its redaction) applies
-            access_log=False,  # access lines would carry query strings (the one-time login link)
-            lifespan="off",
-            ws="websockets-sansio",
-            ws_ping_interval=20.0,
-            timeout_graceful_shutdown=STOP_SECONDS,
-            server_header=False,
-            proxy_headers=False,  # X-Forwarded-* is read where it matters (security.py)
-        )
-        self.server = _QuietServer(uv_config)
+        self.auth = auth
+        self.webhooks: dict[str, Webhook] = {}
+        self.ctx: WebContext | None = None  # once built
+        self.asgi: Any = None
+        self.server: Any = None
+        self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -67,40 +59,95 @@ class WebServer:
         return f"http://{shown}:{self.port}"
 
     def login_url(self) -> str:
-        token = self.ctx.auth.link_token
+        token = self.auth.link_token
         return f"{self.url}/login?token={token}" if token else f"{self.url}/login"
 
-    async def start(self) -> None:
-        """Serve from now on. The socket is already listening, so nothing waits here: connections
-        made before uvicorn's first accept wait in the listen backlog, and the runner goes on to
-        the lease at once."""
-        self.ctx.hub.start(asyncio.get_running_loop())
-        self._task = asyncio.create_task(self.server.serve(sockets=[self.socket]), name="web-server")
+    def start(self) -> None:
+        """Build the application off the event loop, then serve; returns at once."""
+        self._task = asyncio.create_task(self._serve(asyncio.get_running_loop()), name="web-server")
         self._task.add_done_callback(_report_end)
 
+    async def ready(self) -> None:
+        """Wait until the application is built and uvicorn accepts (tests, benchmarks)."""
+        await self._ready.wait()
+        while self.server is not None and not self.server.started:
+            if self._task is None or self._task.done():
+                return
+            await asyncio.sleep(0.01)
+
+    async def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
+        await asyncio.to_thread(self._build)
+        assert self.ctx is not None
+        self.ctx.hub.start(loop)
+        self._ready.set()
+        await self.server.serve(sockets=[self.socket])
+
+    def _build(self) -> None:
+        import uvicorn
+
+        from bot.web.app import WebContext, create_app
+        from bot.web.data import Dashboard
+        from bot.web.live import LiveHub
+
+        class QuietServer(uvicorn.Server):
+            """uvicorn's server without its signal handlers: the runner owns SIGTERM and SIGINT."""
+
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield
+
+        ctx = WebContext(
+            app=self.app,
+            auth=self.auth,
+            hub=LiveHub(self.app.service.feed),
+            dashboard=Dashboard(self.app),
+            webhooks=self.webhooks,
+        )
+        self.asgi = create_app(ctx)
+        self.server = QuietServer(
+            uvicorn.Config(
+                self.asgi,
+                log_config=None,  # our logging set-up (and its redaction) applies
+                access_log=False,  # access lines would carry query strings (the one-time login link)
+                lifespan="off",
+                ws="websockets-sansio",
+                ws_ping_interval=20.0,
+                timeout_graceful_shutdown=STOP_SECONDS,
+                server_header=False,
+                proxy_headers=False,  # X-Forwarded-* is read where it matters (security.py)
+            )
+        )
+        self.ctx = ctx
+
     async def stop(self) -> None:
-        if self._task is None:
+        task, self._task = self._task, None
+        if task is None:
             return
-        self.ctx.hub.close()  # live streams end first, so uvicorn has no connection to wait for
-        self.server.should_exit = True
+        if self.ctx is not None:
+            self.ctx.hub.close()  # live streams end first, so uvicorn has no connection to wait for
+        if self.server is not None:
+            self.server.should_exit = True
+        else:
+            task.cancel()  # still building: nothing to finish
         try:
             async with asyncio.timeout(STOP_SECONDS + 2):
-                await self._task
+                await task
         except (TimeoutError, asyncio.CancelledError):
-            self._task.cancel()
+            task.cancel()
         except Exception as exc:
             log.warning("web server stopped with %s: %s", type(exc).__name__, exc)
-        self._task = None
+        self.socket.close()
 
     def add_webhook(self, path: str, handler: Webhook) -> None:
         """Let a transport receive POSTs on ``path`` (Telegram's webhook) on this server's port."""
-        self.ctx.webhooks["/" + path.strip("/")] = handler
+        self.webhooks["/" + path.strip("/")] = handler
 
     def remove_webhook(self, path: str) -> None:
-        self.ctx.webhooks.pop("/" + path.strip("/"), None)
+        self.webhooks.pop("/" + path.strip("/"), None)
 
     def cycle_finished(self, report: TickReport | None) -> None:
-        self.ctx.hub.cycle_finished(report)
+        if self.ctx is not None:
+            self.ctx.hub.cycle_finished(report)
 
 
 def _report_end(task: asyncio.Task[None]) -> None:
@@ -109,14 +156,6 @@ def _report_end(task: asyncio.Task[None]) -> None:
             "the web server stopped: the dashboard and API are down; trading goes on",
             exc_info=task.exception(),
         )
-
-
-class _QuietServer(uvicorn.Server):
-    """uvicorn's server without its signal handlers: the runner owns SIGTERM and SIGINT."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def bind(config: WebConfig) -> socket.socket:
@@ -150,11 +189,6 @@ async def start_web(app: App, say: Callable[[str], None]) -> WebServer | None:
         raise WebStartError(str(exc)) from None
     if config is None:
         return None
-    from bot.web.app import WebContext
-    from bot.web.auth import Auth
-    from bot.web.data import Dashboard
-    from bot.web.live import LiveHub
-
     logging.getLogger("uvicorn.error").setLevel(
         max(logging.WARNING, logging.getLogger("uvicorn.error").level)
     )
@@ -174,14 +208,8 @@ async def start_web(app: App, say: Callable[[str], None]) -> WebServer | None:
             say(f"Dashboard login link (one use; for another browser): {server.url}/login?token={token}")
 
     auth = Auth(user=config.user, password=config.password, token=config.token, on_new_link=new_link)
-    ctx = WebContext(
-        app=app,
-        auth=auth,
-        hub=LiveHub(app.service.feed),
-        dashboard=Dashboard(app),
-    )
-    server = WebServer(ctx, config, sock)
-    await server.start()
+    server = WebServer(app, config, sock, auth)
+    server.start()
     log.info("dashboard and API listening on %s:%d (%s)", config.host, server.port, _who(config))
     if auth.link_token:
         say(
