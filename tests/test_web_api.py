@@ -440,7 +440,7 @@ def test_a_taken_port_is_refused_when_asked_for_and_skipped_when_default(tmp_pat
             asyncio.run(start_web(app, print))
         monkeypatch.setattr(web_config, "DEFAULT_PORT", port)
         said: list[str] = []
-        default = app.settings.with_overrides(TRADEBOT_WEB_PORT="auto")
+        default = app.settings.with_overrides(tradebot_web_port="auto")
         app.settings = default
         assert asyncio.run(start_web(app, said.append)) is None
         assert said == [
