@@ -341,7 +341,7 @@ def test_pause_from_the_api_is_recorded_with_the_web_user(web, session):
     from bot.commands import Caller
 
     reply = web.app.router.handle("/status", Caller(transport="console", chat_id=0))
-    assert "State: paused" in reply.text
+    assert "State: PAUSED since" in reply.text and "by ann (web)" in reply.text
 
 
 # ---------------------------------------------------------------------- live events

@@ -120,8 +120,8 @@ def test_trader_logs_in_watches_a_fill_and_pauses(tmp_path, browser):
         page.wait_for_selector("#badge.paused")
         page.wait_for_selector("#resume")
         status = app.router.handle("/status", Caller(transport="console", chat_id=0)).text
-        assert "State: paused" in status
-        assert "Paused: no new entries" in page.inner_text("#banner")
+        assert "State: PAUSED since" in status and "by ann (web)" in status
+        assert "Paused by ann (web) since" in page.inner_text("#banner")
         assert "Trading paused by ann (web)" in page.inner_text("#alerts")
 
         # A dangerous action waits for the confirmation dialog.

@@ -74,6 +74,7 @@ def test_one_web_process_serves_health_dashboard_and_the_telegram_webhook(tmp_pa
         "TELEGRAM_ALLOWED_CHAT_IDS": str(ME),
         "TELEGRAM_WEBHOOK_URL": webhook,
         "DAILY_SUMMARY_TIME": "off",
+        "TRADEBOT_LEASE_SECONDS": "30",  # a loaded machine must not make the holder look lapsed
     }
     first_port, second_port = free_port(), free_port()
     first = processes.start(

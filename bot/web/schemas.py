@@ -19,6 +19,9 @@ class StatusOut(BaseModel):
     broker: str
     state: str = Field(description="active, paused, halted (daily loss limit) or standby")
     paused: bool
+    paused_by: str | None = Field(None, description="who paused, while paused")
+    paused_since: datetime | None = None
+    blocked_since_pause: int = Field(0, description="strategy entries held back since the pause")
     read_only: bool = Field(description="true on a standby instance: it shows, but does not trade or act")
     instance: str = Field(description="this process and the trading lease, in words")
     equity: float
@@ -174,7 +177,9 @@ class PnlOut(BaseModel):
     equity: float
     starting_equity: float | None
     return_pct: float
-    sharpe: float
+    sharpe: float | None = Field(description="null until the equity history is long enough to mean something")
+    sortino: float | None
+    history: str = Field(description="when sharpe is null: how much equity history there is so far")
     max_drawdown_pct: float
     win_rate: float
     trades: int

@@ -101,7 +101,12 @@ TB.showStatus = function (status) {
   const banner = document.getElementById("banner");
   const notes = [];
   if (status.read_only) notes.push("Read-only: " + status.instance + ". This instance does not trade; actions are off.");
-  if (status.paused) notes.push("Paused: no new entries. Stops, targets and exits keep working.");
+  if (status.paused) {
+    const who = status.paused_by ? ` by ${status.paused_by}` : "";
+    const since = status.paused_since ? ` since ${TB.time(status.paused_since)}` : "";
+    const held = status.blocked_since_pause ? ` (${status.blocked_since_pause} entries held back)` : "";
+    notes.push(`Paused${who}${since}: no new entries${held}. Stops, targets and exits keep working.`);
+  }
   if (status.state.startsWith("halted")) notes.push("Halted: the daily loss limit was reached; new entries resume tomorrow (UTC).");
   banner.hidden = !notes.length;
   banner.textContent = notes.join(" ");

@@ -145,8 +145,9 @@
     TB.replace("pnl", el("div", { class: "cards" },
       card("Equity", money(pnl.equity)), card("Return", pct(pnl.return_pct), cls(pnl.return_pct)),
       card("Realized", signed(pnl.total_realized), cls(pnl.total_realized)), card("Unrealized", signed(pnl.unrealized), cls(pnl.unrealized)),
-      card("Sharpe", pnl.sharpe.toFixed(2)), card("Max drawdown", pct(pnl.max_drawdown_pct)),
+      card("Sharpe", pnl.sharpe === null ? "–" : pnl.sharpe.toFixed(2)), card("Max drawdown", pct(pnl.max_drawdown_pct)),
       card("Win rate", pct(pnl.win_rate * 100, 0)), card("Trades", String(pnl.trades))));
+    if (pnl.sharpe === null && pnl.history) TB.replace("pnl-note", el("p", { class: "hint" }, "Sharpe: " + pnl.history));
     const points = curve.points.map((p) => ({ time: Math.floor(Date.parse(p.time) / 1000), equity: p.equity, drawdown_pct: p.drawdown_pct }));
     if (points.length < 2) {
       TB.replace("equity-box", el("p", { class: "empty" }, "Not enough equity history yet: a snapshot is taken every 5 minutes and after each fill."));
@@ -267,7 +268,7 @@
   const PAGES = {
     overview: [["summary", "controls", "health", "positions", "orders", "alerts"], overview],
     symbol: [["symbol-cards", "chart-box", "symbol-position"], symbolPage],
-    equity: [["pnl", "equity-box"], equityPage],
+    equity: [["pnl", "pnl-note", "equity-box"], equityPage],
     trades: [["filters", "rows"], trades],
     orders: [["filters", "rows"], orders],
     strategies: [["list"], strategies],
