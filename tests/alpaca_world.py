@@ -61,7 +61,9 @@ class AlpacaWorld:
             connection.execute(update(LeaseRow.__table__).values(expires_at=0))
         lease = Lease(self.db, seconds=600)
         assert lease.try_acquire()
-        service = TradingService(self.db, broker, self.clock, RiskLimits(), lease=lease, symbols=("AAPL",))
+        # The symbols the tests trade: manual buys are for configured symbols only.
+        symbols = ("AAPL", "MSFT", "BTC/USD")
+        service = TradingService(self.db, broker, self.clock, RiskLimits(), lease=lease, symbols=symbols)
         return broker, service
 
     def restart(self) -> None:
