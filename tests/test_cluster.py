@@ -150,6 +150,49 @@ def test_a_worker_killed_mid_sweep_costs_only_its_tasks(cluster):
         client.close()
 
 
+def test_a_batch_that_kills_its_workers_ends_the_run_with_one_line():
+    # The scheduler gives up on a task after its worker died this many times (Dask's default: 3).
+    fragile = local_cluster(**{"distributed.scheduler.allowed-failures": 0})
+    try:
+        bars = minute_bars(2_000)
+        combos = sweep.combinations(sweep.parse_grid(["period=3..18"]))
+        client = distributed.Client(fragile, set_as_default=False)
+        pids = client.run(os.getpid)
+        failure: dict[str, BaseException] = {}
+
+        def run() -> None:
+            try:
+                sweep.run_sweep(
+                    bars, SlowSupertrend, combos, FillSettings(), periods_per_year=PPY,
+                    cluster=fragile.scheduler_address,
+                )  # fmt: skip
+            except BaseException as exc:
+                failure["error"] = exc
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        scheduler = fragile.scheduler
+        victim = wait_for(
+            lambda: next(
+                (
+                    a
+                    for a, ws in scheduler.workers.items()
+                    if any("run_batch" in str(t.key) for t in ws.processing)
+                ),
+                None,
+            ),
+            what="a batch running",
+        )
+        os.kill(pids[victim], signal.SIGKILL)
+        thread.join(timeout=120)
+        client.close()
+        error = failure.get("error")
+        assert isinstance(error, ClusterError), error
+        assert "died with every worker that ran it" in str(error) and "\n" not in str(error)
+    finally:
+        fragile.close()
+
+
 def test_workers_running_other_code_are_refused_before_any_work(tmp_path):
     preload = tmp_path / "other_tradebot.py"
     preload.write_text(

@@ -12,7 +12,8 @@ tasks as the local process pool, through the same function (``bot.backtest.sweep
    results in task order: ranked exactly as a local run ranks them.
 
 A worker that dies mid-run costs only its batches: the scheduler runs them again elsewhere (the
-bars are on every worker). Dask is an optional extra: ``pip install 'tradebot[cluster]'``.
+bars are on every worker). A batch that kills every worker it runs on (``allowed-failures``
+times, 3 by default) ends the run with a one-line error. Dask is an optional extra: ``pip install 'tradebot[cluster]'``.
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ def check_environment(client: Any, strategy_module: str) -> None:
 
 
 def _run(client: Any, bars: Bars, job: SweepJob, tasks: list[Task], progress: bool | None) -> list[SweepRow]:
-    from distributed import as_completed
+    from distributed import KilledWorker, as_completed
 
     n_workers = len(client.scheduler_info().get("workers", {}))
     size = max(1, -(-len(tasks) // (n_workers * BATCHES_PER_WORKER)))
@@ -140,6 +141,11 @@ def _run(client: Any, bars: Bars, job: SweepJob, tasks: list[Task], progress: bo
             if bar is not None:
                 bar.update(sizes[future.key])
         results = client.gather(futures)
+    except KilledWorker as exc:  # the scheduler gave up on a batch after it took down workers
+        raise ClusterError(
+            f"a batch of the sweep died with every worker that ran it ({exc}); "
+            "the workers may be short of memory (each holds the bars once)"
+        ) from None
     finally:
         if bar is not None:
             bar.close()
