@@ -68,7 +68,10 @@ def main() -> None:
     from bot.data.cache import HistoryCache
     from bot.data.synthetic import SyntheticMarket
 
-    symbols = [f"SYM{i:03d}" for i in range(args.symbols - 2)] + ["BTC/USD", "ETH/USD"]
+    symbols = [f"S{chr(65 + i // 26)}{chr(65 + i % 26)}" for i in range(args.symbols - 2)] + [
+        "BTC/USD",
+        "ETH/USD",
+    ]
     now = datetime.now(UTC)
     cache = HistoryCache(SyntheticMarket(), Timeframe.parse("1m"), max_bars=args.bars)
     t0 = time.perf_counter()

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-SYMBOLS = [f"SYM{i:03d}" for i in range(90)] + [f"C{i}/USD" for i in range(10)]
+SYMBOLS = [f"S{chr(65 + i // 26)}{chr(65 + i % 26)}" for i in range(90)] + [f"C{i}/USD" for i in range(10)]
 SECONDS = 40
 
 

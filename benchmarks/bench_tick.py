@@ -22,7 +22,7 @@ CYCLES = 20
 
 
 def main() -> None:
-    stocks = [f"SYM{i:03d}" for i in range(SYMBOLS - 10)]
+    stocks = [f"S{chr(65 + i // 26)}{chr(65 + i % 26)}" for i in range(SYMBOLS - 10)]
     crypto = [f"C{i}/USD" for i in range(10)]
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings.from_mapping(

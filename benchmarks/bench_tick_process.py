@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 RUNS = 9
-SYMBOLS = [f"SYM{i:03d}" for i in range(90)] + [f"C{i}/USD" for i in range(10)]
+SYMBOLS = [f"S{chr(65 + i // 26)}{chr(65 + i % 26)}" for i in range(90)] + [f"C{i}/USD" for i in range(10)]
 ISOLATED_PREFIXES = ("TRADEBOT_", "ALPACA_", "TELEGRAM_", "POLYGON_", "DATABASE_URL", "LOG_")
 
 

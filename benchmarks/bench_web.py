@@ -32,7 +32,7 @@ from pathlib import Path
 
 import httpx
 
-SYMBOLS = [f"SYM{i:03d}" for i in range(90)] + [f"C{i}/USD" for i in range(10)]
+SYMBOLS = [f"S{chr(65 + i // 26)}{chr(65 + i % 26)}" for i in range(90)] + [f"C{i}/USD" for i in range(10)]
 TOKEN = "bench-token-0123456789abcdef"
 PASSWORD = "bench password"
 ENDPOINTS = ["/status", "/overview", "/positions", "/orders", "/trades", "/risk", "/events"]
