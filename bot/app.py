@@ -8,7 +8,7 @@ synthetic market, the simulated exchange and a local SQLite file.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -101,6 +101,7 @@ def build_app(settings: Settings, *, accelerate: bool = True, clock: Clock | Non
         symbols=tuple(symbols),
         strategies=tuple(s.label for s in strategies),
         timeframe=timeframe.label,
+        limit_sources={f.name: str(settings.source(f.name)) for f in fields(RiskLimits)},
         alert_defaults={
             group: bool(getattr(settings, f"telegram_alert_{group}", True)) for group in ALERT_GROUPS
         },

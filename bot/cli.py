@@ -9,6 +9,8 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
 
 EXIT_TICK_SKIPPED = 75  # EX_TEMPFAIL: another process holds the trading lease; nothing was done
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of our output went away (`tradebot config | head`)
@@ -395,9 +397,34 @@ def cmd_config(args: argparse.Namespace) -> int:
         checks.strategies(settings)  # names and bounds come from the installed plugins
     except ConfigError as exc:
         _config_fail(exc)
+    overrides = _stored_overrides(settings)
     for row in describe(settings):
-        print(f"{row.name}={row.shown}  ({row.source})\n    {row.help}")
+        entry = overrides.get(row.name.lower())
+        origin = str(row.source)
+        if entry is not None:  # `/risk set` beats the configuration: say so, and what it beats
+            from bot import formatting as fmt
+
+            at = datetime.fromisoformat(entry["at"]) if entry.get("at") else None
+            configured = (
+                "by default" if origin == "default" else f"from the {origin}".replace("the .env", ".env")
+            )
+            when = f" at {fmt.when(at, simulated=not settings.alpaca_enabled)}" if at else ""
+            origin = f"set by {entry.get('by') or 'someone'}{when} with /risk set; configured {row.shown} {configured}"
+            row = replace(row, shown=f"{float(entry['value']):g}")
+        print(f"{row.name}={row.shown}  ({origin})\n    {row.help}")
     return 0
+
+
+def _stored_overrides(settings):  # type: ignore[no-untyped-def]
+    """The runtime risk overrides in the configured database; a note on stderr if unreadable."""
+    from bot.service.store import stored_overrides
+    from storage.db import DatabaseError
+
+    try:
+        return stored_overrides(settings.database_url)
+    except DatabaseError as exc:
+        print(f"note: runtime overrides (/risk set) not read: {exc}", file=sys.stderr)
+        return {}
 
 
 if __name__ == "__main__":

@@ -113,7 +113,11 @@ class CommandRouter:
             ),
             Command("resume", "Allow new entries again", "/resume", self._resume, changes_state=True),
             Command(
-                "risk", "Show limits, or change one", "/risk [set NAME VALUE]", self._risk, changes_state=True
+                "risk",
+                "Show limits and where each comes from; change one, or reset it to its configured value",
+                "/risk [set NAME VALUE | reset NAME|all]",
+                self._risk,
+                changes_state=True,
             ),
             Command("strategies", "Installed and running strategies", "/strategies", self._strategies),
             Command(
@@ -260,9 +264,11 @@ class CommandRouter:
 
     def _risk(self, args: list[str], caller: Caller) -> Reply:
         if not args:
-            return Reply(fmt.risk(self.service.risk_view()))
+            return Reply(fmt.risk(self.service.risk_view(), simulated=self.service.broker.mode == "sim"))
+        if len(args) == 2 and args[0].lower() == "reset":
+            return self._risk_reset(args[1].lower(), caller)
         if len(args) != 3 or args[0].lower() != "set":
-            raise UsageError("Example: /risk set max_open_trades 3")
+            raise UsageError("Example: /risk set max_open_trades 3  or  /risk reset all")
         name, raw = args[1].lower(), args[2]
         value = _number(raw)
         if value is None:
@@ -280,6 +286,23 @@ class CommandRouter:
             return Reply(f"Risk limit {name} is now {getattr(limits, name):g}.")
 
         return self._ask(caller, f"set {name} to {value:g}", apply)
+
+    def _risk_reset(self, name: str, caller: Caller) -> Reply:
+        origins = self.service.risk_view().origins
+        if name != "all" and name not in origins:
+            return Reply(f"Not changed: unknown limit {name!r}: one of {', '.join(origins)} or all.")
+        names = [n for n, o in origins.items() if o.overridden and name in ("all", n)]
+        if not names:
+            return Reply(
+                "Nothing to reset: " + ("no limit is" if name == "all" else f"{name} is not") + " overridden."
+            )
+        what = ", ".join(f"{n} to {origins[n].configured:g}" for n in names)
+
+        def apply() -> Reply:
+            dropped = self.service.reset_risk(name, by=caller.label)
+            return Reply("Back to the configured values: " + (", ".join(dropped) or "nothing to reset") + ".")
+
+        return self._ask(caller, f"reset {what}", apply)
 
     def _strategies(self, args: list[str], caller: Caller) -> Reply:
         return Reply(fmt.strategies(self.registry, self.service.strategies))

@@ -13,7 +13,7 @@ from datetime import date, datetime
 
 from bot.domain import Event, Order, Position, Severity, Trade
 from bot.plugins import Registry
-from bot.views import OrderOutcome, Pause, PnlReport, RiskView, StatusView, TickReport
+from bot.views import LimitOrigin, OrderOutcome, Pause, PnlReport, RiskView, StatusView, TickReport
 
 MODE_TEXT = {
     "sim": "SIMULATED market (no real money)",
@@ -112,6 +112,12 @@ def status(view: StatusView) -> str:
     ]
     if view.instance:
         lines.append(f"Instance: {view.instance}")
+    if view.limits:
+        lines.append("Risk limits:")
+        lines += [
+            f"  {name} {value:g}: {origin(view.limit_origins.get(name), simulated=simulated)}"
+            for name, value in view.limits.items()
+        ]
     if view.data_problems:
         lines.append("Data problems (not trading these):")
         lines += [f"  {symbol}: {problem}" for symbol, problem in sorted(view.data_problems.items())]
@@ -193,18 +199,31 @@ def pnl(report: PnlReport) -> str:
     return "\n".join(lines)
 
 
-def risk(view: RiskView) -> str:
-    lines = ["Risk limits (name: value [default] (allowed range)):"]
+def origin(source: LimitOrigin | None, *, simulated: bool = False) -> str:
+    """Where a limit in force came from: ``default``, ``.env``, ``environment``, or
+    ``set by ann at ... (configured 2 from the environment)``."""
+    if source is None:
+        return "default"
+    configured = {"default": "default", ".env": "from .env", "environment": "from the environment"}
+    where = configured.get(source.source, source.source)
+    if not source.overridden:
+        return where if source.source == "default" else source.source
+    at = f" at {when(source.at, simulated=simulated)}" if source.at else ""
+    return f"set by {source.by}{at} (configured {source.configured:g}, {where})"
+
+
+def risk(view: RiskView, *, simulated: bool = False) -> str:
+    lines = ["Risk limits (name: value (allowed range) where it comes from):"]
     for name, value in view.limits.items():
         low, high = view.bounds[name]
-        default = view.defaults[name]
-        changed = "" if value == default else f" [default {default:g}]"
-        lines.append(f"  {name}: {value:g}{changed} ({low:g}..{high:g})")
+        lines.append(
+            f"  {name}: {value:g} ({low:g}..{high:g}) {origin(view.origins.get(name), simulated=simulated)}"
+        )
     lines += [
         f"Now: {plural(view.open_trades, 'open trade')}, portfolio risk {view.portfolio_risk_pct:.2f}% of equity, "
         f"today {-view.day_loss_pct:+.2f}%",
         "Trading is paused." if view.paused else "Trading is active.",
-        "Change one with /risk set NAME VALUE",
+        "Change one with /risk set NAME VALUE; back to the configured value with /risk reset NAME|all",
     ]
     return "\n".join(lines)
 

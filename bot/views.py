@@ -40,6 +40,8 @@ class StatusView:
     real_now: datetime | None = None  # the wall clock, when ``now`` is the simulated market's clock
     pause: Pause | None = None  # set while paused
     instance: str = ""  # this process and the trading lease: active, standby (who trades), shutting down
+    limits: dict[str, float] = field(default_factory=dict)  # the risk limits in force
+    limit_origins: dict[str, LimitOrigin] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +71,30 @@ class PnlReport:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitOrigin:
+    """Where a risk limit in force came from: the configuration (``source``: default, .env or
+    environment, giving ``configured``), or a ``/risk set`` override by ``by`` at ``at``."""
+
+    source: str
+    configured: float
+    by: str = ""
+    at: datetime | None = None
+
+    @property
+    def overridden(self) -> bool:
+        return self.at is not None or bool(self.by)
+
+
+@dataclass(frozen=True, slots=True)
 class RiskView:
     limits: dict[str, float]
-    defaults: dict[str, float]
+    defaults: dict[str, float]  # the configured values (environment, .env or default)
     bounds: dict[str, tuple[float, float]]
     paused: bool
     day_loss_pct: float  # how far equity is below the day's start (negative: above)
     portfolio_risk_pct: float
     open_trades: int
+    origins: dict[str, LimitOrigin] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,8 @@ def test_risk_set_asks_then_applies_and_persists(bot, tmp_path):
     assert done.text == "Risk limit max_open_trades is now 3."
     restarted, _ = make_app(tmp_path / "bot.db", clock=clock)
     assert restarted.service.limits().max_open_trades == 3
-    assert "max_open_trades: 3 [default 5]" in restarted.router.handle("/risk", chat(clock)).text
+    shown = restarted.router.handle("/risk", chat(clock)).text
+    assert "max_open_trades: 3 (1..50) set by ann at " in shown and "(configured 5, default)" in shown
 
 
 def test_risk_set_out_of_bounds_is_refused_without_asking(bot):
@@ -131,7 +132,7 @@ def test_stale_state_changing_commands_are_ignored_but_reads_are_answered(bot):
         ("/buy AAPL", "Usage: /buy SYMBOL QTY"),
         ("/buy AAPL -3", "Usage: /buy SYMBOL QTY"),
         ("/sell AAPL lots", "Usage: /sell SYMBOL QTY|all"),
-        ("/risk set x", "Usage: /risk [set NAME VALUE]"),
+        ("/risk set x", "Usage: /risk [set NAME VALUE | reset NAME|all]"),
         ("/trades 0", "Usage: /trades [N]"),
         ("/status@tradebot_bot", "Mode:"),
     ],

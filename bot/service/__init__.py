@@ -40,7 +40,7 @@ from bot.clock import Clock
 from bot.domain import Event, EventKind, Order, OrderStatus, Position, Severity, Side, Signal, Trade
 from bot.lease import TradingLease
 from bot.notify import Notifier
-from bot.risk import RiskLimits
+from bot.risk import BOUNDS, RiskLimits
 from bot.service.alerts import AlertPrefs
 from bot.service.events import EventLog
 from bot.service.feed import EventFeed
@@ -74,6 +74,7 @@ class TradingService:
         strategies: tuple[str, ...] = (),
         timeframe: str = "1m",
         alert_defaults: Mapping[str, bool] | None = None,
+        limit_sources: Mapping[str, str] | None = None,
     ) -> None:
         self.broker = broker
         self.clock = clock
@@ -82,7 +83,7 @@ class TradingService:
         self.symbols = symbols
         self.strategies = strategies
         self._lock = threading.RLock()
-        self._store = SettingsStore(db, limits)
+        self._store = SettingsStore(db, limits, limit_sources)
         self._events = EventLog(db, clock, self.notifier)
         self.feed = EventFeed(db, clock, self.notifier)
         self._alerts = AlertPrefs(self._store, alert_defaults or {})
@@ -137,13 +138,30 @@ class TradingService:
     def set_risk(self, name: str, value: float, by: str = "") -> RiskLimits:
         """Change one limit within ``risk.BOUNDS``; persisted. Raises ValueError with the reason."""
         with self._lock:
-            limits = self._store.override_limit(name, value)
+            limits = self._store.override_limit(name, value, by=by, at=self.clock.now())
             key = name.strip().lower()
             self.emit(
                 EventKind.RISK_CHANGED,
                 f"Risk limit {key} set to {getattr(limits, key):g}{f' by {by}' if by else ''}.",
             )
             return limits
+
+    def reset_risk(self, name: str, by: str = "") -> list[str]:
+        """Drop the ``/risk set`` override of ``name`` (``all``: every one), back to the configured
+        value. Returns the names reset. Raises ValueError for an unknown name."""
+        key = name.strip().lower()
+        if key != "all" and key not in BOUNDS:
+            raise ValueError(f"unknown limit {name!r}: one of {', '.join(BOUNDS)} or all")
+        with self._lock:
+            dropped = self._store.reset_limits(None if key == "all" else [key])
+            if dropped:
+                limits = self._store.limits()
+                values = ", ".join(f"{n} {getattr(limits, n):g}" for n in dropped)
+                self.emit(
+                    EventKind.RISK_CHANGED,
+                    f"Risk limits back to their configured values{f' by {by}' if by else ''}: {values}.",
+                )
+            return dropped
 
     # ------------------------------------------------------------------ events
 

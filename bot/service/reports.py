@@ -77,6 +77,8 @@ class Reports:
             real_now=datetime.now(UTC) if self.broker.mode == "sim" else None,
             pause=self.store.pause() if paused else None,
             instance=self.lease.describe(),
+            limits=self.store.limits().as_dict(),
+            limit_origins=self.store.origins(),
         )
 
     def positions(self) -> list[Position]:
@@ -142,6 +144,7 @@ class Reports:
             day_loss_pct=self.daily_loss_pct(account.equity, self.clock.now()),
             portfolio_risk_pct=risk / account.equity * 100 if account.equity > 0 else 0.0,
             open_trades=len(positions),
+            origins=self.store.origins(),
         )
 
     def portfolio_state(self, equity: float, cash: float, now: datetime) -> PortfolioState:

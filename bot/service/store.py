@@ -1,18 +1,21 @@
 """The settings store: small persistent state the service keeps in the ``settings`` table.
 
-Whether trading is paused, the risk limits changed at run time (``/risk set``), when the last
-cycle finished, and (through ``get``/``set``) the alert preferences and the daily summary's day. Every read goes to the database, so a restart, or a second process such as
-``tradebot tick``, sees the same state.
+Whether trading is paused, the risk limits changed at run time (``/risk set``, with who and
+when; ``/risk reset`` drops them), when the last cycle finished, and (through ``get``/``set``)
+the alert preferences and the daily summary's day. Every read goes to the database, so a
+restart, or a second process such as ``tradebot tick``, sees the same state.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
 from bot.risk import RiskLimits
-from bot.views import Pause
+from bot.views import LimitOrigin, Pause
 from storage import repository as repo
 from storage.db import Database
 
@@ -27,9 +30,12 @@ LAST_TICK = "last_tick"
 
 
 class SettingsStore:
-    def __init__(self, db: Database, default_limits: RiskLimits) -> None:
+    def __init__(
+        self, db: Database, default_limits: RiskLimits, limit_sources: Mapping[str, str] | None = None
+    ) -> None:
         self.db = db
-        self.default_limits = default_limits
+        self.default_limits = default_limits  # as configured: environment, .env or default
+        self.limit_sources = dict(limit_sources or {})  # limit name -> "default", ".env", "environment"
 
     def paused(self) -> bool:
         with self.db.session() as s:
@@ -59,27 +65,61 @@ class SettingsStore:
         with self.db.session() as s:
             repo.set_setting(s, PAUSE_BLOCKED, int(repo.get_setting(s, PAUSE_BLOCKED, 0) or 0) + 1)
 
+    def overrides(self) -> dict[str, dict[str, Any]]:
+        """``{name: {"value", "by", "at"}}``; an older version stored the bare value."""
+        with self.db.session() as s:
+            stored: dict[str, Any] = repo.get_setting(s, RISK_OVERRIDES, {})
+        return {
+            name: entry if isinstance(entry, dict) else {"value": entry, "by": "", "at": None}
+            for name, entry in stored.items()
+        }
+
     def limits(self) -> RiskLimits:
         """The configured limits with the stored ``/risk set`` overrides applied."""
-        with self.db.session() as s:
-            overrides: dict[str, float] = repo.get_setting(s, RISK_OVERRIDES, {})
         limits = self.default_limits
-        for name, value in overrides.items():
+        for name, entry in self.overrides().items():
             try:
-                limits = limits.with_value(name, value)
-            except ValueError as exc:  # an override from an older version with other bounds
-                log.warning("ignoring stored risk override %s=%s: %s", name, value, exc)
+                limits = limits.with_value(name, float(entry["value"]))
+            except (ValueError, TypeError, KeyError) as exc:  # from an older version with other bounds
+                log.warning("ignoring stored risk override %s=%s: %s", name, entry, exc)
         return limits
 
-    def override_limit(self, name: str, value: float) -> RiskLimits:
-        """Change one limit within ``risk.BOUNDS`` and persist it. Raises ValueError with the reason."""
+    def origins(self) -> dict[str, LimitOrigin]:
+        """Where each limit in force came from: configuration, or an override (who, when)."""
+        overrides = self.overrides()
+        out = {}
+        for f in fields(RiskLimits):
+            name = f.name
+            source = self.limit_sources.get(name, "default")
+            configured = float(getattr(self.default_limits, name))
+            entry = overrides.get(name)
+            if entry is None:
+                out[name] = LimitOrigin(source, configured)
+            else:
+                at = datetime.fromisoformat(entry["at"]) if entry.get("at") else None
+                out[name] = LimitOrigin(source, configured, by=str(entry.get("by") or "someone"), at=at)
+        return out
+
+    def override_limit(self, name: str, value: float, by: str = "", at: datetime | None = None) -> RiskLimits:
+        """Change one limit within ``risk.BOUNDS`` and persist it, with who and when. Raises
+        ValueError with the reason."""
         limits = self.limits().with_value(name, value)
         key = name.strip().lower()
         with self.db.session() as s:
             overrides = repo.get_setting(s, RISK_OVERRIDES, {})
-            overrides[key] = getattr(limits, key)
+            overrides[key] = {"value": getattr(limits, key), "by": by, "at": at.isoformat() if at else None}
             repo.set_setting(s, RISK_OVERRIDES, overrides)
         return limits
+
+    def reset_limits(self, names: Iterable[str] | None = None) -> list[str]:
+        """Drop the overrides of ``names`` (None: all); returns the names that had one."""
+        with self.db.session() as s:
+            overrides = repo.get_setting(s, RISK_OVERRIDES, {})
+            dropped = sorted(overrides if names is None else set(names) & set(overrides))
+            for name in dropped:
+                del overrides[name]
+            repo.set_setting(s, RISK_OVERRIDES, overrides)
+        return dropped
 
     def last_tick(self) -> datetime | None:
         with self.db.session() as s:
@@ -98,3 +138,17 @@ class SettingsStore:
     def set(self, key: str, value: Any) -> None:
         with self.db.session() as s:
             repo.set_setting(s, key, value)
+
+
+def stored_overrides(database_url: str) -> dict[str, dict[str, Any]]:
+    """The ``/risk set`` overrides a bot keeps in ``database_url`` (for ``tradebot config``),
+    without creating or migrating anything: none when the database file does not exist yet."""
+    from pathlib import Path
+
+    if database_url.startswith("sqlite:///") and not Path(database_url.removeprefix("sqlite:///")).exists():
+        return {}
+    db = Database(database_url)
+    try:
+        return SettingsStore(db, RiskLimits()).overrides()
+    finally:
+        db.dispose()
