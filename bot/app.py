@@ -56,6 +56,7 @@ class App:
     strategies: list[Strategy]
     interval_seconds: float  # real seconds between cycles
     lease: Lease  # one trading process per database; `tradebot run` and `tradebot tick` take it
+    database_lost: bool = False  # the SQLite file vanished under a running bot (bot/runner.py)
     banner: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     web: WebServer | None = None  # set by `tradebot run` once serving; transports add webhooks to it
@@ -73,8 +74,9 @@ def build_app(settings: Settings, *, accelerate: bool = True, clock: Clock | Non
     db = Database(settings.database_url)
     try:
         db.create_schema(auto_migrate=settings.tradebot_auto_migrate)
+        db.check_writable()  # read-only: stop here, rather than wait in standby for ever
     except DatabaseError as exc:
-        raise StartupError(f"{exc}. Check DATABASE_URL ({safe_url(settings.database_url)}).") from None
+        raise StartupError(str(exc)) from None
 
     symbols = list(settings.tradebot_symbols)
 

@@ -248,6 +248,16 @@ def check_database(settings: Settings) -> list[Check]:
                 checks.append(Check(area, OK, "trading lease: never taken (no instance has run yet)"))
             else:
                 checks.append(Check(area, OK, f"trading lease: {info.describe()}"))
+        if revision is not None:
+            try:  # a read-only database reads fine: only a write shows it (rolled back, nothing kept)
+                db.check_writable()
+                checks.append(Check(area, OK, "writable (a test write was rolled back)"))
+            except DatabaseError as exc:
+                checks.append(
+                    Check(
+                        area, FAIL, f"refuses writes: {exc}", "the bot cannot record orders: fix this first"
+                    )
+                )
         return checks
     finally:
         db.dispose()

@@ -20,11 +20,12 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from bot.app import App
 from bot.console import ConsolePrinter, run_console
-from bot.domain import EventKind, Severity
+from bot.domain import Event, EventKind, Severity
 from bot.engine import start_scheduler
 from bot.summary import summary_job
 from storage.db import DatabaseError
@@ -35,6 +36,7 @@ RECONCILE_MINUTES = 15
 SHUTDOWN_GRACE_SECONDS = 15
 TRANSPORT_GRACE_SECONDS = 3
 EXIT_LEASE_LOST = 3  # another instance took over: exit so a supervisor restarts us in standby
+EXIT_DATABASE_LOST = 4  # the SQLite file was deleted or replaced under us: stop, nothing is safe
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130: stopped by Ctrl-C
 
 # A transport runs until ``stop`` is set (Telegram plugs in here).
@@ -100,7 +102,7 @@ async def serve(app: App, *, console: bool, stdin: TextIO | None = None, stdout:
             return _exit_status(received, 0)
         await asyncio.to_thread(_startup, app)
         scheduler = start_scheduler(
-            _tick_job(app),  # no cycle unless this process holds the lease
+            _tick_job(app, stop),  # no cycle unless this process holds the lease
             app.interval_seconds,
             extra_jobs=[
                 (_reconcile_job(app), {"trigger": "interval", "minutes": RECONCILE_MINUTES}),
@@ -111,7 +113,7 @@ async def serve(app: App, *, console: bool, stdin: TextIO | None = None, stdout:
         keeper = asyncio.create_task(_keep_lease(app, stop))
         await stop.wait()
         keeper.cancel()
-        status = EXIT_LEASE_LOST if app.lease.lost else 0
+        status = EXIT_DATABASE_LOST if app.database_lost else EXIT_LEASE_LOST if app.lease.lost else 0
     finally:
         log.info("shutting down")
         app.lease.draining = True  # from here on no order leaves this process
@@ -207,10 +209,15 @@ async def _keep_lease(app: App, stop: asyncio.Event) -> None:
             log.warning("cannot renew the trading lease: %s", exc)
 
 
-def _tick_job(app: App) -> Callable[[], Awaitable[object]]:
+def _tick_job(app: App, stop: asyncio.Event) -> Callable[[], Awaitable[object]]:
     async def tick() -> object:
         if app.lease.draining or not app.lease.held:
             log.warning("cycle skipped: %s", app.lease.describe())
+            return None
+        try:
+            app.db.check_file()  # a deleted SQLite file would swallow every record from here on
+        except DatabaseError as exc:
+            _database_lost(app, stop, str(exc))
             return None
         report = await app.engine.run_tick()
         if app.web is not None:
@@ -218,6 +225,17 @@ def _tick_job(app: App) -> Callable[[], Awaitable[object]]:
         return report
 
     return tick
+
+
+def _database_lost(app: App, stop: asyncio.Event, reason: str) -> None:
+    """Stop trading at once and say why; the alert cannot go through the (lost) events table, so it
+    goes to the log and straight to the live listeners (the console)."""
+    app.lease.draining = True
+    app.database_lost = True
+    message = f"Trading stopped: {reason}."
+    log.error("%s", message)
+    app.notifier.publish(Event(EventKind.BROKER_ERROR, message, datetime.now(UTC), Severity.ERROR))
+    stop.set()
 
 
 def _transport_ended(task: asyncio.Task[None], stop: asyncio.Event) -> None:

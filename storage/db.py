@@ -1,15 +1,22 @@
 """The database engine and sessions. ``DATABASE_URL`` picks SQLite (default, WAL mode) or Postgres.
 
 The schema comes from the Alembic migrations in ``storage/migrations`` (``storage/migrate.py``).
+
+A database that misbehaves is bounded and named (issue 12 item 2): Postgres connections give up
+after ``CONNECT_TIMEOUT`` seconds and statements after ``STATEMENT_TIMEOUT``; every error is one
+line (the driver's first line, never SQLAlchemy's "Background on this error" or the statement's
+parameters) with the fix where one is known; ``check_writable`` proves a write would succeed
+(and rolls it back); ``check_file`` notices a SQLite file deleted or replaced under the bot.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, create_engine
@@ -19,8 +26,59 @@ from storage import models  # noqa: F401  (registers every table on SQLModel.met
 log = logging.getLogger(__name__)
 
 
+# Seconds for Postgres to answer one connection attempt (libpq's connect_timeout). libpq may try
+# twice or three times (SSL, then plain; GSS), so a silent server is given up on within ~15 s.
+CONNECT_TIMEOUT = 5
+STATEMENT_TIMEOUT = 20  # seconds for any one statement (Postgres statement_timeout)
+SQLITE_BUSY_TIMEOUT = 30  # seconds to wait for another process's write lock
+
+# The driver's words -> what to do about it.
+FIXES = (
+    ("readonly database", "the database file or its folder is read-only: make both writable by this user"),
+    (
+        "read-only transaction",
+        "the database refuses writes (a read-only replica or user): point DATABASE_URL at the primary",
+    ),
+    ("database is locked", "another process holds a write lock for too long: stop it or retry"),
+    ("no such table", "the schema is missing: run `tradebot db upgrade`"),
+    ("does not exist", "check the database name in DATABASE_URL"),
+    ("password authentication failed", "check the user and password in DATABASE_URL"),
+    (
+        "statement timeout",
+        f"a statement ran longer than {STATEMENT_TIMEOUT} s: the server is overloaded or stuck",
+    ),
+    ("timeout expired", f"no answer within {CONNECT_TIMEOUT} s: check the host, the port and the network"),
+    ("canceling statement due to statement timeout", f"a statement ran longer than {STATEMENT_TIMEOUT} s"),
+    ("connection refused", "nothing listens there: check the host and port in DATABASE_URL"),
+    ("disk is full", "free disk space"),
+    ("unable to open database file", "check that the folder of the SQLite file exists and is writable"),
+)
+
+
 class DatabaseError(RuntimeError):
     """The database is unreachable or refused a write; the message says which database (no password)."""
+
+
+def describe_error(url: str, exc: BaseException) -> str:
+    """One line: which database, the driver's first line, the fix where one is known."""
+    cause = getattr(exc, "orig", None) or exc
+    first = (str(cause).strip().splitlines() or [""])[0].strip()
+    first = first.replace(_password(url), "***") if _password(url) else first
+    line = f"database {safe_url(url)} failed: {type(cause).__name__}: {first}".rstrip(": ")
+    lowered = first.lower()
+    for words, fix in FIXES:
+        if words in lowered:
+            return f"{line} ({fix})"
+    return line
+
+
+def _password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).password or ""
+    except Exception:
+        return ""
 
 
 def safe_url(url: str) -> str:
@@ -35,7 +93,11 @@ def safe_url(url: str) -> str:
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT},
+            hide_parameters=True,
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
@@ -46,7 +108,24 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    engine = create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        pool_timeout=CONNECT_TIMEOUT,
+        hide_parameters=True,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _postgres_timeouts(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        # Per connection rather than in the URL, whose own options (search_path) it would replace.
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT * 1000}")
+        dbapi_connection.commit()
+
+    return engine
 
 
 class Database:
@@ -55,6 +134,8 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self.path = url.removeprefix("sqlite:///").split("?")[0] if url.startswith("sqlite:///") else None
+        self._identity: tuple[int, int] | None = None
 
     def create_schema(self, *, auto_migrate: bool = True) -> None:
         """Bring the schema to the newest revision through the migrations (``storage/migrate.py``).
@@ -78,9 +159,7 @@ class Database:
             session.commit()
         except SQLAlchemyError as exc:
             session.rollback()
-            raise DatabaseError(
-                f"database {safe_url(self.url)} failed: {exc.__class__.__name__}: {exc}"
-            ) from exc
+            raise DatabaseError(describe_error(self.url, exc)) from exc
         except BaseException:
             session.rollback()
             raise
@@ -89,3 +168,48 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def check_writable(self) -> None:
+        """Raise ``DatabaseError`` unless a write would succeed: one row written to the settings
+        table and rolled back, so nothing changes (``tradebot doctor``, and ``tradebot run``
+        before it trades: a read-only database must stop it, not leave it in standby)."""
+        try:
+            with self.engine.connect() as connection:
+                transaction = connection.begin()
+                try:
+                    connection.execute(
+                        text("INSERT INTO settings (key, value) VALUES ('tradebot.write_check', 'null')")
+                    )
+                finally:
+                    transaction.rollback()
+        except SQLAlchemyError as exc:
+            raise DatabaseError(describe_error(self.url, exc)) from None
+        self.remember_file()
+
+    def remember_file(self) -> None:
+        """Note which file the SQLite URL names now (device and inode), for ``check_file``."""
+        if self.path is not None:
+            try:
+                stat = os.stat(self.path)
+            except OSError:
+                return
+            self._identity = (stat.st_dev, stat.st_ino)
+
+    def check_file(self) -> None:
+        """Raise ``DatabaseError`` when the SQLite file under the open connections is no longer the
+        file at its path (deleted or replaced while the bot runs): every later write would go to
+        a file nobody can see, and be lost at exit."""
+        if self.path is None or self._identity is None:
+            return
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            raise DatabaseError(
+                f"database {safe_url(self.url)} failed: the file was deleted while the bot ran; "
+                "nothing written since can be trusted (restore it from a backup, then restart)"
+            ) from None
+        if (stat.st_dev, stat.st_ino) != self._identity:
+            raise DatabaseError(
+                f"database {safe_url(self.url)} failed: the file was replaced while the bot ran "
+                "(a different file is at that path now): restart to use it"
+            )

@@ -34,7 +34,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import SQLModel
 
-from storage.db import Database, DatabaseError, make_engine, safe_url
+from storage.db import Database, DatabaseError, describe_error, make_engine, safe_url
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def current(db: Database) -> str | None:
         with db.engine.connect() as connection:
             return _current(connection)
     except SQLAlchemyError as exc:
-        raise DatabaseError(f"cannot read the schema revision of {safe_url(db.url)}: {exc}") from exc
+        raise DatabaseError(describe_error(db.url, exc)) from exc
 
 
 def describe(revision: str | None) -> str:
@@ -158,9 +158,7 @@ def upgrade(db: Database, revision: str = "head") -> Upgrade:
             command.upgrade(alembic_config(db.url, connection), revision)
             after = _current(connection)
     except SQLAlchemyError as exc:
-        raise DatabaseError(
-            f"cannot migrate database {safe_url(db.url)}: {exc.__class__.__name__}: {exc}"
-        ) from exc
+        raise DatabaseError(describe_error(db.url, exc)) from exc
     if before != after:
         log.info("database %s migrated from %s to %s", safe_url(db.url), before or "empty", after)
     return Upgrade(before, after)
