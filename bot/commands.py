@@ -38,8 +38,9 @@ class Caller:
     chat_id: int | None = None
     user_id: int | None = None
     name: str = ""
-    sent_at: datetime | None = None
+    sent_at: datetime | None = None  # for a forwarded message, when the original was sent
     message_id: int | None = None
+    forwarded: bool = False  # a forwarded message is never run as a command
 
     @property
     def label(self) -> str:
@@ -154,6 +155,9 @@ class CommandRouter:
         if not words or not words[0].startswith("/"):
             return Reply("Commands start with '/'. Send /help for the list.")
         name = words[0][1:].split("@", 1)[0].lower()
+        if caller.forwarded:  # someone else's words, replayed: never a command of this user
+            log.warning("ignoring a forwarded /%s from %s", name, caller.label)
+            return Reply(f"/{name} ignored: forwarded messages are never run as commands. Send it yourself.")
         command = self.commands.get(name)
         if command is None:
             return Reply(f"Unknown command /{name}. Send /help for the list.")
@@ -183,6 +187,10 @@ class CommandRouter:
             with self._lock:
                 self._pending[token] = pending
             return Reply("This confirmation belongs to another chat.")
+        if pending.caller.user_id is not None and caller.user_id != pending.caller.user_id:
+            with self._lock:  # only the person who asked may confirm, whatever the chat allows
+                self._pending[token] = pending
+            return Reply("This confirmation belongs to the user who asked for it.")
         if self.wall_clock.now() > pending.expires_at:
             return Reply(f"Expired: {pending.summary} was not done. Send the command again.")
         return pending.action()
@@ -204,6 +212,8 @@ class CommandRouter:
             pending = self._pending.get(token)
             if pending is None or pending.caller.chat_id != caller.chat_id:
                 return Reply("Nothing to cancel.")
+            if pending.caller.user_id is not None and caller.user_id != pending.caller.user_id:
+                return Reply("This confirmation belongs to the user who asked for it.")
             del self._pending[token]
         return Reply(f"Canceled: {pending.summary}.")
 

@@ -52,6 +52,10 @@ def caller_of(update: Update) -> Caller:
     else:
         message = update.effective_message
         sent_at = message.date if message is not None else None
+    # A forwarded message carries the original's date (the stale check uses it) and is never run.
+    origin = getattr(message, "forward_origin", None) if update.callback_query is None else None
+    if origin is not None and getattr(origin, "date", None) is not None:
+        sent_at = origin.date
     return Caller(
         transport="telegram",
         chat_id=chat.id if chat else None,
@@ -59,6 +63,7 @@ def caller_of(update: Update) -> Caller:
         name=name,
         sent_at=sent_at,
         message_id=message.message_id if message is not None else None,
+        forwarded=origin is not None,
     )
 
 
