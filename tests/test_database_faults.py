@@ -6,6 +6,7 @@ read-only database, the SQLite file deleted under a running bot, a failing state
 
 from __future__ import annotations
 
+import logging
 import socket
 import subprocess
 import sys
@@ -22,6 +23,20 @@ from storage import migrate
 from storage import repository as repo
 from storage.db import Database, DatabaseError
 from tests import processes
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """The doctor installs tradebot's redacting handler on the root logger: put pytest's back, or a
+    later test's caplog sees records whose traceback the filter already folded into the text."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture
