@@ -43,9 +43,7 @@ INSTALL = re.compile(r"^pip install -e (?:\.|'\.\[dev\]') && ")
 # Lines that fail today because of a change under way elsewhere, as regular expressions like
 # NOT_RUN's. Expected to fail, strictly: once such a line passes, or no README line matches the
 # entry any more, a test fails until the entry is removed.
-PENDING = {
-    r"tradebot backtest .*--csv bars\.csv": "bars.csv is not shipped yet (issue 10, point 7: a sample dataset)",
-}
+PENDING: dict[str, str] = {}
 
 TIMEOUT = 300
 

@@ -19,11 +19,11 @@ EPILOG = (
     + """
 
 examples:
-  tradebot backtest --strategy supertrend --csv bars.csv
+  tradebot backtest --strategy supertrend --sample msft-daily
   tradebot backtest --strategy supertrend --csv bars.csv --param period=14 --param multiplier=2.5 \\
       --commission 0.0005 --slippage 0.0002 --json out.json --plot out.png --html report.html
   tradebot backtest --strategy supertrend --symbol BTC/USD --start 2024-01-01 --end 2024-07-01 --timeframe 15m
-  tradebot backtest --strategy supertrend --csv bars.csv --param period=7..14 --param multiplier=2,2.5,3 \\
+  tradebot backtest --strategy supertrend --sample msft-daily --param period=7..14 --param multiplier=2,2.5,3 \\
       --rank-by sharpe --sweep-csv sweep.csv
 
 Bad input (missing columns, unparsable dates, unsorted or duplicate times, empty or NaN values,
@@ -50,6 +50,12 @@ def add_backtest_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--csv",
         metavar="PATH",
         help="bars from a CSV file: timestamp (or date), open, high, low, close, optional volume; any letter case",
+    )
+    data.add_argument(
+        "--sample",
+        metavar="NAME",
+        help="a sample dataset shipped with tradebot, read like --csv: msft-daily (Microsoft daily bars "
+        "1986-2017, public domain)",
     )
     data.add_argument(
         "--symbol",

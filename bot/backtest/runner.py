@@ -107,6 +107,7 @@ def _main(args: argparse.Namespace) -> int:
     combos = sweep.combinations(sweep.parse_grid(args.param or []))
     strategies = [cls(**combo) for combo in combos]  # checks every value before any work
     config = _config(args)
+    _use_sample(args)
     cluster = args.cluster or config.tradebot_dask_scheduler.strip() or None
     if args.symbols:
         if args.walk_forward or args.cluster:
@@ -304,6 +305,20 @@ def _fill_settings(args: argparse.Namespace, config) -> FillSettings:  # type: i
         raise BadInput(str(exc)) from None
 
 
+def _use_sample(args: argparse.Namespace) -> None:
+    """``--sample NAME`` is ``--csv`` on a file shipped with tradebot (``bot/samples/``)."""
+    if not getattr(args, "sample", None):
+        return
+    from bot.backtest.samples import SampleError, sample_path
+
+    if args.csv or args.symbol or getattr(args, "symbols", None):
+        raise BadInput("--sample replaces --csv and --symbol: give one of them")
+    try:
+        args.csv = str(sample_path(args.sample))
+    except SampleError as exc:
+        raise BadInput(str(exc)) from None
+
+
 def _load_bars(args: argparse.Namespace, config) -> tuple[Bars, Timeframe | None, str]:  # type: ignore[no-untyped-def]
     from bot.backtest import data
 
@@ -319,9 +334,9 @@ def _load_bars(args: argparse.Namespace, config) -> tuple[Bars, Timeframe | None
                     f"--timeframe {timeframe.label} is not a multiple of the CSV's {native.label} bars"
                 )
             bars = data.resample(bars, timeframe)
-        return bars, timeframe or native, Path(args.csv).name
+        return bars, timeframe or native, f"{args.sample} sample" if args.sample else Path(args.csv).name
     if not args.symbol:
-        raise BadInput("give --csv PATH, or --symbol SYMBOL with --start and --end")
+        raise BadInput("give --csv PATH, --sample NAME, or --symbol SYMBOL with --start and --end")
     if not args.start or not args.end:
         raise BadInput("--symbol needs --start and --end (dates like 2024-01-31)")
     from bot.backtest.history import load_history
