@@ -19,7 +19,14 @@ from bot.strategy import Strategy, StrategyError, parse_params
 
 log = logging.getLogger(__name__)
 
-BUILTIN_PLUGINS = ("plugins.supertrend",)
+BUILTIN_PLUGINS = (
+    "plugins.supertrend",
+    "plugins.ma_cross",
+    "plugins.rsi",
+    "plugins.bollinger",
+    "plugins.donchian",
+    "plugins.macd",
+)
 
 
 @dataclass

@@ -219,10 +219,23 @@ def test_bars_per_year_follows_the_data():
 
 # --- one code path live and in backtests ----------------------------------------------------------
 
+LIVE_CASES = [
+    ("supertrend", {"period": 10, "multiplier": 2.0}),
+    ("sma_cross", {"fast": 5, "slow": 20}),
+    ("ema_cross", {"fast": 5, "slow": 20}),
+    ("rsi", {"period": 6, "oversold": 40, "overbought": 60}),
+    ("bollinger", {"period": 10, "stddev": 1.0}),
+    ("donchian", {"entry": 10, "exit": 5}),
+    ("macd", {"fast": 6, "slow": 13, "signal": 5}),
+]
 
-def test_live_signals_bar_by_bar_equal_the_backtest_signals():
+
+@pytest.mark.parametrize(("name", "params"), LIVE_CASES, ids=[name for name, _ in LIVE_CASES])
+def test_live_signals_bar_by_bar_equal_the_backtest_signals(name, params):
+    from bot.plugins import load_registry
+
     bars = random_bars(700, seed=3)
-    strategy = SupertrendStrategy(period=10, multiplier=2.0)
+    strategy = load_registry(load_entry_points=False).strategies[name](**params)
     backtest = strategy.compute(bars).signal
     assert (backtest == 1).sum() > 5 and (backtest == -1).sum() > 5
     # The live engine computes on the closed bars it has and reads the last row.

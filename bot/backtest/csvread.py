@@ -165,7 +165,7 @@ def _pick_columns(path: Path, names: list[str]) -> list[str]:
     missing = [k for k in PRICE_NAMES if k not in found]
     if time_name is None:
         missing.insert(0, "timestamp (or date)")
-    if missing:
+    if missing or time_name is None:
         have = ", ".join(n.strip() for n in names) or "none"
         raise DataInputError(f"{path}: missing column {', '.join(missing)} (header has: {have})")
     picked = [time_name, *(found[k] for k in PRICE_NAMES)]

@@ -179,7 +179,7 @@ def trade_rows(result: BacktestResult) -> list[dict[str, Any]]:
 
 def to_json(result: BacktestResult, *, curve: bool = True) -> dict[str, Any]:
     """Exactly the documented keys; ``profit_factor`` is null when there was no losing trade."""
-    stats = result.stats.as_dict()
+    stats: dict[str, Any] = dict(result.stats.as_dict())
     if not math.isfinite(stats["profit_factor"]):
         stats["profit_factor"] = None
     doc: dict[str, Any] = {"trades": trade_rows(result), **stats}
