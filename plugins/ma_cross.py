@@ -7,7 +7,6 @@ the slow one, sell on the bar it closes below. The averages are TA-Lib's SMA and
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -19,8 +18,10 @@ from bot.strategy import Param, Strategy, StrategyError, StrategyOutput
 
 
 class _Crossover(Strategy):
-    average: ClassVar[Callable[[np.ndarray, int], np.ndarray]]
     kind: ClassVar[str]
+
+    def average(self, values: np.ndarray, n: int) -> np.ndarray:
+        raise NotImplementedError  # each kind of crossover names its average
 
     def __init__(self, **values: Any) -> None:
         super().__init__(**values)
@@ -32,8 +33,8 @@ class _Crossover(Strategy):
         return self.slow + 1  # the slow average starts on bar slow-1; a cross needs the bar before
 
     def compute(self, bars: Bars) -> StrategyOutput:
-        fast = type(self).average(bars.close, self.fast)
-        slow = type(self).average(bars.close, self.slow)
+        fast = self.average(bars.close, self.fast)
+        slow = self.average(bars.close, self.slow)
         signal = signals(crossed_above(fast, slow), crossed_below(fast, slow))
         return StrategyOutput(
             signal, lines={f"{self.kind} {self.fast}": fast, f"{self.kind} {self.slow}": slow}
@@ -51,16 +52,20 @@ class SmaCross(_Crossover):
     name = "sma_cross"
     description = "Long while SMA(fast) is above SMA(slow): buy when it crosses above, sell when below."
     params: ClassVar[dict[str, Param]] = _params(10, 30, "SMA")
-    average = staticmethod(sma)
     kind = "sma"
+
+    def average(self, values: np.ndarray, n: int) -> np.ndarray:
+        return sma(values, n)
 
 
 class EmaCross(_Crossover):
     name = "ema_cross"
     description = "Long while EMA(fast) is above EMA(slow): buy when it crosses above, sell when below."
     params: ClassVar[dict[str, Param]] = _params(12, 26, "EMA")
-    average = staticmethod(ema)
     kind = "ema"
+
+    def average(self, values: np.ndarray, n: int) -> np.ndarray:
+        return ema(values, n)
 
 
 @hookimpl

@@ -171,3 +171,60 @@ def test_macd_signals(bars):
     line, signal, _ = talib.MACD(bars.close, 12, 26, 9)
     up, down = crosses(line, signal)
     check(MacdCross(fast=12, slow=26, signal=9), bars, up, down)
+
+
+# --- parameters that make no sense are refused, in one line ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("sma_cross:fast=30,slow=10", "sma_cross: fast=30 must be below slow=10"),
+        ("ema_cross:fast=26,slow=26", "ema_cross: fast=26 must be below slow=26"),
+        ("rsi:oversold=70,overbought=30", "rsi: oversold=70 must be below overbought=30"),
+        ("rsi:period=1", "period=1 is below its minimum 2"),
+        ("macd:fast=26,slow=12", "macd: fast=26 must be below slow=12"),
+        ("donchian:entry=1", "entry=1 is below its minimum 2"),
+        ("bollinger:stddev=0", "stddev=0 is below its minimum 0.1"),
+    ],
+)
+def test_parameters_that_make_no_sense_are_refused(spec, message):
+    from bot.plugins import load_registry
+    from bot.strategy import StrategyError
+
+    with pytest.raises(StrategyError) as caught:
+        load_registry(load_entry_points=False).create(spec)
+    assert message in str(caught.value)
+
+
+def test_a_refused_parameter_through_the_command(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "bot", "backtest", "--strategy", "sma_cross", "--sample", "msft-daily"),
+            *("--param", "fast=50", "--param", "slow=20"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("ALPACA_", "TRADEBOT_"))},
+        timeout=60,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip() == "tradebot backtest: error: sma_cross: fast=50 must be below slow=20"
+
+
+def test_rounding_is_no_cross(bars):
+    """On the sample's flat stretch of 1986 the 10- and 30-day averages are mathematically equal
+    on bar 112 and differ only by rounding (ours by -3e-17, TA-Lib's running sums by +1e-16): a
+    tie, not a signal; the real move down on bar 117, out of the tie, is the sell."""
+    fast, slow = indicators.sma(bars.close, 10), indicators.sma(bars.close, 30)
+    assert 0 < abs(fast[112] - slow[112]) < 1e-15 and fast[111] > slow[111] and fast[117] < slow[117]
+    signal = SmaCross(fast=10, slow=30).compute(bars).signal
+    assert signal[112] == 0 and signal[117] == -1 and not signal[109:117].any()
+    one = np.ones(3)
+    assert indicators.crossed_above(np.array([1.0, 1.0 + 2.2e-16, 1.1]), one).tolist() == [False, False, True]
+    assert indicators.crossed_below(np.array([1.0, 1.0 - 2.2e-16, 0.9]), one).tolist() == [False, False, True]
