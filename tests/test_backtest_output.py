@@ -92,7 +92,25 @@ def test_iso_times_equal_numpy_for_any_second_in_range():
 
 
 def test_equity_numbers_read_back_as_the_same_floats():
-    equity = np.array([10_000.0, 10_000.0, 1e10, 123456789012.0, -5.0, -0.0, 0.1, 1e-7, 1 / 3, 1e300, 5e-324])
+    equity = np.array(
+        [
+            10_000.0,
+            10_000.0,
+            1e10,
+            123456789012.0,
+            -5.0,
+            -0.0,
+            0.0,
+            0.0,
+            -0.0,
+            0.1,
+            0.1,
+            1e-7,
+            1 / 3,
+            1e300,
+            5e-324,
+        ]
+    )
     times = T0 * NS + np.arange(len(equity), dtype=np.int64) * 60 * NS
     text = bytes(report._curve_points(times, equity))[2:] + b"}"
     points = json.loads(b"[" + text + b"]")

@@ -50,6 +50,12 @@ def check_prices(bars: Bars, where: str, lines: bool = True) -> None:
     lines (the header is line 1); otherwise name the bar's time.
     """
     o, h, lo, c, v = bars.open, bars.high, bars.low, bars.close, bars.volume
+    # One pass for the usual case (every row fine); NaN fails it too and gets the rules below.
+    good = lo > 0
+    for other in (h >= lo, o >= lo, o <= h, c >= lo, c <= h, v >= 0):
+        good &= other
+    if good.all():
+        return
     rules = (
         (o <= 0, "open is {o:g}; prices must be above zero"),
         (h <= 0, "high is {h:g}; prices must be above zero"),

@@ -223,29 +223,75 @@ def _curve_points(times: np.ndarray, equity: np.ndarray) -> memoryview:
     two bytes and closes the last point). Everything reaches pyarrow as buffers: ``pa.array``
     and ``pa.scalar`` import pandas, which costs half a second."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
+    call = _arrow_call()
     n = len(times)
-    heads = np.empty((n, len(_POINT_HEAD)), dtype=np.uint8)
+    width = len(_POINT_HEAD)
+    heads = np.empty((n, width), dtype=np.uint8)
     heads[:] = _POINT_HEAD
     heads[:, 11:31] = iso_bytes(times)
-    width = len(_POINT_HEAD)
     heads_array = _string_array(heads, np.arange(0, width * n + 1, width, dtype=np.int32))
+    # The equity stays put while flat (half the bars or more): format each new value once.
     values = np.ascontiguousarray(equity, dtype=np.float64)
-    numbers = pc.cast(pa.Array.from_buffers(pa.float64(), n, [None, pa.py_buffer(values)]), pa.string())
+    change = np.empty(n, dtype=bool)
+    change[:1] = True
+    bits = values.view(np.int64)  # bit for bit: -0.0 stays apart from 0.0
+    np.not_equal(bits[1:], bits[:-1], out=change[1:])
+    numbers = _numbers(np.ascontiguousarray(values[change]))
+    if len(numbers) < n:
+        which = np.cumsum(change, dtype=np.int64) - 1
+        numbers = call("take", [numbers, pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(which)])])
+    nothing = _string_array(b"", np.zeros(n + 1, dtype=np.int32))  # the separator, per point
+    points = call("binary_join_element_wise", [heads_array, numbers, nothing])
+    offsets = np.frombuffer(points.buffers()[1], dtype=np.int32, count=n + 1, offset=points.offset * 4)
+    return memoryview(points.buffers()[2])[offsets[0] : offsets[-1]]
+
+
+def _numbers(values: np.ndarray):  # type: ignore[no-untyped-def]
+    """Floats as the shortest text that reads back as the same float, always with a decimal
+    point or an exponent (pyarrow writes 10000.0 as "10000", which JSON readers take for an int)."""
+    import pyarrow as pa
+
+    call = _arrow_call()
+    numbers = call(
+        "cast",
+        [pa.Array.from_buffers(pa.float64(), len(values), [None, pa.py_buffer(values)])],
+        call.cast_options(pa.string()),
+    )
     whole = values == np.trunc(values)
-    if whole.any():  # pyarrow writes 10000.0 as "10000", which JSON readers take for an integer
+    if whole.any():
         texts = [repr(x).encode() for x in values[whole].tolist()]
         offsets = np.zeros(len(texts) + 1, dtype=np.int32)
         np.cumsum([len(t) for t in texts], out=offsets[1:])
-        mask = pa.Array.from_buffers(
-            pa.bool_(), n, [None, pa.py_buffer(np.packbits(whole, bitorder="little"))]
-        )
-        numbers = pc.replace_with_mask(numbers, mask, _string_array(b"".join(texts), offsets))
-    nothing = _string_array(b"", np.zeros(n + 1, dtype=np.int32))  # the separator, per point
-    points = pc.binary_join_element_wise(heads_array, numbers, nothing)
-    offsets = np.frombuffer(points.buffers()[1], dtype=np.int32, count=n + 1, offset=points.offset * 4)
-    return memoryview(points.buffers()[2])[offsets[0] : offsets[-1]]
+        bits = np.packbits(whole, bitorder="little")
+        mask = pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
+        numbers = call("replace_with_mask", [numbers, mask, _string_array(b"".join(texts), offsets)])
+    return numbers
+
+
+class _ArrowCall:
+    """pyarrow's compute functions by name. ``pyarrow._compute`` has them without the 30 ms that
+    importing ``pyarrow.compute`` spends generating a Python wrapper for each of ~300 functions."""
+
+    def __init__(self) -> None:
+        try:
+            from pyarrow._compute import CastOptions, call_function
+        except ImportError:  # a pyarrow that moved it: the public module has both too
+            from pyarrow.compute import CastOptions, call_function
+        self.call_function = call_function
+        self.cast_options = CastOptions
+
+    def __call__(self, name: str, args: list, options: object = None):  # type: ignore[no-untyped-def]
+        return self.call_function(name, args, options)
+
+
+_ARROW: list[_ArrowCall] = []
+
+
+def _arrow_call() -> _ArrowCall:
+    if not _ARROW:
+        _ARROW.append(_ArrowCall())
+    return _ARROW[0]
 
 
 def _string_array(data: bytes | np.ndarray, offsets: np.ndarray):  # type: ignore[no-untyped-def]
