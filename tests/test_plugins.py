@@ -133,4 +133,7 @@ def test_tick_refuses_to_start_with_an_unknown_strategy(tmp_path):
     assert line.startswith(
         "tradebot: error: TRADEBOT_STRATEGIES='nosuch' is invalid: unknown strategy 'nosuch'"
     )
-    assert "installed: always_in, supertrend" in line
+    installed = line.split("(installed: ", 1)[1].split(")", 1)[0].split(", ")
+    assert installed == sorted(installed) and {"always_in", "supertrend", "sma_cross", "macd"} <= set(
+        installed
+    )
