@@ -134,22 +134,33 @@ def test_impossible_prices_and_times_are_refused_with_file_and_line(price_runs, 
 # --- input that is not CSV text --------------------------------------------------------------------------
 
 
+# Peak memory is read with wait4 in a small launcher process: a child forked straight from pytest
+# (hundreds of MB by the end of a run) reports pytest's size as its own high-water mark.
+LAUNCHER = (
+    "import os, sys\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    os.execv(sys.argv[1], sys.argv[1:])\n"
+    "_, status, usage = os.wait4(pid, 0)\n"
+    "sys.stderr.write(f'PEAK_KIB {usage.ru_maxrss}\\n')\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
 def run_measured(args: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, int]:
-    """One command, with its peak resident memory in KiB (from wait4, so the process's own)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "backtest", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    """One ``tradebot backtest``, with its own peak resident memory in KiB."""
+    done = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, sys.executable, "-m", "bot", "backtest", *args],
+        capture_output=True,
+        text=True,
         cwd=cwd,
         env=ENV,
+        timeout=120,  # a hang guard, not a timing assertion
     )
-    out = process.stdout.read()  # type: ignore[union-attr]
-    err = process.stderr.read()  # type: ignore[union-attr]
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return subprocess.CompletedProcess(
-        process.args, process.returncode, out.decode(), err.decode()
-    ), usage.ru_maxrss
+    *lines, peak = done.stderr.splitlines()
+    assert peak.startswith("PEAK_KIB "), done.stderr
+    stderr = "".join(f"{line}\n" for line in lines)
+    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout, stderr), int(peak.split()[1])
 
 
 def sparse(path: Path, head: bytes, size: int = 3 * 2**30) -> Path:
