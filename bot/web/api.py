@@ -123,7 +123,7 @@ def trades_csv(
 
 @router.get("/pnl", response_model=s.PnlOut, summary="Profit and loss, Sharpe, drawdown, win rate")
 def pnl(request: Request, user: User) -> s.PnlOut:
-    report = context(request).app.service.pnl()
+    report = context(request).dashboard.service.pnl()
     return s.PnlOut(
         **{name: getattr(report, name) for name in s.PnlOut.model_fields if name != "per_strategy"},
         per_strategy=[

@@ -22,6 +22,7 @@ from bot.config import Settings
 from bot.domain import EventKind
 from bot.metrics import drawdown_pct
 from bot.web import schemas as s
+from bot.web.cache import ReadCache
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -37,7 +38,9 @@ class NotFound(LookupError):
 class Dashboard:
     def __init__(self, app: App) -> None:
         self.app = app
-        self.service = app.service
+        self.cache = ReadCache(app.service)
+        self.service: Any = self.cache  # reads memoized for a second, forgotten on every event
+        app.service.feed.watch(self.cache.clear)
         self.charts = ChartData.from_app(app)
 
     # ------------------------------------------------------------------ overview

@@ -113,6 +113,7 @@ class WebServer:
                 ws="websockets-sansio",
                 ws_ping_interval=20.0,
                 timeout_graceful_shutdown=STOP_SECONDS,
+                timeout_keep_alive=30,  # longer than a browser's or a script's pause between requests
                 server_header=False,
                 proxy_headers=False,  # X-Forwarded-* is read where it matters (security.py)
             )
@@ -147,6 +148,7 @@ class WebServer:
 
     def cycle_finished(self, report: TickReport | None) -> None:
         if self.ctx is not None:
+            self.ctx.dashboard.cache.clear()  # prices and equity moved
             self.ctx.hub.cycle_finished(report)
 
 
