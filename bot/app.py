@@ -30,6 +30,7 @@ from bot.service.alerts import GROUPS as ALERT_GROUPS
 from bot.strategy import Strategy
 from storage import repository as repo
 from storage.db import Database, DatabaseError, safe_url
+from storage.revisions import ensure_newest
 
 if TYPE_CHECKING:
     from bot.web.server import WebServer
@@ -73,7 +74,7 @@ def build_app(settings: Settings, *, accelerate: bool = True, clock: Clock | Non
     strategies = checks.strategies(settings, registry)  # ConfigError: the CLI exits 2
     db = Database(settings.database_url)
     try:
-        db.create_schema(auto_migrate=settings.tradebot_auto_migrate)
+        ensure_newest(db, auto_migrate=settings.tradebot_auto_migrate)
         db.check_writable()  # read-only: stop here, rather than wait in standby for ever
     except DatabaseError as exc:
         raise StartupError(str(exc)) from None

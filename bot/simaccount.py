@@ -36,6 +36,7 @@ from storage.models import (
     SimPositionRow,
     TradeRow,
 )
+from storage.revisions import ensure_newest
 
 BOOKS = (
     FillRow,
@@ -153,7 +154,7 @@ def reset_command(settings: Settings, *, assume_yes: bool) -> int:
     where = safe_url(settings.database_url)
     db = Database(settings.database_url)
     try:
-        db.create_schema(auto_migrate=settings.tradebot_auto_migrate)
+        ensure_newest(db, auto_migrate=settings.tradebot_auto_migrate)
         before = books(db)
         if before.foreign:
             raise Refused(

@@ -1,6 +1,8 @@
 """The database engine and sessions. ``DATABASE_URL`` picks SQLite (default, WAL mode) or Postgres.
 
-The schema comes from the Alembic migrations in ``storage/migrations`` (``storage/migrate.py``).
+The schema comes from the Alembic migrations in ``storage/migrations``: ``storage/migrate.py``
+creates and upgrades it, ``storage/revisions.ensure_newest`` at start (both import this module;
+this one imports neither).
 
 A database that misbehaves is bounded and named (issue 12 item 2): Postgres connections give up
 after ``CONNECT_TIMEOUT`` seconds and statements after ``STATEMENT_TIMEOUT``; every error is one
@@ -136,20 +138,6 @@ class Database:
         self.engine = make_engine(url)
         self.path = url.removeprefix("sqlite:///").split("?")[0] if url.startswith("sqlite:///") else None
         self._identity: tuple[int, int] | None = None
-
-    def create_schema(self, *, auto_migrate: bool = True) -> None:
-        """Bring the schema to the newest revision through the migrations (``storage/migrate.py``).
-
-        With ``auto_migrate=False`` a database that is behind raises ``DatabaseError`` instead,
-        naming ``tradebot db upgrade``.
-        """
-        from storage.revisions import at_newest
-
-        if at_newest(self.engine):
-            return  # the usual start, decided without importing Alembic
-        from storage.migrate import ensure_schema
-
-        ensure_schema(self, auto_migrate=auto_migrate)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

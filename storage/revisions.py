@@ -11,10 +11,14 @@ from __future__ import annotations
 import functools
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
+
+if TYPE_CHECKING:
+    from storage.db import Database
 
 VERSIONS = Path(__file__).with_name("migrations") / "versions"
 _REVISION = re.compile(r"""^revision(?:\s*:[^=]*)?=\s*["'](\w+)["']""", re.MULTILINE)
@@ -50,3 +54,16 @@ def at_newest(engine: Engine) -> bool:
     except SQLAlchemyError:  # no such table yet, or the database is unreachable: migrate.py says which
         return False
     return len(rows) == 1 and rows[0][0] == head
+
+
+def ensure_newest(db: Database, *, auto_migrate: bool = True) -> None:
+    """At start: bring the schema to the newest revision, importing Alembic only when it is not.
+
+    With ``auto_migrate=False`` a database that is behind raises ``DatabaseError`` instead,
+    naming ``tradebot db upgrade`` (``storage.migrate.ensure_schema``).
+    """
+    if at_newest(db.engine):
+        return  # the usual start, decided without importing Alembic
+    from storage.migrate import ensure_schema
+
+    ensure_schema(db, auto_migrate=auto_migrate)

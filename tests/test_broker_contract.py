@@ -26,6 +26,7 @@ from bot.brokers.sim import SimBroker
 from bot.clock import ManualClock
 from bot.data.synthetic import SyntheticMarket
 from bot.domain import Fill, Order, OrderIntent, OrderStatus, OrderType, Side
+from storage import migrate
 from storage.db import Database
 from tests.fakes.alpaca import FakeAlpaca
 
@@ -63,7 +64,7 @@ class Venue:
 
 def _sim(tmp_path) -> Iterator[Venue]:
     db = Database(f"sqlite:///{tmp_path / 'sim.db'}")
-    db.create_schema()
+    migrate.upgrade(db)
     clock = ManualClock(START)
     market = SyntheticMarket()
 

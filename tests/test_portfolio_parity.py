@@ -22,6 +22,7 @@ from bot.risk import RiskLimits
 from bot.service import TradingService
 from plugins.supertrend import SupertrendStrategy
 from storage.db import Database
+from storage.revisions import ensure_newest
 from tests.replay import ReplayMarket
 
 DAY = 86_400 * NS
@@ -102,7 +103,7 @@ def run_both(scenario: Scenario, folder):
 
     market = ReplayMarket(bars, tf)
     db = Database(f"sqlite:///{folder / 'tradebot.db'}")
-    db.create_schema()
+    ensure_newest(db)
     clock = ManualClock(when(scenario.start))
     broker = SimBroker(db, market, clock, timeframe=tf, starting_cash=CASH, commission=COMMISSION)
     lease = Lease(db, seconds=600)  # the trading lease, held as by the active instance

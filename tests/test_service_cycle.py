@@ -17,6 +17,7 @@ from bot.lease import Lease
 from bot.risk import RiskLimits
 from bot.service import TradingService
 from storage.db import Database
+from storage.revisions import ensure_newest
 from tests.replay import ReplayMarket
 
 MINUTE = Timeframe(60)
@@ -33,7 +34,7 @@ def flat_bars(price: float, n: int = 30, drop_at: int | None = None) -> Bars:
 
 def make_service(tmp_path, bars: dict[str, Bars], limits: RiskLimits) -> tuple[TradingService, ManualClock]:
     db = Database(f"sqlite:///{tmp_path / 'tradebot.db'}")
-    db.create_schema()
+    ensure_newest(db)
     clock = ManualClock(T0 + timedelta(minutes=1))
     broker = SimBroker(db, ReplayMarket(bars, MINUTE), clock, timeframe=MINUTE, starting_cash=10_000)
     lease = Lease(db, seconds=600)  # the trading lease, held as by the active instance

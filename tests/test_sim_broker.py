@@ -13,7 +13,9 @@ from bot.brokers.sim import SimBroker, first_touch
 from bot.clock import ManualClock
 from bot.data.synthetic import SyntheticMarket
 from bot.domain import ExitReason, OrderIntent, OrderStatus, Side
+from storage import migrate
 from storage.db import Database
+from storage.revisions import ensure_newest
 
 START = datetime(2026, 3, 2, 14, 30, 20, tzinfo=UTC)
 MINUTE = Timeframe(60)
@@ -22,7 +24,7 @@ MINUTE = Timeframe(60)
 @pytest.fixture
 def exchange(tmp_path):
     db = Database(f"sqlite:///{tmp_path / 'sim.db'}")
-    db.create_schema()
+    migrate.upgrade(db)
     clock = ManualClock(START)
     market = SyntheticMarket()
     broker = SimBroker(db, market, clock, timeframe=MINUTE, starting_cash=10_000, commission=0.001)
@@ -148,7 +150,7 @@ def test_an_order_placed_at_a_bar_start_is_checked_on_that_bar(tmp_path):
     market = ReplayMarket({"AAPL": rows}, MINUTE)
     for placed, expected in ((0, 1), (30, 0)):
         db = Database(f"sqlite:///{tmp_path / f'sim{placed}.db'}")
-        db.create_schema()
+        ensure_newest(db)
         clock = ManualClock(datetime.fromtimestamp(t0 / NS, tz=UTC) + timedelta(seconds=placed))
         broker = SimBroker(db, market, clock, timeframe=MINUTE, starting_cash=10_000)
         broker.submit(buy(1, stop=96.0, target=110.0))

@@ -25,7 +25,7 @@ def exchange(url: str, clock: ManualClock, **kw) -> SimBroker:
 
 
 def test_no_cap_by_default_fills_at_once(database_url):
-    Database(database_url).create_schema()
+    migrate.upgrade(Database(database_url))
     clock = ManualClock(START)
     broker = exchange(database_url, clock)
     assert broker.submit(OrderIntent("b1", "AAPL", Side.BUY, 30)).status is OrderStatus.FILLED
@@ -33,7 +33,7 @@ def test_no_cap_by_default_fills_at_once(database_url):
 
 
 def test_the_rest_of_a_market_order_fills_at_the_open_of_each_later_bar(database_url):
-    Database(database_url).create_schema()
+    migrate.upgrade(Database(database_url))
     clock = ManualClock(START)
     market = SyntheticMarket()
     broker = exchange(database_url, clock, max_fill_qty=4)
@@ -46,7 +46,7 @@ def test_the_rest_of_a_market_order_fills_at_the_open_of_each_later_bar(database
 
 
 def test_a_sells_rest_is_canceled_once_nothing_is_left_to_sell(database_url):
-    Database(database_url).create_schema()
+    migrate.upgrade(Database(database_url))
     clock = ManualClock(START)
     broker = exchange(database_url, clock, max_fill_qty=4)
     broker.submit(OrderIntent("b1", "AAPL", Side.BUY, 4))
@@ -63,7 +63,7 @@ def test_a_sells_rest_is_canceled_once_nothing_is_left_to_sell(database_url):
 def test_the_rest_of_an_order_executes_before_a_stop_later_in_the_same_sync(database_url):
     """A bar's open comes before anything that happens inside it: a sell's remainder executes at
     the next bar's open even when the stop is hit later and both are seen in one sync."""
-    Database(database_url).create_schema()
+    migrate.upgrade(Database(database_url))
     clock = ManualClock(START)
     price = SyntheticMarket().price_at("AAPL", START)
     broker = exchange(database_url, clock, max_fill_qty=4)

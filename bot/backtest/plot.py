@@ -14,7 +14,7 @@ import numpy as np
 from bot.backtest.engine import ENTRY_BAR, ENTRY_PRICE, EXIT_BAR, EXIT_PRICE, PNL
 
 if TYPE_CHECKING:
-    from bot.backtest.runner import BacktestResult
+    from bot.backtest.result import BacktestResult
 
 
 def plot(result: BacktestResult, path: str | Path) -> None:

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -28,10 +27,8 @@ from bot.backtest.engine import (
     REASONS,
     Simulation,
 )
+from bot.backtest.result import BacktestResult, Stats
 from bot.bars import NS, Bars, Timeframe
-
-if TYPE_CHECKING:
-    from bot.backtest.runner import BacktestResult
 
 YEAR_SECONDS = 365 * 86_400
 # Metrics a sweep can rank by, and whether bigger is better.
@@ -46,22 +43,6 @@ RANKABLE = {
     "exposure_pct": True,
     "n_trades": True,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Stats:
-    final_equity: float
-    return_pct: float
-    sharpe: float
-    sortino: float
-    max_drawdown_pct: float
-    win_rate: float
-    profit_factor: float  # inf with gains and no losses
-    exposure_pct: float
-    n_trades: int
-
-    def as_dict(self) -> dict[str, float | int]:
-        return asdict(self)
 
 
 def bars_per_year(bars: Bars, timeframe: Timeframe | None = None) -> float:

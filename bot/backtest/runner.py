@@ -10,46 +10,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from bot.backtest.checks import CheckError, check_outputs, check_sizing
 from bot.backtest.data import DataInputError
-from bot.backtest.engine import FillSettings, Simulation, simulate
-from bot.backtest.report import Stats, bars_per_year, compute_stats
+from bot.backtest.engine import FillSettings, simulate
+from bot.backtest.report import bars_per_year, compute_stats
+from bot.backtest.result import BacktestResult
 from bot.bars import Bars, Timeframe
 from bot.data.base import DataError
-from bot.strategy import Strategy, StrategyError, StrategyOutput
+from bot.strategy import Strategy, StrategyError
 
 EXIT_BAD_INPUT = 2
-
-
-@dataclass(frozen=True)
-class BacktestResult:
-    strategy: Strategy
-    bars: Bars
-    output: StrategyOutput
-    sim: Simulation
-    stats: Stats
-    settings: FillSettings
-    source: str = "data"
-    timeframe_label: str = ""  # empty when the bars have no regular spacing
-
-    @property
-    def settings_line(self) -> str:
-        s = self.settings
-        sizing = (
-            f"{s.fixed_qty:g} units per entry"
-            if s.fixed_qty
-            else f"risk sizing ({s.risk.risk_per_trade_pct:g}% risked per trade, "
-            f"at most {s.risk.max_position_pct:g}% of equity)"
-        )
-        stop = f"{s.stop_loss_pct:g}%" if s.stop_loss_pct else "none"
-        target = f"{s.take_profit_pct:g}%" if s.take_profit_pct else "none"
-        return (
-            f"next bar's open, long only; stop {stop}, target {target}; {sizing}; "
-            f"commission {s.commission:g}, slippage {s.slippage:g}; cash {s.cash:,.2f}"
-        )
 
 
 def run_backtest(
