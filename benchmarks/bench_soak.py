@@ -1,7 +1,7 @@
 """Soak: 24 simulated hours of 1-minute cycles over 20 symbols, accelerated, in one process.
 
 Drives ``Engine.tick`` with a ``ManualClock`` (one minute per cycle, as fast as the machine
-goes) on the simulated market, through the same composition root, lease and service gate as
+goes) on the simulated market, through the same composition root, trading lease and service as
 ``tradebot run``. Every two simulated hours it prints resident memory, open file descriptors,
 the connection pool, the database size and the row counts. Targets: memory flat within 10 %
 after the first two hours (caches filled), no growth in descriptors or connections, database

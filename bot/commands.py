@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from bot import formatting as fmt
 from bot.clock import AcceleratedClock, Clock, SystemClock
-from bot.domain import Side
+from bot.domain import OutcomeStatus, Side
 from bot.plugins import Registry
 from bot.service import TradingService
 
@@ -329,7 +329,9 @@ class CommandRouter:
         )  # answered now, not after a question
         if early is not None:
             return Reply(
-                fmt.outcome(early) if early.status == "duplicate" else f"Not bought: {early.message}."
+                fmt.outcome(early)
+                if early.status is OutcomeStatus.DUPLICATE
+                else f"Not bought: {early.message}."
             )
 
         def apply() -> Reply:
@@ -349,7 +351,11 @@ class CommandRouter:
         request = _request_id(caller)
         early = self.service.preview_manual(symbol, Side.SELL, qty, request)
         if early is not None:
-            return Reply(fmt.outcome(early) if early.status == "duplicate" else f"Not sold: {early.message}.")
+            return Reply(
+                fmt.outcome(early)
+                if early.status is OutcomeStatus.DUPLICATE
+                else f"Not sold: {early.message}."
+            )
 
         def apply() -> Reply:
             return Reply(

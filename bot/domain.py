@@ -45,6 +45,27 @@ _OPEN_STATUSES = frozenset(
 )
 
 
+class TradingState(StrEnum):
+    """What the bot does with new entries now (exits, stops and targets run in every state but standby)."""
+
+    ACTIVE = "active"  # trading
+    PAUSED = "paused"  # /pause: no new entries until /resume
+    HALTED = "halted"  # the daily loss limit was reached: no new entries until the next UTC day
+    STANDBY = "standby"  # another instance holds the trading lease: this one does not trade
+
+
+class OutcomeStatus(StrEnum):
+    """What became of one requested order (``views.OrderOutcome``)."""
+
+    PLACED = "placed"  # the broker accepted it
+    FILLED = "filled"  # ... and it filled at once
+    BLOCKED = "blocked"  # not sent: a risk check, the market hours, the lease, bad input
+    DUPLICATE = "duplicate"  # its client_order_id was placed before: not sent again
+    REJECTED = "rejected"  # the broker refused it
+    FAILED = "failed"  # the transport failed and the broker has no such order: may be sent again
+    IGNORED = "ignored"  # nothing to do (already holding, no position to exit)
+
+
 class ExitReason(StrEnum):
     SIGNAL = "signal"
     STOP_LOSS = "stop_loss"
@@ -207,13 +228,17 @@ class EventKind(StrEnum):
     STOP_HIT = "stop_hit"
     TARGET_HIT = "target_hit"
     STRATEGY_ERROR = "strategy_error"
+    ORDER_FAILED = "order_failed"  # the order path raised (the broker's state may be unknown)
+    CYCLE_FAILED = "cycle_failed"  # an engine cycle raised
+    RECONCILIATION_FAILED = "reconciliation_failed"
+    LEASE_LOST = "lease_lost"  # another instance took over trading
     DATA_OUTAGE = "data_outage"
     DATA_RECOVERED = "data_recovered"
     PAUSED = "paused"
     RESUMED = "resumed"
     RISK_CHANGED = "risk_changed"
     RECONCILE_DIFF = "reconcile_diff"
-    BROKER_ERROR = "broker_error"
+    BROKER_ERROR = "broker_error"  # the broker failed or reported a problem
     DAILY_SUMMARY = "daily_summary"
     UNAUTHORIZED = "unauthorized"
     STARTED = "started"

@@ -137,7 +137,7 @@ class Engine:
                 except Exception as exc:
                     log.exception("order for %s failed", symbol)
                     self.service.emit(
-                        EventKind.BROKER_ERROR,
+                        EventKind.ORDER_FAILED,
                         f"Order for {symbol} ({strategy.label}) failed: {exc}",
                         severity=Severity.ERROR,
                         symbol=symbol,
@@ -196,7 +196,7 @@ class Engine:
                 try:
                     await asyncio.to_thread(
                         self.service.emit,
-                        EventKind.BROKER_ERROR,
+                        EventKind.CYCLE_FAILED,
                         f"Engine cycle failed: {type(exc).__name__}: {exc}",
                         severity=Severity.ERROR,
                     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date, datetime
 
-from bot.domain import Event, Order, Position, Severity, Trade
+from bot.domain import Event, Order, OutcomeStatus, Position, Severity, Trade, TradingState
 from bot.plugins import Registry
 from bot.views import LimitOrigin, OrderOutcome, Pause, PnlReport, RiskView, StatusView, TickReport
 
@@ -71,6 +71,18 @@ def plural(count: int, noun: str, plural_form: str | None = None) -> str:
     return f"{count:,} {noun if count == 1 else plural_form or noun + 's'}"
 
 
+STATE_TEXT = {
+    TradingState.ACTIVE: "active",
+    TradingState.PAUSED: "paused (no new entries; exits still run)",
+    TradingState.HALTED: "halted (daily loss limit)",
+    TradingState.STANDBY: "standby (another instance trades)",
+}
+
+
+def state(view: StatusView) -> str:
+    return STATE_TEXT[view.trading_state]
+
+
 def welcome(view: StatusView) -> str:
     return (
         "tradebot here. Trading a " + MODE_TEXT.get(view.mode, view.mode) + ".\n"
@@ -100,11 +112,17 @@ def _simulated_clock(view: StatusView) -> str:
     return ", ".join(parts)
 
 
+def _state_line(view: StatusView, *, simulated: bool) -> str:
+    if view.pause is not None and view.trading_state is not TradingState.STANDBY:
+        return f"State: {paused(view.pause, simulated=simulated)}"
+    return f"State: {state(view)}"
+
+
 def status(view: StatusView) -> str:
     simulated = view.mode == "sim"
     lines = [
         f"Mode: {MODE_TEXT.get(view.mode, view.mode)}",
-        f"State: {paused(view.pause, simulated=simulated)}" if view.pause else f"State: {view.trading_state}",
+        _state_line(view, simulated=simulated),
         f"Equity: {money(view.equity)}  Cash: {money(view.cash)}",
         f"Open positions: {view.positions}  Open orders: {view.open_orders}",
         f"Last cycle: {when(view.last_tick, simulated=simulated)}",
@@ -260,16 +278,18 @@ def cycle(report: TickReport) -> str:
 
 
 def outcome(result: OrderOutcome) -> str:
-    labels = {
-        "filled": "Done",
-        "placed": "Placed",
-        "blocked": "Blocked",
-        "duplicate": "Already done",
-        "rejected": "Rejected by the broker",
-        "failed": "Failed",
-        "ignored": "Ignored",
-    }
-    return f"{labels.get(result.status, result.status)}: {result.message}"
+    return f"{OUTCOME_TEXT[result.status]}: {result.message}"
+
+
+OUTCOME_TEXT = {
+    OutcomeStatus.FILLED: "Done",
+    OutcomeStatus.PLACED: "Placed",
+    OutcomeStatus.BLOCKED: "Blocked",
+    OutcomeStatus.DUPLICATE: "Already done",
+    OutcomeStatus.REJECTED: "Rejected by the broker",
+    OutcomeStatus.FAILED: "Failed",
+    OutcomeStatus.IGNORED: "Ignored",
+}
 
 
 def alert(event: Event) -> str:
@@ -280,7 +300,7 @@ def alert(event: Event) -> str:
 def daily_summary(day: date, status_view: StatusView, report: PnlReport) -> str:
     lines = [
         f"Daily summary {day.isoformat()} ({MODE_TEXT.get(status_view.mode, status_view.mode)})",
-        f"State: {status_view.trading_state}; {status_view.positions} open positions, "
+        f"State: {state(status_view)}; {status_view.positions} open positions, "
         f"{status_view.open_orders} open orders",
         pnl(report),
     ]

@@ -65,6 +65,10 @@ class TradingLease(Protocol):
         """One line for /status: active, standby (who trades), shutting down."""
         ...
 
+    def standby(self) -> bool:
+        """Another instance holds (or took over) the trading lease: this one does not trade."""
+        ...
+
 
 def holder_id() -> str:
     """host/pid/random: unique per process even when a pid is reused."""
@@ -287,6 +291,13 @@ class Lease:
             except DatabaseError as exc:
                 return f"cannot confirm the trading lease: {exc}"
         return None
+
+    def standby(self) -> bool:
+        """Another instance holds or took over the lease (not merely: not taken yet)."""
+        if self.held:
+            return False
+        other = self._other
+        return self._lost or (other is not None and other.holder != self.holder)
 
     def standby_reason(self) -> str:
         if self._lost:

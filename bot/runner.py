@@ -198,7 +198,7 @@ async def _keep_lease(app: App, stop: asyncio.Event) -> None:
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(
                         app.service.emit,
-                        EventKind.BROKER_ERROR,
+                        EventKind.LEASE_LOST,
                         "Another instance took over the trading lease: this one stopped trading and exits.",
                         severity=Severity.ERROR,
                     )
@@ -258,7 +258,9 @@ def _startup(app: App) -> None:
         app.service.reconcile()
     except Exception as exc:
         log.exception("start-up reconciliation failed")
-        app.service.emit(EventKind.BROKER_ERROR, f"Start-up reconciliation failed: {exc}")
+        app.service.emit(
+            EventKind.RECONCILIATION_FAILED, f"Start-up reconciliation failed: {exc}", severity=Severity.ERROR
+        )
 
 
 def _reconcile_job(app: App) -> Callable[[], Awaitable[None]]:

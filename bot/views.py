@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.domain import Order
+from bot.domain import Order, OutcomeStatus, TradingState
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +25,7 @@ class StatusView:
     mode: str  # sim, paper, live
     broker: str
     paused: bool
-    trading_state: str  # active, paused, halted (daily loss limit)
+    trading_state: TradingState
     equity: float
     cash: float
     positions: int
@@ -112,9 +112,9 @@ class SignalRecord:
 
 @dataclass(frozen=True, slots=True)
 class OrderOutcome:
-    """What happened to one requested order: placed (maybe filled), blocked, duplicate, failed."""
+    """What happened to one requested order: placed (maybe filled), blocked, duplicate, failed..."""
 
-    status: str  # placed, filled, blocked, duplicate, rejected, failed, ignored
+    status: OutcomeStatus
     symbol: str
     message: str
     order: Order | None = None

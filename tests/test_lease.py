@@ -12,8 +12,9 @@ from sqlalchemy import text
 
 from bot.brokers.sim import SimBroker
 from bot.clock import ManualClock
+from bot.commands import Caller
 from bot.config import Settings
-from bot.domain import Side
+from bot.domain import Side, TradingState
 from bot.lease import Lease
 from storage import migrate
 from storage.db import Database
@@ -127,12 +128,15 @@ def test_the_service_sends_nothing_without_the_lease(storage_url):
     assert app.service.reconcile() == []
     assert isinstance(app.broker, SimBroker) and app.broker.open_orders() == []
     assert "standby" in app.service.status().instance
+    assert app.service.status().trading_state is TradingState.STANDBY
+    assert "State: standby" in app.router.handle("/status", Caller("console")).text
 
     holder.release()
     assert app.lease.try_acquire()
     outcome = app.service.place_manual("AAPL", Side.BUY, 1, request_id="m2")
     assert outcome.status == "filled", outcome.message
     assert "active" in app.service.status().instance
+    assert app.service.status().trading_state is TradingState.ACTIVE
     app.db.dispose()
 
 

@@ -1,4 +1,4 @@
-"""The Telegram layer's pure parts: the gate, refusal rate limits, pacing, batching, times."""
+"""The Telegram layer's pure parts: the allow-list, refusal rate limits, pacing, batching, times."""
 
 from __future__ import annotations
 
@@ -10,33 +10,33 @@ import pytest
 from bot.domain import Event, EventKind, Severity
 from bot.service.alerts import GROUPS
 from bot.telegram.alerts import batches
-from bot.telegram.auth import Attempt, Gate, RefusalLog
+from bot.telegram.auth import AllowList, Attempt, RefusalLog
 from bot.telegram.handlers import BUTTON_DATA, PerChatUpdateProcessor, confirm_keyboard
 from bot.telegram.sending import RateLimiter, split_text
 from bot.telegram.transport import TelegramConfig
 
-# ---------------------------------------------------------------------- the gate
+# ---------------------------------------------------------------------- the allow-list
 
 
 def test_empty_allow_lists_allow_no_one():
-    gate = Gate([], [])
-    assert not gate.check(1, "private", 1).allowed
-    assert not gate.check(-5, "supergroup", 1).allowed
+    allow_list = AllowList([], [])
+    assert not allow_list.check(1, "private", 1).allowed
+    assert not allow_list.check(-5, "supergroup", 1).allowed
 
 
 def test_private_chats_need_the_chat_allow_list():
-    gate = Gate([10], [])
-    assert gate.check(10, "private", 10).allowed
-    assert gate.check(11, "private", 11).reason == "chat not in TELEGRAM_ALLOWED_CHAT_IDS"
+    allow_list = AllowList([10], [])
+    assert allow_list.check(10, "private", 10).allowed
+    assert allow_list.check(11, "private", 11).reason == "chat not in TELEGRAM_ALLOWED_CHAT_IDS"
 
 
 def test_group_chats_need_the_user_allow_list_too():
-    gate = Gate([-100], [7])
-    assert gate.check(-100, "supergroup", 7).allowed
-    assert gate.check(-100, "group", 8).reason == "group member not in TELEGRAM_ALLOWED_USER_IDS"
-    assert not gate.check(-100, "channel", None).allowed
-    assert not Gate([-100], []).check(-100, "group", 7).allowed
-    assert not gate.check(-200, "group", 7).allowed  # an allowed user in another group
+    allow_list = AllowList([-100], [7])
+    assert allow_list.check(-100, "supergroup", 7).allowed
+    assert allow_list.check(-100, "group", 8).reason == "group member not in TELEGRAM_ALLOWED_USER_IDS"
+    assert not allow_list.check(-100, "channel", None).allowed
+    assert not AllowList([-100], []).check(-100, "group", 7).allowed
+    assert not allow_list.check(-200, "group", 7).allowed  # an allowed user in another group
 
 
 def test_refusals_are_recorded_once_per_sender_and_capped_per_hour():

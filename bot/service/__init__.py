@@ -37,7 +37,18 @@ from typing import Any
 from bot import formatting as fmt
 from bot.brokers.base import Broker
 from bot.clock import Clock
-from bot.domain import Event, EventKind, Order, OrderStatus, Position, Severity, Side, Signal, Trade
+from bot.domain import (
+    Event,
+    EventKind,
+    Order,
+    OrderStatus,
+    OutcomeStatus,
+    Position,
+    Severity,
+    Side,
+    Signal,
+    Trade,
+)
 from bot.lease import TradingLease
 from bot.notify import Notifier
 from bot.risk import BOUNDS, RiskLimits
@@ -212,7 +223,11 @@ class TradingService:
         """Turn a strategy's signal into an order, if risk allows and it was not placed before."""
         with self._lock:
             outcome = self._trader.on_signal(signal)
-            if outcome.status == "placed" and outcome.order and outcome.order.status is OrderStatus.FILLED:
+            if (
+                outcome.status is OutcomeStatus.PLACED
+                and outcome.order
+                and outcome.order.status is OrderStatus.FILLED
+            ):
                 # Filled at once (the simulator; a fast market): book it now, so the risk check of
                 # the next signal in this cycle counts this position.
                 self._sync_locked()
@@ -229,7 +244,7 @@ class TradingService:
         """
         with self._lock:
             outcome = self._trader.manual(symbol.upper(), side, qty, request_id, by)
-            if outcome.order is None or outcome.status == "duplicate":
+            if outcome.order is None or outcome.status is OutcomeStatus.DUPLICATE:
                 return outcome  # nothing was sent
             self._sync_locked()  # the simulator fills at once: the reply can say at what price
             return self._trader.refresh(outcome)

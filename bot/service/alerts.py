@@ -24,7 +24,17 @@ GROUPS: dict[str, tuple[str, frozenset[K]]] = {
     "stops": ("stop-loss or take-profit hit", frozenset({K.STOP_HIT, K.TARGET_HIT})),
     "errors": (
         "strategy, broker and reconciliation problems",
-        frozenset({K.STRATEGY_ERROR, K.BROKER_ERROR, K.RECONCILE_DIFF}),
+        frozenset(
+            {
+                K.STRATEGY_ERROR,
+                K.BROKER_ERROR,
+                K.ORDER_FAILED,
+                K.CYCLE_FAILED,
+                K.RECONCILE_DIFF,
+                K.RECONCILIATION_FAILED,
+                K.LEASE_LOST,
+            }
+        ),
     ),
     "data": ("market data outage and recovery", frozenset({K.DATA_OUTAGE, K.DATA_RECOVERED})),
     "state": (

@@ -20,7 +20,7 @@ from dataclasses import replace
 
 from bot.brokers.base import Broker, BrokerError, OrderRejected
 from bot.clock import Clock
-from bot.domain import EventKind, Order, OrderIntent, OrderStatus, Severity, Side
+from bot.domain import EventKind, Order, OrderIntent, OrderStatus, OutcomeStatus, Severity, Side
 from bot.formatting import qty as fmt_qty
 from bot.lease import TradingLease
 from bot.service.events import EventLog
@@ -61,7 +61,7 @@ class OrderRouter:
         if existing is None or existing.status is OrderStatus.SUBMIT_FAILED:
             return None
         return OrderOutcome(
-            "duplicate",
+            OutcomeStatus.DUPLICATE,
             existing.symbol,
             f"already placed as {client_order_id} ({existing.status.value})",
             existing,
@@ -74,7 +74,7 @@ class OrderRouter:
         refusal = self.lease.refusal("order")
         if refusal:
             log.warning("%s %s not sent: %s", intent.side.value, intent.symbol, refusal)
-            return OrderOutcome("blocked", intent.symbol, refusal)
+            return OrderOutcome(OutcomeStatus.BLOCKED, intent.symbol, refusal)
         pending = self._record_pending(intent)
         try:
             placed = self.broker.submit(intent)
@@ -117,7 +117,7 @@ class OrderRouter:
             symbol=intent.symbol,
             client_order_id=intent.client_order_id,
         )
-        return OrderOutcome("rejected", intent.symbol, str(exc), pending)
+        return OrderOutcome(OutcomeStatus.REJECTED, intent.symbol, str(exc), pending)
 
     def _lookup_after_failure(self, client_order_id: str) -> Order | None:
         try:
@@ -131,14 +131,14 @@ class OrderRouter:
         failed = replace(pending, status=OrderStatus.SUBMIT_FAILED, error=f"{type(exc).__name__}: {exc}")
         self.save(failed)
         self.events.record(
-            EventKind.BROKER_ERROR,
+            EventKind.ORDER_FAILED,
             f"{intent.side.value.title()} {intent.symbol} not placed: {exc}. "
             "The broker has no such order; the next cycle may retry it.",
             severity=Severity.ERROR,
             symbol=intent.symbol,
             client_order_id=intent.client_order_id,
         )
-        return OrderOutcome("failed", intent.symbol, str(exc), failed)
+        return OrderOutcome(OutcomeStatus.FAILED, intent.symbol, str(exc), failed)
 
     def _on_placed(self, intent: OrderIntent, pending: Order, placed: Order) -> OrderOutcome:
         order = replace(
@@ -162,5 +162,5 @@ class OrderRouter:
             qty=intent.qty,
         )
         return OrderOutcome(
-            "placed", intent.symbol, f"{side} {fmt_qty(intent.qty)} {intent.symbol} placed", order
+            OutcomeStatus.PLACED, intent.symbol, f"{side} {fmt_qty(intent.qty)} {intent.symbol} placed", order
         )

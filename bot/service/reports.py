@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from bot import metrics
 from bot.brokers.base import Broker
 from bot.clock import Clock
-from bot.domain import Position, Side, Trade
+from bot.domain import Position, Side, Trade, TradingState
 from bot.lease import TradingLease
 from bot.risk import BOUNDS, PortfolioState, is_dust
 from bot.service.store import SettingsStore
@@ -52,12 +52,14 @@ class Reports:
             positions = repo.list_positions(s)
             open_orders = repo.list_orders(s, open_only=True)
         paused = self.store.paused()
-        state = "paused" if paused else "active"
+        state = TradingState.PAUSED if paused else TradingState.ACTIVE
         if (
             not paused
             and self.daily_loss_pct(account.equity, now) >= self.store.limits().daily_loss_limit_pct
         ):
-            state = "halted (daily loss limit)"
+            state = TradingState.HALTED
+        if self.lease.standby():
+            state = TradingState.STANDBY
         return StatusView(
             mode=self.broker.mode,
             broker=self.broker.name,

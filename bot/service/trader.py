@@ -24,6 +24,7 @@ from bot.domain import (
     OrderIntent,
     OrderStatus,
     OrderType,
+    OutcomeStatus,
     Severity,
     Side,
     Signal,
@@ -75,7 +76,9 @@ class Trader:
         if signal.side is Side.BUY:
             if position is not None and not is_dust(signal.symbol, position.qty):  # a level signal repeating
                 return OrderOutcome(
-                    "ignored", signal.symbol, f"already holding {signal.symbol} ({position.strategy})"
+                    OutcomeStatus.IGNORED,
+                    signal.symbol,
+                    f"already holding {signal.symbol} ({position.strategy})",
                 )
             return self.enter(
                 symbol=signal.symbol,
@@ -87,10 +90,10 @@ class Trader:
                 target=signal.take_profit,
             )
         if position is None or position.qty <= EPSILON:
-            return OrderOutcome("ignored", signal.symbol, f"no {signal.symbol} position to exit")
+            return OrderOutcome(OutcomeStatus.IGNORED, signal.symbol, f"no {signal.symbol} position to exit")
         if position.strategy != signal.strategy:
             return OrderOutcome(
-                "ignored",
+                OutcomeStatus.IGNORED,
                 signal.symbol,
                 f"{signal.symbol} is held by {position.strategy}, not {signal.strategy}",
             )
@@ -131,7 +134,7 @@ class Trader:
         if duplicate:
             return duplicate
         refusal = self.manual_refusal(symbol, side, qty)
-        return OrderOutcome("blocked", symbol, refusal) if refusal else None
+        return OrderOutcome(OutcomeStatus.BLOCKED, symbol, refusal) if refusal else None
 
     def manual(self, symbol: str, side: Side, qty: float | None, request_id: str, by: str) -> OrderOutcome:
         """A trader's market order; ``qty=None`` on a sell means the whole position."""
@@ -144,7 +147,9 @@ class Trader:
             problem = self._buy_problem(symbol, qty)
             price = self._price(symbol)
             if problem or price is None or qty is None:
-                return OrderOutcome("blocked", symbol, problem or f"no current price for {symbol}")
+                return OrderOutcome(
+                    OutcomeStatus.BLOCKED, symbol, problem or f"no current price for {symbol}"
+                )
             fixed = on_grid(symbol, qty)
             return self.enter(
                 symbol=symbol, price=price, strategy="manual", cid=cid, reason=who, fixed_qty=fixed
@@ -152,7 +157,7 @@ class Trader:
         problem = self.manual_refusal(symbol, side, qty)
         position = self.reports.position(symbol)
         if problem or position is None:
-            return OrderOutcome("blocked", symbol, problem or f"no {symbol} position to sell")
+            return OrderOutcome(OutcomeStatus.BLOCKED, symbol, problem or f"no {symbol} position to sell")
         whole = qty is None or abs(qty - position.qty) <= 1e-9 * position.qty
         return self.orders.submit(
             OrderIntent(
@@ -218,7 +223,7 @@ class Trader:
             # Paused on purpose: each blocked entry is counted (in /status, and in the resume
             # alert), not alerted one by one; the signal is recorded with its outcome as ever.
             self.store.count_blocked_while_paused()
-            return OrderOutcome("blocked", symbol, decision.reason)
+            return OrderOutcome(OutcomeStatus.BLOCKED, symbol, decision.reason)
         if not decision.approved:
             self.events.record(
                 EventKind.RISK_BLOCKED,
@@ -228,7 +233,7 @@ class Trader:
                 client_order_id=cid,
                 reason=decision.reason,
             )
-            return OrderOutcome("blocked", symbol, decision.reason)
+            return OrderOutcome(OutcomeStatus.BLOCKED, symbol, decision.reason)
         intent = OrderIntent(
             client_order_id=cid,
             symbol=symbol,
@@ -277,5 +282,5 @@ class Trader:
         if order.status is OrderStatus.FILLED and order.filled_avg_price:
             verb = "Bought" if order.side is Side.BUY else "Sold"
             message = f"{verb} {fmt_qty(order.filled_qty)} {order.symbol} at {order.filled_avg_price:,.2f}"
-            return replace(outcome, status="filled", order=order, message=message)
+            return replace(outcome, status=OutcomeStatus.FILLED, order=order, message=message)
         return replace(outcome, order=order)

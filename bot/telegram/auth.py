@@ -1,6 +1,6 @@
 """Who may use the bot: refuse by default, in one place, before any handler runs.
 
-Rules (``Gate.check``):
+Rules (``AllowList.check``):
 
 * The chat must be in ``TELEGRAM_ALLOWED_CHAT_IDS``. Empty list: nobody.
 * In a group, supergroup or channel, the sender must also be in ``TELEGRAM_ALLOWED_USER_IDS``
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class Access:
     allowed: bool
     reason: str = ""
 
@@ -46,19 +46,19 @@ class Attempt:
         return f"{self.what!r} from {who} in {self.chat_type} chat {self.chat_id}"
 
 
-class Gate:
+class AllowList:
     def __init__(self, chat_ids: Iterable[int], user_ids: Iterable[int]) -> None:
         self.chat_ids = frozenset(int(c) for c in chat_ids)
         self.user_ids = frozenset(int(u) for u in user_ids)
 
-    def check(self, chat_id: int | None, chat_type: str, user_id: int | None) -> Decision:
+    def check(self, chat_id: int | None, chat_type: str, user_id: int | None) -> Access:
         if chat_id is None or chat_id not in self.chat_ids:
-            return Decision(False, "chat not in TELEGRAM_ALLOWED_CHAT_IDS")
+            return Access(False, "chat not in TELEGRAM_ALLOWED_CHAT_IDS")
         if chat_type != "private" and (user_id is None or user_id not in self.user_ids):
-            return Decision(False, "group member not in TELEGRAM_ALLOWED_USER_IDS")
-        return Decision(True)
+            return Access(False, "group member not in TELEGRAM_ALLOWED_USER_IDS")
+        return Access(True)
 
-    def check_update(self, update: Update) -> tuple[Decision, Attempt]:
+    def check_update(self, update: Update) -> tuple[Access, Attempt]:
         chat = update.effective_chat
         user = update.effective_user
         attempt = Attempt(

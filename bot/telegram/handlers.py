@@ -1,4 +1,4 @@
-"""Thin Telegram handlers: gate, build a ``Caller``, ask the router (in a worker thread), send.
+"""Thin Telegram handlers: allow-list check, build a ``Caller``, ask the router (in a worker thread), send.
 
 Every command goes through ``CommandRouter.handle``, the same path as the console; nothing
 here parses arguments or formats answers. Confirmations are inline buttons whose
@@ -31,7 +31,7 @@ from telegram.ext import (
 from bot.commands import Caller, CommandRouter, Reply
 from bot.domain import EventKind, Severity
 from bot.service import TradingService
-from bot.telegram.auth import Gate, RefusalLog
+from bot.telegram.auth import AllowList, RefusalLog
 from bot.telegram.sending import MAX_CAPTION, RateLimiter, split_text, with_retry
 
 log = logging.getLogger(__name__)
@@ -125,13 +125,13 @@ class Handlers:
         self,
         router: CommandRouter,
         service: TradingService,
-        gate: Gate,
+        allow_list: AllowList,
         limiter: RateLimiter,
         refusals: RefusalLog | None = None,
     ) -> None:
         self.router = router
         self.service = service
-        self.gate = gate
+        self.allow_list = allow_list
         self.limiter = limiter
         self.refusals = refusals or RefusalLog()
         self._prompts: dict[str, _Prompt] = {}
@@ -143,15 +143,15 @@ class Handlers:
         application.add_handler(CallbackQueryHandler(self.on_button, pattern=BUTTON_DATA))
         application.add_error_handler(self.on_error)
 
-    # ------------------------------------------------------------------ the gate
+    # ------------------------------------------------------------------ the allow-list
 
     async def check_access(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        decision, attempt = self.gate.check_update(update)
-        if decision.allowed:
+        access, attempt = self.allow_list.check_update(update)
+        if access.allowed:
             return
         if self.refusals.should_record(attempt):
             more = self.refusals.take_suppressed()
-            text = f"Refused {attempt.describe()}: {decision.reason}."
+            text = f"Refused {attempt.describe()}: {access.reason}."
             if more:
                 text += f" ({more} more refused attempts were not recorded.)"
             try:
@@ -259,7 +259,7 @@ class Handlers:
         log.error("Telegram handler failed: %s", type(error).__name__, exc_info=error)
         if not isinstance(update, Update) or update.effective_chat is None:
             return
-        if not self.gate.check_update(update)[0].allowed:
+        if not self.allow_list.check_update(update)[0].allowed:
             return
         try:
             await context.bot.send_message(

@@ -32,7 +32,7 @@ from bot.app import App
 from bot.charts import ChartData, chart_commands
 from bot.config import Settings
 from bot.telegram.alerts import AlertDispatcher, alerts_command, wait_any
-from bot.telegram.auth import Gate
+from bot.telegram.auth import AllowList
 from bot.telegram.handlers import Handlers, PerChatUpdateProcessor
 from bot.telegram.sending import RateLimiter, retry_after_seconds
 
@@ -102,14 +102,14 @@ class TelegramFrontEnd:
                 "TELEGRAM_ALLOWED_CHAT_IDS is empty: the bot answers nobody and sends no alerts. "
                 "Send it /start: the refusal in this log shows your chat id."
             )
-        self.gate = Gate(config.chat_ids, config.user_ids)
+        self.allow_list = AllowList(config.chat_ids, config.user_ids)
         self.limiter = limiter or RateLimiter()
         self.dispatcher = AlertDispatcher(
             app.service, config.chat_ids, self.limiter, poll_seconds=alert_poll_seconds
         )
         for command in [*chart_commands(ChartData.from_app(app)), alerts_command(app.service)]:
             app.router.add(command)
-        self.handlers = Handlers(app.router, app.service, self.gate, self.limiter)
+        self.handlers = Handlers(app.router, app.service, self.allow_list, self.limiter)
         self.application = self._build()
         self.handlers.register(self.application)
         self.dispatcher.bot = self.application.bot
