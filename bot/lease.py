@@ -108,14 +108,23 @@ class Lease:
     """This process's claim on a lease. Thread-safe; every method may touch the database."""
 
     def __init__(
-        self, db: Database, *, seconds: float = 30.0, name: str = TRADER, holder: str | None = None
+        self,
+        db: Database,
+        *,
+        seconds: float = 30.0,
+        name: str = TRADER,
+        holder: str | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``monotonic``: this process's clock for how long it may trust its own lease (tests
+        pass one they move by hand)."""
         if seconds < 3:
             raise ValueError("a lease shorter than 3 s cannot be renewed reliably")
         self.db = db
         self.seconds = float(seconds)
         self.name = name
         self.holder = holder or holder_id()
+        self._monotonic = monotonic
         self.draining = False  # shutting down: no new orders, book-keeping may finish
         self._lock = threading.Lock()
         self._valid_until = 0.0  # monotonic deadline of our own lease; 0: not held
@@ -162,7 +171,7 @@ class Lease:
         """Take the lease if it is free or expired (or renew it if it is ours). Never blocks."""
         table = LeaseRow.__table__
         with self._lock:
-            started = time.monotonic()
+            started = self._monotonic()
             changed, _ = self._write(
                 lambda now: (
                     update(table)
@@ -201,7 +210,7 @@ class Lease:
         with self._lock:
             if self._valid_until == 0.0:
                 return False
-            started = time.monotonic()
+            started = self._monotonic()
             changed, _ = self._write(
                 lambda now: (
                     update(table)
@@ -263,7 +272,7 @@ class Lease:
     @property
     def held(self) -> bool:
         """We hold the lease and it cannot have run out yet (by our own monotonic clock)."""
-        return time.monotonic() < self._valid_until
+        return self._monotonic() < self._valid_until
 
     @property
     def lost(self) -> bool:

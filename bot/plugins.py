@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -59,13 +60,18 @@ class Registry:
         return built, errors
 
 
-def get_plugin_manager(load_entry_points: bool = True) -> tuple[pluggy.PluginManager, list[str]]:
-    """Build the manager: specs, built-ins, then entry points of the group ``tradebot``."""
+def get_plugin_manager(
+    load_entry_points: bool = True, plugins: Iterable[object] = ()
+) -> tuple[pluggy.PluginManager, list[str]]:
+    """Build the manager: specs, built-ins, ``plugins`` (objects, e.g. from tests or an embedding
+    program), then entry points of the group ``tradebot``."""
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     errors: list[str] = []
     for module_name in BUILTIN_PLUGINS:
         pm.register(importlib.import_module(module_name), name=module_name)
+    for plugin in plugins:
+        pm.register(plugin)
     if load_entry_points:
         # pluggy's load_setuptools_entrypoints stops at the first broken plugin; load one by one.
         for ep in entry_points(group=hookspecs.PROJECT):
@@ -79,17 +85,22 @@ def get_plugin_manager(load_entry_points: bool = True) -> tuple[pluggy.PluginMan
     return pm, errors
 
 
-def load_registry(load_entry_points: bool = True) -> Registry:
-    pm, errors = get_plugin_manager(load_entry_points)
+def load_registry(load_entry_points: bool = True, plugins: Iterable[object] = ()) -> Registry:
+    pm, errors = get_plugin_manager(load_entry_points, plugins)
     registry = Registry(errors=errors)
     for impl in pm.hook.tradebot_strategies.get_hookimpls():
+        # Through pluggy (pm.hook, keyword arguments), one plugin at a time: a plugin that raises
+        # is reported and the others still load, and each class is credited to its plugin.
+        others = [p for p in pm.get_plugins() if p is not impl.plugin]
+        call = pm.subset_hook_caller("tradebot_strategies", remove_plugins=others)
         try:
-            classes: Any = impl.function()
+            results: list[Any] = call()
         except Exception as exc:
             registry.errors.append(f"plugin {impl.plugin_name!r}: tradebot_strategies() raised {exc!r}")
             continue
-        for cls in classes or []:
-            _add(registry, cls, impl.plugin_name)
+        for classes in results:
+            for cls in classes or []:
+                _add(registry, cls, impl.plugin_name)
     for line in registry.errors:
         log.warning("%s", line)
     return registry

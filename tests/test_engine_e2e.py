@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 
+from bot.clock import ManualClock
 from bot.commands import Caller
-from bot.domain import EventKind
+from bot.domain import EventKind, OutcomeStatus
 from bot.service import TradingService
 from tests.helpers import make_app
 
@@ -32,9 +34,18 @@ def books_agree(service: TradingService) -> None:
     assert 100_000 + realized + unrealized == pytest.approx(account.equity, abs=1e-6)
 
 
+def copy_database(source: Path, target: Path) -> Path:
+    """A consistent copy of a live SQLite database (WAL included), through SQLite's backup API."""
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    return target
+
+
 @pytest.fixture(scope="module")
 def traded(tmp_path_factory):
-    """Run a few hundred one-minute cycles once; the tests below read the result."""
+    """Run a few hundred one-minute cycles once; the tests below only read the result. A test that
+    changes anything restarts the bot on a copy of the database (``restart_on_a_copy``), so the
+    tests pass in any order."""
     db_path = tmp_path_factory.mktemp("e2e") / "tradebot.db"
     app, clock = make_app(db_path)
     reports = []
@@ -76,26 +87,45 @@ def test_every_entry_has_protection_and_respects_the_position_cap(traded):
             assert order.qty * order.filled_avg_price <= 0.2 * 110_000
 
 
-def test_rerunning_the_same_cycle_places_no_duplicate(traded, tmp_path):
-    app, clock, db_path, _ = traded
-    before = len(app.service.orders(open_only=False, limit=10_000))
+def restart_on_a_copy(traded, tmp_path: Path):
+    """The traded bot restarted (a new process: new app, empty caches) on a copy of its database."""
+    _app, clock, db_path, _ = traded
+    copy = copy_database(db_path, tmp_path / "copy.db")
+    return make_app(copy, clock=ManualClock(clock.now()))
+
+
+def test_rerunning_a_cycle_that_signalled_places_no_duplicate(tmp_path):
+    app, clock = make_app(tmp_path / "t.db")
+    for _ in range(200):  # run until a cycle places an order
+        clock.advance(minutes=1)
+        report = app.engine.tick()
+        if any(o.status is OutcomeStatus.PLACED or o.status is OutcomeStatus.FILLED for o in report.orders):
+            break
+    else:
+        pytest.fail("no cycle placed an order in 200 minutes")
+    placed = [o.order.client_order_id for o in report.orders if o.order is not None]
+    before = app.service.orders(open_only=False, limit=10_000)
+    at_exchange = len(app.broker.positions()), app.broker.account().cash
+
     # A fresh process (new app, empty caches) running the cycle of the same minute again.
-    again, _ = make_app(db_path, clock=clock)
-    report = again.engine.tick()
-    again.engine.tick()
-    after = len(again.service.orders(open_only=False, limit=10_000))
-    assert after == before
-    assert all(o.status in ("duplicate", "ignored", "blocked") for o in report.orders)
+    again, _ = make_app(tmp_path / "t.db", clock=clock)
+    replay = again.engine.tick()
+    assert replay.signals == report.signals > 0  # the same signals came again...
+    assert {o.status for o in replay.orders} == {OutcomeStatus.DUPLICATE}  # ...and none was sent
+    assert {o.order.client_order_id for o in replay.orders if o.order} >= set(placed)
+    assert again.service.orders(open_only=False, limit=10_000) == before
+    assert (len(again.broker.positions()), again.broker.account().cash) == at_exchange
     books_agree(again.service)
 
 
-def test_restart_keeps_positions_and_the_paused_state(traded):
-    app, clock, db_path, _ = traded
-    app.service.pause(by="test")
+def test_restart_keeps_positions_and_the_paused_state(traded, tmp_path):
+    app, clock, _db_path, _ = traded
     positions = [(p.symbol, p.qty) for p in app.service.positions()]
     equity = app.service.broker.account().equity
+    first, clock = restart_on_a_copy(traded, tmp_path)
+    first.service.pause(by="test")
 
-    restarted, _ = make_app(db_path, clock=clock)
+    restarted, _ = make_app(tmp_path / "copy.db", clock=clock)
     assert restarted.service.paused()
     assert [(p.symbol, p.qty) for p in restarted.service.positions()] == positions
     assert restarted.service.broker.account().equity == pytest.approx(equity)
@@ -118,6 +148,7 @@ def test_restart_keeps_positions_and_the_paused_state(traded):
     assert restarted.service.pause_state().blocked > 0
     restarted.service.resume(by="test")
     assert not restarted.service.paused()
+    assert app.service.positions() and not app.service.paused()  # the original is untouched
 
 
 def test_stale_or_broken_data_skips_the_symbol_and_alerts(tmp_path):

@@ -62,6 +62,13 @@ def ask(server, chat_id, text, contains, **kwargs):
     return server.wait_reply(chat_id, contains, after=mark)
 
 
+def delivered(app, event_id, chats=(ME, GROUP)):
+    """True once every chat's alert cursor is at or past ``event_id``: each was sent and, the
+    cursor having moved, can no longer be sent again."""
+    cursors = app.service.feed.cursors("telegram:")
+    return all(cursors.get(f"telegram:{chat}", 0) >= event_id for chat in chats)
+
+
 def prompt_button(call, label):
     keyboard = call.params["reply_markup"]["inline_keyboard"][0]
     return next(b["callback_data"] for b in keyboard if b["text"] == label)
@@ -163,7 +170,9 @@ def test_a_strangers_button_press_is_refused(bot, server):
     server.press(STRANGER, prompt.message_id, prompt_button(prompt, "Confirm"))
     server.press(GROUP, prompt.message_id, prompt_button(prompt, "Confirm"), user_id=555)
     server.wait_reply(ME, "Refused 'button c:", after=mark)
-    time.sleep(0.3)
+    server.wait_for(  # both presses were stopped at the allow-list (each is recorded there)
+        lambda: len(app.service.recent_events(50, kind=EventKind.UNAUTHORIZED)) >= 2, what="both refusals"
+    )
     assert server.calls_of("answerCallbackQuery") == []
     assert not [p for p in app.service.positions() if p.strategy == "manual"]
 
@@ -219,12 +228,18 @@ def test_flatten_expired(bot, server):
 
 
 def test_alerts_arrive_once_in_every_allowed_chat_after_a_fill(bot, server):
+    app = bot
     prompt = ask(server, ME, "/buy BTC/USD 0.02", "Confirm: buy 0.02 BTC/USD")
     server.press(ME, prompt.message_id, prompt_button(prompt, "Confirm"))
     server.wait_reply(ME, "Done: Bought 0.02 BTC/USD")
     for chat in (ME, GROUP):
         server.wait_reply(chat, "Bought 0.02 BTC/USD at")
-    time.sleep(1.2)  # a second poll of the outbox must not send it again
+    fill = next(
+        e
+        for e in app.service.recent_events(50, kind=EventKind.ORDER_FILLED)
+        if "Bought 0.02 BTC/USD" in e.message
+    )
+    server.wait_for(lambda: delivered(app, fill.id), what="the cursors past the fill")
     for chat in (ME, GROUP):
         alerts = [c.text for c in server.calls_of("sendMessage", chat_id=chat)]
         assert sum("Bought 0.02 BTC/USD at" in t for t in alerts) == 1, alerts
@@ -245,26 +260,29 @@ def test_alerts_toggle_with_the_alerts_command(bot, server):
 def test_alerts_raised_while_telegram_is_down_arrive_once_it_answers(bot, server):
     app = bot
     server.outage = True
-    app.service.emit(EventKind.STRATEGY_ERROR, "Strategy x failed on AAPL: boom")
-    time.sleep(1.5)
+    tried = server.turned_away_count("sendMessage", 502)
+    boom = app.service.emit(EventKind.STRATEGY_ERROR, "Strategy x failed on AAPL: boom")
+    server.wait_for(lambda: server.turned_away_count("sendMessage", 502) > tried, what="a refused send")
     assert not any("boom" in t for t in server.replies(ME))
+    assert not delivered(app, boom.id, chats=(ME,))  # the cursor waits for Telegram
     server.outage = False
     server.wait_reply(ME, "boom", timeout=15)
     server.wait_reply(GROUP, "boom", timeout=15)
-    time.sleep(1.2)
+    server.wait_for(lambda: delivered(app, boom.id), timeout=15, what="the cursors past the alert")
     assert sum("boom" in t for t in server.replies(ME)) == 1
 
 
 def test_the_outbox_survives_a_restart(tmp_path, server):
     app, _ = build(tmp_path, server)
     with BotThread(app):
-        app.service.emit(EventKind.INFO, "before the restart")
+        before = app.service.emit(EventKind.INFO, "before the restart")
         server.wait_reply(ME, "before the restart")
-    app.service.emit(EventKind.INFO, "while the bot was down")  # e.g. raised just before a crash
+        server.wait_for(lambda: delivered(app, before.id), what="the cursors past the first alert")
+    down = app.service.emit(EventKind.INFO, "while the bot was down")  # e.g. raised just before a crash
     with BotThread(app):
         server.wait_reply(ME, "while the bot was down")
         server.wait_reply(GROUP, "while the bot was down")
-        time.sleep(1.0)
+        server.wait_for(lambda: delivered(app, down.id), what="the cursors past the second alert")
     assert sum("before the restart" in t for t in server.replies(ME)) == 1
     assert sum("while the bot was down" in t for t in server.replies(ME)) == 1
 
@@ -279,9 +297,9 @@ def test_a_429_is_retried(bot, server):
     assert len(refused) == 1 and refused[0].at < reply.at
     assert reply.at - refused[0].at >= 0.9  # waited as told
     server.fail("sendMessage", times=1, retry_after=1, chat_id=GROUP)  # an alert too
-    app.service.emit(EventKind.INFO, "after flood control")
+    alert = app.service.emit(EventKind.INFO, "after flood control")
     server.wait_reply(GROUP, "after flood control")
-    time.sleep(1.0)
+    server.wait_for(lambda: delivered(app, alert.id), what="the cursors past the alert")
     assert sum("after flood control" in t for t in server.replies(GROUP)) == 1
 
 
@@ -324,7 +342,7 @@ def test_telegram_down_at_start_does_not_stop_trading(tmp_path, server):
         for _ in range(3):
             clock.advance(minutes=1)
             assert app.engine.tick().finished == clock.now()
-        time.sleep(1.5)
+        server.wait_for(lambda: server.turned_away_count("getMe", 502) >= 2, what="a retried connection")
         assert not running.front.connected.is_set()
         server.outage = False
         server.wait_for(running.front.connected.is_set, timeout=15, what="reconnect")
@@ -336,8 +354,9 @@ def test_telegram_down_at_start_does_not_stop_trading(tmp_path, server):
 def test_a_refused_token_turns_telegram_off_without_crashing(tmp_path, server):
     app, _ = build(tmp_path, server, TELEGRAM_BOT_TOKEN="111111111:BBwrongTokenForTests_0123456789abcdefXYZ")
     running = BotThread(app).start(wait_connected=False)
-    time.sleep(0.5)
-    assert not running.front.connected.is_set()
+    server.wait_for(lambda: running.front.disabled, what="Telegram turned off")
+    assert "refused the bot token" in running.front.disabled
+    assert not running.front.connected.is_set() and server.turned_away_count("getMe", 401) == 1
     running.stop()
 
 
@@ -352,15 +371,21 @@ def test_the_token_never_appears_in_logs(tmp_path, server, caplog):
         caplog.set_level(level)
         (tmp_path / str(level)).mkdir()
         app, _ = build(tmp_path / str(level), server)
+        redacting = RedactingFilter(app.settings.secrets())
         if level == logging.DEBUG:
-            caplog.handler.addFilter(RedactingFilter(app.settings.secrets()))
-        with BotThread(app):
-            ask(server, ME, "/status", "Mode:")
-            ask(server, ME, "/chart BTC/USD", "BTC/USD")
-            server.command(STRANGER, "/pause")
-            server.wait_reply(ME, "Refused")
-            server.fail("sendMessage", times=1, retry_after=1, chat_id=ME)
-            ask(server, ME, "/pnl", "Sharpe")
+            # pytest's caplog handler is one object for the whole session: take the filter off
+            # again, or it rewrites every later test's records (it drops their exc_info).
+            caplog.handler.addFilter(redacting)
+        try:
+            with BotThread(app):
+                ask(server, ME, "/status", "Mode:")
+                ask(server, ME, "/chart BTC/USD", "BTC/USD")
+                server.command(STRANGER, "/pause")
+                server.wait_reply(ME, "Refused")
+                server.fail("sendMessage", times=1, retry_after=1, chat_id=ME)
+                ask(server, ME, "/pnl", "Sharpe")
+        finally:
+            caplog.handler.removeFilter(redacting)
         app.db.dispose()
         assert any(r.name.startswith("telegram") for r in caplog.records)  # python-telegram-bot did log
         assert secret not in caplog.text

@@ -2,7 +2,8 @@
 
 The real command line, environment variables only (TELEGRAM_BASE_URL points python-telegram-bot
 at the fake server), the simulated market, a temporary SQLite file, logs at DEBUG captured to a
-file that must never contain the token. The tests run in order against one process.
+file that must never contain the token. The tests share one process, except the one that stops
+its own; they pass in any order.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -36,9 +39,9 @@ class Bot:
         return self.server.wait_reply(chat_id, contains, timeout=timeout, after=mark)
 
 
-@pytest.fixture(scope="module")
-def bot(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("telegram_e2e")
+@contextmanager
+def running_bot(tmp: Path) -> Iterator[Bot]:
+    """A real `tradebot run` process polling the fake Bot API server."""
     server = FakeTelegram(TOKEN).start()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "ALPACA_", "POLYGON_"))}
     env.update(
@@ -73,6 +76,14 @@ def bot(tmp_path_factory):
             process.kill()
             process.wait(10)
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def bot(tmp_path_factory):
+    """One process shared by the tests that only ask it things: none of them changes its state
+    in a way another test reads, so they pass in any order."""
+    with running_bot(tmp_path_factory.mktemp("telegram_e2e")) as running:
+        yield running
 
 
 def test_the_menu_is_published_and_commands_answer(bot):
@@ -110,14 +121,19 @@ def test_a_stale_pause_is_ignored(bot):
 
 
 def test_a_429_is_retried(bot):
+    mark = bot.server.mark()
     bot.server.fail("sendMessage", times=1, retry_after=1, chat_id=ME)
-    bot.ask(ME, "/positions", "ETH/USD")
-    assert [c for c in bot.server.calls if c.method == "sendMessage" and c.status == 429]
+    bot.ask(ME, "/help", "/positions")
+    assert [c for c in bot.server.calls[mark:] if c.method == "sendMessage" and c.status == 429]
 
 
-def test_sigterm_stops_cleanly_and_the_token_is_not_in_the_log(bot):
-    bot.process.send_signal(signal.SIGTERM)
-    assert bot.process.wait(30) == 0
+def test_sigterm_stops_cleanly_and_the_token_is_not_in_the_log(tmp_path):
+    with running_bot(tmp_path) as bot:  # its own process: this test ends it
+        mark = bot.server.mark()
+        bot.server.command(STRANGER, "/status")
+        bot.server.wait_reply(ME, "Refused '/status' from user 666", after=mark)
+        bot.process.send_signal(signal.SIGTERM)
+        assert bot.process.wait(30) == 0
     text = bot.log.read_text()
     assert "Telegram connected as @tradebot_test_bot" in text
     assert "Refused" in text

@@ -115,6 +115,7 @@ class TelegramFrontEnd:
         self.dispatcher.bot = self.application.bot
         app.service.feed.watch(self.dispatcher.notify)
         self.connected = asyncio.Event()
+        self.disabled: str | None = None  # why Telegram was turned off (a refused token...), if it was
         self._initialized = False
         self._last_poll_warning = 0.0
         self._warm_up: asyncio.Future[None] | None = None
@@ -186,9 +187,8 @@ class TelegramFrontEnd:
                 self._warm_up = asyncio.ensure_future(asyncio.to_thread(charts.warm_up))
                 return
             except InvalidToken:
-                log.error(
-                    "Telegram refused the bot token: check TELEGRAM_BOT_TOKEN. Telegram is off; trading continues."
-                )
+                self.disabled = "Telegram refused the bot token: check TELEGRAM_BOT_TOKEN"
+                log.error("%s. Telegram is off; trading continues.", self.disabled)
                 return
             except RetryAfter as exc:
                 wait = retry_after_seconds(exc)
@@ -204,7 +204,8 @@ class TelegramFrontEnd:
                 await wait_any(stop, timeout=delay)
                 delay = min(delay * 2, MAX_BACKOFF)
             except RuntimeError as exc:  # e.g. webhook mode without the webhooks extra
-                log.error("Telegram cannot start: %s. Telegram is off; trading continues.", exc)
+                self.disabled = f"Telegram cannot start: {exc}"
+                log.error("%s. Telegram is off; trading continues.", self.disabled)
                 return
 
     async def _publish_menu(self) -> None:

@@ -10,7 +10,9 @@ Tests queue updates with ``command``/``text``/``press`` (commands carry the ``bo
 entity python-telegram-bot needs), then read what the bot did from ``calls`` and the helpers
 ``replies``/``wait_for``. ``fail(method, times, status=429, retry_after=1)`` makes the next
 calls of a method fail (429 carries ``retry_after``); ``outage = True`` answers every request
-with 502, as an unreachable Telegram would look through a proxy.
+with 502, as an unreachable Telegram would look through a proxy. ``turned_away`` lists the
+(method, status) of requests refused before any method ran (502 in an outage, 401 for a wrong
+token), so tests can wait until the bot has tried.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class FakeTelegram:
         self.calls: list[Call] = []
         self.commands: list[dict[str, str]] = []
         self.outage = False
+        self.turned_away: list[tuple[str, int]] = []
         self.served_at: dict[int, float] = {}  # update_id -> when a getUpdates answer carried it
         self._updates: list[dict[str, Any]] = []
         self._next_update = 1
@@ -224,6 +227,15 @@ class FakeTelegram:
             and (chat_id is None or c.chat_id == chat_id)
             and (not ok_only or c.status == 200)
         ]
+
+    def _turn_away(self, method: str, status: int) -> None:
+        with self._cond:
+            self.turned_away.append((method, status))
+            self._cond.notify_all()
+
+    def turned_away_count(self, method: str, status: int) -> int:
+        with self._cond:
+            return self.turned_away.count((method, status))
 
     def replies(self, chat_id: int) -> list[str]:
         """Texts (and captions) the bot sent or edited into ``chat_id``, in order."""
@@ -429,9 +441,11 @@ class FakeTelegram:
                 url = urlsplit(self.path)
                 prefix, _, method = url.path.rpartition("/")
                 if fake.outage:
+                    fake._turn_away(method, 502)
                     self._send(502, {"ok": False, "error_code": 502, "description": "Bad Gateway"})
                     return
                 if prefix != f"/bot{fake.token}":
+                    fake._turn_away(method, 401)
                     self._send(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
                     return
                 params, files = _parse(self.headers.get("Content-Type", ""), body)
