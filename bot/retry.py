@@ -93,7 +93,13 @@ class RetryPolicy:
         asleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         what: str = "call",
     ) -> T:
-        """The async form of ``call``: ``await fn()``, retried the same way."""
+        """The async form of ``call``: ``await fn()``, retried the same way. ``fn`` may be any
+        callable returning an awaitable (a lambda too)."""
+
+        async def attempt() -> T:
+            # tenacity awaits only coroutine functions; a lambda's coroutine would come back unawaited.
+            return await fn()
+
         retrying = AsyncRetrying(
             stop=self._stop,
             wait=self._wait(hint),
@@ -102,7 +108,7 @@ class RetryPolicy:
             reraise=True,
             before_sleep=_log_retry(what),
         )
-        return await retrying(fn)
+        return await retrying(attempt)
 
 
 def _log_retry(what: str) -> Callable[[RetryCallState], None]:

@@ -6,13 +6,14 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
+from telegram.error import BadRequest
 
 from bot.domain import Event, EventKind, Severity
 from bot.service.alerts import GROUPS
 from bot.telegram.alerts import batches
 from bot.telegram.auth import AllowList, Attempt, RefusalLog
 from bot.telegram.handlers import BUTTON_DATA, PerChatUpdateProcessor, confirm_keyboard
-from bot.telegram.sending import RateLimiter, split_text
+from bot.telegram.sending import CONNECT, FLOOD_CONTROL, RateLimiter, split_text, with_retry
 from bot.telegram.transport import TelegramConfig
 
 # ---------------------------------------------------------------------- the allow-list
@@ -95,6 +96,56 @@ def test_rate_limiter_acquire_waits():
         return loop.time() - start
 
     assert asyncio.run(two()) >= 0.18
+
+
+def test_a_429_waits_as_told_then_sends_again_by_the_one_retry_policy():
+    from telegram.error import RetryAfter
+
+    slept: list[float] = []
+    calls: list[int] = []
+
+    async def asleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    async def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise RetryAfter(7)
+        return "sent"
+
+    assert asyncio.run(with_retry(flaky, "test", asleep=asleep)) == "sent"
+    assert slept == [pytest.approx(7.1), pytest.approx(7.1)]  # Telegram's wait, plus 0.1 s
+
+    async def always_429() -> str:
+        raise RetryAfter(1)
+
+    slept.clear()
+    with pytest.raises(RetryAfter):  # the caller learns it failed
+        asyncio.run(with_retry(always_429, "test", asleep=asleep))
+    assert len(slept) == FLOOD_CONTROL.attempts - 1
+
+    async def refused() -> str:
+        raise BadRequest("Chat not found")
+
+    slept.clear()
+    with pytest.raises(BadRequest):  # not a 429: no retry
+        asyncio.run(with_retry(refused, "test", asleep=asleep))
+    assert slept == []
+
+    slept.clear()
+    with pytest.raises(RetryAfter):  # a wait beyond the budget is not waited
+        asyncio.run(with_retry(lambda: _raise(RetryAfter(600)), "test", asleep=asleep))
+    assert slept == []
+
+
+async def _raise(exc: Exception) -> str:
+    raise exc
+
+
+def test_connecting_backs_off_from_one_second_to_a_minute():
+    waits = [CONNECT.backoff(n) for n in range(1, 10)]
+    assert 1.0 <= waits[0] <= 1.1 and 2.0 <= waits[1] <= 2.2
+    assert all(60.0 <= w <= 66.0 for w in waits[6:])
 
 
 def test_long_texts_are_split_at_line_ends():

@@ -30,9 +30,10 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from bot import formatting as fmt
 from bot.commands import Caller, Command, Reply, UsageError
 from bot.domain import Event, EventKind
+from bot.retry import RetryPolicy
 from bot.service import TradingService
 from bot.service.alerts import GROUPS
-from bot.telegram.sending import MAX_TEXT, RateLimiter, with_retry
+from bot.telegram.sending import CONNECT, MAX_TEXT, RateLimiter, with_retry
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ class AlertDispatcher:
         batch_seconds: float = 0.3,
         poll_seconds: float = 5.0,
         blocked_retry_seconds: float = 300.0,
+        retry: RetryPolicy = CONNECT,
     ) -> None:
         self.service = service
         self.feed = service.feed
@@ -117,7 +119,8 @@ class AlertDispatcher:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._blocked_until: dict[int, float] = {}
-        self._delay = 0.0
+        self.retry = retry
+        self._failures = 0  # delivery rounds failed in a row
         self._delivering = asyncio.Lock()  # one delivery at a time, or two could read the same cursor
 
     def notify(self, event: Event) -> None:
@@ -132,17 +135,20 @@ class AlertDispatcher:
         if not await wait_any(ready, stop):
             return
         while not stop.is_set():
+            delay = 0.0
             try:
                 await self.deliver()
-                self._delay = 0.0
+                self._failures = 0
             except _Unreachable as exc:
-                self._delay = min(max(self._delay * 2, 1.0), 60.0)
-                log.warning("alerts not delivered (%s); retrying in %.0f s", exc, self._delay)
+                self._failures += 1
+                delay = self.retry.backoff(self._failures)
+                log.warning("alerts not delivered (%s); retrying in %.0f s", exc, delay)
             except Exception:
-                self._delay = min(max(self._delay * 2, 1.0), 60.0)
-                log.exception("alert delivery failed; retrying in %.0f s", self._delay)
-            if self._delay:
-                await wait_any(stop, timeout=self._delay)
+                self._failures += 1
+                delay = self.retry.backoff(self._failures)
+                log.exception("alert delivery failed; retrying in %.0f s", delay)
+            if delay:
+                await wait_any(stop, timeout=delay)
                 continue
             if await wait_any(self._wake, stop, timeout=self.poll_seconds) and not stop.is_set():
                 await asyncio.sleep(self.batch_seconds)  # let a burst gather into one message

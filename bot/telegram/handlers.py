@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, TelegramError
@@ -35,6 +37,8 @@ from bot.telegram.auth import AllowList, RefusalLog
 from bot.telegram.sending import MAX_CAPTION, RateLimiter, split_text, with_retry
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 BUTTON_DATA = re.compile(r"^([cx]):([0-9a-f]{1,32})$")
 EXPIRED_TEXT = "Expired: not done. Send the command again."
@@ -196,7 +200,8 @@ class Handlers:
         for piece in split_text(text):
             await self._send(lambda piece=piece: bot.send_message(chat_id, piece))
 
-    async def _send(self, call):  # type: ignore[no-untyped-def]
+    async def _send(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Every request of the handlers: paced by the rate limiter, retried after a 429."""
         await self.limiter.acquire(None)
         return await with_retry(call, "reply")
 
@@ -232,7 +237,7 @@ class Handlers:
         if query is None or match is None:
             return
         try:
-            await query.answer()
+            await self._send(query.answer)  # paced like every other request
         except BadRequest as exc:  # "query is too old": the press still counts
             log.info("could not answer a button press: %s", exc)
         action, token = match.groups()
@@ -261,11 +266,10 @@ class Handlers:
             return
         if not self.allow_list.check_update(update)[0].allowed:
             return
+        chat_id = update.effective_chat.id
+        text = f"Sorry, that failed ({type(error).__name__}). The details are in the log."
         try:
-            await context.bot.send_message(
-                update.effective_chat.id,
-                f"Sorry, that failed ({type(error).__name__}). The details are in the log.",
-            )
+            await self._send(lambda: context.bot.send_message(chat_id, text))
         except TelegramError as exc:
             log.warning("could not report the failure to chat %s: %s", update.effective_chat.id, exc)
 

@@ -1,8 +1,12 @@
 """Sending within Telegram's limits: a rate limiter, retry after 429, and splitting long texts.
 
 Telegram allows about 30 messages a second overall, about one a second into one chat and
-20 a minute into one group. A 429 answer (``RetryAfter``) says how long to wait; we wait that
-long and send again, a few times, and never give up silently: the caller learns it failed.
+20 a minute into one group. Every request the bot sends (replies, alerts, edits, button answers,
+error replies) first asks ``RateLimiter``. A 429 answer (``RetryAfter``) says how long to wait:
+``with_retry`` waits that long and sends again, by the project's one retry policy
+(``bot/retry.py``: a few attempts within a time budget, the sleep injectable), and never gives up
+silently: the caller learns it failed. ``CONNECT`` is the same policy's schedule for loops that
+retry until they succeed (connecting, delivering alerts).
 """
 
 from __future__ import annotations
@@ -18,13 +22,18 @@ from typing import TypeVar
 
 from telegram.error import RetryAfter
 
+from bot.retry import RetryPolicy
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 MAX_TEXT = 4096  # characters in one message
 MAX_CAPTION = 1024  # characters in a photo caption
-RETRY_ATTEMPTS = 5
+# After a 429: wait as Telegram says (plus 0.1 s), five attempts in all, two minutes of waiting at most.
+FLOOD_CONTROL = RetryPolicy(attempts=5, base=0.1, cap=1.0, budget=120.0, jitter=0.0)
+# Connecting and delivering alerts: 1 s, 2 s, 4 s ... up to a minute between tries, for ever.
+CONNECT = RetryPolicy(base=1.0, cap=60.0, jitter=0.1)
 
 
 class RateLimiter:
@@ -73,18 +82,25 @@ def retry_after_seconds(exc: RetryAfter) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
-async def with_retry(call: Callable[[], Awaitable[T]], what: str, attempts: int = RETRY_ATTEMPTS) -> T:
-    """Run ``call``; on 429 wait as told and run it again (up to ``attempts`` times in all)."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return await call()
-        except RetryAfter as exc:
-            if attempt == attempts:
-                raise
-            wait = retry_after_seconds(exc)
-            log.warning("Telegram flood control on %s: retrying in %.1f s (attempt %d)", what, wait, attempt)
-            await asyncio.sleep(wait + 0.1)
-    raise AssertionError("unreachable")  # pragma: no cover
+def _flood_wait(exc: BaseException) -> float | None:
+    return retry_after_seconds(exc) + 0.1 if isinstance(exc, RetryAfter) else None
+
+
+async def with_retry(
+    call: Callable[[], Awaitable[T]],
+    what: str,
+    *,
+    policy: RetryPolicy = FLOOD_CONTROL,
+    asleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> T:
+    """Run ``call``; on 429 wait as told and run it again, within ``policy``. Other errors pass through."""
+    return await policy.acall(
+        call,
+        retry_if=lambda exc: isinstance(exc, RetryAfter),
+        hint=_flood_wait,
+        asleep=asleep,
+        what=f"Telegram {what} (flood control)",
+    )
 
 
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:

@@ -6,7 +6,7 @@ TELEGRAM_BASE_URL points it at another Bot API server, as python-telegram-bot's 
 (``http://127.0.0.1:8081/bot``).
 
 Telegram being unreachable never stops trading: the engine runs on its own scheduler, the
-connection is retried with backoff (1 s doubling to 60 s), python-telegram-bot's polling loop
+connection is retried with backoff (``sending.CONNECT``: 1 s doubling to 60 s), python-telegram-bot's polling loop
 retries on its own once connected, and alerts wait in the outbox. A refused token turns
 Telegram off (logged as an error) and trading goes on.
 """
@@ -31,16 +31,16 @@ from bot import charts
 from bot.app import App
 from bot.charts import ChartData, chart_commands
 from bot.config import Settings
+from bot.retry import RetryPolicy
 from bot.telegram.alerts import AlertDispatcher, alerts_command, wait_any
 from bot.telegram.auth import AllowList
 from bot.telegram.handlers import Handlers, PerChatUpdateProcessor
-from bot.telegram.sending import RateLimiter, retry_after_seconds
+from bot.telegram.sending import CONNECT, RateLimiter, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 ALLOWED_UPDATES = ["message", "callback_query"]
-MAX_BACKOFF = 60.0
 SHUTDOWN_SECONDS = 10.0
 
 
@@ -91,12 +91,14 @@ class TelegramFrontEnd:
         poll_timeout: float = 10.0,
         alert_poll_seconds: float = 5.0,
         limiter: RateLimiter | None = None,
+        reconnect: RetryPolicy = CONNECT,
     ) -> None:
         # httpx logs every request URL, which contains the token, at INFO.
         logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger("httpx").level))
         self.app = app
         self.config = config
         self.poll_timeout = poll_timeout
+        self.reconnect = reconnect
         if not config.chat_ids:
             log.warning(
                 "TELEGRAM_ALLOWED_CHAT_IDS is empty: the bot answers nobody and sends no alerts. "
@@ -105,7 +107,7 @@ class TelegramFrontEnd:
         self.allow_list = AllowList(config.chat_ids, config.user_ids)
         self.limiter = limiter or RateLimiter()
         self.dispatcher = AlertDispatcher(
-            app.service, config.chat_ids, self.limiter, poll_seconds=alert_poll_seconds
+            app.service, config.chat_ids, self.limiter, poll_seconds=alert_poll_seconds, retry=reconnect
         )
         for command in [*chart_commands(ChartData.from_app(app)), alerts_command(app.service)]:
             app.router.add(command)
@@ -166,8 +168,8 @@ class TelegramFrontEnd:
         await self._shutdown()
 
     async def _connect(self, stop: asyncio.Event) -> None:
-        """Bring the application up, retrying with backoff until it works or ``stop``."""
-        delay = 1.0
+        """Bring the application up, retrying with backoff (``self.reconnect``) until it works or ``stop``."""
+        failures = 0
         while not stop.is_set():
             try:
                 if not self._initialized:
@@ -191,10 +193,12 @@ class TelegramFrontEnd:
                 log.error("%s. Telegram is off; trading continues.", self.disabled)
                 return
             except RetryAfter as exc:
-                wait = retry_after_seconds(exc)
+                wait = max(retry_after_seconds(exc), self.reconnect.backoff(1))
                 log.warning("Telegram asked to wait %.0f s before connecting", wait)
                 await wait_any(stop, timeout=wait)
             except (TelegramError, OSError) as exc:
+                failures += 1
+                delay = self.reconnect.backoff(failures)
                 log.warning(
                     "Telegram unreachable (%s: %s); retrying in %.0f s. Trading continues.",
                     type(exc).__name__,
@@ -202,7 +206,6 @@ class TelegramFrontEnd:
                     delay,
                 )
                 await wait_any(stop, timeout=delay)
-                delay = min(delay * 2, MAX_BACKOFF)
             except RuntimeError as exc:  # e.g. webhook mode without the webhooks extra
                 self.disabled = f"Telegram cannot start: {exc}"
                 log.error("%s. Telegram is off; trading continues.", self.disabled)
