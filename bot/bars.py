@@ -76,7 +76,8 @@ class Bars:
     def tail(self, n: int) -> Bars:
         return self[-n:] if n < len(self) else self
 
-    def __getitem__(self, item: slice) -> Bars:
+    def __getitem__(self, item: slice | np.ndarray) -> Bars:
+        """The rows of a slice, or of a boolean mask or index array."""
         return Bars(*(getattr(self, name)[item] for name in ("time", *COLUMNS)))
 
     def last_time(self) -> datetime:

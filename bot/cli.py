@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _load_settings(args: argparse.Namespace):
     """The validated settings, or one line per invalid variable and exit status 2."""
     from bot.config import ConfigError, Settings
 
@@ -189,7 +189,7 @@ def _load_settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return settings
 
 
-def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _settings(args: argparse.Namespace):
     from bot.logs import setup_logging
 
     settings = _load_settings(args)
@@ -217,7 +217,7 @@ def _fail(message: str, status: int = 1) -> None:
     raise SystemExit(status)
 
 
-def _build(args: argparse.Namespace, *, accelerate: bool, settings=None):  # type: ignore[no-untyped-def]
+def _build(args: argparse.Namespace, *, accelerate: bool, settings=None):
     from bot.app import StartupError, build_app
     from bot.config import ConfigError
 
@@ -415,7 +415,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stored_overrides(settings):  # type: ignore[no-untyped-def]
+def _stored_overrides(settings):
     """The runtime risk overrides in the configured database; a note on stderr if unreadable."""
     from bot.service.store import stored_overrides
     from storage.db import DatabaseError

@@ -139,6 +139,10 @@ class CommandRouter:
         ):
             self.add(command)
 
+    def human_now(self) -> datetime:
+        """Human time, for message ages and confirmation deadlines (``wall_clock``)."""
+        return (self.wall_clock or self.clock).now()
+
     def add(self, command: Command) -> None:
         """Register a command (the Telegram layer adds /chart, /equity, /alerts this way)."""
         self.commands[command.name] = command
@@ -162,7 +166,7 @@ class CommandRouter:
         if command is None:
             return Reply(f"Unknown command /{name}. Send /help for the list.")
         if command.changes_state and caller.sent_at is not None:
-            age = self.wall_clock.now() - caller.sent_at
+            age = self.human_now() - caller.sent_at
             if age > STALE_AFTER:
                 log.warning("ignoring /%s sent %s ago while offline", name, age)
                 return Reply(
@@ -191,13 +195,13 @@ class CommandRouter:
             with self._lock:  # only the person who asked may confirm, whatever the chat allows
                 self._pending[token] = pending
             return Reply("This confirmation belongs to the user who asked for it.")
-        if self.wall_clock.now() > pending.expires_at:
+        if self.human_now() > pending.expires_at:
             return Reply(f"Expired: {pending.summary} was not done. Send the command again.")
         return pending.action()
 
     def pending_for(self, caller: Caller) -> list[tuple[str, str]]:
         """(token, summary) of the unexpired actions waiting for this chat's confirmation."""
-        now = self.wall_clock.now()
+        now = self.human_now()
         with self._lock:
             return [
                 (token, p.summary)
@@ -219,9 +223,9 @@ class CommandRouter:
 
     def _ask(self, caller: Caller, summary: str, action: Callable[[], Reply]) -> Reply:
         token = secrets.token_hex(4)
-        expires = self.wall_clock.now() + timedelta(seconds=self.confirm_ttl)
+        expires = self.human_now() + timedelta(seconds=self.confirm_ttl)
         with self._lock:
-            now = self.wall_clock.now()
+            now = self.human_now()
             for key in [k for k, p in self._pending.items() if p.expires_at < now]:
                 del self._pending[key]
             self._pending[token] = _Pending(action, caller, expires, summary)

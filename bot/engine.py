@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -214,7 +214,7 @@ def start_scheduler(
     tick: Callable[[], Awaitable[Any]],
     interval_seconds: float,
     *,
-    extra_jobs: list[tuple[Callable[..., Any], dict[str, Any]]] = (),
+    extra_jobs: Sequence[tuple[Callable[..., Any], dict[str, Any]]] = (),
 ) -> Any:
     """An AsyncIOScheduler on the running loop: ``tick`` every ``interval_seconds`` of real time,
     never two at once, a late run coalesced rather than queued.

@@ -45,7 +45,7 @@ def _floats(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float64)
 
 
-def _windows(x: np.ndarray, n: int, reduce) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _windows(x: np.ndarray, n: int, reduce) -> np.ndarray:
     """``reduce`` (taking a (rows, n) view, returning one value per row) over every window of
     ``n`` values, in chunks; NaN on the first n-1 bars."""
     x = _floats(x)

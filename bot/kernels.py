@@ -93,7 +93,7 @@ PYTHON = SimpleNamespace(supertrend=_supertrend_py)
 
 def _load_c() -> ModuleType | None:
     try:
-        from bot import _speedups
+        from bot import _speedups  # type: ignore[attr-defined]  # the C extension: no stub
     except ImportError:
         return None
     return _speedups

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import Table, insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.sql import Executable
@@ -50,6 +50,7 @@ from storage.models import LeaseRow
 
 log = logging.getLogger(__name__)
 
+LEASES: Table = LeaseRow.__table__  # type: ignore[attr-defined]  # SQLModel sets it at class creation
 TRADER = "trader"  # the lease that lets a process trade
 MARGIN_SECONDS = 1.0  # stop trusting our own lease this long before others may take it
 
@@ -160,7 +161,7 @@ class Lease:
         try:
             with self.db.engine.connect() as connection:
                 now = self._now(connection)
-                row = connection.execute(select(LeaseRow.__table__).where(LeaseRow.name == self.name)).first()
+                row = connection.execute(select(LEASES).where(LEASES.c.name == self.name)).first()
         except SQLAlchemyError as exc:
             raise DatabaseError(f"lease on {safe_url(self.db.url)}: {exc.__class__.__name__}: {exc}") from exc
         if row is None:
@@ -169,7 +170,7 @@ class Lease:
 
     def try_acquire(self) -> bool:
         """Take the lease if it is free or expired (or renew it if it is ours). Never blocks."""
-        table = LeaseRow.__table__
+        table = LEASES
         with self._lock:
             started = self._monotonic()
             changed, _ = self._write(
@@ -206,7 +207,7 @@ class Lease:
 
     def renew(self) -> bool:
         """Extend our lease. False: we do not hold it (never did, released, or someone took over)."""
-        table = LeaseRow.__table__
+        table = LEASES
         with self._lock:
             if self._valid_until == 0.0:
                 return False
@@ -228,7 +229,7 @@ class Lease:
 
     def release(self) -> None:
         """Give the lease up now, so a waiting instance takes over at once."""
-        table = LeaseRow.__table__
+        table = LEASES
         with self._lock:
             if self._valid_until == 0.0:
                 return

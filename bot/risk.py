@@ -43,7 +43,8 @@ class RiskLimits:
             if value != int(value):
                 raise ValueError("max_open_trades must be a whole number")
             value = int(value)
-        return replace(self, **{key: value})
+        changes: dict[str, Any] = {key: value}
+        return replace(self, **changes)
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)

@@ -19,7 +19,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -40,7 +40,7 @@ EXIT_DATABASE_LOST = 4  # the SQLite file was deleted or replaced under us: stop
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130: stopped by Ctrl-C
 
 # A transport runs until ``stop`` is set (Telegram plugs in here).
-Transport = Callable[[App, asyncio.Event], Awaitable[None]]
+Transport = Callable[[App, asyncio.Event], Coroutine[Any, Any, None]]
 
 
 def wants_console(app: App) -> bool:
@@ -64,7 +64,11 @@ async def serve(app: App, *, console: bool, stdin: TextIO | None = None, stdout:
     """Run until SIGTERM, SIGINT or the end of the console's input; returns the exit status."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    printer = ConsolePrinter(stdout or sys.stdout, on_closed=lambda: loop.call_soon_threadsafe(stop.set))
+
+    def on_closed() -> None:
+        loop.call_soon_threadsafe(stop.set)
+
+    printer = ConsolePrinter(stdout or sys.stdout, on_closed=on_closed)
     received: list[int] = []
 
     def on_signal(sig: int) -> None:

@@ -124,8 +124,8 @@ def reset(db: Database, now: datetime, by: str) -> None:
         if stray:
             raise ValueError(f"{stray} fills did not come from the simulator: not resetting")
         for table in BOOKS:
-            s.exec(delete(table))  # type: ignore[call-overload]
-        s.exec(delete(SimAccountRow))  # type: ignore[call-overload]
+            s.exec(delete(table))
+        s.exec(delete(SimAccountRow))
         repo.set_setting(s, LAST_TICK, now.isoformat())
         if repo.get_setting(s, PAUSED, False):
             repo.set_setting(s, PAUSED_AT, now.isoformat())  # the old time was on the old clock

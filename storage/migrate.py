@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -119,11 +120,11 @@ def _locked(db: Database) -> Iterator[Connection]:
         engine = make_engine(db.url)
 
         @event.listens_for(engine, "connect")
-        def _manual_transactions(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        def _manual_transactions(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.isolation_level = None  # pysqlite must not BEGIN on its own
 
         @event.listens_for(engine, "begin")
-        def _begin_immediate(connection):  # type: ignore[no-untyped-def]
+        def _begin_immediate(connection: Connection) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock, taken before reading
 
         try:

@@ -102,7 +102,7 @@ def get_order(session: Session, client_order_id: str) -> Order | None:
 def save_order(session: Session, order: Order, now: datetime) -> None:
     """Insert the order, or update the row with the same client order id."""
     row = _order_row(session, order.client_order_id)
-    fields = {
+    fields: dict[str, Any] = {
         "broker_order_id": order.broker_order_id,
         "symbol": order.symbol,
         "side": order.side.value,

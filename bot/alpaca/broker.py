@@ -131,7 +131,7 @@ class AlpacaBroker:
         hit = self._cache.get(key)
         if hit is None or time.monotonic() - hit[0] > self.ttl[ttl]:
             hit = self._cache[key] = (time.monotonic(), load())
-        return hit[1]  # type: ignore[no-any-return]
+        return hit[1]
 
     def find(self, client_order_id: str) -> Any | None:
         try:
@@ -248,12 +248,13 @@ class AlpacaBroker:
         return bool(now < clock.next_close) if clock.is_open else bool(now >= clock.next_open)
 
     def latest_price(self, symbol: str, now: datetime) -> float | None:
-        if self.prices is None:
+        prices = self.prices
+        if prices is None:
             return None
         try:
             return self._cached(
-                f"price:{symbol}", "price", lambda: self.prices.latest_prices([symbol]).get(symbol)
-            )  # type: ignore[union-attr]
+                f"price:{symbol}", "price", lambda: prices.latest_prices([symbol]).get(symbol)
+            )
         except Exception as exc:  # a price is a nicety for marking; its absence is reported as None
             log.warning("latest price for %s unavailable: %s", symbol, exc)
             return None

@@ -173,13 +173,13 @@ class AlpacaBarSource:
         pairs = [s for s in dict.fromkeys(symbols) if is_crypto(s)]
         raw: dict[str, list[dict[str, Any]]] = {}
         if stocks:
-            request = StockBarsRequest(
+            stock_bars = StockBarsRequest(
                 symbol_or_symbols=stocks, timeframe=tf, start=start, end=end, feed=self.feed
             )
-            raw.update(self._call("stock bars", lambda: self.stocks.get_stock_bars(request)) or {})
+            raw.update(self._call("stock bars", lambda: self.stocks.get_stock_bars(stock_bars)) or {})
         if pairs:
-            request = CryptoBarsRequest(symbol_or_symbols=pairs, timeframe=tf, start=start, end=end)
-            raw.update(self._call("crypto bars", lambda: self.crypto.get_crypto_bars(request)) or {})
+            crypto_bars = CryptoBarsRequest(symbol_or_symbols=pairs, timeframe=tf, start=start, end=end)
+            raw.update(self._call("crypto bars", lambda: self.crypto.get_crypto_bars(crypto_bars)) or {})
         end_ns = int(end.timestamp()) * 1_000_000_000 + end.microsecond * 1000
         out: dict[str, Bars] = {}
         for symbol, rows in raw.items():
@@ -188,7 +188,7 @@ class AlpacaBarSource:
             bars = bars_from_rows(rows)
             keep = bars.time < end_ns
             if not keep.all():
-                bars = bars[keep]  # type: ignore[index]
+                bars = bars[keep]
             if len(bars):
                 out[symbol] = bars
         return out
@@ -199,11 +199,14 @@ class AlpacaBarSource:
         pairs = [s for s in symbols if is_crypto(s)]
         raw: dict[str, Any] = {}
         if stocks:
-            request = StockLatestTradeRequest(symbol_or_symbols=stocks, feed=self.feed)
-            raw.update(self._call("latest trades", lambda: self.stocks.get_stock_latest_trade(request)) or {})
-        if pairs:
-            request = CryptoLatestTradeRequest(symbol_or_symbols=pairs)
+            stock_trades = StockLatestTradeRequest(symbol_or_symbols=stocks, feed=self.feed)
             raw.update(
-                self._call("latest crypto trades", lambda: self.crypto.get_crypto_latest_trade(request)) or {}
+                self._call("latest trades", lambda: self.stocks.get_stock_latest_trade(stock_trades)) or {}
+            )
+        if pairs:
+            crypto_trades = CryptoLatestTradeRequest(symbol_or_symbols=pairs)
+            raw.update(
+                self._call("latest crypto trades", lambda: self.crypto.get_crypto_latest_trade(crypto_trades))
+                or {}
             )
         return {s: float(t["p"]) for s, t in raw.items() if isinstance(t, dict) and t.get("p") is not None}

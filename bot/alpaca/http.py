@@ -113,7 +113,7 @@ class AlpacaHttp:
         def request(method: str, url: str, **kwargs: Any) -> requests.Response:
             return self._request(original, method, url, **kwargs)
 
-        session.request = request  # type: ignore[method-assign]
+        session.request = request  # type: ignore[method-assign, assignment]
         client._retry = 0
         return client
 

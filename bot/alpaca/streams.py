@@ -135,19 +135,24 @@ class LiveStreams:
         pairs = [s for s in symbols if is_crypto(s)]
         self.streams: dict[str, Any] = {}
         if on_bars_closed is not None and stocks:
-            stream = _StockStream(
+            stock_stream = _StockStream(
                 api_key, secret_key, raw_data=True, feed=DataFeed(feed.lower()), url_override=stock_url
             )
-            stream.subscribe_bars(self._on_bar, *stocks)
-            self.streams["stocks"] = stream
+            stock_stream.subscribe_bars(self._on_bar, *stocks)  # type: ignore[arg-type]  # raw_data: dicts
+            self.streams["stocks"] = stock_stream
         if on_bars_closed is not None and pairs:
-            stream = _CryptoStream(api_key, secret_key, raw_data=True, url_override=crypto_url)
-            stream.subscribe_bars(self._on_bar, *pairs)
-            self.streams["crypto"] = stream
+            crypto_stream = _CryptoStream(api_key, secret_key, raw_data=True, url_override=crypto_url)
+            crypto_stream.subscribe_bars(self._on_bar, *pairs)  # type: ignore[arg-type]  # raw_data: dicts
+            self.streams["crypto"] = crypto_stream
         if on_trade_update is not None:
-            stream = _TradingStream(api_key, secret_key, paper=paper, url_override=trading_ws)
-            stream.subscribe_trade_updates(self._on_trade_update)
-            self.streams["trading"] = stream
+            trading_stream = _TradingStream(  # url_override=None: alpaca-py's own URL (typed str)
+                api_key,
+                secret_key,
+                paper=paper,
+                url_override=trading_ws,  # type: ignore[arg-type]
+            )
+            trading_stream.subscribe_trade_updates(self._on_trade_update)
+            self.streams["trading"] = trading_stream
         for name, stream in self.streams.items():
             stream._reconnect_min_backoff = min_reconnect_backoff
             stream._connected = self._connected_hook(name)

@@ -173,7 +173,7 @@ def _fingerprint(modules: tuple[str, ...]) -> str:
     return digest.hexdigest()[:12]
 
 
-def _bar(total: int, enabled: bool | None):  # type: ignore[no-untyped-def]
+def _bar(total: int, enabled: bool | None):
     if enabled is False or (enabled is None and not sys.stderr.isatty()):
         return None
     from tqdm import tqdm

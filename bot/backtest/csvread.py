@@ -112,7 +112,7 @@ def _estimate_rows(path: Path, head: bytes) -> int:
     return int(size / (len(head) / lines) * 1.02) + 1024
 
 
-def _batches(path: Path, columns: list[str]):  # type: ignore[no-untyped-def]
+def _batches(path: Path, columns: list[str]):
     import pyarrow as pa
     from pyarrow import csv as pacsv
 

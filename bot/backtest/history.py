@@ -122,7 +122,7 @@ def _load(path: Path) -> Bars:
         return Bars(*(stored[name] for name in _FIELDS))
 
 
-def _progress(items: list, enabled: bool | None, symbol: str):  # type: ignore[no-untyped-def]
+def _progress(items: list, enabled: bool | None, symbol: str):
     if enabled is False or len(items) < 2 or (enabled is None and not sys.stderr.isatty()):
         return items
     from tqdm import tqdm

@@ -19,6 +19,7 @@ import bisect
 import heapq
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -145,8 +146,8 @@ class _Series:
         if j < 0:
             return math.nan
         if self.time.item(j) + self.tf_ns > t:
-            return self.open.item(j)  # type: ignore[no-any-return]
-        return self.close.item(j)  # type: ignore[no-any-return]
+            return self.open.item(j)
+        return self.close.item(j)
 
 
 class _Open:
@@ -350,9 +351,13 @@ class _Account:
                 index = np.arange(a, b) if aligned else np.searchsorted(s.time, times[a:b], "right") - 1
                 equity[a:b] += q * s.close[index]
         counts = EntryCounts(self.signals, self.opened, dict(self.blocked), self.rejected, self.ignored)
+
+        def f64(column: Any) -> np.ndarray:
+            return np.asarray(column, dtype=np.float64)
+
         return PortfolioRun(
             names, times, equity, sym.astype(np.int64), entry_t, exit_t,
-            *(np.asarray(c, dtype=np.float64) for c in (entry_px, exit_px, qty, pnl, comm)),
+            f64(entry_px), f64(exit_px), f64(qty), f64(pnl), f64(comm),
             reason.astype(np.int64), counts,
         )  # fmt: skip
 

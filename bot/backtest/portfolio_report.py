@@ -8,6 +8,7 @@ of the buy signals: opened, blocked by which risk check, refused by the exchange
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,7 @@ def format_portfolio(result: PortfolioResult, max_trades: int = 20, max_symbols:
     return "\n".join(lines)
 
 
-def _aligned(table: list[tuple[str, ...]], left: set[int]) -> list[str]:
+def _aligned(table: Sequence[tuple[str, ...]], left: set[int]) -> list[str]:
     widths = [max(len(r[c]) for r in table) for c in range(len(table[0]))]
     return [
         "  "
@@ -159,7 +160,7 @@ def trade_rows(run: PortfolioRun) -> list[dict[str, Any]]:
 
 def to_json(result: PortfolioResult) -> dict[str, Any]:
     """The document without its equity curve (``write_json`` appends it)."""
-    stats = result.stats.as_dict()
+    stats: dict[str, Any] = dict(result.stats.as_dict())
     if not math.isfinite(stats["profit_factor"]):
         stats["profit_factor"] = None
     e = result.run.entries

@@ -173,7 +173,7 @@ def csv_file(folder: Path, symbol: str) -> Path:
     raise BadInput(f"--csv {folder}: no file for {symbol} (looked for {tried})")
 
 
-def _progress(items: list[str], enabled: bool | None):  # type: ignore[no-untyped-def]
+def _progress(items: list[str], enabled: bool | None):
     if enabled is False or len(items) < 2 or (enabled is None and not sys.stderr.isatty()):
         return items
     from tqdm import tqdm

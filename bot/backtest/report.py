@@ -228,7 +228,7 @@ def _curve_points(times: np.ndarray, equity: np.ndarray) -> memoryview:
     return memoryview(points.buffers()[2])[offsets[0] : offsets[-1]]
 
 
-def _numbers(values: np.ndarray):  # type: ignore[no-untyped-def]
+def _numbers(values: np.ndarray):
     """Floats as the shortest text that reads back as the same float, always with a decimal
     point or an exponent (pyarrow writes 10000.0 as "10000", which JSON readers take for an int)."""
     import pyarrow as pa
@@ -262,7 +262,7 @@ class _ArrowCall:
         self.call_function = call_function
         self.cast_options = CastOptions
 
-    def __call__(self, name: str, args: list, options: object = None):  # type: ignore[no-untyped-def]
+    def __call__(self, name: str, args: list, options: object = None):
         return self.call_function(name, args, options)
 
 
@@ -275,7 +275,7 @@ def _arrow_call() -> _ArrowCall:
     return _ARROW[0]
 
 
-def _string_array(data: bytes | np.ndarray, offsets: np.ndarray):  # type: ignore[no-untyped-def]
+def _string_array(data: bytes | np.ndarray, offsets: np.ndarray):
     import pyarrow as pa
 
     return pa.Array.from_buffers(

@@ -146,7 +146,7 @@ def _timing(args: argparse.Namespace, started: float) -> None:
         print(f"\ncompleted in {time.perf_counter() - started:.3f} s", file=sys.stderr)
 
 
-def _walk_forward(  # type: ignore[no-untyped-def]
+def _walk_forward(
     args: argparse.Namespace,
     bars: Bars,
     cls,
@@ -236,13 +236,13 @@ class _Stages:
             self.bar = None
 
 
-def _registry():  # type: ignore[no-untyped-def]
+def _registry():
     from bot.plugins import load_registry
 
     return load_registry()
 
 
-def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _config(args: argparse.Namespace):
     """The configuration (environment over .env), read as the live bot reads it."""
     from bot.config import ConfigError, Settings
 
@@ -257,7 +257,7 @@ def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return settings
 
 
-def _fill_settings(args: argparse.Namespace, config) -> FillSettings:  # type: ignore[no-untyped-def]
+def _fill_settings(args: argparse.Namespace, config) -> FillSettings:
     from bot.risk import RiskLimits
 
     limits = RiskLimits.from_settings(config)
@@ -291,7 +291,7 @@ def _use_sample(args: argparse.Namespace) -> None:
         raise BadInput(str(exc)) from None
 
 
-def _load_bars(args: argparse.Namespace, config) -> tuple[Bars, Timeframe | None, str]:  # type: ignore[no-untyped-def]
+def _load_bars(args: argparse.Namespace, config) -> tuple[Bars, Timeframe | None, str]:
     from bot.backtest import data
 
     timeframe = _timeframe(args.timeframe) if args.timeframe else None
@@ -336,7 +336,7 @@ def _timeframe(text: str) -> Timeframe:
         raise BadInput(str(exc)) from None
 
 
-def _date(text: str, option: str):  # type: ignore[no-untyped-def]
+def _date(text: str, option: str):
     from datetime import UTC, datetime
 
     try:

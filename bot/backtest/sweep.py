@@ -171,7 +171,7 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def _progress(items, total: int, enabled: bool | None):  # type: ignore[no-untyped-def]
+def _progress(items, total: int, enabled: bool | None):
     import sys
 
     if enabled is False or (enabled is None and not sys.stderr.isatty()):

@@ -37,9 +37,11 @@ def first_touch(
         return None
     i = int(touched[0])
     opening = float(bars.open[i])
-    if stop_hits[i]:
-        return i, min(opening, stop), ExitReason.STOP_LOSS  # type: ignore[type-var]
-    return i, max(opening, target), ExitReason.TAKE_PROFIT  # type: ignore[type-var]
+    if stop is not None and stop_hits[i]:
+        return i, min(opening, stop), ExitReason.STOP_LOSS
+    if target is None:  # unreachable: only a level that is set can be touched
+        return None
+    return i, max(opening, target), ExitReason.TAKE_PROFIT
 
 
 def buy_refusal(qty: float, price: float, cash: float, commission: float) -> str | None:

@@ -100,9 +100,9 @@ class HistoryCache:
 
         errors: dict[str, str] = {}
         for start_ns, batch in batches.items():
-            start = _datetime(start_ns)
+            start_at = _datetime(start_ns)
             try:
-                fetched = self.source.fetch(batch, self.timeframe, start, end)
+                fetched = self.source.fetch(batch, self.timeframe, start_at, end)
             except DataError as exc:
                 message = str(exc) or type(exc).__name__
                 errors.update(dict.fromkeys(batch, message))
@@ -119,7 +119,7 @@ class HistoryCache:
                 if symbol not in self._bars:
                     errors[symbol] = (
                         f"no {self.timeframe} bars for {symbol} from {self.source.name}"
-                        f" between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC"
+                        f" between {start_at:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC"
                     )
 
         bars = {s: self._bars[s] for s in dict.fromkeys(symbols) if s in self._bars}
@@ -148,6 +148,6 @@ class HistoryCache:
         columns = []
         for name in _FIELDS:
             dtype = np.int64 if name == "time" else np.float64
-            tail = [np.asarray(getattr(cached, name))[len(cached) - old :]] if old else []
+            tail = [np.asarray(getattr(cached, name))[-old:]] if cached is not None and old else []
             columns.append(np.concatenate([*tail, np.asarray(getattr(new, name), dtype=dtype)[picked]]))
         self._bars[symbol] = Bars(*columns)

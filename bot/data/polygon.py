@@ -111,7 +111,7 @@ class PolygonBarSource:
         times = np.fromiter((int(r["t"]) * 1_000_000 for r in rows), np.int64, len(rows))
         bars = Bars(times, *(np.fromiter((r[k] for r in rows), float, len(rows)) for k in "ohlcv"))
         keep = (bars.time >= int(start.timestamp()) * NS) & (bars.time < int(end.timestamp() * 1e9))
-        return bars if keep.all() else bars[keep]  # type: ignore[index]
+        return bars if keep.all() else bars[keep]
 
     def fetch(
         self, symbols: list[str], timeframe: Timeframe, start: datetime, end: datetime

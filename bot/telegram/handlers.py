@@ -10,6 +10,7 @@ buttons). A prompt nobody answers is edited to "Expired" when its time is up.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -182,8 +183,9 @@ class Handlers:
 
     async def send_reply(self, bot: Bot, chat_id: int, reply: Reply) -> None:
         if reply.photo is not None:
+            photo = reply.photo
             caption = reply.text if len(reply.text) <= MAX_CAPTION else None
-            await self._send(lambda: bot.send_photo(chat_id, photo=reply.photo, caption=caption))
+            await self._send(lambda: bot.send_photo(chat_id, photo=photo, caption=caption))
             if caption is None:
                 await self._send_text(bot, chat_id, reply.text)
             return
@@ -198,7 +200,7 @@ class Handlers:
 
     async def _send_text(self, bot: Bot, chat_id: int, text: str) -> None:
         for piece in split_text(text):
-            await self._send(lambda piece=piece: bot.send_message(chat_id, piece))
+            await self._send(functools.partial(bot.send_message, chat_id, piece))
 
     async def _send(self, call: Callable[[], Awaitable[T]]) -> T:
         """Every request of the handlers: paced by the rate limiter, retried after a 429."""
@@ -208,7 +210,7 @@ class Handlers:
     # ------------------------------------------------------------------ confirmation buttons
 
     def _track(self, bot: Bot, token: str, message: Message, text: str, expires_at: datetime) -> None:
-        delay = max(0.0, (expires_at - self.router.wall_clock.now()).total_seconds())  # type: ignore[union-attr]
+        delay = max(0.0, (expires_at - self.router.human_now()).total_seconds())
         timer = asyncio.get_running_loop().call_later(delay, self._spawn_expiry, bot, token)
         self._prompts[token] = _Prompt(message.chat_id, message.message_id, text, timer)
 

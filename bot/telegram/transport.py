@@ -223,7 +223,7 @@ class TelegramFrontEnd:
         assert updater is not None
         if not self.config.webhook_url:
             await updater.start_polling(
-                timeout=self.poll_timeout,
+                timeout=max(1, int(self.poll_timeout)),
                 allowed_updates=ALLOWED_UPDATES,
                 drop_pending_updates=False,  # stale state-changing commands are refused instead
                 error_callback=self._polling_error,

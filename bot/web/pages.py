@@ -75,7 +75,7 @@ def shell(page: str, csrf: str, *, title: str = "", symbol: str = "") -> HTMLRes
     return HTMLResponse(body)
 
 
-def _page(page: str):  # type: ignore[no-untyped-def]
+def _page(page: str):
     def view(request: Request) -> Response:
         principal = _principal_or_none(request)
         if principal is None or principal.session is None:

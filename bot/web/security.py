@@ -45,7 +45,7 @@ class LoginRequired(Exception):
 
 
 def context(connection: HTTPConnection) -> WebContext:
-    return connection.app.state.ctx  # type: ignore[no-any-return]
+    return connection.app.state.ctx
 
 
 def client_key(connection: HTTPConnection) -> str:

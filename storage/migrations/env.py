@@ -7,7 +7,7 @@ from the ``alembic`` command line instead, it opens its own engine from ``sqlalc
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -19,7 +19,7 @@ config = context.config
 target_metadata = SQLModel.metadata
 
 
-def _render_item(kind: str, obj: Any, _context: Any) -> str | bool:
+def _render_item(kind: str, obj: Any, _context: Any) -> str | Literal[False]:
     """Write SQLModel's column types as plain SQLAlchemy ones, so revisions need no sqlmodel import."""
     if kind == "type":
         name = type(obj).__name__
