@@ -180,7 +180,10 @@ def _label(name: str) -> str:
 
 def _explain(path: Path, message: str) -> str:
     """Turn pyarrow's error into a line that names the line and column."""
-    match = re.search(r"CSV column #(\d+): CSV conversion error to double: invalid value '(.*)'", message)
+    # pyarrow names the row in some runs ("Row #3: ") and not in others (threaded parsing).
+    match = re.search(
+        r"CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to double: invalid value '(.*)'", message
+    )
     if match:
         names, _ = _header(path)
         name = names[int(match.group(1))]
