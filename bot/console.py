@@ -48,7 +48,7 @@ class ConsolePrinter:
     ``on_closed`` is called once: nobody reads the replies any more.
     """
 
-    def __init__(self, out: TextIO, on_closed: Callable[[], None] | None = None) -> None:
+    def __init__(self, out: TextIO, on_closed: Callable[[], object] | None = None) -> None:
         self.out = out
         self.on_closed = on_closed
         self.closed = False

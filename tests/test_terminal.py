@@ -158,3 +158,13 @@ def test_without_a_terminal_the_full_log_goes_to_standard_error(tmp_path):
     assert re.search(r"INFO bot\.service[.\w]*: started: tradebot started", result.stderr), result.stderr
     assert "INFO bot.runner: trading lease held" in result.stderr
     assert "Full log:" not in result.stdout and not (tmp_path / "tradebot.log").exists()
+
+
+def test_json_logs_at_the_terminal_stay_full(terminal, tmp_path):
+    """LOG_FORMAT=json is for a log collector: the screen gets today's full logs, as JSON."""
+    term = terminal(LOG_FORMAT="json")
+    term.wait_for('"message": "tick: ')
+    term.type(CTRL_C)
+    assert term.wait_exit(EXIT_WITHIN) == 130
+    assert "Full log:" not in term.screen and not (tmp_path / "tradebot.log").exists()
+    assert '"level": "info"' in term.screen
