@@ -200,7 +200,7 @@ class CommandRouter:
         return pending.action()
 
     def pending_for(self, caller: Caller) -> list[tuple[str, str]]:
-        """(token, summary) of the unexpired actions waiting for this chat's confirmation."""
+        """(token, summary) of the unexpired actions this caller may confirm (their chat, their own)."""
         now = self.human_now()
         with self._lock:
             return [
@@ -208,6 +208,7 @@ class CommandRouter:
                 for token, p in self._pending.items()
                 if p.caller.chat_id == caller.chat_id
                 and p.caller.transport == caller.transport
+                and p.caller.user_id in (None, caller.user_id)  # only the asker may confirm
                 and p.expires_at >= now
             ]
 

@@ -229,3 +229,15 @@ def test_flatten_sweeps_up_dust(bot, tmp_path):
     app.engine.tick()  # and reconciliation finds nothing to re-adopt
     assert app.service.reconcile() == []
     assert app.service.positions() == []
+
+
+def test_confirm_without_an_id_in_a_group_is_the_askers_own(bot):
+    """In a group, /confirm alone confirms only what this user asked (issue 12: confirmations are
+    bound to the user who asked)."""
+    app, clock = bot
+    ann = Caller("telegram", chat_id=-5, user_id=7, name="ann", sent_at=clock.now(), message_id=1)
+    bob = Caller("telegram", chat_id=-5, user_id=8, name="bob", sent_at=clock.now(), message_id=2)
+    app.router.handle("/buy AAPL 2", ann)
+    assert app.router.handle("/confirm", bob).text == "Nothing to confirm."
+    assert app.service.positions() == []
+    assert app.router.handle("/confirm", ann).text.startswith("Done: Bought 2 AAPL")
