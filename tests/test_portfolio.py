@@ -176,6 +176,7 @@ def test_downloaded_symbols_from_the_synthetic_market(tmp_path):
         (["--symbols", "AAPL", "--csv", "data", "--walk-forward", "100/50"], "run on one symbol"),
         (["--symbols", "AAPL,MSFT", "--csv", "mixed"], "different bar lengths (AAPL 1h, MSFT 30m)"),
         (["--symbols", "AAPL"], "--symbols needs --csv DIR, or --start and --end"),
+        (["--symbols", "AAPL", "--csv", "data", "--html", "r.html"], "--html draws one symbol's price"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(folder, args, message):

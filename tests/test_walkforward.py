@@ -159,7 +159,7 @@ def test_the_command_reports_windows_gap_json_and_plot(tmp_path):
         "--strategy", "supertrend", "--symbol", "BTC/USD", "--start", "2024-01-01", "--end", "2024-03-01",
         "--timeframe", "1h", "--source", "synthetic", "--param", "period=5..8", "--param", "multiplier=2,3",
         "--walk-forward", "3w/1w", "--rank-by", "return_pct", "--json", "wf.json", "--plot", "wf.png",
-        cwd=tmp_path,
+        "--html", "wf.html", cwd=tmp_path,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert "windows of 3w in-sample, 1w out-of-sample; 8 combinations each, best by return_pct" in run.stdout
@@ -174,6 +174,11 @@ def test_the_command_reports_windows_gap_json_and_plot(tmp_path):
     assert doc["equity_curve"][0]["time"] == "2024-01-22T00:00:00Z"
     assert doc["equity_curve"][-1]["equity"] == pytest.approx(doc["final_equity"])
     assert (tmp_path / "wf.png").read_bytes()[:4] == b"\x89PNG"
+    page = (tmp_path / "wf.html").read_text()
+    assert "Walk-forward windows (3w in-sample, 1w out-of-sample)" in page
+    assert page.count("<tr><td>") == 6 + 2  # a row per window, and the two summary rows
+    assert "2024-01-22T00:00 .. 2024-01-28T23:00" in page  # the first out-of-sample week
+    assert "<script src=" not in page and "https://" not in page.split("<script>")[0]
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,10 @@ def run_portfolio(args: argparse.Namespace, strategies: list[Strategy], config: 
     """The whole command for --symbols; returns the lines to print."""
     if len(strategies) != 1:
         raise BadInput("a portfolio backtest takes one value per --param (sweeps run on one symbol)")
+    if getattr(args, "html", None):
+        raise BadInput(
+            "--html draws one symbol's price and trades; for --symbols use --plot (the account's equity) and --json"
+        )
     for option, given in (("--symbol", args.symbol), ("--fractional", args.fractional)):
         if given:
             raise BadInput(

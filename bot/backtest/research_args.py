@@ -19,7 +19,8 @@ walk-forward (--walk-forward TRAIN/TEST):
   --rank-by trades the next TEST (signals computed from the in-sample start, so no warm-up is
   lost; flat at each window's end), then the windows move on by TEST. Reported: the stitched
   out-of-sample trades, equity and statistics, each window's choice, and the in-sample vs
-  out-of-sample gap. Lengths: a number of bars, or a number with h, d, w, M (months) or y.
+  out-of-sample gap (also in --json, --plot and --html). Lengths: a number of bars, or a number
+  with h, d, w, M (months) or y.
 
 Dask cluster (--cluster tcp://HOST:8786, or TRADEBOT_DASK_SCHEDULER):
   Sweeps and walk-forward runs go to an existing Dask cluster instead of local processes

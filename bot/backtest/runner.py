@@ -180,6 +180,12 @@ def _walk_forward(
     if args.plot:
         wfr.plot(wf, source, args.plot)
         lines.append(f"{'' if args.json else chr(10)}plot: {args.plot}")
+    if args.html:
+        label = timeframe.label if timeframe else ""
+        wfr.write_html(
+            wf, bars.time, source, args.html, strategy_name=cls.name, settings=settings, timeframe_label=label
+        )
+        lines.append(f"{'' if args.json or args.plot else chr(10)}report: {args.html}")
     print("\n".join(lines))
     _timing(args, started)
     return 0

@@ -14,7 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from bot.backtest.engine import ENTRY_BAR, ENTRY_PRICE, EXIT_BAR, EXIT_PRICE, PNL, QTY, REASON, REASONS
+from bot.backtest.engine import (
+    ENTRY_BAR,
+    ENTRY_PRICE,
+    EXIT_BAR,
+    EXIT_PRICE,
+    PNL,
+    QTY,
+    REASON,
+    REASONS,
+    FillSettings,
+)
 from bot.backtest.report import format_stats, iso_times, write_document
 from bot.backtest.walkforward import WalkForward
 
@@ -170,3 +180,94 @@ def plot(wf: WalkForward, source: str, path: str | Path) -> None:
         f"{s.n_trades} trades"
     )
     Path(path).write_bytes(render_backtest(wf.bars, wf.lines, markers, wf.sim.equity, title))
+
+
+class _PerWindow:
+    """Stands for the strategy in the HTML report: its parameters change from window to window."""
+
+    def __init__(self, label: str, name: str) -> None:
+        self.label, self.name = label, name
+
+
+def window_tables(wf: WalkForward, full_times: np.ndarray) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The windows and the in-sample vs out-of-sample summary, as rows of text (for the HTML report)."""
+    metric = wf.rank_by
+    names = list(wf.windows[0].params) if wf.windows else []
+    rows = []
+    for k, w in enumerate(wf.windows, 1):
+        is_lo, is_hi = _dates(wf, *w.window.train, full_times)
+        os_lo, os_hi = _dates(wf, *w.window.test, full_times)
+        rows.append(
+            [
+                str(k),
+                f"{is_lo[:16]} .. {is_hi[:16]}",
+                f"{os_lo[:16]} .. {os_hi[:16]}",
+                *(f"{w.params[n]:g}" for n in names),
+                _num(w.in_sample[metric]),
+                _num(getattr(w.out_of_sample, metric)),
+                f"{w.out_of_sample.return_pct:+.2f}%",
+            ]
+        )
+    header = [
+        "#",
+        "in-sample",
+        "out-of-sample",
+        *names,
+        f"in-sample {metric}",
+        f"out-of-sample {metric}",
+        "return",
+    ]
+    gap = wf.gap()
+    summary = [
+        [
+            metric,
+            _num(gap[f"in_sample_{metric}"]),
+            _num(gap[f"out_of_sample_{metric}"]),
+            _num(gap[f"{metric}_gap"]),
+        ],
+        [
+            "annual return %",
+            _num(gap["in_sample_annual_return_pct"]),
+            _num(gap["out_of_sample_annual_return_pct"]),
+            _num(gap["in_sample_annual_return_pct"] - gap["out_of_sample_annual_return_pct"]),
+        ],
+    ]
+    return [
+        (f"Walk-forward windows ({wf.train.label} in-sample, {wf.test.label} out-of-sample)", header, rows),
+        (
+            "In-sample vs out-of-sample, mean over the windows",
+            ["", "in-sample", "out-of-sample", "gap"],
+            summary,
+        ),
+    ]
+
+
+def write_html(
+    wf: WalkForward,
+    full_times: np.ndarray,
+    source: str,
+    path: str | Path,
+    *,
+    strategy_name: str,
+    settings: FillSettings,
+    timeframe_label: str = "",
+) -> None:
+    """The dashboard's self-contained report (``bot.web.report``) for the stitched out-of-sample
+    run, with the windows and the gap as tables under the metrics."""
+    from bot.backtest.runner import BacktestResult
+    from bot.strategy import StrategyOutput
+    from bot.web.report import write_html as write_page
+
+    label = f"walk-forward {wf.train.label}/{wf.test.label} of {strategy_name} (best of {wf.combinations} by {wf.rank_by} per window)"
+    output = StrategyOutput(np.zeros(len(wf.bars), dtype=np.int8), wf.lines)
+    result = BacktestResult(
+        _PerWindow(label, strategy_name),  # type: ignore[arg-type]
+        wf.bars,
+        output,
+        wf.sim,
+        wf.stats,
+        settings,
+        f"{source}, out-of-sample windows stitched",
+        timeframe_label,
+    )
+    write_page(result, path, tables=window_tables(wf, full_times))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,7 +107,12 @@ def report_data(result: BacktestResult) -> dict[str, Any]:
     }
 
 
-def render_html(result: BacktestResult) -> str:
+# An extra table for the page: its title, its column names and its rows (already formatted).
+Table = tuple[str, list[str], list[list[str]]]
+
+
+def render_html(result: BacktestResult, tables: Sequence[Table] = ()) -> str:
+    """The page; ``tables`` are drawn under the metrics (a walk-forward run's windows, say)."""
     data = report_data(result)
     payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
     inline = {
@@ -127,7 +133,7 @@ def render_html(result: BacktestResult) -> str:
 <h1>{title}</h1>
 <p class="hint">{html.escape(data["subtitle"])}</p>
 <div id="metrics" class="cards"></div>
-<h2>Price, {html.escape(", ".join(data["price"]["lines"]) or "no strategy lines")}, trades</h2>
+{"".join(_table(*table) for table in tables)}<h2>Price, {html.escape(", ".join(data["price"]["lines"]) or "no strategy lines")}, trades</h2>
 <div id="price" class="chart"></div>
 <p class="hint">Wheel or pinch to zoom, drag to pan; click a trade below to zoom onto it. Times in UTC.</p>
 <h2>Equity</h2><div id="equity" class="chart medium"></div>
@@ -142,8 +148,17 @@ def render_html(result: BacktestResult) -> str:
 """
 
 
-def write_html(result: BacktestResult, path: str | Path) -> None:
-    Path(path).write_text(render_html(result), encoding="utf-8")
+def write_html(result: BacktestResult, path: str | Path, tables: Sequence[Table] = ()) -> None:
+    Path(path).write_text(render_html(result, tables), encoding="utf-8")
+
+
+def _table(title: str, header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return (
+        f'<h2>{html.escape(title)}</h2>\n<div class="scroll"><table class="extra"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>\n"
+    )
 
 
 def _label(result: BacktestResult, line: str) -> str:
