@@ -254,7 +254,7 @@ def write_html(
 ) -> None:
     """The dashboard's self-contained report (``bot.web.report``) for the stitched out-of-sample
     run, with the windows and the gap as tables under the metrics."""
-    from bot.backtest.runner import BacktestResult
+    from bot.backtest.result import BacktestResult
     from bot.strategy import StrategyOutput
     from bot.web.report import write_html as write_page
 
