@@ -12,7 +12,7 @@ from bot.bars import NS, Bars, Timeframe
 from bot.data.base import DataError
 from bot.data.cache import HistoryCache
 from bot.data.fallback import FallbackSource
-from bot.data.polygon import PolygonBarSource
+from bot.data.polygon import POLYGON_READS, PolygonBarSource
 from tests.fakes.alpaca import FakeAlpaca
 from tests.fakes.polygon_server import FakePolygon
 
@@ -206,3 +206,36 @@ def test_a_forming_crypto_day_bar_is_never_cached(alpaca, day_tz):
     assert all(t + day <= int(now.timestamp()) * NS for t in bars.time)  # every cached day has ended
     expected_last = "2026-01-04T06:00:00" if day_tz != "UTC" else "2026-01-05T00:00:00"
     assert bars.last_time().isoformat().startswith(expected_last)
+
+
+def test_polygon_5xx_is_retried_on_the_retry_policy(polygon):
+    polygon.set_bars("AAPL", ramp(10))
+    polygon.failures = [503, 502]
+    waits: list[float] = []
+    source = PolygonBarSource("poly-key", base_url=polygon.url, sleep=waits.append)
+    bars = source.fetch(["AAPL"], M1, T0, T0 + timedelta(minutes=10))
+    assert len(bars["AAPL"]) == 10 and source.requests == 3
+    assert len(waits) == 2 and POLYGON_READS.base <= waits[0] < waits[1] <= POLYGON_READS.cap * 1.25
+
+
+def test_polygon_rate_limit_fails_within_the_stall_budget(polygon):
+    """Polygon's free plan: 5 requests a minute, then 429 without any reset header. A minute
+    cannot be waited out within 15 s: the fetch fails after the policy's tries, never stalling."""
+    polygon.set_bars("AAPL", ramp(10))
+    polygon.rate_limit = 0
+    waits: list[float] = []
+    source = PolygonBarSource("poly-key", base_url=polygon.url, sleep=waits.append)
+    with pytest.raises(DataError, match="429"):
+        source.fetch(["AAPL"], M1, T0, T0 + timedelta(minutes=10))
+    assert source.requests == POLYGON_READS.attempts
+    assert sum(waits) <= POLYGON_READS.budget
+
+
+def test_polygon_retry_after_is_honoured_when_sent(polygon):
+    polygon.set_bars("AAPL", ramp(10))
+    polygon.rate_limit, polygon.retry_after = 0, "6"
+    waits: list[float] = []
+    source = PolygonBarSource("poly-key", base_url=polygon.url, sleep=waits.append)
+    with pytest.raises(DataError):
+        source.fetch(["AAPL"], M1, T0, T0 + timedelta(minutes=10))
+    assert waits == [6.0, 6.0]  # the server's wait, not the policy's 1 s and 2 s

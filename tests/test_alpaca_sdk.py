@@ -3,6 +3,8 @@
 ``bot.alpaca.http`` replaces ``client._session.request`` (alpaca-py sends every request through
 it, with no timeout) and sets ``client._retry = 0`` (alpaca-py resends any request, order submits
 included, after a 429 or 504). Both are private to ``alpaca.common.rest.RESTClient``.
+``bot.alpaca.streams`` drives the streams' private ``_run_forever`` on the bot's loop and puts
+their reconnect waits (``_reconnect_delay``) on the bot's retry schedule.
 """
 
 from __future__ import annotations
@@ -63,3 +65,16 @@ def test_installed_hardening_sends_one_post_with_a_timeout():
         assert client._retry == 0
         client.get_account()
         assert seen == [7.0]
+
+
+def test_the_stream_internals_the_streams_use_are_there():
+    from alpaca.data.live.crypto import CryptoDataStream
+    from alpaca.data.live.stock import StockDataStream
+    from alpaca.trading.stream import TradingStream
+
+    for stream in (StockDataStream("k", "s"), CryptoDataStream("k", "s"), TradingStream("k", "s")):
+        assert inspect.iscoroutinefunction(stream._run_forever)
+        assert stream._reconnect_delay(1) > 0  # replaced by the bot's schedule
+        source = inspect.getsource(type(stream)._wait_before_reconnect)
+        assert "self._reconnect_delay(retries)" in source
+        assert hasattr(stream, "_should_run") and hasattr(stream, "_start_ws")

@@ -16,6 +16,7 @@ from bot.alpaca.broker import AlpacaBroker
 from bot.alpaca.http import AlpacaHttp
 from bot.alpaca.streams import LiveStreams, closes_bar, stream_endpoints
 from bot.bars import Timeframe
+from bot.retry import RetryPolicy
 from tests.fakes.alpaca import FakeAlpaca
 
 T = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
@@ -118,7 +119,7 @@ def test_bar_close_triggers_one_evaluation_and_a_drop_reconnects():
                 on_bars_closed=on_closed,
                 on_reconnect=on_reconnect,
                 debounce=0.1,
-                min_reconnect_backoff=0.05,
+                reconnect=RetryPolicy(base=0.05, cap=0.1),
             )
             await streams.start()
             try:
@@ -236,3 +237,66 @@ def test_run_streams_bar_close_runs_the_cycle_that_places_the_order(tmp_path):
         asyncio.run(scenario(fake))
         (post,) = fake.requests_to("POST", "/v2/orders")
         assert post.body["order_class"] == "bracket" and post.body["symbol"] == "AAPL"
+
+
+class RefusingDataServer(DataServer):
+    """Like ``DataServer``, but the connections numbered in ``refuse`` are answered, after the
+    authentication, with Alpaca's "insufficient subscription" error (alpaca-py then gives up)."""
+
+    def __init__(self, sessions: list[list[list[dict]]], refuse: set[int]) -> None:
+        super().__init__(sessions)
+        self.refuse = refuse
+        self.attempts = 0
+
+    async def handler(self, ws) -> None:
+        attempt = self.attempts
+        self.attempts += 1
+        if attempt in self.refuse:
+            await ws.send(msgpack.packb([{"T": "success", "msg": "connected"}]))
+            await ws.recv()
+            await ws.send(msgpack.packb([{"T": "error", "code": 409, "msg": "insufficient subscription"}]))
+            await ws.close()
+            return
+        await super().handler(ws)
+
+
+def test_a_stream_that_gives_up_is_restarted_on_the_retry_schedule():
+    """Refused twice, connected (then dropped: alpaca-py reconnects by itself, on the same
+    schedule), refused again, connected: the restart waits are the policy's 1st, 2nd, then 1st
+    again (a run that connected resets the count). The waits are injected: nothing sleeps."""
+    policy = RetryPolicy(base=0.01, cap=0.08, jitter=0.0)
+    waits: list[float] = []
+
+    async def asleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    async def scenario() -> None:
+        server = RefusingDataServer([[], [[minute_bar("AAPL", 4)]]], refuse={0, 1, 3})
+        closed: list[list[str]] = []
+
+        async def on_closed(symbols, when):
+            closed.append(symbols)
+
+        async with serve(server.handler, "127.0.0.1", 0) as ws_server:
+            port = ws_server.sockets[0].getsockname()[1]
+            streams = LiveStreams(
+                "key",
+                "secret",
+                symbols=["AAPL"],
+                timeframe=Timeframe.parse("5m"),
+                stream_url=f"ws://127.0.0.1:{port}",
+                on_bars_closed=on_closed,
+                debounce=0.05,
+                reconnect=policy,
+                asleep=asleep,
+            )
+            assert streams.streams["stocks"]._reconnect_delay(3) == policy.backoff(3)
+            await streams.start()
+            try:
+                await wait_for(lambda: closed == [["AAPL"]])
+            finally:
+                await streams.stop()
+        assert server.attempts == 5 and streams.connections["stocks"] == 2
+        assert waits == [policy.backoff(1), policy.backoff(2), policy.backoff(1)]
+
+    asyncio.run(scenario())

@@ -9,10 +9,12 @@
 - **Trading** (``TradingStream``; JSON): every ``trade_updates`` event is handed to
   ``on_trade_update``; the wiring pushes it into the broker and runs the service's sync, so a
   fill is recorded and alerted at once, under the same ``fill_id`` polling would give it.
-- **Drops**: alpaca-py reconnects by itself with exponential backoff; every connection after
+- **Drops**: alpaca-py reconnects by itself; its waits follow the bot's one retry policy
+  (``bot.retry``, ``STREAM_RECONNECT``: 1 s growing to 30 s, with jitter). Every connection after
   the first calls ``on_reconnect`` (a sync and a cycle), so polling covers whatever was missed.
   If a stream gives up (``_run_forever`` returns, e.g. "insufficient subscription", or raises),
-  it is restarted after a backoff; the scheduled cycles go on meanwhile.
+  it is restarted after the same schedule's wait (reset once a run connected); the scheduled
+  cycles go on meanwhile. The wait is injectable (``asleep``).
 
 alpaca-py's ``run()`` owns a loop of its own (``asyncio.run``), so it cannot be used inside the
 bot's; its coroutine ``_run_forever`` can, and runs here as a task. Subscriptions are made
@@ -35,6 +37,7 @@ from alpaca.trading.stream import TradingStream
 
 from bot.bars import Timeframe
 from bot.domain import is_crypto
+from bot.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -44,6 +47,9 @@ log = logging.getLogger(__name__)
 BarsClosed = Callable[[list[str], datetime], Awaitable[None]]
 TradeUpdateHandler = Callable[[Any], Awaitable[None]]
 Reconnected = Callable[[str], Awaitable[None]]
+
+# Streams retry forever: only the policy's backoff schedule is used.
+STREAM_RECONNECT = RetryPolicy(base=1.0, cap=30.0)
 
 
 class _Notifying:
@@ -101,7 +107,8 @@ def _bar_time(value: Any) -> datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if hasattr(value, "to_datetime"):  # msgpack Timestamp (raw data)
-        return value.to_datetime().astimezone(UTC)
+        when: datetime = value.to_datetime()
+        return when.astimezone(UTC)
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
@@ -121,15 +128,16 @@ class LiveStreams:
         on_trade_update: TradeUpdateHandler | None = None,
         on_reconnect: Reconnected | None = None,
         debounce: float = 1.5,
-        restart_backoff: float = 5.0,
-        min_reconnect_backoff: float = 1.0,
+        reconnect: RetryPolicy = STREAM_RECONNECT,
+        asleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.timeframe = timeframe
         self.on_bars_closed = on_bars_closed
         self.on_trade_update = on_trade_update
         self.on_reconnect = on_reconnect
         self.debounce = debounce
-        self.restart_backoff = restart_backoff
+        self.reconnect = reconnect
+        self._asleep = asleep
         stock_url, crypto_url, trading_ws = stream_endpoints(stream_url, trading_url, feed)
         stocks = [s for s in symbols if not is_crypto(s)]
         pairs = [s for s in symbols if is_crypto(s)]
@@ -154,7 +162,7 @@ class LiveStreams:
             trading_stream.subscribe_trade_updates(self._on_trade_update)
             self.streams["trading"] = trading_stream
         for name, stream in self.streams.items():
-            stream._reconnect_min_backoff = min_reconnect_backoff
+            stream._reconnect_delay = reconnect.backoff  # alpaca-py's own reconnects, on our schedule
             stream._connected = self._connected_hook(name)
         self.connections: dict[str, int] = dict.fromkeys(self.streams, 0)
         self._pending: dict[datetime, set[str]] = {}
@@ -185,7 +193,9 @@ class LiveStreams:
                 await stream.close()
 
     async def _keep_running(self, name: str, stream: Any) -> None:
+        failures = 0
         while self._running:
+            connected_before = self.connections[name]
             try:
                 await stream._run_forever()
             except asyncio.CancelledError:
@@ -194,12 +204,10 @@ class LiveStreams:
                 log.exception("Alpaca %s stream failed", name)
             if not self._running:
                 return
-            log.error(
-                "Alpaca %s stream stopped; restarting in %.0fs (scheduled cycles go on)",
-                name,
-                self.restart_backoff,
-            )
-            await asyncio.sleep(self.restart_backoff)
+            failures = 1 if self.connections[name] > connected_before else failures + 1
+            wait = self.reconnect.backoff(failures)
+            log.error("Alpaca %s stream stopped; restarting in %.1fs (scheduled cycles go on)", name, wait)
+            await self._asleep(wait)
             stream._should_run = True
 
     def _connected_hook(self, name: str) -> Callable[[], Awaitable[None]]:
@@ -218,7 +226,7 @@ class LiveStreams:
         return connected
 
     # ------------------------------------------------------------------ handlers
-    async def _on_bar(self, bar: dict[str, Any]) -> None:
+    async def _on_bar(self, bar: Any) -> None:
         start = _bar_time(bar["t"])
         if not closes_bar(start, self.timeframe):
             return

@@ -3,7 +3,13 @@
 ``GET {POLYGON_BASE_URL}/v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{from}/{to}``,
 one ticker per request (Polygon has no multi-ticker aggregates), crypto as ``X:BTCUSD``, pages
 followed through ``next_url``. The key travels in the ``Authorization`` header, never in a URL,
-so it cannot end up in a log line. Every request has a timeout; 429 and 5xx are retried briefly.
+so it cannot end up in a log line.
+
+Every request has a timeout. A 429, a 5xx or a transport failure is retried on the bot's one
+retry policy (``bot.retry``, ``POLYGON_READS``): growing waits, a ``Retry-After`` honoured when
+Polygon sends one (it documents none), never more than 15 s of waiting in one request. Polygon's
+free plan allows 5 requests a minute: a spent minute cannot be waited out within that, so the
+request fails and the fallback reports it.
 """
 
 from __future__ import annotations
@@ -20,10 +26,34 @@ import requests
 from bot.bars import NS, Bars, Timeframe
 from bot.data.base import DataError
 from bot.domain import is_crypto
+from bot.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.polygon.io"
+POLYGON_READS = RetryPolicy(attempts=3, base=1.0, cap=8.0, budget=15.0)
+
+
+class _Transient(Exception):
+    """A 429 or 5xx answer: worth another try."""
+
+    def __init__(self, response: requests.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
+def _retriable(exc: BaseException) -> bool:
+    return isinstance(exc, (_Transient, requests.RequestException))
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """Seconds from a ``Retry-After`` header, if Polygon sent one."""
+    if not isinstance(exc, _Transient):
+        return None
+    try:
+        return float(exc.response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
 
 
 def polygon_ticker(symbol: str) -> str:
@@ -47,8 +77,7 @@ class PolygonBarSource:
         *,
         base_url: str = DEFAULT_BASE_URL,
         timeout: float = 10.0,
-        attempts: int = 3,
-        backoff: float = 1.0,
+        policy: RetryPolicy = POLYGON_READS,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -56,42 +85,42 @@ class PolygonBarSource:
             raise ValueError("PolygonBarSource needs POLYGON_API_KEY")
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self.attempts = max(1, attempts)
-        self.backoff = backoff
+        self.policy = policy
         self.session = session or requests.Session()
         self.session.headers["Authorization"] = f"Bearer {api_key}"
         self._sleep = sleep
         self.requests = 0
 
     def _get(self, url: str, params: dict[str, Any] | None) -> dict[str, Any]:
-        last = ""
-        for attempt in range(self.attempts):
-            self.requests += 1
+        try:
+            return self.policy.call(
+                lambda: self._get_once(url, params),
+                retry_if=_retriable,
+                hint=_retry_after,
+                sleep=self._sleep,
+                what="Polygon aggregates",
+            )
+        except _Transient as exc:
+            raise DataError(f"Polygon aggregates failed: {exc}: {exc.response.text[:200]}") from None
+        except requests.RequestException as exc:
+            raise DataError(f"Polygon aggregates failed: {type(exc).__name__}") from None
+
+    def _get_once(self, url: str, params: dict[str, Any] | None) -> dict[str, Any]:
+        self.requests += 1
+        response = self.session.get(url, params=params, timeout=self.timeout)
+        if response.status_code == 200:
             try:
-                response = self.session.get(url, params=params, timeout=self.timeout)
-            except requests.RequestException as exc:
-                last = f"{type(exc).__name__}"
-            else:
-                if response.status_code == 200:
-                    try:
-                        body = response.json()
-                    except ValueError:
-                        raise DataError("Polygon answered something that is not JSON") from None
-                    if body.get("status") in ("ERROR", "NOT_AUTHORIZED"):
-                        raise DataError(
-                            f"Polygon: {body.get('error') or body.get('message') or body['status']}"
-                        )
-                    return body
-                if response.status_code in (401, 403):
-                    raise DataError(
-                        f"Polygon refused the key (HTTP {response.status_code}): check POLYGON_API_KEY"
-                    )
-                last = f"HTTP {response.status_code}"
-                if response.status_code != 429 and response.status_code < 500:
-                    raise DataError(f"Polygon aggregates failed: {last}: {response.text[:200]}")
-            if attempt + 1 < self.attempts:
-                self._sleep(self.backoff * 2**attempt)
-        raise DataError(f"Polygon aggregates failed {self.attempts} times: {last}")
+                body: dict[str, Any] = response.json()
+            except ValueError:
+                raise DataError("Polygon answered something that is not JSON") from None
+            if body.get("status") in ("ERROR", "NOT_AUTHORIZED"):
+                raise DataError(f"Polygon: {body.get('error') or body.get('message') or body['status']}")
+            return body
+        if response.status_code in (401, 403):
+            raise DataError(f"Polygon refused the key (HTTP {response.status_code}): check POLYGON_API_KEY")
+        if response.status_code == 429 or response.status_code >= 500:
+            raise _Transient(response)
+        raise DataError(f"Polygon aggregates failed: HTTP {response.status_code}: {response.text[:200]}")
 
     def _one(self, symbol: str, timeframe: Timeframe, start: datetime, end: datetime) -> Bars:
         multiplier, span = polygon_span(timeframe)

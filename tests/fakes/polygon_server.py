@@ -4,12 +4,23 @@
 in epoch milliseconds (both inclusive), answered in pages of ``page_size`` results linked by
 ``next_url`` (which, as at Polygon, carries no API key). Requests without the expected
 ``Authorization: Bearer`` key get 401. Every request is recorded.
+
+Limits and failures:
+
+- ``rate_limit``: requests a minute (None: unlimited, as on paid plans; the free plan allows 5,
+  massive-com/client-python#870). Past it: 429 with Polygon's JSON error body
+  (polygon-io/issues#303, #112) and no rate-limit or ``Retry-After`` headers (none are
+  documented: massive-com/client-python#871 asks for them).
+- ``failures``: the statuses of the next answers (e.g. ``[503, 503]``), then normal service.
+- ``retry_after``: a ``Retry-After`` value to send with a 429 (Polygon sends none; for testing
+  that the bot would honour one).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -22,6 +33,10 @@ class FakePolygon:
         self.bars: dict[str, list[tuple[int, float, float, float, float, float]]] = {}  # ticker -> rows (ns)
         self.requests: list[tuple[str, dict[str, str], str | None]] = []
         self.status = 200
+        self.failures: list[int] = []
+        self.rate_limit: int | None = None
+        self.retry_after: str | None = None
+        self._window: tuple[int, int] = (0, 0)  # (minute, requests in it)
         self._server: ThreadingHTTPServer | None = None
 
     def set_bars(self, ticker: str, bars: Any) -> None:
@@ -47,6 +62,8 @@ class FakePolygon:
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
+                if status == 429 and fake.retry_after is not None:
+                    self.send_header("Retry-After", fake.retry_after)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -81,6 +98,18 @@ class FakePolygon:
         self.requests.append((parts.path, query, auth))
         if auth != f"Bearer {self.key}":
             return 401, {"status": "ERROR", "error": "Unknown API Key"}
+        minute = int(time.time()) // 60
+        window, count = self._window if self._window[0] == minute else (minute, 0)
+        self._window = (window, count + 1)
+        if self.rate_limit is not None and count + 1 > self.rate_limit:
+            return 429, {
+                "status": "ERROR",
+                "request_id": "fake",
+                "error": "You've exceeded the maximum requests per minute, please wait or upgrade your "
+                "subscription to continue. https://polygon.io/pricing",
+            }
+        if self.failures:
+            return self.failures.pop(0), {"status": "ERROR", "request_id": "fake", "error": "unavailable"}
         if self.status != 200:
             return self.status, {"status": "ERROR", "error": "unavailable"}
         pieces = parts.path.split("/")  # ['', 'v2', 'aggs', 'ticker', T, 'range', m, span, from, to]
