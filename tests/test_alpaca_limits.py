@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -55,24 +56,25 @@ def test_a_spent_rate_limit_is_not_hammered_when_its_reset_is_past_the_budget():
 
 
 def test_a_hung_alpaca_stalls_one_cycle_for_the_stall_budget_at_most():
-    """Every request hangs: the cycle's Alpaca calls give up together after ~the budget (here
-    1 s with 0.4 s timeouts; 15 s with the defaults), then fail at once without sending."""
+    """Every request hangs: the cycle's Alpaca calls (trading and data share one budget) give up
+    together once the budget is spent (here 1 s with 0.4 s timeouts; 15 s and 10 s by default),
+    then fail at once without sending. The bound shows in what reaches Alpaca: at most
+    ceil(budget / timeout) requests of one cycle can hang (``tests/test_alpaca_stall.py`` and
+    ``benchmarks/bench_stall.py`` show it in a running bot, with the seconds)."""
     with FakeAlpaca() as fake:
         fake.clock.set(NOW)
         fake.hang_all = 3.0
         http = AlpacaHttp(timeout=0.4, stall_budget=1.0)
         broker, data = parts(fake, http)
-        started = time.monotonic()
         with pytest.raises(BrokerError):
             broker.sync(NOW)
         with pytest.raises(DataError):
             data.fetch(["AAPL", "BTC/USD"], Timeframe.parse("1m"), NOW - timedelta(hours=1), NOW)
         with pytest.raises(BrokerError):
             broker.submit(OrderIntent("tb-x-1", "AAPL", Side.BUY, 1, stop_loss=95.0, take_profit=110.0))
-        broker.latest_price("AAPL", NOW)  # None, at once
-        elapsed = time.monotonic() - started
+        assert broker.latest_price("AAPL", NOW) is None  # at once
+        assert 1 <= fake.hung <= math.ceil(1.0 / 0.4)
         sent = len(fake.requests)
-        assert elapsed < 3.0, elapsed  # a loose bound: budget 1 s, plus one timeout in flight
         with pytest.raises(BrokerError, match="failed or hung"):
             broker.positions()
         assert len(fake.requests) == sent  # budget spent: not even sent

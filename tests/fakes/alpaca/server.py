@@ -60,6 +60,7 @@ class Recorded:
     query: dict[str, str]
     body: Any
     status: int = 0
+    at: float = 0.0  # time.monotonic() on arrival
 
 
 class FakeAlpaca:
@@ -94,6 +95,7 @@ class FakeAlpaca:
         self.fail_before_accept: list[int] = []
         self.hang_seconds = 0.0
         self.hang_all = 0.0
+        self.hung = 0  # requests that hung (hang_all) so far
         self.data_outage = False
         self.read_failures = 0
         self._server: ThreadingHTTPServer | None = None
@@ -173,6 +175,15 @@ class FakeAlpaca:
         }
         asset.update(self.assets.get(symbol, {}))
         return asset
+
+    def wait_for(self, condition: Any, timeout: float = 10.0, what: str = "condition") -> Any:
+        """Poll ``condition()`` until it is truthy; its value. AssertionError after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while not (result := condition()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"fake Alpaca: {what} not seen within {timeout} s")
+            time.sleep(0.02)
+        return result
 
     def requests_to(self, method: str, path: str) -> list[Recorded]:
         with self.lock:
@@ -445,13 +456,15 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         body = json.loads(raw) if raw else None
-        record = Recorded(method, parts.path, query, body)
+        record = Recorded(method, parts.path, query, body, at=time.monotonic())
         with fake.lock:
             fake.requests.append(record)
             api = "data" if parts.path.startswith(("/v2/stocks/", "/v1beta3/")) else "trading"
             limit, remaining, reset = fake.limits(api)
-        if fake.hang_all:
-            time.sleep(fake.hang_all)
+            hang = fake.hang_all
+            fake.hung += 1 if hang else 0
+        if hang:
+            time.sleep(hang)
         status: int | str
         if (self.headers.get("APCA-API-KEY-ID"), self.headers.get("APCA-API-SECRET-KEY")) != fake.keys:
             status, payload = 401, {"code": 40110000, "message": "request is not authorized"}
