@@ -46,7 +46,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """The wait after failed attempt number ``attempt`` (1-based), jitter included."""
-        delay = min(self.cap, self.base * 2 ** max(0, attempt - 1))
+        delay = min(self.cap, self.base * 2.0 ** max(0, attempt - 1))
         return delay * (1 + random.random() * self.jitter)
 
     def _wait(self, hint: Hint) -> Callable[[RetryCallState], float]:

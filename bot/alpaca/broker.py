@@ -45,7 +45,18 @@ from bot.alpaca.convert import STOP_TYPES, as_float, is_open, qty_key, symbol_of
 from bot.alpaca.fills import FillLedger
 from bot.alpaca.http import AlpacaHttp, NotSent, api_message, auth_message, describe, is_transient, status_of
 from bot.brokers.base import AuthenticationError, BrokerError, BrokerUpdate, OrderRejected
-from bot.domain import Account, ExitReason, Fill, Order, OrderIntent, OrderStatus, OrderType, Position, Side
+from bot.domain import (
+    Account,
+    ExitReason,
+    Fill,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    OrderType,
+    Position,
+    Side,
+    client_order_id,
+)
 from bot.domain import is_crypto as crypto_symbol
 from bot.retry import RetryPolicy
 
@@ -616,7 +627,7 @@ class AlpacaBroker:
                 if not sells.get(symbol):
                     problems.append(self._reprotect_stock(position))
                 continue
-            key = protect.client_order_id("guard", symbol, position.opened_at or "", position.qty)
+            key = client_order_id("guard", symbol, position.opened_at or "", position.qty)
             guard = protect.CryptoGuard(key, "", symbol, position.stop_loss, position.take_profit)
             stop = protect.working_stop(sells.get(symbol, []))
             if stop is not None:

@@ -146,11 +146,11 @@ class LiveStreams:
             stock_stream = _StockStream(
                 api_key, secret_key, raw_data=True, feed=DataFeed(feed.lower()), url_override=stock_url
             )
-            stock_stream.subscribe_bars(self._on_bar, *stocks)  # type: ignore[arg-type]  # raw_data: dicts
+            stock_stream.subscribe_bars(self._on_bar, *stocks)  # raw_data: dicts
             self.streams["stocks"] = stock_stream
         if on_bars_closed is not None and pairs:
             crypto_stream = _CryptoStream(api_key, secret_key, raw_data=True, url_override=crypto_url)
-            crypto_stream.subscribe_bars(self._on_bar, *pairs)  # type: ignore[arg-type]  # raw_data: dicts
+            crypto_stream.subscribe_bars(self._on_bar, *pairs)  # raw_data: dicts
             self.streams["crypto"] = crypto_stream
         if on_trade_update is not None:
             trading_stream = _TradingStream(  # url_override=None: alpaca-py's own URL (typed str)

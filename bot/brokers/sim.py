@@ -37,6 +37,7 @@ from sqlmodel import Session, col, select
 from bot.bars import NS, Bars, Timeframe
 from bot.brokers.base import BrokerUpdate, OrderRejected
 from bot.brokers.rules import buy_refusal, first_touch
+from bot.clock import Clock
 from bot.domain import (
     Account,
     ExitReason,
@@ -73,7 +74,7 @@ class SimBroker:
         self,
         db: Database,
         market: PriceFeed,
-        clock: object,
+        clock: Clock,
         *,
         timeframe: Timeframe,
         starting_cash: float = 100_000.0,
@@ -101,7 +102,7 @@ class SimBroker:
     # --- reads ---
 
     def _now(self) -> datetime:
-        return self.clock.now()  # type: ignore[attr-defined]
+        return self.clock.now()
 
     def account(self) -> Account:
         now = self._now()
