@@ -81,3 +81,12 @@ def test_a_hung_alpaca_stalls_one_cycle_for_the_stall_budget_at_most():
         http.begin_cycle()  # the next cycle tries again
         fake.hang_all = 0.0
         assert broker.account().equity == 100_000
+
+
+def test_a_retry_wait_never_outlasts_the_stall_budget():
+    waits: list[float] = []
+    http = AlpacaHttp(stall_budget=1.0, sleep=waits.append)
+    http.spend(0.8)  # a timeout ate most of it
+    http.sleep(0.5)  # the retry policy's backoff
+    http.sleep(0.3)  # nothing left: the next request fails at once, so no wait either
+    assert waits == [pytest.approx(0.2)] and http.remaining == 0

@@ -93,7 +93,11 @@ class AlpacaHttp:
             self._spent += max(0.0, seconds)
 
     def sleep(self, seconds: float) -> None:
-        """A retry wait: it counts against the stall budget."""
+        """A retry wait: it counts against the stall budget, and never outlasts it (once the budget
+        is spent the next request fails at once, so waiting longer would only stall the cycle)."""
+        seconds = min(seconds, self.remaining)
+        if seconds <= 0:
+            return
         self.spend(seconds)
         self._sleep(seconds)
 
