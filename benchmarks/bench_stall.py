@@ -51,9 +51,10 @@ def alpaca_env(tmp: Path, fake: FakeAlpaca, **extra: str) -> dict[str, str]:
     )
 
 
-def tick_with_alpaca_hung() -> tuple[float, int]:
+def tick(hung: bool) -> tuple[float, int]:
     with FakeAlpaca() as fake, tempfile.TemporaryDirectory() as tmp:
-        fake.hang_all = 120.0
+        fake.hang_all = 120.0 if hung else 0.0
+        fake.prices["BTC/USD"] = 50_000.0
         started = time.monotonic()
         done = subprocess.run(
             [sys.executable, "-m", "bot", "tick"],
@@ -65,7 +66,8 @@ def tick_with_alpaca_hung() -> tuple[float, int]:
         )
         elapsed = time.monotonic() - started
         fake.hang_all = 0.0
-        print(f"  its message: {(done.stderr or done.stdout).strip().splitlines()[-1][:160]}")
+        if hung:
+            print(f"  its message: {(done.stderr or done.stdout).strip().splitlines()[-1][:160]}")
         return elapsed, done.returncode
 
 
@@ -112,7 +114,9 @@ def run_with_alpaca_hung() -> tuple[float, float, float]:
 
 def main() -> None:
     print("every Alpaca request hangs; default timeout 10 s, stall budget 15 s per cycle")
-    elapsed, status = tick_with_alpaca_hung()
+    elapsed, status = tick(hung=False)
+    print(f"tradebot tick, Alpaca answering: {elapsed:.1f} s (status {status}): start-up and one cycle")
+    elapsed, status = tick(hung=True)
     print(f"tradebot tick, Alpaca hung from the start: exits after {elapsed:.1f} s (status {status})")
     stall, on_telegram, at_console = run_with_alpaca_hung()
     print(f"tradebot run, Alpaca hung after start-up: one cycle stalls {stall:.1f} s, then gives up")

@@ -480,6 +480,12 @@ class _Handler(BaseHTTPRequestHandler):
         assert isinstance(status, int)
         record.status = status
         data = b"" if payload is None else json.dumps(payload).encode()
+        try:
+            self._answer(status, data, limit, remaining, reset)
+        except ConnectionError:  # the client gave up waiting (its timeout): nobody to answer
+            self.close_connection = True
+
+    def _answer(self, status: int, data: bytes, limit: int, remaining: int, reset: int) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
