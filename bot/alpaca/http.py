@@ -121,7 +121,9 @@ class AlpacaHttp:
         client._retry = 0
         return client
 
-    def _request(self, send: Callable[..., requests.Response], method: str, url: str, **kwargs: Any) -> Any:
+    def _request(
+        self, send: Callable[..., requests.Response], method: str, url: str, **kwargs: Any
+    ) -> requests.Response:
         self._respect_rate_limit(method, url)
         left = self.remaining
         if left <= 0:
