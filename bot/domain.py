@@ -58,6 +58,7 @@ class OutcomeStatus(StrEnum):
     """What became of one requested order (``views.OrderOutcome``)."""
 
     PLACED = "placed"  # the broker accepted it
+    BOOKS_BEHIND = "books_behind"  # the broker accepted it, our books failed to record it (yet)
     FILLED = "filled"  # ... and it filled at once
     BLOCKED = "blocked"  # not sent: a risk check, the market hours, the lease, bad input
     DUPLICATE = "duplicate"  # its client_order_id was placed before: not sent again
@@ -231,6 +232,8 @@ class EventKind(StrEnum):
     ORDER_FAILED = "order_failed"  # the order path raised (the broker's state may be unknown)
     CYCLE_FAILED = "cycle_failed"  # an engine cycle raised
     RECONCILIATION_FAILED = "reconciliation_failed"
+    BOOKS_BEHIND = "books_behind"  # an order was placed, the books failed to record it: no entries
+    BOOKS_CAUGHT_UP = "books_caught_up"  # a reconciliation brought them back: entries allowed again
     LEASE_LOST = "lease_lost"  # another instance took over trading
     DATA_OUTAGE = "data_outage"
     DATA_RECOVERED = "data_recovered"

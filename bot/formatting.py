@@ -264,11 +264,17 @@ def cycle(report: TickReport) -> str:
     if not report.signals:
         return "no signals"
     parts = [
-        plural(counts["placed"] + counts["filled"], "order") + " placed",
+        plural(counts["placed"] + counts["filled"] + counts["books_behind"], "order") + " placed",
         plural(counts["blocked"], "entry", "entries") + " blocked",
         plural(counts["ignored"], "signal") + " ignored",
     ]
-    for status, label in (("duplicate", "already placed"), ("rejected", "rejected"), ("failed", "failed")):
+    labels = (
+        ("books_behind", "not yet in the books"),
+        ("duplicate", "already placed"),
+        ("rejected", "rejected"),
+        ("failed", "failed"),
+    )
+    for status, label in labels:
         if counts[status]:
             parts.append(f"{plural(counts[status], 'order')} {label}")
     unanswered = report.signals - len(report.orders)
@@ -284,6 +290,7 @@ def outcome(result: OrderOutcome) -> str:
 OUTCOME_TEXT = {
     OutcomeStatus.FILLED: "Done",
     OutcomeStatus.PLACED: "Placed",
+    OutcomeStatus.BOOKS_BEHIND: "Placed at the broker; books behind, will reconcile",
     OutcomeStatus.BLOCKED: "Blocked",
     OutcomeStatus.DUPLICATE: "Already done",
     OutcomeStatus.REJECTED: "Rejected by the broker",

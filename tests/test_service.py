@@ -10,6 +10,8 @@ order at the exchange, nothing lost, nothing recorded twice, and an event that s
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -27,6 +29,7 @@ from bot.domain import (
     EventKind,
     OrderStatus,
     OutcomeStatus,
+    Severity,
     Side,
     Signal,
     TradingState,
@@ -37,7 +40,6 @@ from bot.risk import RiskLimits
 from bot.service import TradingService
 from bot.strategy import Strategy, StrategyOutput
 from storage import repository as repo
-from storage.db import DatabaseError
 from storage.models import SimOrderRow
 
 START = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
@@ -181,24 +183,35 @@ def test_an_order_that_never_arrived_and_could_not_be_looked_up_is_settled_by_re
 # ---------------------------------------------------------------------- the fill ledger
 
 
-def test_a_database_failure_mid_fill_loses_nothing_and_records_the_fill_once(rig):
-    service, broker, clock, db, _ = rig
-    signal = buy_signal(service, clock)
-    failures = []
+@contextmanager
+def failing_once(db, prefix: str) -> Iterator[list[str]]:
+    """The first statement starting with ``prefix`` fails as a full disk would; yields the list the
+    failed statement lands in."""
+    failures: list[str] = []
 
-    def fail_fill_insert(connection, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("INSERT INTO FILLS") and not failures:
+    def listener(connection, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith(prefix) and not failures:
             failures.append(statement)
             raise OperationalError(statement, parameters, Exception("disk I/O error"))
 
-    event.listen(db.engine, "before_cursor_execute", fail_fill_insert)
+    event.listen(db.engine, "before_cursor_execute", listener)
     try:
-        # The simulator fills at once and the service books the fill at once: that write fails.
-        with pytest.raises(DatabaseError, match="disk I/O error"):
-            service.on_signal(signal)
+        yield failures
     finally:
-        event.remove(db.engine, "before_cursor_execute", fail_fill_insert)
+        event.remove(db.engine, "before_cursor_execute", listener)
+
+
+def test_a_database_failure_mid_fill_loses_nothing_and_records_the_fill_once(rig):
+    service, broker, clock, db, _ = rig
+    signal = buy_signal(service, clock)
+    with failing_once(db, "INSERT INTO FILLS") as failures:
+        # The simulator fills at once and the service books the fill at once: that write fails.
+        # The order exists at the exchange all the same: the outcome says so, not "failed".
+        outcome = service.on_signal(signal)
     assert failures
+    assert outcome.status is OutcomeStatus.BOOKS_BEHIND
+    assert "placed at the broker; the books are behind" in outcome.message
+    assert "disk I/O error" in outcome.message
     # All of the fill's bookkeeping was rolled back together: no half-recorded fill.
     assert service.positions() == []
     assert service.order(signal.client_order_id).filled_qty == 0
@@ -213,6 +226,22 @@ def test_a_database_failure_mid_fill_loses_nothing_and_records_the_fill_once(rig
     [theirs] = broker.positions()
     assert position.qty == pytest.approx(theirs.qty) and position.avg_price == pytest.approx(theirs.avg_price)
     assert len(events(service, EventKind.ORDER_FILLED)) == 1
+
+
+def test_a_database_failure_after_the_broker_accepted_is_not_called_a_failed_order(rig):
+    """The order path's own record of the accepted order fails (not the fill): still placed."""
+    service, _, clock, db, _ = rig
+    signal = buy_signal(service, clock)
+    with failing_once(db, "UPDATE ORDERS") as failures:
+        outcome = service.on_signal(signal)
+    assert failures and outcome.status is OutcomeStatus.BOOKS_BEHIND
+    assert len(exchange_orders(db)) == 1
+    assert service.on_signal(signal).status is OutcomeStatus.DUPLICATE  # never sent twice
+    assert len(exchange_orders(db)) == 1
+    service.sync()  # reconciles: the order on record takes the exchange's word, the fill is booked
+    assert service.order(signal.client_order_id).status is OrderStatus.FILLED
+    assert [p.symbol for p in service.positions()] == ["AAPL"]
+    assert events(service, EventKind.BOOKS_CAUGHT_UP)
 
 
 # ---------------------------------------------------------------------- trading state
@@ -260,3 +289,52 @@ def test_the_engine_names_an_order_failure_and_a_cycle_failure(rig):
     [cycle] = events(service, EventKind.CYCLE_FAILED)
     assert "Engine cycle failed: ConnectionResetError" in cycle.message
     assert not events(service, EventKind.BROKER_ERROR)
+
+
+def test_books_behind_the_broker_are_said_truthfully_and_stop_entries_until_reconciled(rig):
+    """Issue: the broker accepted an entry, booking its fill failed, and the engine alerted
+    "Order failed" while the next entry in the same cycle was approved against books that missed
+    the position."""
+    service, broker, clock, db, market = rig
+    engine = Engine(
+        service, HistoryCache(market, TIMEFRAME, 100), [AlwaysIn()], ["AAPL", "MSFT"], TIMEFRAME, clock
+    )
+    clock.advance(minutes=1)
+    with failing_once(db, "INSERT INTO FILLS") as failures:
+        report = engine.tick()
+    assert failures
+    aapl, msft = report.orders
+    assert aapl.status is OutcomeStatus.BOOKS_BEHIND and aapl.symbol == "AAPL"
+    assert msft.status is OutcomeStatus.BLOCKED
+    assert msft.message.startswith("the books are behind the broker (DatabaseError")
+    assert msft.message.endswith("no new entries until a reconciliation succeeds")
+    assert not events(service, EventKind.ORDER_FAILED)  # it was not a failed order
+    [alert] = events(service, EventKind.BOOKS_BEHIND)
+    assert alert.severity is Severity.ERROR
+    assert alert.message.startswith(
+        f"Buy {aapl.order.qty:g} AAPL was placed at the broker ({aapl.order.client_order_id})"
+    )
+    assert "the books could not record it" in alert.message and "disk I/O error" in alert.message
+    assert "No new entries until a reconciliation brings the books in line" in alert.message
+    assert [o.symbol for o in exchange_orders(db)] == ["AAPL"]  # the second entry never went out
+
+    # The end of the same cycle synced: the books are reconciled, the fill booked once.
+    assert events(service, EventKind.BOOKS_CAUGHT_UP)
+    [position] = service.positions()
+    assert position.symbol == "AAPL" and position.qty == broker.positions()[0].qty
+    # The same signal again (a retry) is the same client_order_id: not sent a second time.
+    retry = _signal_of(service, "AAPL")
+    assert retry.client_order_id == aapl.order.client_order_id
+    assert service.on_signal(retry).status is OutcomeStatus.DUPLICATE
+    assert len(exchange_orders(db)) == 1
+
+    clock.advance(minutes=1)  # the next cycle: entries are allowed again
+    report = engine.tick()
+    assert {o.symbol: o.status for o in report.orders}["MSFT"] is OutcomeStatus.PLACED
+    assert sorted(o.symbol for o in exchange_orders(db)) == ["AAPL", "MSFT"]
+
+
+def _signal_of(service: TradingService, symbol: str) -> Signal:
+    """The symbol's last recorded signal, rebuilt as the engine sent it."""
+    record = next(r for r in service.recent_signals() if r.symbol == symbol)
+    return Signal(record.strategy, record.symbol, Side(record.side), record.bar_time, record.price)

@@ -69,6 +69,7 @@ __all__ = ["TradingService"]
 log = logging.getLogger(__name__)
 
 SUMMARY_DAY = "daily_summary.last"
+_SENT = (OutcomeStatus.PLACED, OutcomeStatus.FILLED)  # the broker has the order
 
 
 class TradingService:
@@ -230,8 +231,16 @@ class TradingService:
             ):
                 # Filled at once (the simulator; a fast market): book it now, so the risk check of
                 # the next signal in this cycle counts this position.
-                self._sync_locked()
-            self._events.record_signal(signal, f"{outcome.status}: {outcome.message}"[:500])
+                outcome = self._book(outcome)
+            try:
+                self._events.record_signal(signal, f"{outcome.status}: {outcome.message}"[:500])
+            except Exception as exc:
+                if outcome.status is OutcomeStatus.BOOKS_BEHIND:
+                    log.exception("could not record the signal of %s either", signal.client_order_id)
+                elif outcome.status in _SENT:
+                    outcome = self._orders.fell_behind(outcome, exc)  # the order exists all the same
+                else:
+                    raise
             return outcome
 
     def place_manual(
@@ -246,8 +255,8 @@ class TradingService:
             outcome = self._trader.manual(symbol.upper(), side, qty, request_id, by)
             if outcome.order is None or outcome.status is OutcomeStatus.DUPLICATE:
                 return outcome  # nothing was sent
-            self._sync_locked()  # the simulator fills at once: the reply can say at what price
-            return self._trader.refresh(outcome)
+            outcome = self._book(outcome)  # the simulator fills at once: the reply can say at what price
+            return outcome if outcome.status is OutcomeStatus.BOOKS_BEHIND else self._trader.refresh(outcome)
 
     def preview_manual(
         self, symbol: str, side: Side, qty: float | None, request_id: str
@@ -262,7 +271,10 @@ class TradingService:
         """Close every position at market. Not subject to pause (it only reduces risk)."""
         with self._lock:
             outcomes = self._trader.flatten(request_id, by)
-            self._sync_locked()
+            try:
+                self._sync_locked()
+            except Exception as exc:
+                return [self._orders.fell_behind(o, exc) if o.status in _SENT else o for o in outcomes]
             return [self._trader.refresh(o) for o in outcomes]
 
     # ------------------------------------------------------------------ the books
@@ -272,9 +284,23 @@ class TradingService:
         with self._lock:
             return self._sync_locked()
 
+    def _book(self, outcome: OrderOutcome) -> OrderOutcome:
+        """Record what the broker did with the order just placed. The broker accepted it: a failure
+        here leaves the books behind the broker (``books_behind``), never "the order failed"."""
+        if outcome.status not in _SENT:
+            return outcome
+        try:
+            self._sync_locked()
+        except Exception as exc:
+            return self._orders.fell_behind(outcome, exc)
+        return outcome
+
     def _sync_locked(self) -> int:
         if self.lease.refusal("books"):
             return 0  # the instance that holds the lease keeps the books
+        if self._orders.books_behind:
+            applied, _ = self._reconcile_locked()  # entries wait for this
+            return applied
         return self._ledger.sync()
 
     def snapshot_equity(self, force: bool = False) -> None:
@@ -289,11 +315,15 @@ class TradingService:
             if refusal:
                 log.info("reconciliation skipped: %s", refusal)
                 return []
-            self._ledger.sync()
-            diffs = self._reconciler.differences()
-            for diff in diffs:
-                self.emit(EventKind.RECONCILE_DIFF, f"Reconciliation: {diff}", severity=Severity.WARNING)
-            return diffs
+            return self._reconcile_locked()[1]
+
+    def _reconcile_locked(self) -> tuple[int, list[str]]:
+        applied = self._ledger.sync()
+        diffs = self._reconciler.differences()
+        for diff in diffs:
+            self.emit(EventKind.RECONCILE_DIFF, f"Reconciliation: {diff}", severity=Severity.WARNING)
+        self._orders.caught_up()
+        return applied, diffs
 
     def record_tick(self, report: TickReport) -> None:
         """The engine's report of one cycle: its time (persisted) and its data health."""

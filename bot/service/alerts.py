@@ -32,6 +32,8 @@ GROUPS: dict[str, tuple[str, frozenset[K]]] = {
                 K.CYCLE_FAILED,
                 K.RECONCILE_DIFF,
                 K.RECONCILIATION_FAILED,
+                K.BOOKS_BEHIND,
+                K.BOOKS_CAUGHT_UP,
                 K.LEASE_LOST,
             }
         ),

@@ -11,6 +11,11 @@ Every order is written to the database as ``pending_submit`` before the broker i
   order stays ``pending_submit`` (``OrderStateUnknown`` is raised) and reconciliation settles it.
 
 An order id that is already on record (in any state but ``submit_failed``) is never sent again.
+
+When the broker accepted an order and the books then fail to record it or its fill (a database
+error), the order is not "failed": it exists. ``fell_behind`` says so (``books_behind``, one
+alert in those words), and until a reconciliation brings the books in line with the broker no
+entry is approved: the risk checks would count positions the books miss.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ class OrderRouter:
         self.clock = clock
         self.events = events
         self.lease = lease
+        self.books_behind: str | None = None  # why the books miss what the broker has; None: in line
 
     # ------------------------------------------------------------------ the records
 
@@ -85,7 +91,61 @@ class OrderRouter:
             if found is None:
                 return self._on_not_placed(intent, pending, exc)
             placed = found
-        return self._on_placed(intent, pending, placed)
+        try:
+            return self._on_placed(intent, pending, placed)
+        except Exception as exc:  # the broker has the order: the books are what failed
+            order = replace(pending, status=placed.status, broker_order_id=placed.broker_order_id)
+            side = "Buy" if intent.side is Side.BUY else "Sell"
+            placed_outcome = OrderOutcome(
+                OutcomeStatus.PLACED,
+                intent.symbol,
+                f"{side} {fmt_qty(intent.qty)} {intent.symbol} placed",
+                order,
+            )
+            return self.fell_behind(placed_outcome, exc)
+
+    # ------------------------------------------------------------------ the books behind the broker
+
+    def fell_behind(self, outcome: OrderOutcome, exc: Exception) -> OrderOutcome:
+        """``outcome``'s order was placed at the broker, and recording it (or its fill) failed with
+        ``exc``: stop approving entries until a reconciliation succeeds, say so, and return the
+        truthful outcome (``books_behind``)."""
+        problem = f"{type(exc).__name__}: {exc}"
+        self.books_behind = problem
+        order = outcome.order
+        cid = order.client_order_id if order else ""
+        what = (
+            outcome.message.removesuffix(" placed") if outcome.message.endswith(" placed") else outcome.symbol
+        )
+        text = (
+            f"{what} was placed at the broker ({cid}), but the books could not record it: {problem}. "
+            "No new entries until a reconciliation brings the books in line (at the next sync)."
+        )
+        log.error("books behind the broker: %s", text)
+        try:
+            self.events.record(
+                EventKind.BOOKS_BEHIND,
+                text,
+                severity=Severity.ERROR,
+                symbol=outcome.symbol,
+                client_order_id=cid,
+            )
+        except Exception:  # the database may refuse the alert too: the log line above has it
+            log.exception("could not record the books-behind alert")
+        return replace(
+            outcome,
+            status=OutcomeStatus.BOOKS_BEHIND,
+            message=f"{outcome.message} at the broker; the books are behind ({problem}), will reconcile",
+        )
+
+    def caught_up(self) -> None:
+        """A reconciliation brought the books in line with the broker: entries are allowed again."""
+        if self.books_behind is None:
+            return
+        self.events.record(
+            EventKind.BOOKS_CAUGHT_UP, "Books reconciled with the broker: new entries are allowed again."
+        )
+        self.books_behind = None
 
     def _record_pending(self, intent: OrderIntent) -> Order:
         now = self.clock.now()

@@ -270,6 +270,11 @@ class Trader:
         else:
             qty = fixed_qty
         decision = check_entry(limits, state, symbol=symbol, qty=qty, entry=price, stop=stop)
+        if decision.approved and self.orders.books_behind:
+            decision = Decision.deny(
+                f"the books are behind the broker ({self.orders.books_behind}): "
+                "no new entries until a reconciliation succeeds"
+            )
         if decision.approved and not self.broker.is_tradable_now(symbol, now):
             decision = replace(decision, approved=False, reason=f"market for {symbol} is closed")
         return decision, (qty, stop, target)
