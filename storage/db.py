@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -94,6 +96,24 @@ def safe_url(url: str) -> str:
         return url.split("@")[-1]
 
 
+def _enable_wal(cursor: Any) -> None:
+    """Switch a SQLite file to WAL, waiting for a process that is creating it at the same moment.
+
+    Turning a new file to WAL takes an exclusive lock and SQLite answers "database is locked" at once,
+    without its busy timeout, while another connection holds a lock (seen with three processes
+    migrating one new file together); once the file is in WAL the statement takes no lock at all.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(
@@ -105,7 +125,7 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -195,3 +196,27 @@ def test_the_doctor_finds_a_postgres_that_refuses_writes(storage_url):
     said = out.getvalue()
     assert status == 1, said
     assert "FAIL  database      refuses writes:" in said and "read-only replica or user" in said
+
+
+def test_a_new_sqlite_file_waits_for_another_writer_before_turning_to_wal(tmp_path):
+    """Turning a file to WAL needs an exclusive lock, and SQLite refuses at once (no busy timeout)
+    while another connection holds the write lock: seen as "database is locked" when three
+    processes migrated one new file together. The bot waits for the lock instead."""
+    path = tmp_path / "new.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE t (x INTEGER)")  # a file still in the default rollback journal mode
+    holder.execute("BEGIN IMMEDIATE")  # another process's write lock
+    holder.execute("INSERT INTO t VALUES (1)")
+    release = threading.Timer(0.5, lambda: holder.execute("COMMIT"))
+    release.start()
+    db = Database(f"sqlite:///{path}")
+    try:
+        with db.engine.connect() as connection:
+            mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+            rows = connection.exec_driver_sql("SELECT count(*) FROM t").scalar()
+    finally:
+        release.join()
+        db.dispose()
+        holder.close()
+    assert mode == "wal"
+    assert rows == 1  # it waited for the other writer's commit
