@@ -11,6 +11,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.backtest.checks import CheckError, check_outputs, check_sizing
 from bot.backtest.data import DataInputError
@@ -20,6 +21,10 @@ from bot.backtest.result import BacktestResult
 from bot.bars import Bars, Timeframe
 from bot.data.base import DataError
 from bot.strategy import Strategy, StrategyError
+
+if TYPE_CHECKING:
+    from bot.backtest.config import BacktestConfig
+    from bot.config import Settings
 
 EXIT_BAD_INPUT = 2
 
@@ -249,13 +254,28 @@ def _registry():
 
 
 def _config(args: argparse.Namespace):
-    """The configuration (environment over .env), read as the live bot reads it."""
-    from bot.config import ConfigError, Settings
+    """The configuration (environment over .env), read as the live bot reads it: the full typed
+    settings for a download (keys, URLs, the timeframe), only the variables it reads for a
+    backtest on a file (``bot.backtest.config``: no pydantic to import)."""
+    env_file = getattr(args, "env_file", None) or ".env"
+    downloads = getattr(args, "symbols", None) or (
+        args.symbol and not args.csv and not getattr(args, "sample", None)
+    )
+    settings: Settings | BacktestConfig
+    if downloads:
+        from bot.config import ConfigError, Settings
 
-    try:
-        settings = Settings.load(env_file=getattr(args, "env_file", None) or ".env")
-    except ConfigError as exc:
-        raise BadInput(f"configuration: {exc}") from None
+        try:
+            settings = Settings.load(env_file=env_file)
+        except ConfigError as exc:
+            raise BadInput(f"configuration: {exc}") from None
+    else:
+        from bot.backtest.config import BacktestConfigError, load_backtest_config
+
+        try:
+            settings = load_backtest_config(env_file=env_file)
+        except BacktestConfigError as exc:
+            raise BadInput(f"configuration: {exc}") from None
     if settings.tradebot_pure_python:
         from bot import kernels
 

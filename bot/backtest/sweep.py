@@ -14,7 +14,6 @@ import itertools
 import math
 import os
 import re
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,7 +134,8 @@ def run_tasks(
     workers = min(workers or _cores(), len(tasks))
     if workers <= 1:
         return [evaluate(bars, job, task) for task in _progress(tasks, len(tasks), progress)]
-    import multiprocessing
+    import multiprocessing  # here, not at the top: a single backtest never starts a process
+    from concurrent.futures import ProcessPoolExecutor
 
     # spawn: the parent may hold threads (pyarrow's pool), which fork must not copy.
     context = multiprocessing.get_context("spawn")
