@@ -24,6 +24,7 @@ from bot.clock import AcceleratedClock, Clock, SystemClock
 from bot.domain import OutcomeStatus, Side
 from bot.plugins import Registry
 from bot.service import TradingService
+from storage.db import DatabaseError
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,9 @@ class CommandRouter:
             return command.handler(words[1:], caller)
         except UsageError as exc:
             return Reply(f"Usage: {command.usage}" + (f"\n{exc}" if str(exc) else ""))
+        except DatabaseError as exc:  # the database is down: say so in one line, no traceback
+            log.warning("command /%s failed: %s", name, exc)
+            return Reply(f"/{name} failed: {exc}. Nothing was changed.")
         except Exception as exc:
             log.exception("command /%s failed", name)
             return Reply(

@@ -235,6 +235,8 @@ class EventKind(StrEnum):
     BOOKS_BEHIND = "books_behind"  # an order was placed, the books failed to record it: no entries
     BOOKS_CAUGHT_UP = "books_caught_up"  # a reconciliation brought them back: entries allowed again
     LEASE_LOST = "lease_lost"  # another instance took over trading
+    DATABASE_DOWN = "database_down"  # the database failed under a running bot (bot/outage.py)
+    DATABASE_BACK = "database_back"  # ... and answers again
     DATA_OUTAGE = "data_outage"
     DATA_RECOVERED = "data_recovered"
     PAUSED = "paused"

@@ -20,6 +20,7 @@ from bot.clock import Clock
 from bot.data.cache import HistoryCache
 from bot.data.validate import validate_bars
 from bot.domain import EventKind, Severity, Side, Signal
+from bot.outage import DatabaseOutage, is_database_failure
 from bot.service import TradingService
 from bot.strategy import BUY, SELL, Strategy
 from bot.views import OrderOutcome, TickReport
@@ -47,6 +48,8 @@ class Engine:
         self._failing: set[tuple[str, str]] = set()  # (strategy, symbol) already alerted
         self._evaluated: dict[str, int] = {}  # symbol -> last bar time the strategies saw
         self._lock = asyncio.Lock()
+        # The database going away under `tradebot run`: reported once, retried with backoff.
+        self.outage = DatabaseOutage(service.notifier.publish)
 
     # ------------------------------------------------------------------ one cycle
 
@@ -184,14 +187,22 @@ class Engine:
     # ------------------------------------------------------------------ async entry points
 
     async def run_tick(self) -> TickReport | None:
-        """The scheduler's job: one cycle in a worker thread, never overlapping, never raising."""
+        """The scheduler's job: one cycle in a worker thread, never overlapping, never raising.
+
+        While the database is down (``bot/outage.py``) cycles wait on the retry policy's backoff
+        and are skipped quietly; the outage is said once, and again when it ends."""
         if self._lock.locked():
             log.warning("previous cycle still running; skipping this one")
             return None
         async with self._lock:
+            if self.outage.waiting():
+                return None
             try:
-                return await asyncio.to_thread(self.tick)
+                report = await asyncio.to_thread(self.tick)
             except Exception as exc:
+                if is_database_failure(exc):
+                    self.outage.failed(exc, "a cycle")
+                    return None
                 log.exception("engine cycle failed")
                 try:
                     await asyncio.to_thread(
@@ -203,6 +214,19 @@ class Engine:
                 except Exception:
                     log.exception("could not record the failure either (database down?)")
                 return None
+            await self.database_answered()
+            return report
+
+    async def database_answered(self) -> None:
+        """The database answered (a cycle, a lease renewal): if it had been down, say (and record)
+        that it is back."""
+        message = self.outage.recovered()
+        if message is None:
+            return
+        try:
+            await asyncio.to_thread(self.service.emit, EventKind.DATABASE_BACK, message)
+        except Exception as exc:  # gone again at once: the next cycle reports it
+            self.outage.failed(exc, "recording that it is back")
 
     async def wait_idle(self) -> None:
         """Return once no cycle is running (a cycle is never cut off mid-order)."""

@@ -27,6 +27,7 @@ from bot.app import App
 from bot.console import ConsolePrinter, run_console
 from bot.domain import Event, EventKind, Severity
 from bot.engine import start_scheduler
+from bot.outage import is_database_failure
 from bot.summary import summary_job
 from storage.db import DatabaseError
 
@@ -189,7 +190,11 @@ async def _acquire_lease(app: App, stop: asyncio.Event, printer: ConsolePrinter)
 
 
 async def _keep_lease(app: App, stop: asyncio.Event) -> None:
-    """Renew the lease every third of its length; stop the process if another instance took it."""
+    """Renew the lease every third of its length; stop the process if another instance took it.
+
+    A renewal the database cannot answer is an outage (``bot/outage.py``): said once, not at every
+    heartbeat; trading pauses by itself once the lease can no longer be trusted (``Lease.held``)
+    and resumes with the first renewal that goes through, if nobody else took over meanwhile."""
     lease = app.lease
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
@@ -198,26 +203,39 @@ async def _keep_lease(app: App, stop: asyncio.Event) -> None:
         if stop.is_set():
             break
         try:
-            if not await asyncio.to_thread(lease.renew):
-                with contextlib.suppress(Exception):
-                    await asyncio.to_thread(
-                        app.service.emit,
-                        EventKind.LEASE_LOST,
-                        "Another instance took over the trading lease: this one stopped trading and exits.",
-                        severity=Severity.ERROR,
-                    )
-                stop.set()
-                return
+            renewed = await asyncio.to_thread(lease.renew)
         except Exception as exc:
-            # Trading pauses by itself once the lease can no longer be trusted (Lease.held).
-            log.warning("cannot renew the trading lease: %s", exc)
+            if not is_database_failure(exc):
+                log.warning("cannot renew the trading lease: %s", exc)
+            app.engine.outage.failed(exc, "renewing the trading lease", backoff=False)
+            continue
+        if renewed:
+            await app.engine.database_answered()
+        if not renewed:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(
+                    app.service.emit,
+                    EventKind.LEASE_LOST,
+                    "Another instance took over the trading lease: this one stopped trading and exits.",
+                    severity=Severity.ERROR,
+                )
+            stop.set()
+            return
 
 
 def _tick_job(app: App, stop: asyncio.Event) -> Callable[[], Awaitable[object]]:
+    skipped: list[str] = []  # the reason last logged, so a standby is said once, not every cycle
+
     async def tick() -> object:
         if app.lease.draining or not app.lease.held:
-            log.warning("cycle skipped: %s", app.lease.describe())
+            reason = app.lease.describe()
+            if skipped != [reason]:
+                log.warning("cycles skipped: %s", reason)
+                skipped[:] = [reason]
             return None
+        if skipped:
+            log.info("cycles run again: %s", app.lease.describe())
+            skipped.clear()
         try:
             app.db.check_file()  # a deleted SQLite file would swallow every record from here on
         except DatabaseError as exc:
@@ -269,10 +287,15 @@ def _startup(app: App) -> None:
 
 def _reconcile_job(app: App) -> Callable[[], Awaitable[None]]:
     async def reconcile() -> None:
+        if app.engine.outage.waiting():
+            return  # the next scheduled one catches up
         try:
             await asyncio.to_thread(app.service.reconcile)
-        except Exception:
-            log.exception("scheduled reconciliation failed")
+        except Exception as exc:
+            if is_database_failure(exc):
+                app.engine.outage.failed(exc, "the scheduled reconciliation")
+            else:
+                log.exception("scheduled reconciliation failed")
 
     return reconcile
 

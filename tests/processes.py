@@ -8,6 +8,9 @@ simulated exchange's ``submit`` misbehaves as ``TRADEBOT_FAULT`` says, once, on 
   recorded that (the worst moment: the money moved, the books do not know yet);
 - ``term-during-submit``: SIGTERM to itself, then a second's delay, then the order goes through
   (a shutdown request arriving mid-order).
+
+``TEST_SQLITE_BUSY_TIMEOUT`` (seconds) shortens how long a write waits for another process's lock
+(``storage.db.SQLITE_BUSY_TIMEOUT``), so a test that holds the lock need not hold it for 30 s.
 """
 
 from __future__ import annotations
@@ -39,15 +42,18 @@ def environment(database_url: str, **overrides: str) -> dict[str, str]:
     return env
 
 
-def start(workdir: Path, name: str, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-    """``tradebot ARGS`` (through this file, so TRADEBOT_FAULT works), output in workdir/name.{out,err}."""
+def start(
+    workdir: Path, name: str, env: dict[str, str], *args: str, stdin: int = subprocess.DEVNULL
+) -> subprocess.Popen[bytes]:
+    """``tradebot ARGS`` (through this file, so TRADEBOT_FAULT works), output in workdir/name.{out,err}.
+    ``stdin=subprocess.PIPE`` to type into its console (with ``TRADEBOT_CONSOLE=on``)."""
     out = open(workdir / f"{name}.out", "wb")  # noqa: SIM115  (the child owns it)
     err = open(workdir / f"{name}.err", "wb")  # noqa: SIM115
     return subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), *args],
         cwd=workdir,
         env=env,
-        stdin=subprocess.DEVNULL,
+        stdin=stdin,
         stdout=out,
         stderr=err,
     )
@@ -109,6 +115,10 @@ def _inject(fault: str) -> None:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
+    if os.environ.get("TEST_SQLITE_BUSY_TIMEOUT"):
+        import storage.db
+
+        storage.db.SQLITE_BUSY_TIMEOUT = float(os.environ["TEST_SQLITE_BUSY_TIMEOUT"])
     if os.environ.get("TRADEBOT_FAULT"):
         _inject(os.environ["TRADEBOT_FAULT"])
     from bot.cli import main

@@ -23,7 +23,7 @@ GROUPS: dict[str, tuple[str, frozenset[K]]] = {
     "rejections": ("order rejected, entry blocked by risk", frozenset({K.ORDER_REJECTED, K.RISK_BLOCKED})),
     "stops": ("stop-loss or take-profit hit", frozenset({K.STOP_HIT, K.TARGET_HIT})),
     "errors": (
-        "strategy, broker and reconciliation problems",
+        "strategy, broker, database and reconciliation problems",
         frozenset(
             {
                 K.STRATEGY_ERROR,
@@ -35,6 +35,8 @@ GROUPS: dict[str, tuple[str, frozenset[K]]] = {
                 K.BOOKS_BEHIND,
                 K.BOOKS_CAUGHT_UP,
                 K.LEASE_LOST,
+                K.DATABASE_DOWN,
+                K.DATABASE_BACK,
             }
         ),
     ),
