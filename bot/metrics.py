@@ -20,8 +20,10 @@ def returns(equity: Sequence[float] | np.ndarray) -> np.ndarray:
         return np.empty(0)
     prev = values[:-1]
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.diff(values) / prev
-    return out[np.isfinite(out)]
+        out = np.subtract(values[1:], prev)  # np.diff, then divided in place: one array, not three
+        np.divide(out, prev, out=out)
+    finite = np.isfinite(out)
+    return out if finite.all() else out[finite]
 
 
 def sharpe(equity: Sequence[float] | np.ndarray, periods_per_year: float) -> float:
@@ -51,7 +53,9 @@ def sortino_of_returns(r: np.ndarray, periods_per_year: float) -> float:
     """``sortino`` from already computed ``returns(equity)``."""
     if len(r) < 2:
         return 0.0
-    downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
+    below = np.minimum(r, 0.0)
+    np.multiply(below, below, out=below)  # ** 2, in place
+    downside = math.sqrt(float(np.mean(below)))
     if downside == 0.0:
         return 0.0
     return float(np.mean(r)) / downside * math.sqrt(periods_per_year)
@@ -69,8 +73,20 @@ def drawdown_pct(equity: Sequence[float] | np.ndarray) -> np.ndarray:
 
 
 def max_drawdown_pct(equity: Sequence[float] | np.ndarray) -> float:
-    dd = drawdown_pct(equity)
-    return float(dd.max()) if len(dd) else 0.0
+    """The largest of ``drawdown_pct``. A curve without NaN that starts above zero (every
+    backtest's) has a peak above zero everywhere: each point's drawdown is then computed in
+    place, the same arithmetic in the same order without ``np.where``'s copies."""
+    values = np.asarray(equity, dtype=np.float64)
+    if len(values) == 0:
+        return 0.0
+    peak = np.maximum.accumulate(values)
+    if not (peak[0] > 0 and peak[-1] == peak[-1]):  # NaN carries through the running maximum
+        return float(drawdown_pct(values).max())
+    with np.errstate(invalid="ignore"):  # inf - inf, as drawdown_pct meets it
+        dd = np.subtract(peak, values)
+        np.divide(dd, peak, out=dd)
+        np.multiply(dd, 100.0, out=dd)
+    return float(dd.max())
 
 
 def win_rate(pnls: Sequence[float]) -> float:

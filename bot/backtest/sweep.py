@@ -108,6 +108,9 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(bars: Bars, job: SweepJob) -> None:
+    from bot.backtest.heap import keep_freed_memory
+
+    keep_freed_memory()  # each task's arrays reuse the last one's memory (bot/backtest/heap.py)
     _WORKER.update(bars=bars, job=job)
 
 
