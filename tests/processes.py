@@ -36,6 +36,10 @@ def environment(database_url: str, **overrides: str) -> dict[str, str]:
         TRADEBOT_CONSOLE="off",
         TRADEBOT_SIM_SPEED="600",  # a 1m bar every 0.1 s: orders within seconds
         TRADEBOT_LEASE_SECONDS="4",
+        # No web server unless a test is about the web (it passes TRADEBOT_WEB_PORT or PORT and
+        # "auto"): tests running side by side would fight over port 8000, and each would start
+        # uvicorn for nothing.
+        TRADEBOT_WEB_PORT="off",
         LOG_LEVEL="INFO",
     )
     env.update(overrides)

@@ -15,6 +15,7 @@ def run_bot(tmp_path, commands: str, **env: str) -> subprocess.CompletedProcess[
         "TRADEBOT_SYMBOLS": "AAPL,BTC/USD",
         "TELEGRAM_BOT_TOKEN": "",
         "ALPACA_API_KEY": "",
+        "TRADEBOT_WEB_PORT": "off",  # the console is under test, not the web (and no port clash)
         **env,
     }
     return subprocess.run(
@@ -91,6 +92,7 @@ def test_confirmed_buy_trades_through_the_risk_checks(tmp_path):
             "TRADEBOT_SYMBOLS": "AAPL",
             "TELEGRAM_BOT_TOKEN": "",
             "ALPACA_API_KEY": "",
+            "TRADEBOT_WEB_PORT": "off",
         },
     )
     assert proc.stdin and proc.stdout

@@ -51,6 +51,7 @@ def running_bot(tmp: Path) -> Iterator[Bot]:
             "TELEGRAM_ALLOWED_CHAT_IDS": str(ME),
             "DATABASE_URL": f"sqlite:///{tmp / 'bot.db'}",
             "TRADEBOT_CONSOLE": "off",
+            "TRADEBOT_WEB_PORT": "off",  # Telegram polls; no web server needed
             "TRADEBOT_SYMBOLS": "BTC/USD,ETH/USD",
             "DAILY_SUMMARY_TIME": "off",
             "LOG_LEVEL": "DEBUG",

@@ -68,6 +68,7 @@ def test_one_web_process_serves_health_dashboard_and_the_telegram_webhook(tmp_pa
     url = f"sqlite:///{tmp_path / 'tradebot.db'}"
     webhook = "https://my-tradebot.example.com/telegram"
     common = {
+        "TRADEBOT_WEB_PORT": "auto",  # $PORT, as on Heroku
         "TRADEBOT_WEB_PASSWORD": PASSWORD,
         "TELEGRAM_BOT_TOKEN": TOKEN,
         "TELEGRAM_BASE_URL": telegram.base_url,
@@ -136,7 +137,11 @@ def test_one_web_process_serves_health_dashboard_and_the_telegram_webhook(tmp_pa
 def test_port_without_a_password_refuses_to_start_in_one_line(tmp_path):
     url = f"sqlite:///{tmp_path / 'tradebot.db'}"
     status = processes.run(
-        tmp_path, "open", processes.environment(url, PORT=str(free_port())), "run", timeout=60
+        tmp_path,
+        "open",
+        processes.environment(url, PORT=str(free_port()), TRADEBOT_WEB_PORT="auto"),
+        "run",
+        timeout=60,
     )
     assert status == 1
     err = processes.log_of(tmp_path, "open").strip().splitlines()
@@ -144,3 +149,17 @@ def test_port_without_a_password_refuses_to_start_in_one_line(tmp_path):
     assert err[0].startswith("tradebot: error: web server: the dashboard would listen on 0.0.0.0:")
     assert "set TRADEBOT_WEB_PASSWORD" in err[0]
     assert not (tmp_path / "tradebot.db").exists()  # refused before touching anything
+
+
+def test_bots_the_tests_start_serve_no_web_unless_asked(tmp_path):
+    """tests/processes.py's environment turns the web off: parallel tests would fight over port 8000."""
+    url = f"sqlite:///{tmp_path / 'tradebot.db'}"
+    for name, env in (("quiet", {}), ("web", {"TRADEBOT_WEB_PORT": "0"})):  # 0: any free port
+        # The console on, reading an empty input: the bot starts its front ends, then ends cleanly.
+        status = processes.run(
+            tmp_path, name, processes.environment(url, TRADEBOT_CONSOLE="on", **env), "run"
+        )
+        assert status == 0, processes.log_of(tmp_path, name)[-2000:]
+    assert "Symbols: " in processes.log_of(tmp_path, "quiet")
+    assert "dashboard and API listening on" not in processes.log_of(tmp_path, "quiet")
+    assert "dashboard and API listening on 127.0.0.1:" in processes.log_of(tmp_path, "web")
