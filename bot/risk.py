@@ -177,6 +177,25 @@ class PortfolioState:
     open_entry_symbols: frozenset[str] = frozenset()  # symbols with an entry order still working
 
 
+def daily_loss_denial(
+    limits: RiskLimits, *, equity: float, day_start_equity: float | None
+) -> Decision | None:
+    """``check_entry``'s daily loss rule alone: the denial when equity is down the limit or more
+    since the day's opening equity, else None."""
+    if day_start_equity and day_start_equity > 0:
+        loss_pct = (day_start_equity - equity) / day_start_equity * 100
+        if loss_pct >= limits.daily_loss_limit_pct:
+            return Decision.deny(
+                f"daily loss limit reached: equity is down {loss_pct:.2f}% today "
+                f"(limit {limits.daily_loss_limit_pct:g}%); entries resume tomorrow (UTC)"
+            )
+    return None
+
+
+def max_open_trades_denial(limits: RiskLimits) -> Decision:
+    return Decision.deny(f"max open trades reached ({limits.max_open_trades})")
+
+
 def check_entry(
     limits: RiskLimits, state: PortfolioState, *, symbol: str, qty: float, entry: float, stop: float
 ) -> Decision:
@@ -185,17 +204,13 @@ def check_entry(
         return Decision.deny("trading is paused: no new entries (exits still run)")
     if not math.isfinite(entry) or entry <= 0:
         return Decision.deny(f"no valid price for {symbol}")
-    if state.day_start_equity and state.day_start_equity > 0:
-        loss_pct = (state.day_start_equity - state.equity) / state.day_start_equity * 100
-        if loss_pct >= limits.daily_loss_limit_pct:
-            return Decision.deny(
-                f"daily loss limit reached: equity is down {loss_pct:.2f}% today "
-                f"(limit {limits.daily_loss_limit_pct:g}%); entries resume tomorrow (UTC)"
-            )
+    loss = daily_loss_denial(limits, equity=state.equity, day_start_equity=state.day_start_equity)
+    if loss is not None:
+        return loss
     if any(p.symbol == symbol for p in state.positions) or symbol in state.open_entry_symbols:
         return Decision.deny(f"already holding or buying {symbol}")
     if len(state.positions) + len(state.open_entry_symbols) >= limits.max_open_trades:
-        return Decision.deny(f"max open trades reached ({limits.max_open_trades})")
+        return max_open_trades_denial(limits)
     if qty <= 0:
         return Decision.deny(
             f"position size for {symbol} rounds to zero (equity {state.equity:,.2f}, cash {state.cash:,.2f})"

@@ -189,3 +189,23 @@ def test_bad_input_is_one_line_and_exit_2(folder, args, message):
     assert run.returncode == 2, run.stdout + run.stderr
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], run.stderr
+
+
+def test_a_full_book_is_answered_as_check_entry_answers_it(monkeypatch):
+    """Signals that meet max_open_trades open positions skip the sizing and the marks
+    (``_Account._full_book``); with every signal sent through ``check_entry`` instead, the run is
+    the same: trades, equity and what became of each signal, the daily loss limit included."""
+    from bot.backtest import portfolio
+
+    bars = {f"S{k}": walk(2_000, 10 + k, 20.0 + 7 * k) for k in range(12)}
+    limits = RiskLimits(max_open_trades=2, daily_loss_limit_pct=0.5, risk_per_trade_pct=2.0)
+    settings = PortfolioSettings(cash=20_000, commission=0.001, limits=limits)
+    strategy = SupertrendStrategy(period=5, multiplier=1.5)
+    fast = simulate_portfolio(bars, strategy, HOUR, settings)
+    monkeypatch.setattr(portfolio._Account, "_book_full", lambda self, price: False)
+    slow = simulate_portfolio(bars, strategy, HOUR, settings)
+    assert fast.entries.blocked.get("max open trades", 0) > 100
+    assert fast.entries.blocked.get("daily loss limit", 0) > 0
+    assert fast.entries == slow.entries
+    for name in ("equity", "symbol", "entry_time", "exit_time", "entry_price", "exit_price", "qty", "pnl"):
+        assert getattr(fast, name).tobytes() == getattr(slow, name).tobytes(), name

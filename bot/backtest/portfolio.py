@@ -27,7 +27,16 @@ from bot.backtest.engine import REASONS
 from bot.bars import NS, Bars, Timeframe
 from bot.brokers.rules import buy_refusal, first_touch
 from bot.domain import ExitReason, Position
-from bot.risk import PortfolioState, RiskLimits, check_entry, position_size, protective_levels
+from bot.risk import (
+    Decision,
+    PortfolioState,
+    RiskLimits,
+    check_entry,
+    daily_loss_denial,
+    max_open_trades_denial,
+    position_size,
+    protective_levels,
+)
 from bot.strategy import BUY, SELL, Strategy, StrategyError
 
 DAY_NS = 86_400 * NS
@@ -258,6 +267,9 @@ class _Account:
             return
         s, limits = self.series[k], self.limits
         price = float(s.close[i])  # the signal's price: the close of the bar that signalled
+        if self._book_full(price):
+            self._block(self._full_book(t))
+            return
         stop, target = protective_levels(limits, price)
         if s.stop_hint is not None:
             hint = float(s.stop_hint[i])
@@ -274,8 +286,7 @@ class _Account:
             qty = fixed
         decision = check_entry(limits, state, symbol=s.name, qty=qty, entry=price, stop=stop)
         if not decision.approved:
-            kind = next((label for key, label in BLOCK_KINDS if key in decision.reason), decision.reason)
-            self.blocked[kind] = self.blocked.get(kind, 0) + 1
+            self._block(decision)
             return
         fill = s.price_at(t) * (1.0 + self.settings.slippage)
         if buy_refusal(qty, fill, self.cash, self.settings.commission) is not None:
@@ -290,6 +301,24 @@ class _Account:
         bisect.insort(self.by_name, (self.rank[k], k))
         self.opened += 1
         heapq.heappush(self.events, self._exit(k, held))
+
+    def _book_full(self, price: float) -> bool:
+        return len(self.held) >= self.limits.max_open_trades and math.isfinite(price) and price > 0
+
+    def _full_book(self, t: int) -> Decision:
+        """``check_entry``'s answer for a symbol not held while ``max_open_trades`` positions are
+        open: it denies before it reads the size, the stop or the positions, at the daily loss
+        limit if that is reached, else at max open trades. Most buy signals of a large portfolio
+        meet a full book; this answers them without sizing them or marking every position."""
+        value = 0.0
+        for _, k in self.by_name:  # equity_at's sum, in the same order
+            value += self.held[k].qty * self.series[k].price_at(t)
+        loss = daily_loss_denial(self.limits, equity=self.cash + value, day_start_equity=self.day_start)
+        return loss or max_open_trades_denial(self.limits)
+
+    def _block(self, decision: Decision) -> None:
+        kind = next((label for key, label in BLOCK_KINDS if key in decision.reason), decision.reason)
+        self.blocked[kind] = self.blocked.get(kind, 0) + 1
 
     def _exit(self, k: int, held: _Open) -> tuple[int, int, int, int]:
         """How ``held`` ends, and the event key of that moment. The first of: a stop or target on
