@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -21,11 +22,16 @@ from bot.data.cache import HistoryCache
 from bot.data.validate import validate_bars
 from bot.domain import EventKind, Severity, Side, Signal
 from bot.outage import DatabaseOutage, is_database_failure
+from bot.overrun import Overruns
 from bot.service import TradingService
 from bot.strategy import BUY, SELL, Strategy
 from bot.views import OrderOutcome, TickReport
 
 log = logging.getLogger(__name__)
+
+# APScheduler instances of the tick job at once: one cycle, plus runs that fell due meanwhile and
+# are ending (they return at once); see start_scheduler.
+TICK_INSTANCES = 10
 
 
 class Engine:
@@ -50,6 +56,8 @@ class Engine:
         self._lock = asyncio.Lock()
         # The database going away under `tradebot run`: reported once, retried with backoff.
         self.outage = DatabaseOutage(service.notifier.publish)
+        # Runs that fall due while a cycle is still running: skipped, counted, said in one line.
+        self.overruns = Overruns()
 
     # ------------------------------------------------------------------ one cycle
 
@@ -192,11 +200,12 @@ class Engine:
         While the database is down (``bot/outage.py``) cycles wait on the retry policy's backoff
         and are skipped quietly; the outage is said once, and again when it ends."""
         if self._lock.locked():
-            log.warning("previous cycle still running; skipping this one")
+            self.overruns.skipped()  # said once the running cycle ends (bot/overrun.py)
             return None
         async with self._lock:
             if self.outage.waiting():
                 return None
+            started = time.monotonic()
             try:
                 report = await asyncio.to_thread(self.tick)
             except Exception as exc:
@@ -214,6 +223,8 @@ class Engine:
                 except Exception:
                     log.exception("could not record the failure either (database down?)")
                 return None
+            finally:
+                self.overruns.finished(time.monotonic() - started)
             await self.database_answered()
             return report
 
@@ -240,8 +251,16 @@ def start_scheduler(
     *,
     extra_jobs: Sequence[tuple[Callable[..., Any], dict[str, Any]]] = (),
 ) -> Any:
-    """An AsyncIOScheduler on the running loop: ``tick`` every ``interval_seconds`` of real time,
-    never two at once, a late run coalesced rather than queued.
+    """An AsyncIOScheduler on the running loop: ``tick`` every ``interval_seconds`` of real time.
+
+    A cycle that overruns its interval is handled by the engine, not by APScheduler: the runs
+    due meanwhile still start, find the cycle in progress (``Engine.run_tick``'s lock), and end
+    at once, counted; the engine then logs one line (``bot/overrun.py``). So ``max_instances``
+    is only a backstop against a pile of such instantly-ending runs, set high enough that
+    APScheduler never refuses one with its "maximum number of running instances reached"
+    warning. ``coalesce``: runs missed while the loop was blocked become one, not a burst.
+    ``misfire_grace_time=None``: that one still runs however late (a late cycle is better than
+    none; the executor's "was missed by" warning is silenced with the other noisy loggers).
 
     Must be called from a coroutine (the loop must be running), e.g. PTB's ``post_init``.
     """
@@ -257,8 +276,8 @@ def start_scheduler(
         id="tick",
         next_run_time=datetime.now(UTC),
         coalesce=True,
-        max_instances=1,
-        misfire_grace_time=max(1, int(interval_seconds)),
+        max_instances=TICK_INSTANCES,
+        misfire_grace_time=None,
     )
     for func, trigger in extra_jobs:
         scheduler.add_job(func, coalesce=True, max_instances=1, misfire_grace_time=60, **trigger)

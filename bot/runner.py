@@ -106,6 +106,7 @@ async def serve(app: App, *, console: bool, stdin: TextIO | None = None, stdout:
         if not await _acquire_lease(app, stop, printer):
             return _exit_status(received, 0)
         await asyncio.to_thread(_startup, app)
+        app.engine.overruns.interval = app.interval_seconds
         scheduler = start_scheduler(
             _tick_job(app, stop),  # no cycle unless this process holds the lease
             app.interval_seconds,
