@@ -89,17 +89,21 @@ def max_drawdown_pct(equity: Sequence[float] | np.ndarray) -> float:
     return float(dd.max())
 
 
-def win_rate(pnls: Sequence[float]) -> float:
+def win_rate(pnls: Sequence[float] | np.ndarray) -> float:
     """Share of closed trades with a positive P&L, in percent (0 with no trades)."""
     if not len(pnls):
         return 0.0
-    return 100.0 * sum(1 for p in pnls if p > 0) / len(pnls)
+    return 100.0 * int(np.count_nonzero(np.asarray(pnls, dtype=np.float64) > 0)) / len(pnls)
 
 
-def profit_factor(pnls: Sequence[float]) -> float:
-    """Gross profit / gross loss. ``inf`` when there are profits and no losses, 0 with neither."""
-    gains = sum(p for p in pnls if p > 0)
-    losses = -sum(p for p in pnls if p < 0)
+def profit_factor(pnls: Sequence[float] | np.ndarray) -> float:
+    """Gross profit / gross loss. ``inf`` when there are profits and no losses, 0 with neither.
+
+    Each side is Python's ``sum`` over the trades in their order (numpy picks them out; its
+    own pairwise sum would round differently)."""
+    values = np.asarray(pnls, dtype=np.float64)
+    gains = sum(values[values > 0].tolist())
+    losses = -sum(values[values < 0].tolist())
     if losses == 0:
         return math.inf if gains > 0 else 0.0
     return gains / losses

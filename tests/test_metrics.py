@@ -83,3 +83,31 @@ def test_returns_does_not_hand_back_a_view_of_the_curve():
 
 def test_drawdown_of_a_known_curve():
     assert metrics.max_drawdown_pct([100.0, 120.0, 90.0, 130.0, 117.0]) == pytest.approx(25.0)
+
+
+def _profit_factor_reference(pnls: list[float]) -> float:
+    gains = sum(p for p in pnls if p > 0)
+    losses = -sum(p for p in pnls if p < 0)
+    if losses == 0:
+        return math.inf if gains > 0 else 0.0
+    return gains / losses
+
+
+@pytest.mark.parametrize(
+    "pnls",
+    [
+        [],
+        [0.0],
+        [5.0, 0.0],
+        [-1.0, -2.5],
+        [0.1, 0.2, -0.3, 1e-17, -1e-17, 3.3],
+        [1.0, float("nan"), -2.0],
+        np.random.default_rng(7).normal(0, 50, 4_000).tolist(),
+    ],
+    ids=lambda p: f"{len(p)} trades",
+)
+def test_win_rate_and_profit_factor_are_the_plain_loops_bit_for_bit(pnls):
+    for given in (pnls, np.asarray(pnls, dtype=np.float64)):
+        assert metrics.profit_factor(given) == _profit_factor_reference(pnls)
+        expected = 100.0 * sum(1 for p in pnls if p > 0) / len(pnls) if pnls else 0.0
+        assert metrics.win_rate(given) == expected

@@ -56,7 +56,7 @@ def bars_per_year(bars: Bars, timeframe: Timeframe | None = None) -> float:
 
 def compute_stats(sim: Simulation, cash: float, periods_per_year: float) -> Stats:
     equity = sim.equity
-    pnls = sim.column(PNL).tolist()
+    pnls = sim.column(PNL)
     final = float(equity[-1]) if len(equity) else cash
     # Trades never share a bar (an exit at an open needs the sell signal of a bar still held),
     # so the bars held are the sum of each trade's entry-to-exit span, inclusive.
