@@ -11,6 +11,7 @@ the defaults, reused by later runs) and times the whole command a user runs,
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -57,6 +58,23 @@ def write_csv(path: Path, bars: Bars) -> None:
     tmp.replace(path)
 
 
+def children_cpu() -> float:
+    """User plus system CPU seconds of the finished child processes (and theirs) so far."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_line(cpus: list[float]) -> str:
+    """The load-independent figure: on a shared machine the wall time grows with the load."""
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"CPU (user + system, the command and its workers): median {statistics.median(cpus):.2f} s, "
+        f"runs {', '.join(f'{c:.2f}' for c in cpus)}; load average {load}"
+    )
+
+
 def ensure_folder(folder: Path, symbols: list[str], bars: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for k, symbol in enumerate(symbols):
@@ -81,11 +99,12 @@ def main() -> None:
         sys.executable, "-m", "bot", "backtest", "--strategy", "supertrend",
         "--symbols", ",".join(symbols), "--csv", str(folder), "--cash", "100000",
     ]  # fmt: skip
-    times, out = [], ""
+    times, cpus, out = [], [], ""
     for _ in range(args.runs):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), children_cpu()
         done = subprocess.run(command, capture_output=True, text=True)
         times.append(time.perf_counter() - start)
+        cpus.append(children_cpu() - cpu)
         if done.returncode:
             raise SystemExit(done.stderr)
         out = done.stdout
@@ -95,6 +114,7 @@ def main() -> None:
         f"  whole command (reading {args.symbols} CSV files included): median {statistics.median(times):.2f} s, "
         f"runs {', '.join(f'{t:.2f}' for t in times)}; {trades} trades"
     )
+    print(f"  {cpu_line(cpus)}")
     print(f"  {summary}")
 
     from bot.backtest import data

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_portfolio import make_bars, write_csv
+from bench_portfolio import children_cpu, cpu_line, make_bars, write_csv
 
 
 def main() -> None:
@@ -41,11 +41,12 @@ def main() -> None:
         "--param", "period=7..14", "--param", "multiplier=1.5..5:0.5",
         "--walk-forward", f"{train}/{test}", "--workers", "2",
     ]  # fmt: skip
-    times, out = [], ""
+    times, cpus, out = [], [], ""
     for _ in range(args.runs):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), children_cpu()
         done = subprocess.run(command, capture_output=True, text=True)
         times.append(time.perf_counter() - start)
+        cpus.append(children_cpu() - cpu)
         if done.returncode:
             raise SystemExit(done.stderr)
         out = done.stdout
@@ -55,6 +56,7 @@ def main() -> None:
         f"  whole command, two worker processes: median {statistics.median(times):.2f} s "
         f"(runs {', '.join(f'{t:.2f}' for t in times)}; target < 30 s)"
     )
+    print(f"  {cpu_line(cpus)}")
 
 
 if __name__ == "__main__":
