@@ -1,6 +1,7 @@
 """The console front end: the same slash commands as Telegram, typed on standard input.
 
-Replies and alerts go to standard output. End of input (Ctrl-D or a closed pipe) ends the
+Replies and alerts go to standard output. Alerts come from the transport-neutral event feed
+(``service.feed``), as the web's WebSocket gets them (``ConsoleAlerts`` below). End of input (Ctrl-D or a closed pipe) ends the
 session like any REPL, so ``printf '/status\\n' | tradebot run`` works in scripts.
 
 Standard input is read by a daemon thread of its own, with ``os.read`` on the raw descriptor:
@@ -23,6 +24,8 @@ from typing import TextIO
 from bot import formatting as fmt
 from bot.commands import Caller, CommandRouter, Reply
 from bot.domain import Event
+from bot.outage import OUTAGE_POLICY, is_database_failure
+from bot.service.feed import EventFeed, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +140,7 @@ async def read_lines(source: TextIO) -> asyncio.Queue[str | None]:
 
 
 async def run_console(router: CommandRouter, printer: ConsolePrinter, stdin: TextIO | None = None) -> None:
-    """Read commands until end of input. (Alerts reach the printer through the notifier.)"""
+    """Read commands until end of input. (Alerts reach the printer through ``ConsoleAlerts``.)"""
     printer.print("Type /help for the commands. Ctrl-D quits (Ctrl-C too).")
     queue = await read_lines(stdin or sys.stdin)
     while True:
@@ -148,3 +151,66 @@ async def run_console(router: CommandRouter, printer: ConsolePrinter, stdin: Tex
             continue
         reply = await asyncio.to_thread(router.handle, line, CALLER)
         printer.reply(reply)
+
+
+class ConsoleAlerts:
+    """The console's alerts, from the transport-neutral event feed (``service.feed``), as the web's
+    WebSocket gets them: every recorded event once, in id order, from the moment the console
+    starts, those of other processes on the same database (``tradebot tick``) included. Events
+    that could not be stored (the database is what failed: ``bot/outage.py``, a deleted SQLite
+    file) reach no feed; they come straight from the notifier.
+
+    While the database cannot be read the feed waits on the shared retry policy's backoff and
+    resumes where it stopped, so no alert is lost or shown twice. ``finish`` prints what is left
+    (the "stopped" alert) before the console closes.
+    """
+
+    def __init__(self, feed: EventFeed, printer: ConsolePrinter) -> None:
+        self.feed = feed
+        self.printer = printer
+        self._subscription: Subscription | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Subscribe from now on (call it before the bot records its "started" event)."""
+        self._subscription = await self.feed.live()
+        self.feed.watch(self._unstored)
+        self._task = asyncio.create_task(self._run(self._subscription))
+
+    def _unstored(self, event: Event) -> None:  # the notifier's thread
+        if event.id is None:
+            self.printer.alert(event)
+
+    async def _run(self, subscription: Subscription) -> None:
+        failures = 0
+        while True:
+            try:
+                async for event in subscription:
+                    failures = 0
+                    self.printer.alert(event)
+                return
+            except Exception as exc:
+                if not is_database_failure(exc):
+                    log.exception("the console's alerts stopped")
+                    return
+                failures += 1
+                log.debug("console alerts: the event feed cannot be read (%s); retrying", exc)
+                await asyncio.sleep(OUTAGE_POLICY.backoff(failures))
+
+    async def finish(self) -> None:
+        """Print the events recorded since the last one shown (the "stopped" alert), then stop."""
+        self.feed.unwatch(self._unstored)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        subscription = self._subscription
+        if subscription is None:
+            return
+        subscription.close()
+        try:
+            rest = await asyncio.to_thread(self.feed.after, subscription.last_id)
+        except Exception as exc:  # the database is gone: what it holds cannot be shown
+            log.warning("console alerts: the last events cannot be read: %s", exc)
+            return
+        for event in rest:
+            self.printer.alert(event)

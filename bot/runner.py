@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from bot.app import App
-from bot.console import ConsolePrinter, run_console
+from bot.console import ConsoleAlerts, ConsolePrinter, run_console
 from bot.domain import Event, EventKind, Severity
 from bot.engine import start_scheduler
 from bot.outage import is_database_failure
@@ -94,8 +94,10 @@ async def serve(app: App, *, console: bool, stdin: TextIO | None = None, stdout:
 
     app.web = await start_web(app, printer.print)
     tasks: list[asyncio.Task[None]] = []
+    alerts: ConsoleAlerts | None = None
     if console:  # the console answers /status in standby too
-        app.notifier.subscribe(printer.alert)
+        alerts = ConsoleAlerts(app.service.feed, printer)
+        await alerts.start()  # before "started" is recorded, so it is shown
         console_task = asyncio.create_task(run_console(app.router, printer, stdin))
         console_task.add_done_callback(lambda task: _transport_ended(task, stop))
         tasks.append(console_task)
@@ -131,6 +133,8 @@ async def serve(app: App, *, console: bool, stdin: TextIO | None = None, stdout:
         if scheduler is not None:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(app.service.emit, EventKind.STOPPED, "tradebot stopped.")
+        if alerts is not None:
+            await alerts.finish()  # the "stopped" alert, and whatever else is not shown yet
         # Transports saw `stop` too: give them a moment to finish cleanly (Telegram acknowledges
         # its last updates), then cut what is left. The console waits on stdin: cut it at once.
         if transports:

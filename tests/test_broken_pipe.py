@@ -102,9 +102,14 @@ def test_the_run_stops_cleanly_when_its_output_goes_away(tmp_path):
     err = (tmp_path / "err").read_text()
     assert status == 0, err
     assert "console output closed" in err and "Traceback" not in err
+    assert "shutting down" in err
     with sqlite3.connect(tmp_path / "tradebot.db") as c:
-        renewed_at, expires_at = c.execute("SELECT renewed_at, expires_at FROM leases").fetchone()
-    assert expires_at <= renewed_at
+        lease = c.execute("SELECT renewed_at, expires_at FROM leases").fetchone()
+    # The closed output is noticed at the banner: before the lease is taken (nothing to release),
+    # or, if the lease was quicker, it is released on the way out.
+    if lease is not None:
+        renewed_at, expires_at = lease
+        assert expires_at <= renewed_at
 
 
 def test_every_command_is_covered():

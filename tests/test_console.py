@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 
 def run_bot(tmp_path, commands: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -115,3 +116,40 @@ def test_confirmed_buy_trades_through_the_risk_checks(tmp_path):
     # a second entry on the symbol is answered at once: the risk checks would block it
     assert "Not bought: already holding or buying AAPL." in out
     assert "Confirm: buy 100,000 AAPL" not in out
+
+
+def test_the_console_shows_the_feed_so_a_standby_sees_the_active_instances_alerts(tmp_path):
+    """The console reads the transport-neutral event feed (as the web's WebSocket does), not this
+    process's notifier: a standby instance's console shows what the trading instance records,
+    each alert once."""
+    from tests import processes
+
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    active = processes.start(tmp_path, "active", processes.environment(url), "run")
+    standby = None
+    try:
+        processes.wait_for(tmp_path, "active", "trading lease held by this instance")
+        standby = processes.start(
+            tmp_path,
+            "standby",
+            processes.environment(url, TRADEBOT_CONSOLE="on"),
+            "run",
+            stdin=subprocess.PIPE,
+        )
+        processes.wait_for(tmp_path, "standby", "standby: the trading lease is")
+        # The active one trades; its fills reach the standby's console through the events table.
+        deadline = time.monotonic() + 90
+        while "ALERT Bought " not in processes.output_of(tmp_path, "standby"):
+            assert time.monotonic() < deadline, processes.output_of(tmp_path, "standby")[-2000:]
+            time.sleep(0.2)
+        seen = processes.output_of(tmp_path, "standby")  # before either stops (it may take over then)
+    finally:
+        for process in (standby, active):
+            if process is not None:
+                process.terminate()
+        for process in (standby, active):
+            if process is not None:
+                process.wait(timeout=60)
+    shown = re.findall(r"^ALERT (.+)$", seen, re.M)
+    assert any(line.startswith("Bought ") for line in shown)
+    assert len(shown) == len(set(shown)), shown  # each once (fills differ in quantity, price or symbol)
