@@ -1,0 +1,83 @@
+"""Rows <-> domain types. Every function takes the session explicitly; none commits.
+
+One module per kind of record; callers import this package (``from storage import repository
+as repo``) and call ``repo.save_order(...)``, whichever module a function lives in:
+
+- ``settings``: small JSON values by key (pause, risk overrides, alert groups, clock);
+- ``orders``: orders and their fills;
+- ``positions``: open positions and closed trades;
+- ``equity``: equity snapshots;
+- ``signals``: strategy signals and their outcomes;
+- ``events``: the audit log and alert outbox;
+- ``cursors``: how far each persistent feed consumer has read;
+- ``_times``: aware UTC in and out.
+"""
+
+from __future__ import annotations
+
+from storage.repository._times import aware, utc
+from storage.repository.cursors import advance_cursor, get_cursor, list_cursors
+from storage.repository.equity import (
+    add_equity_snapshot,
+    equity_curve,
+    first_equity_since,
+    last_equity_before,
+)
+from storage.repository.events import add_event, count_events, events_after, latest_event_id, recent_events
+from storage.repository.orders import (
+    add_fill,
+    count_fills,
+    fills_resume_point,
+    get_order,
+    has_fill,
+    list_orders,
+    save_order,
+)
+from storage.repository.positions import (
+    add_trade,
+    delete_position,
+    get_position,
+    list_positions,
+    list_trades,
+    mark_price,
+    position_commission,
+    save_position,
+)
+from storage.repository.settings import get_setting, set_setting
+from storage.repository.signals import add_signal, recent_signals
+
+__all__ = [
+    "add_equity_snapshot",
+    "add_event",
+    "add_fill",
+    "add_signal",
+    "add_trade",
+    "advance_cursor",
+    "aware",
+    "count_events",
+    "count_fills",
+    "delete_position",
+    "equity_curve",
+    "events_after",
+    "fills_resume_point",
+    "first_equity_since",
+    "get_cursor",
+    "get_order",
+    "get_position",
+    "get_setting",
+    "has_fill",
+    "last_equity_before",
+    "latest_event_id",
+    "list_cursors",
+    "list_orders",
+    "list_positions",
+    "list_trades",
+    "mark_price",
+    "position_commission",
+    "recent_events",
+    "recent_signals",
+    "save_order",
+    "save_position",
+    "set_setting",
+    "utc",
+]
