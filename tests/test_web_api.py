@@ -449,3 +449,23 @@ def test_a_taken_port_is_refused_when_asked_for_and_skipped_when_default(tmp_pat
         app.db.dispose()
     finally:
         taken.close()
+
+
+def test_connections_are_served_without_nagle_delay(web):
+    """Every accepted connection has TCP_NODELAY: uvicorn writes a response's headers and body
+    apart, and with Nagle's algorithm on, the body of each request after a kept-alive
+    connection's first waited for the client's delayed ACK (40 ms a request, issue 13)."""
+    import socket
+
+    def nodelay_flags() -> list[int]:
+        flags = []
+        for connection in web.server.server.server_state.connections:
+            sock = connection.transport.get_extra_info("socket")
+            flags.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        return flags
+
+    with httpx.Client(base_url=web.url, headers=bearer()) as client:
+        for _ in range(2):  # the same kept-alive connection twice
+            assert client.get("/api/v1/version").status_code == 200
+        flags = web.call(nodelay_flags)
+    assert flags and all(flags), flags

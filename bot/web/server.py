@@ -162,8 +162,13 @@ def _report_end(task: asyncio.Task[None]) -> None:
 
 def bind(config: WebConfig) -> socket.socket:
     family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP, not 0: accepted connections inherit it, and asyncio turns Nagle's
+    # algorithm off (TCP_NODELAY) only on sockets that say TCP. With it on, a response written in
+    # two pieces (headers, then body) on a kept-alive connection waited for the client's delayed
+    # ACK: 40 ms added to every request after a connection's first.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((config.host, config.port))
     except OSError as exc:
