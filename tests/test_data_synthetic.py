@@ -155,6 +155,24 @@ def test_price_at_agrees_with_the_bars(market):
         assert np.allclose(b.close[:-1], b.open[1:], rtol=1e-12)  # one continuous path
 
 
+def test_price_at_is_the_vectorised_path_to_the_bit():
+    """``price_at`` computes one point in plain Python (it runs for every position several times a
+    cycle); it must give exactly what the vectorised path the bars come from gives."""
+    import random
+
+    from bot.data import synthetic
+
+    rng = random.Random(7)
+    market = SyntheticMarket()
+    for symbol in ["AAPL", "BTC/USD", "SAA", "CB/USD", "DOGE/USD", "BRK.B"]:
+        p = synthetic.profile(symbol)
+        times = [rng.randrange(-(10**12), 4 * 10**12) for _ in range(500)] + [0, 1, 14_999, 15_000]
+        vectorised = np.exp(synthetic._log_path([p], np.array(times, dtype=np.int64))[0])
+        for t, expected in zip(times, vectorised, strict=True):
+            when = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=t)
+            assert market.price_at(symbol, when) == float(expected), (symbol, t)
+
+
 def test_longer_bars_agree_with_one_minute_bars(market):
     start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     one = market.fetch(["SPY"], M1, start, start + timedelta(hours=1))["SPY"]

@@ -52,7 +52,7 @@ def test_a_fill_is_recorded_once(db):
 def test_positions_trades_equity_settings_and_events(db):
     with db.session() as s:
         repo.save_position(s, Position("BTC/USD", 0.5, 60_000.0, opened_at=T0), commission=1.5)
-        repo.mark_price(s, "BTC/USD", 61_000.0)
+        repo.mark_prices(s, {"BTC/USD": 61_000.0, "ETH/USD": 3_000.0})  # no ETH position: left alone
         for i in range(3):
             exit_time = T0 + timedelta(minutes=i)
             repo.add_trade(s, Trade("AAPL", "st", 1, T0, 100.0, exit_time, 101.0 + i, 1.0 + i, "signal"))
@@ -63,6 +63,7 @@ def test_positions_trades_equity_settings_and_events(db):
     with db.session() as s:
         position = repo.get_position(s, "BTC/USD")
         assert position.market_price == 61_000.0 and position.opened_at == T0
+        assert repo.get_position(s, "ETH/USD") is None
         assert repo.position_commission(s, "BTC/USD") == 1.5
         assert [t.pnl for t in repo.list_trades(s)] == [3.0, 2.0, 1.0]  # newest first
         assert len(repo.list_trades(s, since=T0 + timedelta(minutes=1))) == 2

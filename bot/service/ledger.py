@@ -203,9 +203,7 @@ class FillLedger:
             return
         prices = {p.symbol: self.broker.latest_price(p.symbol, now) for p in positions}
         with self.db.session() as s:
-            for symbol, price in prices.items():
-                if price is not None and math.isfinite(price):
-                    repo.mark_price(s, symbol, price)
+            repo.mark_prices(s, {k: v for k, v in prices.items() if v is not None and math.isfinite(v)})
 
     def snapshot_equity(self, force: bool = False) -> None:
         """Every ``SNAPSHOT_EVERY``, after fills (``force``), and at the first call of each UTC day:

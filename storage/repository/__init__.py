@@ -39,7 +39,7 @@ from storage.repository.positions import (
     get_position,
     list_positions,
     list_trades,
-    mark_price,
+    mark_prices,
     position_commission,
     save_position,
 )
@@ -72,7 +72,7 @@ __all__ = [
     "list_orders",
     "list_positions",
     "list_trades",
-    "mark_price",
+    "mark_prices",
     "position_commission",
     "recent_events",
     "recent_signals",

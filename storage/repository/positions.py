@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, col, delete, select
 
 from bot.domain import Position, Trade
@@ -60,11 +62,17 @@ def delete_position(session: Session, symbol: str) -> None:
     session.exec(delete(PositionRow).where(col(PositionRow.symbol) == symbol))
 
 
-def mark_price(session: Session, symbol: str, price: float) -> None:
-    row = session.get(PositionRow, symbol)
-    if row is not None:
-        row.last_price = price
-        session.add(row)
+def mark_prices(session: Session, prices: Mapping[str, float]) -> None:
+    """Each held position's last price, in one statement (the engine marks every position after
+    every fill); a symbol with no position is left alone."""
+    if not prices:
+        return
+    session.flush()  # positions added in this session are rows before the update
+    table = PositionRow.__table__  # type: ignore[attr-defined]
+    statement = (
+        update(table).where(table.c.symbol == bindparam("b_symbol")).values(last_price=bindparam("b_price"))
+    )
+    session.execute(statement, [{"b_symbol": symbol, "b_price": price} for symbol, price in prices.items()])
 
 
 def add_trade(session: Session, trade: Trade) -> None:
