@@ -42,6 +42,8 @@ class StatusView:
     instance: str = ""  # this process and the trading lease: active, standby (who trades), shutting down
     limits: dict[str, float] = field(default_factory=dict)  # the risk limits in force
     limit_origins: dict[str, LimitOrigin] = field(default_factory=dict)
+    # Equity now minus at the UTC day's start (``PnlReport.today_pnl``, without reading every trade).
+    today_pnl: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -257,7 +257,10 @@ def test_trading_state_active_paused_halted(rig):
     day_start = clock.now().replace(hour=0, minute=0)
     with db.session() as s:  # the day began 10 % richer than the account is now
         repo.add_equity_snapshot(s, day_start, 110_000.0, 110_000.0)
-    assert service.status().trading_state is TradingState.HALTED
+    status = service.status()
+    assert status.trading_state is TradingState.HALTED
+    # /status's today (cheap: no trades read) is /pnl's today, and the 10 % below the day's start
+    assert status.today_pnl == service.pnl().today_pnl == pytest.approx(status.equity - 110_000.0)
     outcome = service.on_signal(buy_signal(service, clock))
     assert outcome.status is OutcomeStatus.BLOCKED and "daily loss" in outcome.message
 

@@ -53,10 +53,8 @@ class Reports:
             open_orders = repo.list_orders(s, open_only=True)
         paused = self.store.paused()
         state = TradingState.PAUSED if paused else TradingState.ACTIVE
-        if (
-            not paused
-            and self.daily_loss_pct(account.equity, now) >= self.store.limits().daily_loss_limit_pct
-        ):
+        start_equity = self.day_start_equity(now)
+        if not paused and _loss_pct(start_equity, account.equity) >= self.store.limits().daily_loss_limit_pct:
             state = TradingState.HALTED
         if self.lease.standby():
             state = TradingState.STANDBY
@@ -81,6 +79,7 @@ class Reports:
             instance=self.lease.describe(),
             limits=self.store.limits().as_dict(),
             limit_origins=self.store.origins(),
+            today_pnl=account.equity - start_equity if start_equity is not None else 0.0,
         )
 
     def positions(self) -> list[Position]:
@@ -174,10 +173,14 @@ class Reports:
 
     def daily_loss_pct(self, equity: float, now: datetime) -> float:
         """How far ``equity`` is below the UTC day's start, in percent (negative: above)."""
-        start = self.day_start_equity(now)
-        if not start:
-            return 0.0
-        return (start - equity) / start * 100
+        return _loss_pct(self.day_start_equity(now), equity)
+
+
+def _loss_pct(start: float | None, equity: float) -> float:
+    """How far ``equity`` is below ``start``, in percent (negative: above); 0 without a start."""
+    if not start:
+        return 0.0
+    return (start - equity) / start * 100
 
 
 def _day_start(now: datetime) -> datetime:

@@ -50,7 +50,6 @@ class Dashboard:
 
     def status(self) -> s.StatusOut:
         view = self.service.status()
-        pnl = self.service.pnl()
         read_only = self.read_only()
         return s.StatusOut(
             mode=view.mode,
@@ -64,7 +63,7 @@ class Dashboard:
             instance=view.instance or self.app.lease.describe(),
             equity=view.equity,
             cash=view.cash,
-            today_pnl=pnl.today_pnl,
+            today_pnl=view.today_pnl,
             positions=view.positions,
             open_orders=view.open_orders,
             last_cycle=view.last_tick,
