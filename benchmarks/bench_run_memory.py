@@ -26,6 +26,10 @@ def rss_mb(pid: int) -> float:
 
 
 def main() -> None:
+    # As a user runs it: Python writes the project's .pyc files once and reuses them. With
+    # PYTHONDONTWRITEBYTECODE set (it is, on the shared machine) every measured process would
+    # compile some 60 of tradebot's modules from source again.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     with tempfile.TemporaryDirectory() as tmp:
         env = {
             **os.environ,

@@ -38,6 +38,10 @@ def timed(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, fl
 
 
 def main() -> None:
+    # As a user runs it: Python writes the project's .pyc files once and reuses them. With
+    # PYTHONDONTWRITEBYTECODE set (it is, on the shared machine) every measured process would
+    # compile some 60 of tradebot's modules from source again.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     exe = shutil.which("tradebot") or str(Path(sys.executable).parent / "tradebot")
     with tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith(ISOLATED_PREFIXES)}
