@@ -21,9 +21,14 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
+
+# tenacity is imported where a call is retried, not here: the database outage policy
+# (``bot/outage.py``) needs only ``backoff``, and tenacity imports tornado when it is installed,
+# which ``tradebot tick`` on the simulated market would pay for nothing (issue 10).
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +79,8 @@ class RetryPolicy:
         what: str = "call",
     ) -> T:
         """``fn()``, retried while ``retry_if(error)``; the last error is raised as it was."""
+        from tenacity import Retrying, retry_if_exception
+
         retrying = Retrying(
             stop=self._stop,
             wait=self._wait(hint),
@@ -99,6 +106,8 @@ class RetryPolicy:
         async def attempt() -> T:
             # tenacity awaits only coroutine functions; a lambda's coroutine would come back unawaited.
             return await fn()
+
+        from tenacity import AsyncRetrying, retry_if_exception
 
         retrying = AsyncRetrying(
             stop=self._stop,

@@ -50,6 +50,8 @@ NOT_ON_THE_SIMULATED_TICK = (
     "apscheduler",
     "alpaca",
     "httpx",
+    "tenacity",  # the retry policy imports it only to retry a call (and it imports tornado)
+    "tornado",
 )
 
 
