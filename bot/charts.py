@@ -24,6 +24,7 @@ import numpy as np
 
 from bot.bars import NS, Bars, Timeframe
 from bot.commands import Caller, Command, Reply, UsageError
+from bot.formatting import SIMULATED_CLOCK
 from bot.metrics import drawdown_pct
 
 if TYPE_CHECKING:
@@ -61,13 +62,19 @@ class PriceChart:
     bars: Bars
     lines: dict[str, np.ndarray]  # label -> one value per bar (NaN where undefined)
     markers: tuple[Marker, ...]
+    simulated: bool = False  # the bars are on the simulated market's clock
+
+    @property
+    def title(self) -> str:
+        return f"{self.symbol} {self.timeframe}{_clock_label(self.simulated)}"
 
     @property
     def caption(self) -> str:
         close = float(self.bars.close[-1])
         last = datetime.fromtimestamp(int(self.bars.time[-1]) / NS, tz=UTC)
         parts = [
-            f"{self.symbol} {self.timeframe}: {len(self.bars)} bars to {last:%Y-%m-%d %H:%M} UTC, close {close:,.2f}"
+            f"{self.symbol} {self.timeframe}: {len(self.bars)} bars to {last:%Y-%m-%d %H:%M} UTC"
+            f"{_clock_label(self.simulated)}, close {close:,.2f}"
         ]
         for label, line in self.lines.items():
             value = float(line[-1])
@@ -83,6 +90,11 @@ class PriceChart:
 class EquityChart:
     times: np.ndarray  # datetime64[ns]
     equity: np.ndarray
+    simulated: bool = False  # the times are on the simulated market's clock
+
+    @property
+    def title(self) -> str:
+        return f"Equity and drawdown{_clock_label(self.simulated)}"
 
     @property
     def caption(self) -> str:
@@ -90,7 +102,7 @@ class EquityChart:
         start, end = float(self.equity[0]), float(self.equity[-1])
         change = (end / start - 1) * 100 if start else 0.0
         return (
-            f"Equity {end:,.2f} ({change:+.2f}% since {_day(self.times[0])}), "
+            f"Equity {end:,.2f} ({change:+.2f}% since {_day(self.times[0])}{_clock_label(self.simulated)}), "
             f"max drawdown {float(dd.max()):.2f}%, now {float(dd[-1]):.2f}% below the peak"
         )
 
@@ -106,7 +118,11 @@ class ChartData:
         strategies: list[Strategy],
         clock: Clock,
         bars_shown: int = BARS_SHOWN,
+        *,
+        simulated: bool = False,
     ) -> None:
+        """``simulated``: the simulated market, whose clock the charts' times are on (labelled so)."""
+        self.simulated = simulated
         self.service = service
         self.cache = cache
         self.source = source
@@ -116,7 +132,9 @@ class ChartData:
 
     @classmethod
     def from_app(cls, app: App) -> ChartData:
-        return cls(app.service, app.engine.cache, app.source, app.strategies, app.clock)
+        return cls(
+            app.service, app.engine.cache, app.source, app.strategies, app.clock, simulated=app.mode == "sim"
+        )
 
     def price(self, symbol: str, timeframe: Timeframe | None = None) -> PriceChart:
         timeframe = timeframe or self.cache.timeframe
@@ -136,7 +154,9 @@ class ChartData:
                 label = strategy.label if name == strategy.name else f"{strategy.label} {name}"
                 lines[label] = np.asarray(line, dtype=np.float64)[-self.bars_shown :]
         shown = bars.tail(self.bars_shown)
-        return PriceChart(symbol, timeframe, shown, lines, self._markers(symbol, shown, timeframe))
+        return PriceChart(
+            symbol, timeframe, shown, lines, self._markers(symbol, shown, timeframe), simulated=self.simulated
+        )
 
     def _fetch(self, symbol: str, timeframe: Timeframe, count: int) -> Bars:
         from datetime import timedelta
@@ -182,10 +202,14 @@ class ChartData:
                 "Not enough equity history yet: a snapshot is taken every 5 minutes and after each fill."
             )
         times = np.array([np.datetime64(t.replace(tzinfo=None), "ns") for t, _ in curve])
-        return EquityChart(times, np.array([e for _, e in curve], dtype=np.float64))
+        return EquityChart(times, np.array([e for _, e in curve], dtype=np.float64), simulated=self.simulated)
 
 
 # ---------------------------------------------------------------------- drawing
+
+
+def _clock_label(simulated: bool) -> str:
+    return f" ({SIMULATED_CLOCK})" if simulated else ""
 
 
 def _day(moment: np.datetime64) -> str:
@@ -264,16 +288,17 @@ def render_price(chart: PriceChart) -> bytes:
     fig = _figure(9, 5)
     ax = fig.add_subplot()
     draw_price(ax, chart.bars, chart.lines, chart.markers)
-    ax.set_title(f"{chart.symbol} {chart.timeframe}", fontsize=10)
+    ax.set_title(chart.title, fontsize=10)
     _date_axis(ax)
     return _png(fig)
 
 
-def render_equity(chart: EquityChart, title: str = "Equity and drawdown") -> bytes:
+def render_equity(chart: EquityChart, title: str | None = None) -> bytes:
+    """``title``: instead of the chart's own (a backtest names its run)."""
     fig = _figure(9, 5)
     ax_equity, ax_drawdown = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     draw_equity(ax_equity, ax_drawdown, chart.times, chart.equity)
-    ax_equity.set_title(title, fontsize=10)
+    ax_equity.set_title(title or chart.title, fontsize=10)
     _date_axis(ax_drawdown)
     return _png(fig)
 

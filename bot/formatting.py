@@ -311,6 +311,8 @@ def daily_summary(day: date, status_view: StatusView, report: PnlReport) -> str:
         f"{status_view.open_orders} open orders",
         pnl(report),
     ]
+    if status_view.mode == "sim":  # "today" is the simulated market's day, not the wall clock's
+        lines.insert(1, f"Clock: {when(status_view.now)} ({_simulated_clock(status_view)})")
     if status_view.data_problems:
         lines.append(f"Data problems: {', '.join(sorted(status_view.data_problems))}")
     return "\n".join(lines)

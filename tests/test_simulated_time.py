@@ -201,3 +201,34 @@ def test_sim_reset_refuses_when_alpaca_is_configured(tmp_path, key):
     refused = tradebot(tmp_path, "sim", "reset", "--yes", **{key: "PKTEST", "ALPACA_API_SECRET": "x"})
     assert refused.returncode == 2
     assert "not reset: ALPACA_API_KEY is set" in refused.stderr
+
+
+def test_charts_and_the_daily_summary_label_the_simulated_clock(tmp_path):
+    """The /chart and /equity titles and captions, and the daily summary, say whose clock their
+    times are on, as /status and /trades do; on a real broker's market nothing is added."""
+    from dataclasses import replace
+    from datetime import date
+
+    from bot import formatting as fmt
+    from bot.charts import ChartData
+    from tests.helpers import make_app
+
+    app, clock = make_app(tmp_path / "t.db", TRADEBOT_SYMBOLS="BTC/USD")
+    for _ in range(3):  # equity snapshots every 5 minutes: two at least for a curve
+        clock.advance(minutes=5)
+        app.engine.tick()
+    charts = ChartData.from_app(app)
+    price, equity = charts.price("BTC/USD"), charts.equity()
+    assert price.title == "BTC/USD 1m (simulated clock)"
+    assert equity.title == "Equity and drawdown (simulated clock)"
+    assert re.search(r"UTC \(simulated clock\), close ", price.caption), price.caption
+    assert "(simulated clock))" in equity.caption
+
+    summary = app.service.daily_summary(date(2026, 3, 2))
+    assert summary is not None
+    assert re.search(r"^Clock: \S+ \S+ UTC \(simulated clock\b", summary.message, re.M), summary.message
+
+    real = replace(app.service.status(), mode="paper")  # the same figures on Alpaca's paper market
+    assert "Clock:" not in fmt.daily_summary(date(2026, 3, 2), real, app.service.pnl())
+    assert "simulated" not in replace(price, simulated=False).caption + replace(price, simulated=False).title
+    app.db.dispose()

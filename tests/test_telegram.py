@@ -8,6 +8,7 @@ bot sent. No other network.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from datetime import date
 
@@ -111,11 +112,13 @@ def test_chart_and_equity_are_real_pngs(bot, server):
     reply = ask(server, ME, "/chart BTC/USD", "BTC/USD 1m")
     assert reply.method == "sendPhoto" and reply.files["photo"].startswith(PNG)
     assert "supertrend" in reply.text
+    assert re.search(r"bars to \S+ \S+ UTC \(simulated clock\), close", reply.text), reply.text
     other = ask(server, ME, "/chart AAPL 5m", "AAPL 5m")
     assert other.files["photo"].startswith(PNG)
     assert "Usage: /chart SYMBOL [timeframe]" in ask(server, ME, "/chart AAPL 7x", "Usage").text
     equity = ask(server, ME, "/equity", "Equity")
     assert equity.method == "sendPhoto" and equity.files["photo"].startswith(PNG)
+    assert re.search(r"since \S+ \(simulated clock\)\)", equity.text), equity.text
 
 
 def test_pause_and_resume_change_state_and_alert(bot, server):

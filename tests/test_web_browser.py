@@ -100,6 +100,10 @@ def test_trader_logs_in_watches_a_fill_and_pauses(tmp_path, browser):
         page.click("button[type=submit]")
         page.wait_for_selector("#positions table")
         assert page.locator("#positions").inner_text().count("AAPL") >= 1
+        # The simulated market: its times are labelled as on the simulated clock, as in the console.
+        assert page.inner_text("#clock").startswith("simulated clock: 2026-")
+        assert "Last cycle (simulated clock)" in page.inner_text("#summary")
+        assert "Time (simulated clock)" in page.inner_text("#alerts")
         page.wait_for_selector("#live.on")  # the WebSocket is connected
         page.evaluate("() => { window.__sameDocument = true; }")
 
@@ -137,6 +141,7 @@ def test_trader_logs_in_watches_a_fill_and_pauses(tmp_path, browser):
         page.wait_for_function("() => window.tradebotPriceChart && window.tradebotPriceChart.count > 20")
         assert page.locator("#price-chart canvas").count() >= 1
         assert page.evaluate("() => window.tradebotPriceChart.priceLines.length") == 3  # entry, stop, target
+        assert "Times in UTC (simulated clock)." in page.inner_text("#chart-box")
         shoot(page, tmp_path, "symbol.png")
 
         # A phone.

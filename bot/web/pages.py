@@ -64,6 +64,7 @@ def shell(page: str, csrf: str, *, title: str = "", symbol: str = "") -> HTMLRes
   <a class="brand" href="/">tradebot</a>
   <nav>{links}</nav>
   <span id="badge" class="badge">…</span>
+  <span id="clock" class="clock" title="times on this account are on the simulated market's clock" hidden></span>
   <span id="live" class="live off" title="live updates">offline</span>
   <button id="logout" class="link" type="button">Log out</button>
 </header>

@@ -94,7 +94,20 @@ TB.toast = function (text, kind) {
 
 /* ------------------------------------------------------------------ status badge and banner */
 
+/* Times on the simulated market's clock are labelled as such (the console and Telegram say
+   "(simulated clock)" too): TB.simulated is set from /status before a page draws its tables. */
+TB.simulated = false;
+TB.SIMULATED_CLOCK = "simulated clock";
+TB.clockLabel = (label) => (TB.simulated ? `${label} (${TB.SIMULATED_CLOCK})` : label);
+
 TB.showStatus = function (status) {
+  TB.simulated = status.mode === "sim";
+  const clock = document.getElementById("clock");
+  clock.hidden = !TB.simulated;
+  if (TB.simulated) {
+    const speed = status.clock_speed !== 1 ? `, ${status.clock_speed}x real time` : "";
+    clock.textContent = `${TB.SIMULATED_CLOCK}: ${TB.time(status.now)} UTC${speed}`;
+  }
   const badge = document.getElementById("badge");
   badge.textContent = status.mode.toUpperCase() + " · " + status.state;
   badge.className = "badge " + status.state.split(" ")[0] + (status.mode === "live" ? " live-money" : "");
@@ -103,7 +116,7 @@ TB.showStatus = function (status) {
   if (status.read_only) notes.push("Read-only: " + status.instance + ". This instance does not trade; actions are off.");
   if (status.paused) {
     const who = status.paused_by ? ` by ${status.paused_by}` : "";
-    const since = status.paused_since ? ` since ${TB.time(status.paused_since)}` : "";
+    const since = status.paused_since ? ` since ${TB.time(status.paused_since)}${TB.simulated ? ` (${TB.SIMULATED_CLOCK})` : ""}` : "";
     const held = status.blocked_since_pause ? ` (${status.blocked_since_pause} entries held back)` : "";
     notes.push(`Paused${who}${since}: no new entries${held}. Stops, targets and exits keep working.`);
   }

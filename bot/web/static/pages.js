@@ -33,7 +33,7 @@
   function ordersTable(orders, empty) {
     return table(
       [
-        { label: "Time", value: (o) => time(o.created_at) },
+        { label: TB.clockLabel("Time"), value: (o) => time(o.created_at) },
         { label: "Symbol", value: (o) => symbolLink(o.symbol) },
         { label: "Side", value: (o) => o.side, cls: (o) => (o.side === "buy" ? "up" : "down") },
         { label: "Qty", num: true, value: (o) => qty(o.qty) },
@@ -52,7 +52,7 @@
   function eventsTable(events) {
     return table(
       [
-        { label: "Time", value: (e) => time(e.time) },
+        { label: TB.clockLabel("Time"), value: (e) => time(e.time) },
         { label: "Kind", value: (e) => e.kind, cls: (e) => "sev-" + e.severity },
         { label: "Message", value: (e) => e.message },
       ],
@@ -102,7 +102,7 @@
         card("Cash", money(s.cash)),
         card("Positions", String(s.positions)),
         card("Open orders", String(s.open_orders)),
-        card("Last cycle", time(s.last_cycle))
+        card(TB.clockLabel("Last cycle"), time(s.last_cycle))
       )
     );
     if (controlsPaused !== s.paused) {  /* rebuilt only when it changes: typing is never wiped */
@@ -125,7 +125,7 @@
     TB.showStatus(status);
     if (!priceChart) {
       const box = el("div", { class: "chart", id: "price-chart" });
-      TB.replace("chart-box", el("div", {}, box, el("p", { class: "hint" }, "Wheel or pinch to zoom, drag to pan. Times in UTC.")));
+      TB.replace("chart-box", el("div", {}, box, el("p", { class: "hint" }, "Wheel or pinch to zoom, drag to pan. " + TB.clockLabel("Times in UTC") + ".")));
       priceChart = new TradebotChart.PriceChart(box, data, { visibleBars: 120 });
       window.tradebotPriceChart = priceChart; /* for tests and the curious */
     } else priceChart.update(data);
@@ -155,7 +155,7 @@
     }
     if (!equityChart) {
       const top = el("div", { class: "chart medium" }), bottom = el("div", { class: "chart small" });
-      TB.replace("equity-box", el("div", {}, el("h2", {}, "Equity"), top, el("h2", {}, "Drawdown %"), bottom));
+      TB.replace("equity-box", el("div", {}, el("h2", {}, TB.clockLabel("Equity")), top, el("h2", {}, "Drawdown %"), bottom));
       equityChart = new TradebotChart.EquityChart(top, bottom, points);
     } else equityChart.update(points);
   }
@@ -194,7 +194,7 @@
 
   const trades = () => tablePage("trades", [["symbol", "Symbol"], ["strategy", "Strategy"], ["result", "Result", [["", "any"], ["win", "wins"], ["loss", "losses"]]], ["since", "From"], ["until", "Until"]], (rows) =>
     table([
-      { label: "Exit", value: (t) => time(t.exit_time) },
+      { label: TB.clockLabel("Exit"), value: (t) => time(t.exit_time) },
       { label: "Symbol", value: (t) => symbolLink(t.symbol) },
       { label: "Qty", num: true, value: (t) => qty(t.qty) },
       { label: "Entry", num: true, value: (t) => money(t.entry_price) },
@@ -203,7 +203,7 @@
       { label: "%", num: true, value: (t) => pct(t.return_pct), cls: (t) => cls(t.pnl) },
       { label: "Why", value: (t) => t.exit_reason },
       { label: "Strategy", value: (t) => t.strategy },
-      { label: "Entered", value: (t) => time(t.entry_time) },
+      { label: TB.clockLabel("Entered"), value: (t) => time(t.entry_time) },
     ], rows, "No closed trades match."));
 
   const orders = () => tablePage("orders", [["symbol", "Symbol"], ["side", "Side", [["", "any"], ["buy", "buy"], ["sell", "sell"]]],
@@ -218,7 +218,7 @@
     TB.replace("list", el("div", {}, list.map((s) => el("section", { class: "strategy" },
       el("h2", {}, s.label), el("p", {}, s.description),
       el("div", { class: "cards" }, card("P&L", signed(s.pnl), cls(s.pnl)), card("Trades", String(s.trades)), card("Win rate", pct(s.win_rate * 100, 0)),
-        card("Last signal", s.last_signal_time ? time(s.last_signal_time) : "none")),
+        card(TB.clockLabel("Last signal"), s.last_signal_time ? time(s.last_signal_time) : "none")),
       s.last_signal ? el("p", {}, "Last signal: " + s.last_signal) : null,
       table([{ label: "Parameter", value: (p) => p.name }, { label: "Value", num: true, value: (p) => String(p.value) },
         { label: "Default", num: true, value: (p) => String(p.default) }, { label: "Bounds", value: (p) => (p.minimum ?? "") + " .. " + (p.maximum ?? "") },
