@@ -248,6 +248,9 @@ def test_reads_answer_json_for_every_page(web, session):
     assert {limit["source"] for limit in risk["limits"]} == {"built-in default"}
     assert client.get("/api/v1/pnl").json()["equity"] > 0
     assert client.get("/api/v1/events", params={"kind": "nonsense"}).status_code == 404
+    kinds = client.get("/api/v1/events/kinds").json()
+    assert kinds == [kind.value for kind in EventKind] and "database_down" in kinds
+    assert all(client.get("/api/v1/events", params={"kind": k}).status_code == 200 for k in kinds)
     assert all(
         e["kind"] == "started" for e in client.get("/api/v1/events", params={"kind": "started"}).json()
     )

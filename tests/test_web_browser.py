@@ -128,6 +128,18 @@ def test_trader_logs_in_watches_a_fill_and_pauses(tmp_path, browser):
         assert "Paused by ann (web) since" in page.inner_text("#banner")
         assert "Trading paused by ann (web)" in page.inner_text("#alerts")
 
+        # The audit log, filtered by a kind the server lists (every kind the log records).
+        page.goto(f"{web.url}/events")
+        page.wait_for_selector("#filters select[name=kind] option[value=database_down]", state="attached")
+        page.select_option("#filters select[name=kind]", "paused")
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('#rows tbody tr')].length > 0 && "
+            "[...document.querySelectorAll('#rows tbody tr')].every(r => r.innerText.includes('paused'))"
+        )
+        assert "Trading paused by ann (web)" in page.inner_text("#rows")
+        page.goto(f"{web.url}/")
+        page.wait_for_selector("#resume")
+
         # A dangerous action waits for the confirmation dialog.
         page.click("#flatten")
         page.wait_for_selector("#dialog .box")

@@ -256,9 +256,8 @@
     const status = await TB.api("/status");
     TB.showStatus(status);
     if (!eventsFilter) {
-      const kinds = ["order_placed", "order_filled", "order_rejected", "order_canceled", "risk_blocked", "stop_hit", "target_hit", "strategy_error",
-        "data_outage", "data_recovered", "paused", "resumed", "risk_changed", "reconcile_diff", "broker_error", "daily_summary", "unauthorized", "started", "stopped", "info"];
-      eventsFilter = filterForm("events-filters", [["kind", "Kind", [["", "all"], ...kinds.map((k) => [k, k.replace("_", " ")])]]], () => TB.refreshSoon(0));
+      const kinds = await TB.api("/events/kinds");
+      eventsFilter = filterForm("events-filters", [["kind", "Kind", [["", "all"], ...kinds.map((k) => [k, k.replaceAll("_", " ")])]]], () => TB.refreshSoon(0));
       TB.replace("filters", eventsFilter);
     }
     const q = query(eventsFilter);
