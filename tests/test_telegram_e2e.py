@@ -53,6 +53,9 @@ def running_bot(tmp: Path) -> Iterator[Bot]:
             "TRADEBOT_CONSOLE": "off",
             "TRADEBOT_WEB_PORT": "off",  # Telegram polls; no web server needed
             "TRADEBOT_SYMBOLS": "BTC/USD,ETH/USD",
+            # Bands 100 ATRs wide never flip: the strategy opens nothing, so the tests' manual buy
+            # is never refused because the engine bought the symbol first (seen under load).
+            "TRADEBOT_STRATEGIES": "supertrend:period=10,multiplier=100",
             "DAILY_SUMMARY_TIME": "off",
             "LOG_LEVEL": "DEBUG",
             "PYTHONPATH": str(ROOT),
