@@ -92,6 +92,11 @@ class LeaseInfo:
         return self.expires_at <= self.now
 
     @property
+    def released(self) -> bool:
+        """Given up by its holder (``Lease.release`` ends it at once), not left to expire by a crash."""
+        return self.expires_at <= self.renewed_at
+
+    @property
     def remaining(self) -> float:
         return max(0.0, self.expires_at - self.now)
 

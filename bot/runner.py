@@ -172,9 +172,16 @@ async def _acquire_lease(app: App, stop: asyncio.Event, printer: ConsolePrinter)
     waited_for: str | None = None
     while not stop.is_set():
         try:
+            before = await asyncio.to_thread(lease.info)
             if await asyncio.to_thread(lease.try_acquire):
                 if waited_for:
                     log.warning("took over the trading lease from %s", waited_for)
+                elif before is not None and before.holder != lease.holder and not before.released:
+                    # Its holder died without releasing it (kill -9, a lost dyno): say so after a crash.
+                    log.warning(
+                        "took over the trading lease from %s, which stopped without releasing it",
+                        before.holder,
+                    )
                 log.info("trading lease held by this instance (%s)", lease.holder)
                 return True
             other = lease.other

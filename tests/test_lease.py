@@ -26,7 +26,9 @@ START = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 def expire(db: Database) -> None:
     """As if the holder had stopped renewing long ago."""
     with db.engine.begin() as connection:
-        connection.execute(text("UPDATE leases SET expires_at = expires_at - 3600"))
+        connection.execute(
+            text("UPDATE leases SET renewed_at = renewed_at - 3600, expires_at = expires_at - 3600")
+        )
 
 
 def test_one_holder_at_a_time(db):
@@ -69,6 +71,17 @@ def test_release_lets_the_next_one_in_at_once(db):
     assert not first.held
     assert second.try_acquire()
     assert "free" not in second.info().describe()
+
+
+def test_a_released_lease_is_told_from_one_left_to_expire_by_a_crash(db):
+    released, crashed = Lease(db, seconds=30), Lease(db, seconds=30)
+    assert released.try_acquire()
+    released.release()
+    assert released.info().released
+    assert crashed.try_acquire()
+    expire(db)  # its holder never released it: the row simply runs out
+    info = crashed.info()
+    assert info.expired and not info.released
 
 
 def test_a_holder_that_cannot_renew_stops_trusting_its_lease(db):
