@@ -166,6 +166,30 @@ def position_size(
 
 
 @dataclass(frozen=True, slots=True)
+class WorkingEntry:
+    """What is left of an entry order the broker is still working on (accepted while the market
+    was closed, a limit not reached, the rest of a partial fill): it may fill at any moment, so it
+    counts toward the limits as if it had. ``price``: what it may fill at (its limit, else the
+    latest price; NaN when neither is known)."""
+
+    symbol: str
+    qty: float  # not filled yet
+    price: float
+    stop: float | None
+
+    @property
+    def value(self) -> float:
+        return self.qty * self.price
+
+    @property
+    def risk_to_stop(self) -> float:
+        """What it loses if it fills and its stop is hit (all of it without a stop)."""
+        if self.stop is not None and self.stop > 0:
+            return max(0.0, (self.price - self.stop) * self.qty)
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
 class PortfolioState:
     """What the entry check needs to know about the account at this moment."""
 
@@ -174,7 +198,22 @@ class PortfolioState:
     positions: tuple[Position, ...]
     day_start_equity: float | None
     paused: bool = False
-    open_entry_symbols: frozenset[str] = frozenset()  # symbols with an entry order still working
+    working: tuple[WorkingEntry, ...] = ()  # entry orders not (fully) filled yet
+
+    @property
+    def open_entry_symbols(self) -> frozenset[str]:
+        """Symbols with an entry working and no position yet (a partial fill has one already)."""
+        return frozenset(w.symbol for w in self.working) - {p.symbol for p in self.positions}
+
+    @property
+    def committed_cash(self) -> float:
+        """The cash the working entries take when they fill."""
+        return sum(w.value for w in self.working)
+
+    @property
+    def available_cash(self) -> float:
+        """Cash not spoken for by a working entry: what one more entry may spend."""
+        return self.cash - self.committed_cash
 
 
 def daily_loss_denial(
@@ -199,7 +238,10 @@ def max_open_trades_denial(limits: RiskLimits) -> Decision:
 def check_entry(
     limits: RiskLimits, state: PortfolioState, *, symbol: str, qty: float, entry: float, stop: float
 ) -> Decision:
-    """May a new long position of ``qty`` at ``entry`` with ``stop`` be opened now?"""
+    """May a new long position of ``qty`` at ``entry`` with ``stop`` be opened now?
+
+    Working entry orders count as if filled: their value against the cash, their risk to the
+    stop against ``max_portfolio_risk_pct``, each as an open trade."""
     if state.paused:
         return Decision.deny("trading is paused: no new entries (exits still run)")
     if not math.isfinite(entry) or entry <= 0:
@@ -211,6 +253,12 @@ def check_entry(
         return Decision.deny(f"already holding or buying {symbol}")
     if len(state.positions) + len(state.open_entry_symbols) >= limits.max_open_trades:
         return max_open_trades_denial(limits)
+    unpriced = sorted({w.symbol for w in state.working if not math.isfinite(w.price) or w.price <= 0})
+    if unpriced:
+        return Decision.deny(
+            f"no price for the working entry order of {', '.join(unpriced)}: "
+            "cannot tell what it commits, so no new entry until it fills or is canceled"
+        )
     if qty <= 0:
         return Decision.deny(
             f"position size for {symbol} rounds to zero (equity {state.equity:,.2f}, cash {state.cash:,.2f})"
@@ -221,14 +269,19 @@ def check_entry(
             f"position value {value:,.2f} exceeds {limits.max_position_pct:g}% of equity "
             f"({state.equity * limits.max_position_pct / 100:,.2f})"
         )
-    if value > state.cash * 1.0001:
-        return Decision.deny(f"not enough cash: {value:,.2f} needed, {state.cash:,.2f} available")
-    open_risk = sum(p.risk_to_stop for p in state.positions)
+    committed = state.committed_cash
+    if value > state.available_cash * 1.0001:
+        held_back = f" ({committed:,.2f} of the cash is held for working entry orders)" if committed else ""
+        return Decision.deny(
+            f"not enough cash: {value:,.2f} needed, {state.available_cash:,.2f} available{held_back}"
+        )
+    open_risk = sum(p.risk_to_stop for p in state.positions) + sum(w.risk_to_stop for w in state.working)
     new_risk = max(0.0, (entry - stop) * qty) if stop > 0 else value
     total_pct = (open_risk + new_risk) / state.equity * 100 if state.equity > 0 else math.inf
     if total_pct > limits.max_portfolio_risk_pct + 1e-9:
+        working = " (working entry orders included)" if state.working else ""
         return Decision.deny(
-            f"portfolio risk would be {total_pct:.2f}% of equity if every stop were hit "
+            f"portfolio risk would be {total_pct:.2f}% of equity if every stop were hit{working} "
             f"(limit {limits.max_portfolio_risk_pct:g}%)"
         )
     return APPROVED

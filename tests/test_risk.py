@@ -10,6 +10,7 @@ from bot.domain import Position
 from bot.risk import (
     PortfolioState,
     RiskLimits,
+    WorkingEntry,
     check_entry,
     position_size,
     protective_levels,
@@ -29,7 +30,7 @@ def state(
         positions=tuple(positions),
         day_start_equity=day_start,
         paused=paused,
-        open_entry_symbols=frozenset(working),
+        working=tuple(w if isinstance(w, WorkingEntry) else WorkingEntry(w, 1, 100.0, 98.0) for w in working),
     )
 
 
@@ -140,3 +141,12 @@ def test_limits_can_change_only_within_bounds():
         LIMITS.with_value("leverage", 2)
     with pytest.raises(ValueError, match="whole number"):
         LIMITS.with_value("max_open_trades", 2.5)
+
+
+def test_a_working_entry_without_a_price_blocks_entries_with_the_reason():
+    unpriced = WorkingEntry("W", 10, math.nan, 98.0)
+    decision = check_entry(LIMITS, state(working=[unpriced]), symbol="NEW", qty=1, entry=100, stop=98)
+    assert not decision.approved
+    assert decision.reason.startswith(
+        "no price for the working entry order of W: cannot tell what it commits"
+    )

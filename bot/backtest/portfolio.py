@@ -276,8 +276,14 @@ class _Account:
             if math.isfinite(hint) and 0 < hint < price:
                 stop = hint
         equity, positions = self.equity_at(t)
+        # Every entry fills in full when it is placed (the simulator's market orders), so no entry
+        # is ever working here: ``working`` is empty, and the cash is all available.
         state = PortfolioState(
-            equity=equity, cash=self.cash, positions=tuple(positions), day_start_equity=self.day_start
+            equity=equity,
+            cash=self.cash,
+            positions=tuple(positions),
+            day_start_equity=self.day_start,
+            working=(),
         )
         fixed = self.settings.fixed_qty
         if fixed is None:

@@ -8,14 +8,15 @@ and the tests all read the same object.
 from __future__ import annotations
 
 import itertools
+import math
 from datetime import UTC, datetime, timedelta
 
 from bot import metrics
 from bot.brokers.base import Broker
 from bot.clock import Clock
-from bot.domain import Position, Side, Trade, TradingState
+from bot.domain import Order, Position, Side, Trade, TradingState
 from bot.lease import TradingLease
-from bot.risk import BOUNDS, PortfolioState, is_dust
+from bot.risk import BOUNDS, PortfolioState, WorkingEntry, is_dust
 from bot.service.store import SettingsStore
 from bot.views import PnlReport, RiskView, StatusView, StrategyPnl, TickReport
 from storage import repository as repo
@@ -136,7 +137,12 @@ class Reports:
         account = self.broker.account()
         positions = self.positions()
         limits = self.store.limits()
-        risk = sum(p.risk_to_stop for p in positions)
+        with self.db.session() as s:
+            entries = [o for o in repo.list_orders(s, open_only=True, limit=500) if o.side is Side.BUY]
+        working = self.working_entries(entries, self.clock.now())
+        risk = sum(p.risk_to_stop for p in positions) + sum(
+            w.risk_to_stop for w in working if math.isfinite(w.price)
+        )
         return RiskView(
             limits=limits.as_dict(),
             defaults=self.store.default_limits.as_dict(),
@@ -144,7 +150,7 @@ class Reports:
             paused=self.store.paused(),
             day_loss_pct=self.daily_loss_pct(account.equity, self.clock.now()),
             portfolio_risk_pct=risk / account.equity * 100 if account.equity > 0 else 0.0,
-            open_trades=len(positions),
+            open_trades=len(positions) + len({w.symbol for w in working} - {p.symbol for p in positions}),
             origins=self.store.origins(),
         )
 
@@ -153,15 +159,28 @@ class Reports:
         with self.db.session() as s:
             # Dust (a position too small to order) neither blocks an entry nor counts as a trade.
             positions = tuple(p for p in repo.list_positions(s) if not is_dust(p.symbol, p.qty))
-            working = {o.symbol for o in repo.list_orders(s, open_only=True, limit=500) if o.side is Side.BUY}
+            entries = [o for o in repo.list_orders(s, open_only=True, limit=500) if o.side is Side.BUY]
         return PortfolioState(
             equity=equity,
             cash=cash,
             positions=positions,
             day_start_equity=self.day_start_equity(now),
             paused=self.store.paused(),
-            open_entry_symbols=frozenset(working - {p.symbol for p in positions}),
+            working=self.working_entries(entries, now),
         )
+
+    def working_entries(self, entries: list[Order], now: datetime) -> tuple[WorkingEntry, ...]:
+        """What is left of each open entry order, priced at its limit, else the latest price."""
+        working = []
+        for order in entries:
+            left = order.qty - order.filled_qty
+            if left <= 1e-9 * max(order.qty, 1.0):
+                continue
+            price = order.limit_price or self.broker.latest_price(order.symbol, now)
+            working.append(
+                WorkingEntry(order.symbol, left, math.nan if price is None else price, order.stop_loss)
+            )
+        return tuple(working)
 
     def day_start_equity(self, now: datetime) -> float | None:
         """The equity at the UTC day's first cycle (its first snapshot since 00:00, taken after that

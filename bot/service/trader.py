@@ -265,7 +265,12 @@ class Trader:
         state = self.reports.portfolio_state(account.equity, account.cash, now)
         if fixed_qty is None:
             qty = position_size(
-                limits, symbol=symbol, equity=account.equity, cash=account.cash, entry=price, stop=stop
+                limits,
+                symbol=symbol,
+                equity=account.equity,
+                cash=state.available_cash,
+                entry=price,
+                stop=stop,
             )
         else:
             qty = fixed_qty
