@@ -4,7 +4,7 @@ The console and Telegram both hand text to ``CommandRouter.handle`` and send bac
 ``Reply`` objects it returns. Handlers are synchronous (the service is); transports call
 them through ``asyncio.to_thread``.
 
-Dangerous commands (/buy, /sell, /flatten, /risk set) do not act at once: they return a
+Dangerous commands (/buy, /sell, /flatten, /cancel ORDER_ID, /risk set) do not act at once: they return a
 ``Confirmation`` the transport shows as a button (Telegram) or as ``/confirm ID`` (console),
 valid for ``confirm_ttl`` seconds, for the same chat only.
 """
@@ -136,7 +136,13 @@ class CommandRouter:
                 self._confirm_cmd,
                 changes_state=True,
             ),
-            Command("cancel", "Cancel a pending action", "/cancel ID", self._cancel_cmd),
+            Command(
+                "cancel",
+                "Cancel a working order (its id from /orders), or a pending action",
+                "/cancel ORDER_ID|CONFIRMATION_ID",
+                self._cancel_cmd,
+                changes_state=True,
+            ),
         ):
             self.add(command)
 
@@ -150,7 +156,7 @@ class CommandRouter:
 
     def menu(self) -> list[tuple[str, str]]:
         """(command, description) pairs for Telegram's setMyCommands."""
-        return [(c.name, c.summary) for c in self.commands.values() if c.name not in {"confirm", "cancel"}]
+        return [(c.name, c.summary) for c in self.commands.values() if c.name != "confirm"]
 
     # ------------------------------------------------------------------ entry points
 
@@ -402,8 +408,28 @@ class CommandRouter:
 
     def _cancel_cmd(self, args: list[str], caller: Caller) -> Reply:
         if len(args) != 1:
-            raise UsageError()
-        return self.cancel(args[0], caller)
+            raise UsageError("ORDER_ID: an open order's id, as /orders shows it.")
+        with self._lock:
+            confirmation = args[0] in self._pending
+        if confirmation:
+            return self.cancel(args[0], caller)
+        return self._cancel_order(args[0], caller)
+
+    def _cancel_order(self, client_order_id: str, caller: Caller) -> Reply:
+        refusal = self.service.cancel_refusal(client_order_id)
+        order = self.service.order(client_order_id)
+        if refusal or order is None:
+            return Reply(f"Not canceled: {refusal or f'no order {client_order_id}'}.")
+        filled = f", {fmt.qty(order.filled_qty)} filled" if order.filled_qty else ""
+        summary = (
+            f"cancel {order.side.value} {fmt.qty(order.qty)} {order.symbol} "
+            f"({order.status.value}{filled}; what filled stays) {client_order_id}"
+        )
+
+        def apply() -> Reply:
+            return Reply(fmt.outcome(self.service.cancel_order(client_order_id, by=caller.label)))
+
+        return self._ask(caller, summary, apply)
 
 
 def _request_id(caller: Caller) -> str:

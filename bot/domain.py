@@ -65,6 +65,7 @@ class OutcomeStatus(StrEnum):
     REJECTED = "rejected"  # the broker refused it
     FAILED = "failed"  # the transport failed and the broker has no such order: may be sent again
     IGNORED = "ignored"  # nothing to do (already holding, no position to exit)
+    CANCELED = "canceled"  # /cancel: what was left of a working order is canceled at the broker
 
 
 class ExitReason(StrEnum):

@@ -171,7 +171,10 @@ def orders(items: list[Order], open_only: bool = True) -> str:
         filled = f" @ {money(o.filled_avg_price)}" if o.filled_avg_price else ""
         if o.filled_avg_price and o.status.value != "filled":
             filled = f" ({qty(o.filled_qty)} filled @ {money(o.filled_avg_price)})"
-        lines.append(f"{o.side.value} {qty(o.qty)} {o.symbol} {o.status.value}{filled} [{o.strategy}]")
+        ident = f" id {o.client_order_id}" if open_only else ""
+        lines.append(f"{o.side.value} {qty(o.qty)} {o.symbol} {o.status.value}{filled} [{o.strategy}]{ident}")
+    if open_only:
+        lines.append("/cancel ID cancels what is left of one (it asks first).")
     return "\n".join(lines)
 
 
@@ -296,6 +299,7 @@ OUTCOME_TEXT = {
     OutcomeStatus.REJECTED: "Rejected by the broker",
     OutcomeStatus.FAILED: "Failed",
     OutcomeStatus.IGNORED: "Ignored",
+    OutcomeStatus.CANCELED: "Canceled",
 }
 
 

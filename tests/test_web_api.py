@@ -311,6 +311,22 @@ def test_a_confirmation_belongs_to_the_session_that_asked(web, session):
     assert not web.app.service.positions()
 
 
+def test_cancel_order_goes_through_the_command_and_explains_a_refusal(web, session):
+    client, csrf = session
+    headers = {"X-CSRF-Token": csrf}
+    asked = client.post("/api/v1/orders", json={"side": "buy", "symbol": "AAPL", "qty": "1"}, headers=headers)
+    client.post(f"/api/v1/confirmations/{asked.json()['confirmation']['id']}", headers=headers)
+    [order] = client.get("/api/v1/orders", params={"symbol": "AAPL"}).json()
+    cid = order["client_order_id"]
+    answer = client.delete(f"/api/v1/orders/{cid}", headers=headers).json()
+    # The simulated exchange filled it at once: nothing is left to cancel, and no question asked.
+    assert answer == {
+        "text": f"Not canceled: order {cid} is filled already: nothing left to cancel.",
+        "confirmation": None,
+    }
+    assert client.delete("/api/v1/orders/no%20such", headers=headers).status_code == 422
+
+
 def test_risk_set_is_confirmed_and_its_source_shown(web, session):
     client, csrf = session
     headers = {"X-CSRF-Token": csrf}

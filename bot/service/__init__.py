@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
@@ -276,6 +277,31 @@ class TradingService:
             except Exception as exc:
                 return [self._orders.fell_behind(o, exc) if o.status in _SENT else o for o in outcomes]
             return [self._trader.refresh(o) for o in outcomes]
+
+    def cancel_refusal(self, client_order_id: str) -> str | None:
+        """Why ``cancel_order`` would refuse this order now (None: it would cancel it). Front ends
+        ask before their confirmation question; ``cancel_order`` asks again."""
+        with self._lock:
+            return self._orders.cancel_refusal(client_order_id)
+
+    def cancel_order(self, client_order_id: str, by: str = "") -> OrderOutcome:
+        """Cancel what is left of one of the bot's working orders (an entry not filled yet, the rest
+        of a partial fill, a working exit); what filled stays. Protective legs are refused."""
+        with self._lock:
+            outcome = self._orders.cancel(client_order_id, by)
+            if outcome.status is OutcomeStatus.CANCELED:
+                try:
+                    self._sync_locked()  # book the broker's word: canceled, and any last fill
+                except Exception as exc:
+                    log.exception(
+                        "cancel of %s done; the books will follow at the next sync", client_order_id
+                    )
+                    return replace(
+                        outcome, message=f"{outcome.message} (the books follow at the next sync: {exc})"
+                    )
+                order = self._orders.get(client_order_id)
+                return replace(outcome, order=order or outcome.order)
+            return outcome
 
     # ------------------------------------------------------------------ the books
 

@@ -104,6 +104,77 @@ class OrderRouter:
             )
             return self.fell_behind(placed_outcome, exc)
 
+    # ------------------------------------------------------------------ canceling
+
+    def cancel_refusal(self, client_order_id: str) -> str | None:
+        """Why ``/cancel`` of this order would be refused now (None: it may be canceled).
+
+        Only the bot's own working orders are canceled. A protective stop or target of an open
+        position is refused: it would leave the position unprotected; selling the position takes
+        its legs with it."""
+        order = self.get(client_order_id)
+        if order is not None:
+            if order.status is OrderStatus.PENDING_SUBMIT:
+                return (
+                    f"order {client_order_id} may or may not have reached the broker (pending_submit): "
+                    "reconciliation settles it first"
+                )
+            if not order.status.is_open:
+                return f"order {client_order_id} is {order.status.value} already: nothing left to cancel"
+            return None
+        try:
+            theirs = self.broker.get_order_by_client_id(client_order_id)
+        except Exception as exc:
+            return f"cannot look up order {client_order_id} at the broker: {exc}"
+        if theirs is None:
+            return f"no order {client_order_id} on record or at the broker (/orders lists the open ones)"
+        with self.db.session() as s:
+            position = repo.get_position(s, theirs.symbol)
+        if theirs.side is Side.SELL and position is not None and theirs.status.is_open:
+            return (
+                f"{client_order_id} protects the open {theirs.symbol} position (its stop-loss or "
+                f"take-profit): canceling it would leave the position unprotected. /sell {theirs.symbol} all "
+                "or /flatten closes the position and its protection with it"
+            )
+        return f"order {client_order_id} was not placed by the bot: cancel it at the broker"
+
+    def cancel(self, client_order_id: str, by: str) -> OrderOutcome:
+        """Cancel what is left of one of the bot's working orders (``cancel_refusal`` first)."""
+        refusal = self.lease.refusal("order") or self.cancel_refusal(client_order_id)
+        order = self.get(client_order_id)
+        if refusal or order is None:
+            symbol = order.symbol if order else ""
+            return OrderOutcome(
+                OutcomeStatus.BLOCKED, symbol, refusal or f"no order {client_order_id}", order
+            )
+        try:
+            at_broker = self.broker.cancel(client_order_id)
+        except OrderRejected as exc:
+            return OrderOutcome(OutcomeStatus.REJECTED, order.symbol, str(exc), order)
+        except Exception as exc:  # transport: the cancel may or may not have arrived
+            return OrderOutcome(
+                OutcomeStatus.FAILED,
+                order.symbol,
+                f"could not cancel {client_order_id} ({type(exc).__name__}: {exc}); "
+                "it may still be working: see /orders",
+                order,
+            )
+        filled = at_broker.filled_qty
+        what = f"{order.side.value} {fmt_qty(order.qty)} {order.symbol}"
+        log.info("cancel of %s (%s) asked by %s: broker says %s", client_order_id, what, by, at_broker.status)
+        if at_broker.status is OrderStatus.FILLED:
+            return OrderOutcome(
+                OutcomeStatus.IGNORED, order.symbol, f"{what} filled before the cancel arrived", order
+            )
+        kept = ""
+        if filled > 0:
+            kept = f"; {fmt_qty(filled)} filled before and stay" + (
+                " held" if order.side is Side.BUY else " sold"
+            )
+        return OrderOutcome(
+            OutcomeStatus.CANCELED, order.symbol, f"{what} canceled{f' by {by}' if by else ''}{kept}", order
+        )
+
     # ------------------------------------------------------------------ the books behind the broker
 
     def fell_behind(self, outcome: OrderOutcome, exc: Exception) -> OrderOutcome:

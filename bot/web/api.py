@@ -30,6 +30,7 @@ SYMBOL = re.compile(r"^[A-Za-z0-9.\-]{1,12}(/[A-Za-z]{2,6})?$")
 QTY = re.compile(r"^(all|[0-9]+(\.[0-9]+)?)$", re.IGNORECASE)
 LIMIT_NAME = re.compile(r"^[a-z_]{1,40}$")
 CONFIRMATION_ID = re.compile(r"^[0-9a-f]{8}$")
+ORDER_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
 def _missing(exc: NotFound) -> HTTPException:
@@ -212,6 +213,17 @@ def place_order(request: Request, user: User, body: s.OrderIn) -> s.ActionOut:
 @router.post("/flatten", response_model=s.ActionOut, summary="Close every position at market (asks first)")
 def flatten(request: Request, user: User) -> s.ActionOut:
     return _command(request, user, "/flatten")
+
+
+@router.delete(
+    "/orders/{client_order_id}",
+    response_model=s.ActionOut,
+    summary="Cancel what is left of a working order (asks for confirmation)",
+)
+def cancel_order(request: Request, user: User, client_order_id: str) -> s.ActionOut:
+    if not ORDER_ID.match(client_order_id):
+        raise HTTPException(422, f"{client_order_id!r} is not an order id")
+    return _command(request, user, f"/cancel {client_order_id}")
 
 
 @router.post(
