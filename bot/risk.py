@@ -106,38 +106,76 @@ def qty_step(symbol: str) -> float:
     return CRYPTO_QTY_STEP if is_crypto(symbol) else 1.0
 
 
-def is_dust(symbol: str, qty: float) -> bool:
-    """A position too small to place an order for: it blocks nothing, and /flatten sweeps it up."""
-    return qty < qty_step(symbol) * (1 - 1e-9)
+@dataclass(frozen=True, slots=True)
+class QtyRules:
+    """The quantities a broker takes for one symbol (``Broker.qty_rules``).
+
+    ``min_qty``: the smallest order; ``step``: an order's quantity is a whole number of these;
+    ``sells_any_remainder``: whether it takes a sell of a whole position that is below
+    ``min_qty`` or off the step (the simulator does; Alpaca does not for crypto below the pair's
+    ``min_order_size``). A position it will not take a sell of is dust that cannot be sold."""
+
+    min_qty: float
+    step: float
+    sells_any_remainder: bool = True
+
+    @classmethod
+    def default(cls, symbol: str) -> QtyRules:
+        """The simulator's rules, and the portfolio backtest's: ``qty_step`` for both."""
+        step = qty_step(symbol)
+        return cls(step, step, True)
+
+
+def is_dust(symbol: str, qty: float, rules: QtyRules | None = None) -> bool:
+    """A position too small to place an order for: it blocks nothing, and /flatten sweeps it up
+    where the broker takes it (``rules.sells_any_remainder``); elsewhere it is reported as dust."""
+    rules = rules or QtyRules.default(symbol)
+    return qty < rules.min_qty * (1 - 1e-9)
 
 
 def _units(qty: float) -> str:
     return f"{qty:,.9f}".rstrip("0").rstrip(".") if qty >= 1e-9 else f"{qty:g}"
 
 
-def order_qty_problem(symbol: str, qty: float, *, held: float | None = None) -> str | None:
-    """Why ``qty`` is not a real quantity for an order of ``symbol`` (None when it is).
+def _unit(symbol: str, qty: float) -> str:
+    return (
+        ("one share" if qty == 1 else f"{_units(qty)} shares")
+        if not is_crypto(symbol)
+        else (f"{_units(qty)} {symbol.split('/')[0]}")
+    )
 
-    ``held``: the position a sell comes out of. Selling all of it is always allowed, dust
-    included; a part must be a whole number of steps and must not leave dust behind.
+
+def order_qty_problem(
+    symbol: str, qty: float, *, held: float | None = None, rules: QtyRules | None = None
+) -> str | None:
+    """Why ``qty`` is not a real quantity for an order of ``symbol`` (None when it is), by the
+    broker's ``rules`` (the simulator's by default).
+
+    ``held``: the position a sell comes out of. Selling all of it is allowed, dust included,
+    where the broker takes any remainder; a part must be a whole number of steps, at least the
+    smallest order, and must not leave dust behind.
     """
+    rules = rules or QtyRules.default(symbol)
     if not math.isfinite(qty) or qty <= 0:
         return "the quantity must be a positive number"
     if qty > MAX_ORDER_QTY:
         return f"{qty:,.0f} is not a plausible quantity (at most {MAX_ORDER_QTY:,.0f} per order)"
     if held is not None and abs(qty - held) <= 1e-9 * max(held, 1e-300):
-        return None
-    step = qty_step(symbol)
-    unit = "one share" if step == 1 else f"{_units(step)} {symbol.split('/')[0]}"
-    if qty < step * (1 - 1e-9):
-        return f"{_units(qty)} {symbol} is below the smallest order ({unit})"
-    steps = qty / step
+        if rules.sells_any_remainder or not is_dust(symbol, held, rules):
+            return None
+        return (
+            f"{_units(held)} {symbol} is dust: below the broker's smallest order ({_unit(symbol, rules.min_qty)}), "
+            "so it cannot be sold"
+        )
+    if qty < rules.min_qty * (1 - 1e-9):
+        return f"{_units(qty)} {symbol} is below the smallest order ({_unit(symbol, rules.min_qty)})"
+    steps = qty / rules.step
     if abs(steps - round(steps)) > 1e-6 + steps * 1e-12:  # beyond float noise
-        return f"{_units(qty)} {symbol} is not a multiple of {unit}"
+        return f"{_units(qty)} {symbol} is not a multiple of {_unit(symbol, rules.step)}"
     if held is not None:
         if qty > held * (1 + 1e-9):
             return f"only {_units(held)} {symbol} held: can sell up to that (no short selling)"
-        if is_dust(symbol, held - qty):
+        if is_dust(symbol, held - qty, rules):
             return (
                 f"selling {_units(qty)} would leave {_units(held - qty)} {symbol}, below the smallest order: "
                 f"sell all instead"
@@ -145,9 +183,9 @@ def order_qty_problem(symbol: str, qty: float, *, held: float | None = None) -> 
     return None
 
 
-def on_grid(symbol: str, qty: float) -> float:
+def on_grid(symbol: str, qty: float, rules: QtyRules | None = None) -> float:
     """A quantity ``order_qty_problem`` accepted, with the float noise taken out."""
-    step = qty_step(symbol)
+    step = (rules or QtyRules.default(symbol)).step
     return round(round(qty / step) * step, 9)
 
 

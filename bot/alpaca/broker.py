@@ -59,6 +59,7 @@ from bot.domain import (
 )
 from bot.domain import is_crypto as crypto_symbol
 from bot.retry import RetryPolicy
+from bot.risk import QtyRules
 
 log = logging.getLogger(__name__)
 
@@ -281,6 +282,17 @@ class AlpacaBroker:
                 raise OrderRejected(f"Alpaca does not know the symbol {symbol}") from None
 
         return self._cached(f"asset:{symbol}", "asset", load)
+
+    def qty_rules(self, symbol: str) -> QtyRules:
+        """From the asset: crypto at least ``min_order_size``, a multiple of ``min_trade_increment``
+        (a smaller remainder cannot be sold: dust); stocks in whole shares (entries carry a
+        bracket), a fractional remainder sold whole where the asset is fractionable."""
+        asset = self.asset(symbol)
+        if crypto_symbol(symbol):
+            step = as_float(asset.min_trade_increment) or 10.0**-rules.QTY_DECIMALS  # as crypto_qty floors
+            minimum = as_float(asset.min_order_size) or step
+            return QtyRules(min_qty=minimum, step=step, sells_any_remainder=False)
+        return QtyRules(min_qty=1.0, step=1.0, sells_any_remainder=bool(asset.fractionable))
 
     def grid(self, symbol: str, price: float) -> float:
         crypto = crypto_symbol(symbol)

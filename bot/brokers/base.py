@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from bot.domain import Account, Fill, Order, OrderIntent, Position
+from bot.risk import QtyRules
 
 
 class BrokerError(Exception):
@@ -95,3 +96,9 @@ class Broker(Protocol):
         ...
 
     def latest_price(self, symbol: str, now: datetime) -> float | None: ...
+
+    def qty_rules(self, symbol: str) -> QtyRules:
+        """The quantities this broker takes for ``symbol``: its smallest order, its increment, and
+        whether it takes a sell of a whole position below that (else such a remainder is dust
+        that cannot be sold). The service checks a trader's order against them before asking."""
+        ...

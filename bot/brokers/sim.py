@@ -49,6 +49,7 @@ from bot.domain import (
     Position,
     Side,
 )
+from bot.risk import QtyRules
 from storage.db import Database, DatabaseError
 from storage.models import SimAccountRow, SimFillRow, SimOrderRow, SimPositionRow
 from storage.repository import aware, utc
@@ -146,6 +147,11 @@ class SimBroker:
 
     def latest_price(self, symbol: str, now: datetime) -> float | None:
         return self.market.price_at(symbol, now)
+
+    def qty_rules(self, symbol: str) -> QtyRules:
+        """Whole shares for stocks (the entries' brackets), 0.000001 for crypto; any sell of what
+        is held is taken, however small."""
+        return QtyRules.default(symbol)
 
     # --- orders ---
 

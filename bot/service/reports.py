@@ -8,6 +8,7 @@ and the tests all read the same object.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -16,11 +17,13 @@ from bot.brokers.base import Broker
 from bot.clock import Clock
 from bot.domain import Order, Position, Side, Trade, TradingState
 from bot.lease import TradingLease
-from bot.risk import BOUNDS, PortfolioState, WorkingEntry, is_dust
+from bot.risk import BOUNDS, PortfolioState, QtyRules, WorkingEntry, is_dust
 from bot.service.store import SettingsStore
 from bot.views import PnlReport, RiskView, StatusView, StrategyPnl, TickReport
 from storage import repository as repo
 from storage.db import Database
+
+log = logging.getLogger(__name__)
 
 
 class Reports:
@@ -158,7 +161,9 @@ class Reports:
         """What the risk checks need to judge one more entry."""
         with self.db.session() as s:
             # Dust (a position too small to order) neither blocks an entry nor counts as a trade.
-            positions = tuple(p for p in repo.list_positions(s) if not is_dust(p.symbol, p.qty))
+            held = repo.list_positions(s)
+        positions = tuple(p for p in held if not is_dust(p.symbol, p.qty, self._qty_rules(p.symbol)))
+        with self.db.session() as s:
             entries = [o for o in repo.list_orders(s, open_only=True, limit=500) if o.side is Side.BUY]
         return PortfolioState(
             equity=equity,
@@ -168,6 +173,17 @@ class Reports:
             paused=self.store.paused(),
             working=self.working_entries(entries, now),
         )
+
+    def _qty_rules(self, symbol: str) -> QtyRules:
+        """The broker's quantity rules; the simulator's finer ones when the broker cannot say (a
+        symbol it no longer lists): then less counts as dust, so more counts toward the limits."""
+        try:
+            return self.broker.qty_rules(symbol)
+        except Exception as exc:
+            log.warning(
+                "quantity rules for %s unavailable (%s): judging dust by the finer default", symbol, exc
+            )
+            return QtyRules.default(symbol)
 
     def working_entries(self, entries: list[Order], now: datetime) -> tuple[WorkingEntry, ...]:
         """What is left of each open entry order, priced at its limit, else the latest price."""

@@ -5,18 +5,22 @@ Entries are sized by ``risk.position_size`` (or take the trader's quantity), get
 take-profit, and pass ``risk.check_entry`` and the broker's market hours; a blocked entry is
 recorded as a ``RISK_BLOCKED`` event with the reason. A trader's /buy and /sell are checked
 before the confirmation question (``manual_refusal``: the symbol, a real quantity, a position to
-sell, the risk checks) and again when confirmed. A position too small to order (dust) blocks no
-entry, and /flatten sells it too. Exits sell what is held, never more (no
+sell, the risk checks) and again when confirmed. Quantities follow the broker's rules
+(``Broker.qty_rules``: its smallest order and increment). A position too small to order (dust)
+blocks no entry; /flatten sells it where the broker takes such a sell, and reports it as dust
+where it does not (Alpaca crypto below the pair's ``min_order_size``), rather than sending an
+order that is refused on every /flatten. Exits sell what is held, never more (no
 short selling). Every request maps to a deterministic ``client_order_id``, and one that is on
 record already is reported as a duplicate instead of being sent again.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import replace
 
-from bot.brokers.base import Broker
+from bot.brokers.base import Broker, OrderRejected
 from bot.clock import Clock
 from bot.domain import (
     EventKind,
@@ -33,6 +37,7 @@ from bot.domain import (
 from bot.formatting import qty as fmt_qty
 from bot.risk import (
     Decision,
+    QtyRules,
     check_entry,
     is_dust,
     on_grid,
@@ -45,6 +50,8 @@ from bot.service.orders import OrderRouter
 from bot.service.reports import Reports
 from bot.service.store import SettingsStore
 from bot.views import OrderOutcome
+
+log = logging.getLogger(__name__)
 
 EPSILON = 1e-9
 
@@ -74,7 +81,8 @@ class Trader:
             return duplicate
         position = self.reports.position(signal.symbol)
         if signal.side is Side.BUY:
-            if position is not None and not is_dust(signal.symbol, position.qty):  # a level signal repeating
+            dust = position is not None and is_dust(signal.symbol, position.qty, self.rules(signal.symbol))
+            if position is not None and not dust:  # a level signal repeating
                 return OrderOutcome(
                     OutcomeStatus.IGNORED,
                     signal.symbol,
@@ -121,12 +129,17 @@ class Trader:
             price = self._price(symbol)
             if price is None:
                 return f"no current price for {symbol}"
-            decision, _planned = self._entry_decision(symbol, price, on_grid(symbol, qty or 0.0))
+            grid = on_grid(symbol, qty or 0.0, self.rules(symbol))
+            decision, _planned = self._entry_decision(symbol, price, grid)
             return None if decision.approved else decision.reason
         position = self.reports.position(symbol)
         if position is None or position.qty <= 0:
             return f"no {symbol} position to sell"
-        return None if qty is None else order_qty_problem(symbol, qty, held=position.qty)
+        try:
+            rules = self.rules(symbol)
+        except OrderRejected as exc:
+            return str(exc)
+        return order_qty_problem(symbol, position.qty if qty is None else qty, held=position.qty, rules=rules)
 
     def preview(self, symbol: str, side: Side, qty: float | None, request_id: str) -> OrderOutcome | None:
         """``manual``'s answer when it would send nothing (a duplicate, a refusal); else None."""
@@ -150,7 +163,7 @@ class Trader:
                 return OrderOutcome(
                     OutcomeStatus.BLOCKED, symbol, problem or f"no current price for {symbol}"
                 )
-            fixed = on_grid(symbol, qty)
+            fixed = on_grid(symbol, qty, self.rules(symbol))
             return self.enter(
                 symbol=symbol, price=price, strategy="manual", cid=cid, reason=who, fixed_qty=fixed
             )
@@ -164,7 +177,7 @@ class Trader:
                 client_order_id=cid,
                 symbol=symbol,
                 side=Side.SELL,
-                qty=position.qty if whole else on_grid(symbol, qty or 0.0),
+                qty=position.qty if whole else on_grid(symbol, qty or 0.0, self.rules(symbol)),
                 strategy=position.strategy,
                 reason=who,
                 exit_reason=ExitReason.MANUAL,
@@ -175,7 +188,15 @@ class Trader:
         if symbol not in self.reports.symbols:
             traded = ", ".join(self.reports.symbols) or "none"
             return f"{symbol} is not a traded symbol (TRADEBOT_SYMBOLS: {traded})"
-        return order_qty_problem(symbol, math.nan if qty is None else qty)
+        try:
+            rules = self.rules(symbol)
+        except OrderRejected as exc:
+            return str(exc)
+        return order_qty_problem(symbol, math.nan if qty is None else qty, rules=rules)
+
+    def rules(self, symbol: str) -> QtyRules:
+        """The broker's quantity rules for ``symbol`` (``Broker.qty_rules``)."""
+        return self.broker.qty_rules(symbol)
 
     def _price(self, symbol: str) -> float | None:
         price = self.broker.latest_price(symbol, self.clock.now())
@@ -185,7 +206,26 @@ class Trader:
         """A market sell of every position."""
         outcomes = []
         for position in self.reports.positions():
-            if position.qty <= 0:  # dust is sold too: it must not linger and confuse
+            if position.qty <= 0:
+                continue
+            try:
+                rules: QtyRules | None = self.rules(position.symbol)
+            except Exception as exc:  # the order itself will hear the broker's answer
+                log.warning(
+                    "quantity rules for %s unavailable: %s; flattening it anyway", position.symbol, exc
+                )
+                rules = None
+            if rules and is_dust(position.symbol, position.qty, rules) and not rules.sells_any_remainder:
+                # Below the broker's smallest order, and it takes no smaller sell: an order would
+                # only be refused, on every /flatten. Said as what it is instead.
+                outcomes.append(
+                    OrderOutcome(
+                        OutcomeStatus.IGNORED,
+                        position.symbol,
+                        f"{fmt_qty(position.qty)} {position.symbol} is dust, below the broker's smallest "
+                        f"order ({fmt_qty(rules.min_qty)}): it cannot be sold and is left as it is",
+                    )
+                )
                 continue
             cid = client_order_id("flatten", position.symbol, request_id, "sell")
             duplicate = self.orders.already_placed(cid)
