@@ -125,6 +125,12 @@ def status(view: StatusView) -> str:
         _state_line(view, simulated=simulated),
         f"Equity: {money(view.equity)}  Cash: {money(view.cash)}",
         f"Open positions: {view.positions}  Open orders: {view.open_orders}",
+    ]
+    if view.books_behind:
+        lines.append(
+            f"Books: behind the broker ({view.books_behind}); no new entries until a reconciliation succeeds"
+        )
+    lines += [
         f"Last cycle: {when(view.last_tick, simulated=simulated)}",
         f"Clock: {when(view.now)}" + (f" ({_simulated_clock(view)})" if simulated else ""),
     ]

@@ -44,6 +44,7 @@ class StatusView:
     limit_origins: dict[str, LimitOrigin] = field(default_factory=dict)
     # Equity now minus at the UTC day's start (``PnlReport.today_pnl``, without reading every trade).
     today_pnl: float = 0.0
+    books_behind: str | None = None  # why the books miss what the broker has (no entries until reconciled)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
+from bot import formatting as fmt
 from bot.bars import Timeframe
 from bot.brokers.base import BrokerError
 from bot.brokers.sim import SimBroker
@@ -238,7 +239,11 @@ def test_a_database_failure_after_the_broker_accepted_is_not_called_a_failed_ord
     assert len(exchange_orders(db)) == 1
     assert service.on_signal(signal).status is OutcomeStatus.DUPLICATE  # never sent twice
     assert len(exchange_orders(db)) == 1
+    shown = fmt.status(service.status())  # /status says why entries wait
+    assert "Books: behind the broker (DatabaseError: " in shown
+    assert "no new entries until a reconciliation succeeds" in shown
     service.sync()  # reconciles: the order on record takes the exchange's word, the fill is booked
+    assert service.status().books_behind is None and "Books:" not in fmt.status(service.status())
     assert service.order(signal.client_order_id).status is OrderStatus.FILLED
     assert [p.symbol for p in service.positions()] == ["AAPL"]
     assert events(service, EventKind.BOOKS_CAUGHT_UP)

@@ -359,7 +359,9 @@ class TradingService:
     # ------------------------------------------------------------------ reports
 
     def status(self) -> StatusView:
-        return self._reports.status()
+        view = self._reports.status()
+        behind = self._orders.books_behind
+        return replace(view, books_behind=behind) if behind else view
 
     def positions(self) -> list[Position]:
         return self._reports.positions()

@@ -68,6 +68,7 @@ class Dashboard:
             open_orders=view.open_orders,
             last_cycle=view.last_tick,
             data_problems=view.data_problems,
+            books_behind=view.books_behind,
             symbols=list(view.symbols),
             strategies=list(view.strategies),
             timeframe=view.timeframe,

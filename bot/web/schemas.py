@@ -36,6 +36,10 @@ class StatusOut(BaseModel):
     timeframe: str
     now: datetime
     clock_speed: float
+    books_behind: str | None = Field(
+        None,
+        description="why the books miss what the broker has: no new entries until a reconciliation succeeds",
+    )
 
 
 class PositionOut(BaseModel):
