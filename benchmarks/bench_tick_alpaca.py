@@ -27,8 +27,10 @@ from bot.clock import ManualClock  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from tests.fakes.alpaca import FakeAlpaca  # noqa: E402
 
-STOCKS = [f"S{i:02d}" for i in range(40)]
-CRYPTO = [f"C{i:02d}/USD" for i in range(10)]
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+# Letters only, as the settings require of a ticker (SAA, SAB, ...; CAA/USD, ...).
+STOCKS = [f"S{_LETTERS[i // 26]}{_LETTERS[i % 26]}" for i in range(40)]
+CRYPTO = [f"C{_LETTERS[i // 26]}{_LETTERS[i % 26]}/USD" for i in range(10)]
 BARS = 300
 LAST_BAR = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 

@@ -154,8 +154,10 @@ def _run(client: Any, bars: Bars, job: SweepJob, tasks: list[Task], progress: bo
 
 def run_batch(batch: list[Task], bars: Bars, job: SweepJob) -> list[SweepRow]:
     """Runs on a worker: ``sweep.evaluate`` for each task of the batch."""
+    from bot.backtest.heap import keep_freed_memory
     from bot.backtest.sweep import evaluate
 
+    keep_freed_memory()  # as the local pool's workers do (bot/backtest/heap.py); cheap to repeat
     return [evaluate(bars, job, task) for task in batch]
 
 
