@@ -67,7 +67,12 @@ def test_cancel_asks_then_cancels_the_rest_of_a_working_entry(world):
     assert (position.symbol, position.qty) == ("AAPL", 4)
     [canceled] = world.service.recent_events(10, kind=EventKind.ORDER_CANCELED)
     assert canceled.symbol == "AAPL"
-    assert commands.handle("/orders", ann(world)).text == "No open orders."
+    # The exchange canceled the bracket's legs with its entry: the 4 shares held are protected
+    # again at once (a stop and a target for 4), not at the next reconciliation.
+    working = [o for o in world.fake.all_orders() if o.symbol == "AAPL" and o.is_live]
+    assert sorted((o.type, o.qty) for o in working) == [("limit", 4), ("stop", 4)], working
+    [put_back] = world.service.recent_events(10, kind=EventKind.RECONCILE_DIFF)
+    assert "put back" in put_back.message and "4 shares" in put_back.message
 
 
 def test_cancel_refuses_what_cannot_be_canceled_without_asking(world):

@@ -299,8 +299,16 @@ class TradingService:
                     return replace(
                         outcome, message=f"{outcome.message} (the books follow at the next sync: {exc})"
                     )
-                order = self._orders.get(client_order_id)
-                return replace(outcome, order=order or outcome.order)
+                order = self._orders.get(client_order_id) or outcome.order
+                if order is not None and any(p.symbol == order.symbol for p in self.positions()):
+                    # What filled stays held, and the broker may have canceled a bracket's legs
+                    # with its entry: put the stop and target back now, not at the next
+                    # reconciliation (up to 15 minutes unprotected).
+                    try:
+                        self._reconcile_locked()
+                    except Exception:
+                        log.exception("after the cancel of %s: reconciliation failed", client_order_id)
+                return replace(outcome, order=order)
             return outcome
 
     # ------------------------------------------------------------------ the books
