@@ -21,6 +21,7 @@ from bot.charts import ChartData, ChartError
 from bot.config import Settings
 from bot.domain import EventKind
 from bot.metrics import drawdown_pct
+from bot.views import StatusView
 from bot.web import schemas as s
 from bot.web.cache import ReadCache
 
@@ -49,7 +50,9 @@ class Dashboard:
         return not self.app.lease.held or self.app.lease.draining
 
     def status(self) -> s.StatusOut:
-        view = self.service.status()
+        return self._status(self.service.status())
+
+    def _status(self, view: StatusView) -> s.StatusOut:
         read_only = self.read_only()
         return s.StatusOut(
             mode=view.mode,
@@ -77,9 +80,10 @@ class Dashboard:
         )
 
     def overview(self) -> s.OverviewOut:
+        view = self.service.status()  # one snapshot of prices: equity and the positions' P&L agree
         return s.OverviewOut(
-            status=self.status(),
-            positions=self.positions(),
+            status=self._status(view),
+            positions=[s.PositionOut.of(p) for p in view.holdings],
             orders=[s.OrderOut.of(o) for o in self.service.orders(open_only=True, limit=100)],
             events=self.events(limit=15),
         )
