@@ -58,6 +58,7 @@ def shell(page: str, csrf: str, *, title: str = "", symbol: str = "") -> HTMLRes
 <meta name="csrf-token" content="{html.escape(csrf)}">
 <title>tradebot · {heading}</title>
 <link rel="stylesheet" href="/static/style.css">
+<script src="/static/theme.js"></script>
 </head>
 <body data-page="{page}" data-symbol="{html.escape(symbol)}">
 <header>
@@ -66,6 +67,7 @@ def shell(page: str, csrf: str, *, title: str = "", symbol: str = "") -> HTMLRes
   <span id="badge" class="badge">…</span>
   <span id="clock" class="clock" title="times on this account are on the simulated market's clock" hidden></span>
   <span id="live" class="live off" title="live updates">offline</span>
+  <button id="theme" class="link" type="button">Theme: auto</button>
   <button id="logout" class="link" type="button">Log out</button>
 </header>
 <div id="banner" hidden></div>
@@ -198,7 +200,8 @@ def _login_form(
     message = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>tradebot · log in</title><link rel="stylesheet" href="/static/style.css"></head>
+<title>tradebot · log in</title><link rel="stylesheet" href="/static/style.css">
+<script src="/static/theme.js"></script></head>
 <body class="login"><main><h1>tradebot</h1>{message}{form}</main></body></html>"""
     response = HTMLResponse(page, status_code=status)
     if retry_after is not None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from bot.domain import Event, Order, Position, Trade
+from bot.domain import Event, Order, OrderStatus, Position, Trade
 
 
 class StatusOut(BaseModel):
@@ -90,6 +90,11 @@ class OrderOut(BaseModel):
     created_at: datetime | None
     updated_at: datetime | None
     error: str | None
+    cancelable: bool = Field(
+        False,
+        description="working at the broker: DELETE /api/v1/orders/{client_order_id} may cancel what is left "
+        "(pending_submit waits for reconciliation)",
+    )
 
     @classmethod
     def of(cls, o: Order) -> OrderOut:
@@ -110,6 +115,7 @@ class OrderOut(BaseModel):
             created_at=o.created_at,
             updated_at=o.updated_at,
             error=o.error,
+            cancelable=o.status.is_open and o.status is not OrderStatus.PENDING_SUBMIT,
         )
 
 

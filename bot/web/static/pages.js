@@ -42,7 +42,14 @@
         { label: "Stop", num: true, value: (o) => money(o.stop_loss) },
         { label: "Target", num: true, value: (o) => money(o.take_profit) },
         { label: "Strategy", value: (o) => o.strategy },
-        { label: "Reason", value: (o) => o.error || o.reason },
+        { label: "Reason", wrap: true, value: (o) => o.error || o.reason },
+        {
+          label: "",
+          value: (o) => o.cancelable
+            ? el("button", { class: "small act cancel-order", "data-order": o.client_order_id,
+                onclick: () => TB.act("/orders/" + encodeURIComponent(o.client_order_id), undefined, "DELETE") }, "Cancel")
+            : null,
+        },
       ],
       orders,
       empty
@@ -54,7 +61,7 @@
       [
         { label: TB.clockLabel("Time"), value: (e) => time(e.time) },
         { label: "Kind", value: (e) => e.kind, cls: (e) => "sev-" + e.severity },
-        { label: "Message", value: (e) => e.message },
+        { label: "Message", wrap: true, value: (e) => e.message },
       ],
       events,
       "No events yet."
@@ -119,14 +126,36 @@
 
   /* ------------------------------------------------------------------ symbol chart */
 
+  /* Which strategy lines the chart draws: all but those the trader unticked (kept in this browser). */
+  const HIDDEN_LINES = "tradebot.hiddenLines";
+  const hiddenLines = () => { try { return JSON.parse(localStorage.getItem(HIDDEN_LINES) || "[]"); } catch (e) { return []; } };
+
+  function lineChoice(labels) {
+    const hidden = new Set(hiddenLines());
+    const boxes = labels.map((label) => el("input", { type: "checkbox", value: label, checked: !hidden.has(label) }));
+    const form = el("form", { class: "filters line-choice" }, el("span", { class: "label" }, "Lines:"),
+      boxes.map((box) => el("label", {}, box, " " + box.value)));
+    form.addEventListener("change", () => {
+      const shown = boxes.filter((b) => b.checked).map((b) => b.value);
+      const others = hiddenLines().filter((label) => !labels.includes(label));
+      localStorage.setItem(HIDDEN_LINES, JSON.stringify(others.concat(boxes.filter((b) => !b.checked).map((b) => b.value))));
+      priceChart.showLines(shown);
+    });
+    return form;
+  }
+
   let priceChart = null;
   async function symbolPage() {
     const [status, data] = await Promise.all([TB.api("/status"), TB.api("/bars/" + TB.symbol)]);
     TB.showStatus(status);
+    window.tradebotBars = data; /* what the chart draws: for tests and the curious */
+    const labels = Object.keys(data.lines);
     if (!priceChart) {
       const box = el("div", { class: "chart", id: "price-chart" });
-      TB.replace("chart-box", el("div", {}, box, el("p", { class: "hint" }, "Wheel or pinch to zoom, drag to pan. " + TB.clockLabel("Times in UTC") + ".")));
-      priceChart = new TradebotChart.PriceChart(box, data, { visibleBars: 120 });
+      TB.replace("chart-box", el("div", {}, labels.length ? lineChoice(labels) : null, box,
+        el("p", { class: "hint" }, "Wheel or pinch to zoom, drag to pan. " + TB.clockLabel("Times in UTC") + ".")));
+      priceChart = new TradebotChart.PriceChart(box, data, { visibleBars: 120, hidden: hiddenLines(), dark: TB.dark() });
+      TB.onTheme.push((dark) => priceChart.theme(dark));
       window.tradebotPriceChart = priceChart; /* for tests and the curious */
     } else priceChart.update(data);
     const last = data.close[data.close.length - 1];
@@ -146,7 +175,7 @@
       card("Equity", money(pnl.equity)), card("Return", pct(pnl.return_pct), cls(pnl.return_pct)),
       card("Realized", signed(pnl.total_realized), cls(pnl.total_realized)), card("Unrealized", signed(pnl.unrealized), cls(pnl.unrealized)),
       card("Sharpe", pnl.sharpe === null ? "–" : pnl.sharpe.toFixed(2)), card("Max drawdown", pct(pnl.max_drawdown_pct)),
-      card("Win rate", pct(pnl.win_rate * 100, 0)), card("Trades", String(pnl.trades))));
+      card("Win rate", pct(pnl.win_rate, 0)), card("Trades", String(pnl.trades))));
     if (pnl.sharpe === null && pnl.history) TB.replace("pnl-note", el("p", { class: "hint" }, "Sharpe: " + pnl.history));
     const points = curve.points.map((p) => ({ time: Math.floor(Date.parse(p.time) / 1000), equity: p.equity, drawdown_pct: p.drawdown_pct }));
     if (points.length < 2) {
@@ -156,7 +185,8 @@
     if (!equityChart) {
       const top = el("div", { class: "chart medium" }), bottom = el("div", { class: "chart small" });
       TB.replace("equity-box", el("div", {}, el("h2", {}, TB.clockLabel("Equity")), top, el("h2", {}, "Drawdown %"), bottom));
-      equityChart = new TradebotChart.EquityChart(top, bottom, points);
+      equityChart = new TradebotChart.EquityChart(top, bottom, points, TB.dark());
+      TB.onTheme.push((dark) => equityChart.theme(dark));
     } else equityChart.update(points);
   }
 
@@ -217,7 +247,7 @@
     TB.showStatus(status);
     TB.replace("list", el("div", {}, list.map((s) => el("section", { class: "strategy" },
       el("h2", {}, s.label), el("p", {}, s.description),
-      el("div", { class: "cards" }, card("P&L", signed(s.pnl), cls(s.pnl)), card("Trades", String(s.trades)), card("Win rate", pct(s.win_rate * 100, 0)),
+      el("div", { class: "cards" }, card("P&L", signed(s.pnl), cls(s.pnl)), card("Trades", String(s.trades)), card("Win rate", pct(s.win_rate, 0)),
         card(TB.clockLabel("Last signal"), s.last_signal_time ? time(s.last_signal_time) : "none")),
       s.last_signal ? el("p", {}, "Last signal: " + s.last_signal) : null,
       table([{ label: "Parameter", value: (p) => p.name }, { label: "Value", num: true, value: (p) => String(p.value) },

@@ -24,11 +24,13 @@
   document.getElementById("metrics").append(...metrics.map(([label, value]) =>
     el("div", { class: "card" }, el("span", { class: "label" }, label), el("span", { class: "value" }, value))));
 
-  const price = new TradebotChart.PriceChart(document.getElementById("price"), data.price, { height: 460 });
+  /* The report follows the system's theme, as its stylesheet does. */
+  const dark = !!(window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches);
+  const price = new TradebotChart.PriceChart(document.getElementById("price"), data.price, { height: 460, dark });
   const charts = [price.chart];
   let equity = null;
   if (data.equity.length > 1) {
-    equity = new TradebotChart.EquityChart(document.getElementById("equity"), document.getElementById("drawdown"), data.equity);
+    equity = new TradebotChart.EquityChart(document.getElementById("equity"), document.getElementById("drawdown"), data.equity, dark);
     charts.push(equity.equity, equity.drawdown);
   }
   TradebotChart.link(...charts);
