@@ -28,7 +28,12 @@ FLAGS = [
 ]
 PASSWORD = "browser test password"
 DESKTOP = {"viewport": {"width": 1280, "height": 900}}
-PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 1}
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "is_mobile": True,
+    "has_touch": True,
+    "device_scale_factor": 1,
+}
 SIZES = {"desktop": DESKTOP, "phone": PHONE}
 
 playwright_api = pytest.importorskip(
@@ -39,8 +44,8 @@ needs_chromium = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def browser():
+def chromium() -> Any:
+    """Headless Chromium for a test module: ``browser = pytest.fixture(scope="module")(chromium)``."""
     with playwright_api.sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         yield chromium
@@ -86,7 +91,8 @@ class Session:
     def api(self, path: str) -> Any:
         """GET /api/v1 + path with the page's own session: what the page reads."""
         return self.page.evaluate(
-            "path => fetch('/api/v1' + path, {headers: {Accept: 'application/json'}}).then(r => r.json())", path
+            "path => fetch('/api/v1' + path, {headers: {Accept: 'application/json'}}).then(r => r.json())",
+            path,
         )
 
     def close(self) -> None:

@@ -8,13 +8,16 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
-from tests.browser import PASSWORD, Session, browser, needs_chromium, pixels  # noqa: F401
+from tests.browser import PASSWORD, Session, chromium, needs_chromium, pixels
 from tests.helpers import make_app
 from tests.webapp import WebThread
 
 pytestmark = needs_chromium
+browser = pytest.fixture(scope="module")(chromium)
 LINE_WIDTH_SLACK = 3  # px around a segment's ends
 
 
@@ -63,7 +66,7 @@ def drawn_segments(page, label):
     lit = line_pixels(rgb)
     plot_width = page.evaluate("() => window.tradebotPriceChart.chart.timeScale().width()")
     out = []
-    for a, b in zip(geometry, geometry[1:], strict=False):
+    for a, b in itertools.pairwise(geometry):
         if None in (a["x"], b["x"], a["y"], b["y"]) or not 0 < a["x"] < b["x"] < plot_width:
             continue
         x = round((a["x"] + b["x"]) / 2)

@@ -52,6 +52,7 @@ from bot.domain import (
 )
 from bot.lease import TradingLease
 from bot.notify import Notifier
+from bot.periods import Period, PeriodProfit
 from bot.risk import BOUNDS, RiskLimits
 from bot.service.alerts import AlertPrefs
 from bot.service.events import EventLog
@@ -391,3 +392,7 @@ class TradingService:
 
     def risk_view(self) -> RiskView:
         return self._reports.risk_view()
+
+    def profit(self, period: Period, count: int) -> list[PeriodProfit]:
+        """Realized profit by day, week or month (``bot/periods.py``), newest first."""
+        return self._reports.profit(period, count)

@@ -18,6 +18,7 @@ from bot.brokers.base import Broker
 from bot.clock import Clock
 from bot.domain import Account, Order, Position, Side, Trade, TradingState
 from bot.lease import TradingLease
+from bot.periods import Period, PeriodProfit, profit_by_period, starts
 from bot.risk import BOUNDS, PortfolioState, QtyRules, WorkingEntry, is_dust
 from bot.service.store import SettingsStore
 from bot.views import PnlReport, RiskView, StatusView, StrategyPnl, TickReport
@@ -153,6 +154,15 @@ class Reports:
             trades=len(trades),
             per_strategy=tuple(per_strategy),
         )
+
+    def profit(self, period: Period, count: int) -> list[PeriodProfit]:
+        """Realized profit of the last ``count`` days, weeks or months, newest first."""
+        now = self.clock.now()
+        first = starts(now, period, count)[-1]
+        with self.db.session() as s:
+            trades = repo.list_trades(s, since=first)
+            curve = repo.equity_curve(s)
+        return profit_by_period(trades, curve, period, now, count)
 
     def risk_view(self) -> RiskView:
         account, positions = self.marked(self.clock.now())

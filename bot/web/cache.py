@@ -26,6 +26,7 @@ READS = frozenset(
         "recent_events",
         "recent_signals",
         "risk_view",
+        "profit",
     }
 )
 

@@ -21,6 +21,7 @@ from bot.charts import ChartData, ChartError
 from bot.config import Settings
 from bot.domain import EventKind
 from bot.metrics import drawdown_pct
+from bot.periods import Period
 from bot.views import StatusView
 from bot.web import schemas as s
 from bot.web.cache import ReadCache
@@ -205,6 +206,12 @@ class Dashboard:
             lines={label: _finite(line) for label, line in chart.lines.items()},
             markers=markers,
             position=s.PositionOut.of(position) if position else None,
+        )
+
+    def profit(self, period: Period, count: int) -> s.ProfitOut:
+        rows = [s.PeriodOut.of(p) for p in self.service.profit(period, count)]
+        return s.ProfitOut(
+            period=period, periods=rows, pnl=sum(r.pnl for r in rows), trades=sum(r.trades for r in rows)
         )
 
     # ------------------------------------------------------------------ strategies and risk

@@ -34,15 +34,17 @@ User = Annotated[Principal, Depends(require_user)]
 NAV = (
     ("/", "overview", "Overview"),
     ("/equity", "equity", "Equity"),
+    ("/profit", "profit", "Profit"),
     ("/trades", "trades", "Trades"),
     ("/orders", "orders", "Orders"),
     ("/strategies", "strategies", "Strategies"),
     ("/risk", "risk", "Risk"),
     ("/events", "events", "Events"),
+    ("/logs", "logs", "Logs"),
     ("/api/docs", "docs", "API"),
 )
 TITLES = {page: title for _, page, title in NAV} | {"symbol": "Chart"}
-CHART_PAGES = {"symbol", "equity"}
+CHART_PAGES = {"symbol", "equity", "profit"}
 
 
 def shell(page: str, csrf: str, *, title: str = "", symbol: str = "") -> HTMLResponse:

@@ -170,6 +170,25 @@
     this.drawdown.applyOptions(themeOptions(dark));
   };
 
+  /* Profit per period as bars, green for a gain and red for a loss. rows: [{time (s), pnl}], oldest first. */
+  function ProfitChart(container, rows, dark) {
+    this.chart = LightweightCharts.createChart(container, baseOptions(container, 260, dark));
+    this.chart.applyOptions({ timeScale: { timeVisible: false } });
+    this.bars = this.chart.addHistogramSeries({ priceLineVisible: false, lastValueVisible: false, base: 0 });
+    resizeWith(container, this.chart);
+    this.update(rows);
+  }
+
+  ProfitChart.prototype.update = function (rows) {
+    this.bars.setData(rows.map((r) => ({ time: r.time, value: r.pnl, color: r.pnl >= 0 ? GREEN : RED })));
+    this.chart.timeScale().fitContent();
+    this.count = rows.length;
+  };
+
+  ProfitChart.prototype.theme = function (dark) {
+    this.chart.applyOptions(themeOptions(dark));
+  };
+
   function dedupe(points) {
     const out = [];
     for (const p of points) {
@@ -192,5 +211,5 @@
     }
   }
 
-  window.TradebotChart = { PriceChart, EquityChart, link, dedupe, baseOptions, themeOptions };
+  window.TradebotChart = { PriceChart, EquityChart, ProfitChart, link, dedupe, baseOptions, themeOptions };
 })();

@@ -178,6 +178,7 @@ TB.showStatus = function (status) {
 
 TB.lastEventId = null;
 TB.onEvent = []; /* page hooks: fn(event) */
+TB.onLog = []; /* page hooks: fn(last_seq), when new log lines were written */
 let refreshTimer = null;
 
 TB.refreshSoon = function (delay = 150) {
@@ -206,6 +207,8 @@ TB.connect = function (attempt = 0) {
       TB.refreshSoon();
     } else if (data.type === "cycle") {
       TB.refreshSoon(300);
+    } else if (data.type === "log") {
+      TB.onLog.forEach((hook) => hook(data.last_seq));
     }
   };
   socket.onclose = (event) => {
