@@ -273,7 +273,7 @@
       });
       log.box = el("pre", { class: "log", id: "log-lines" });
       TB.replace("filters", el("form", { class: "filters", id: "logs-filters" }, el("label", {}, "Level ", log.level)));
-      TB.replace("rows", log.box);
+      TB.replace("rows", el("div", {}, log.box));
       /* Live: the WebSocket says when lines were written; one read a second at most. */
       TB.onLog.push(() => {
         if (!log.timer) log.timer = setTimeout(() => { log.timer = null; loadLogs().catch((e) => TB.toast(e.message, "error")); }, 1000);
