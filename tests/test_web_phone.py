@@ -8,9 +8,6 @@ backtest report 457 px.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from tests import web_scenario
@@ -68,27 +65,9 @@ def test_every_dashboard_page_fits_a_phone(world, browser):
 
 
 def test_the_html_backtest_report_fits_a_phone(tmp_path, browser):
-    from tests.test_web_report import write_bars_csv
+    from tests.test_web_report import html_report
 
-    csv_path = write_bars_csv(tmp_path / "bars.csv", days=2)
-    report = tmp_path / "report.html"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bot",
-            "backtest",
-            "--strategy",
-            "supertrend",
-            "--csv",
-            str(csv_path),
-            "--html",
-            str(report),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    report, done = html_report(tmp_path)
     assert done.returncode == 0, done.stderr
     context = browser.new_context(**PHONE, offline=True)
     page = context.new_page()
