@@ -94,7 +94,13 @@ def test_the_supertrend_line_breaks_where_the_trend_flips(web, browser):
     assert not any(flips), f"{sum(flips)} of {len(flips)} flips are joined by a segment"
     assert sum(steady) >= 0.95 * len(steady), "the line itself is not drawn"
 
-    # Live updates: new bars arrive (the clock moves, a cycle message refreshes the page).
+    # Live updates: new bars arrive (the clock moves, a cycle message refreshes the page); the
+    # trader's zoom onto older bars stays where it was.
+    visible = "() => window.tradebotPriceChart.chart.timeScale().getVisibleRange()"
+    page.evaluate(
+        "() => window.tradebotPriceChart.chart.timeScale().setVisibleLogicalRange({from: 40, to: 100})"
+    )
+    zoomed = page.evaluate(visible)
     before = page.evaluate("() => window.tradebotBars.time[window.tradebotBars.time.length - 1]")
     for _ in range(30):
         clock.advance(minutes=1)
@@ -102,6 +108,8 @@ def test_the_supertrend_line_breaks_where_the_trend_flips(web, browser):
     page.wait_for_function(
         "before => window.tradebotBars.time[window.tradebotBars.time.length - 1] > before", arg=before
     )
+    assert page.evaluate(visible) == zoomed
+    page.evaluate("() => window.tradebotPriceChart.chart.timeScale().scrollToPosition(3, false)")  # no animation
     segments = drawn_segments(page, label)
     assert not any(lit for flip, lit in segments if flip)
     session.close()
