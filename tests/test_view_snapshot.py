@@ -47,6 +47,6 @@ def test_status_equity_is_cash_plus_the_positions_it_lists(tmp_path):
     assert {p.symbol: p.market_price for p in view.holdings} == prices
     assert math.isclose(view.equity, view.cash + sum(p.market_value for p in view.holdings), abs_tol=0.005)
     assert math.isclose(view.today_pnl, sum(p.unrealized_pnl for p in view.holdings), abs_tol=0.005)
-    # The positions read marks at the current prices too (the overview's P&L column).
-    assert {p.symbol: p.market_price for p in app.service.positions()} == prices
+    # The positions as views read them are marked at the current prices too (/api/v1/positions).
+    assert {p.symbol: p.market_price for p in app.service.marked_positions()} == prices
     app.db.dispose()

@@ -109,7 +109,9 @@ def test_the_supertrend_line_breaks_where_the_trend_flips(web, browser):
         "before => window.tradebotBars.time[window.tradebotBars.time.length - 1] > before", arg=before
     )
     assert page.evaluate(visible) == zoomed
-    page.evaluate("() => window.tradebotPriceChart.chart.timeScale().scrollToPosition(3, false)")  # no animation
+    page.evaluate(
+        "() => window.tradebotPriceChart.chart.timeScale().scrollToPosition(3, false)"
+    )  # no animation
     segments = drawn_segments(page, label)
     assert not any(lit for flip, lit in segments if flip)
     session.close()

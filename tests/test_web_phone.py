@@ -50,6 +50,9 @@ def test_every_dashboard_page_fits_a_phone(world, browser):
         page = session.open(path, ready)
         page.wait_for_timeout(100)  # the rest of the page's slots fill in
         phone_fits(page)
+    # The API's documentation (Swagger UI's own layout) does not scroll sideways either.
+    page = session.open("/api/docs", ".swagger-ui .opblock")
+    assert page.evaluate("() => document.documentElement.scrollWidth <= innerWidth")
     # A long message and a confirmation dialog fit too.
     page = session.open("/", "#positions table")
     page.click("#flatten")

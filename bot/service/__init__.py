@@ -375,6 +375,10 @@ class TradingService:
     def positions(self) -> list[Position]:
         return self._reports.positions()
 
+    def marked_positions(self) -> list[Position]:
+        """The positions at the broker's latest prices, as ``status`` prices them (for views)."""
+        return self._reports.marked(self.clock.now())[1]
+
     def orders(self, open_only: bool = True, limit: int = 20) -> list[Order]:
         return self._orders.list(open_only=open_only, limit=limit)
 

@@ -89,7 +89,9 @@ class Reports:
         )
 
     def positions(self) -> list[Position]:
-        return self.marked(self.clock.now())[1]
+        """The books' positions, marked at the last cycle (no broker call: the order path uses it)."""
+        with self.db.session() as s:
+            return repo.list_positions(s)
 
     def marked(self, now: datetime) -> tuple[Account, list[Position]]:
         """The account and the books' positions priced at one moment, so that one view's equity,

@@ -20,6 +20,7 @@ READS = frozenset(
         "status",
         "pnl",
         "positions",
+        "marked_positions",
         "orders",
         "trades",
         "equity_curve",

@@ -90,7 +90,7 @@ class Dashboard:
         )
 
     def positions(self) -> list[s.PositionOut]:
-        return [s.PositionOut.of(p) for p in self.service.positions()]
+        return [s.PositionOut.of(p) for p in self.service.marked_positions()]
 
     # ------------------------------------------------------------------ tables
 
@@ -193,7 +193,7 @@ class Dashboard:
             )
             for m in sorted(chart.markers, key=lambda m: m.time_ns)
         ]
-        position = next((p for p in self.service.positions() if p.symbol == symbol), None)
+        position = next((p for p in self.service.marked_positions() if p.symbol == symbol), None)
         return s.BarsOut(
             symbol=symbol,
             timeframe=str(chart.timeframe),
