@@ -180,7 +180,7 @@
   }
 
   ProfitChart.prototype.update = function (rows) {
-    this.bars.setData(rows.map((r) => ({ time: r.time, value: r.pnl, color: r.pnl >= 0 ? GREEN : RED })));
+    this.bars.setData(rows.map((r) => ({ time: r.time, value: r.pnl, color: r.pnl > 0 ? GREEN : r.pnl < 0 ? RED : GREY })));
     this.chart.timeScale().fitContent();
     this.count = rows.length;
   };
