@@ -54,6 +54,63 @@ def bars_per_year(bars: Bars, timeframe: Timeframe | None = None) -> float:
     return timeframe.periods_per_year if timeframe else 252.0
 
 
+TRADING_DAYS = 252  # a year of US stock sessions
+WEEKDAYS = 260  # a year of a market open around the clock on weekdays (forex): 52 weeks of 5 days
+REGULAR_SESSION = 23_400  # 09:30 to 16:00 New York
+EXTENDED_SESSION = 57_600  # 04:00 to 20:00 New York, pre-market and after hours included
+_HOUR = 3_600
+
+
+def timeframe_bars_per_year(bars: Bars, timeframe: Timeframe | None) -> float:
+    """Bars per year of the timeframe on the market's calendar: what walk-forward windows are
+    annualised with, so that adding later bars never changes an earlier window's figures.
+
+    The calendar is read from when bars start (UTC), a property of the market rather than of
+    how much history there is:
+    - around the clock (crypto, the synthetic market): a bar between Saturday 06:00 and Sunday
+      20:00, when no stock or forex market trades: 365 days of the timeframe;
+    - weekdays around the clock (forex): a weekday bar between 02:00 and 07:00, when US stocks
+      do not trade (pre-market opens at 08:00 or 09:00): 260 days of 24 hours;
+    - US stocks otherwise: 252 sessions; intraday, the bars of a 16-hour extended session when
+      any bar starts outside 13:30 to 21:00, else of the 6.5-hour regular one, rounded up (390
+      one-minute bars, 7 hourly bars).
+    A daily bar counts one a day (365, else 252), weekly and longer bars by the calendar.
+    Without a timeframe (irregular spacing), the most common spacing between bars stands for it."""
+    if timeframe is None:
+        steps = np.diff(bars.time[:100_001])
+        steps = steps[steps > 0]
+        if not len(steps):
+            return float(TRADING_DAYS)
+        values, counts = np.unique(steps, return_counts=True)
+        timeframe = Timeframe(max(1, round(int(values[counts.argmax()]) / NS)))
+    seconds = timeframe.seconds
+    day, week = _day_and_week_seconds(bars)
+    if seconds >= 7 * 86_400 or _between(week, 5 * 86_400 + 6 * _HOUR, 6 * 86_400 + 20 * _HOUR):
+        return timeframe.periods_per_year
+    if seconds >= 86_400:
+        return TRADING_DAYS * 86_400 / seconds
+    if _between(day, 2 * _HOUR, 7 * _HOUR):
+        return WEEKDAYS * 86_400 / seconds
+    session = (
+        EXTENDED_SESSION if (~_between_mask(day, 13 * _HOUR + 1_800, 21 * _HOUR)).any() else REGULAR_SESSION
+    )
+    return float(TRADING_DAYS * math.ceil(session / seconds))
+
+
+def _day_and_week_seconds(bars: Bars) -> tuple[np.ndarray, np.ndarray]:
+    """Each bar's start in seconds of its UTC day and of its week (0 = Monday 00:00)."""
+    seconds = bars.time // NS
+    return seconds % 86_400, (seconds + 3 * 86_400) % (7 * 86_400)  # 1970-01-01 was a Thursday
+
+
+def _between_mask(values: np.ndarray, low: int, high: int) -> np.ndarray:
+    return (values >= low) & (values < high)
+
+
+def _between(values: np.ndarray, low: int, high: int) -> bool:
+    return bool(_between_mask(values, low, high).any())
+
+
 def compute_stats(sim: Simulation, cash: float, periods_per_year: float) -> Stats:
     equity = sim.equity
     pnls = sim.column(PNL)

@@ -164,6 +164,7 @@ def _walk_forward(
     started,
 ) -> int:
     from bot.backtest import walkforward_report as wfr
+    from bot.backtest.report import timeframe_bars_per_year
     from bot.backtest.walkforward import walk_forward
 
     wf = walk_forward(
@@ -173,7 +174,7 @@ def _walk_forward(
         settings,
         *spans,
         rank_by=args.rank_by,
-        periods_per_year=bars_per_year(bars, timeframe),
+        periods_per_year=timeframe_bars_per_year(bars, timeframe),
         workers=args.workers,
         progress=args.progress,
         cluster=cluster,
