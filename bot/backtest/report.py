@@ -111,7 +111,10 @@ def _between(values: np.ndarray, low: int, high: int) -> bool:
     return bool(_between_mask(values, low, high).any())
 
 
-def compute_stats(sim: Simulation, cash: float, periods_per_year: float) -> Stats:
+def compute_stats(
+    sim: Simulation, cash: float, periods_per_year: float, returns: np.ndarray | None = None
+) -> Stats:
+    """The statistics of a run; ``returns`` is ``metrics.returns(sim.equity)`` when the caller has it."""
     equity = sim.equity
     pnls = sim.column(PNL)
     final = float(equity[-1]) if len(equity) else cash
@@ -119,7 +122,7 @@ def compute_stats(sim: Simulation, cash: float, periods_per_year: float) -> Stat
     # so the bars held are the sum of each trade's entry-to-exit span, inclusive.
     held = float((sim.column(EXIT_BAR) - sim.column(ENTRY_BAR) + 1).sum())
     exposure = 100.0 * held / len(equity) if len(equity) else 0.0
-    r = metrics.returns(equity)
+    r = metrics.returns(equity) if returns is None else returns
     return Stats(
         final_equity=final,
         return_pct=(final / cash - 1.0) * 100.0,
@@ -215,12 +218,15 @@ def trade_rows(result: BacktestResult) -> list[dict[str, Any]]:
     return rows
 
 
-def to_json(result: BacktestResult, *, curve: bool = True) -> dict[str, Any]:
-    """Exactly the documented keys; ``profit_factor`` is null when there was no losing trade."""
+def to_json(
+    result: BacktestResult, *, curve: bool = True, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Exactly the documented keys; ``profit_factor`` is null when there was no losing trade.
+    ``extra`` (a sweep's ``overfitting``) comes after the statistics, before the curve."""
     stats: dict[str, Any] = dict(result.stats.as_dict())
     if not math.isfinite(stats["profit_factor"]):
         stats["profit_factor"] = None
-    doc: dict[str, Any] = {"trades": trade_rows(result), **stats}
+    doc: dict[str, Any] = {"trades": trade_rows(result), **stats, **(extra or {})}
     if curve:
         times = iso_times(result.bars.time)
         doc["equity_curve"] = [
@@ -232,12 +238,12 @@ def to_json(result: BacktestResult, *, curve: bool = True) -> dict[str, Any]:
 CURVE_CHUNK = 1 << 16  # equity-curve points formatted at a time: memory stays a few MB
 
 
-def write_json(result: BacktestResult, path: str | Path) -> None:
+def write_json(result: BacktestResult, path: str | Path, extra: dict[str, Any] | None = None) -> None:
     """``to_json`` as a file. The equity curve (a point per bar: a million for a million bars) is
     written as text in chunks, formatted by numpy and pyarrow rather than per point in Python:
     about 0.15 s and a few MB per million points, where building and encoding dicts took 1.3 s
     and hundreds of MB. The numbers are the shortest text that reads back as the same float."""
-    write_document(to_json(result, curve=False), result.bars.time, result.sim.equity, path)
+    write_document(to_json(result, curve=False, extra=extra), result.bars.time, result.sim.equity, path)
 
 
 def write_document(doc: dict[str, Any], times: np.ndarray, equity: np.ndarray, path: str | Path) -> None:

@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from bot.backtest.engine import ENTRY_BAR, EXIT_BAR, TRADE_FIELDS, FillSettings, Simulation, simulate
+from bot.backtest.overfitting import Overfitting, overfitting, shape_of_run
 from bot.backtest.report import RANKABLE, Stats, compute_stats
 from bot.backtest.sweep import SweepJob, SweepRow, Task, rank, run_tasks
 from bot.bars import NS, Bars
@@ -197,6 +198,17 @@ class WindowResult:
     params: dict[str, float | int]
     in_sample: dict[str, float | int]  # the chosen combination's statistics on its in-sample window
     out_of_sample: Stats  # the same combination on the out-of-sample window (its own cash)
+    # The DSR of the in-sample choice among the window's combinations, and the PBO of that sweep.
+    overfitting: Overfitting | None = None
+
+    def degradation(self, metric: str, per_year: float) -> dict[str, float]:
+        """Out-of-sample minus in-sample: the ranked metric, and the annualised return in points."""
+        ins = _annualised(float(self.in_sample["return_pct"]), *self.window.train, per_year)
+        outs = _annualised(self.out_of_sample.return_pct, *self.window.test, per_year)
+        return {
+            metric: float(getattr(self.out_of_sample, metric)) - float(self.in_sample[metric]),
+            "annual_return_pct": outs - ins,
+        }
 
 
 @dataclass(frozen=True)
@@ -229,6 +241,7 @@ class WalkForward:
         ]
         is_mean, oos_mean = _mean(ins), _mean(outs)
         is_r, oos_r = _mean(is_ret), _mean(oos_ret)
+        found = [w.overfitting for w in self.windows if w.overfitting is not None]
         return {
             f"in_sample_{metric}": is_mean,
             f"out_of_sample_{metric}": oos_mean,
@@ -236,6 +249,8 @@ class WalkForward:
             "in_sample_annual_return_pct": is_r,
             "out_of_sample_annual_return_pct": oos_r,
             "efficiency_pct": 100.0 * oos_r / is_r if is_r > 0 else math.nan,
+            "mean_dsr": _mean([f.deflated.dsr for f in found]),
+            "mean_pbo": _mean([f.pbo.pbo for f in found]),
         }
 
 
@@ -270,10 +285,13 @@ def walk_forward(
     lines: dict[str, np.ndarray] = {}
     results = []
     cash = settings.cash
-    for window, best in zip(cuts, chosen, strict=True):
+    for k, (window, best) in enumerate(zip(cuts, chosen, strict=True)):
         strategy = cls(**best.params)
         (lo, _), (b, c) = window.train, window.test
         output = strategy.compute(bars[lo:c])
+        overfit = _window_overfitting(
+            bars[lo:b], output, settings, rows[k * len(combos) : (k + 1) * len(combos)], periods_per_year
+        )
         sim = simulate(
             bars[b:c],
             output.signal[b - lo :],
@@ -288,7 +306,7 @@ def walk_forward(
         trades.append(shifted)
         _stitch_lines(lines, output, b - lo, b - first, end - first)
         results.append(
-            WindowResult(window, best.params, best.stats, compute_stats(sim, cash, periods_per_year))
+            WindowResult(window, best.params, best.stats, compute_stats(sim, cash, periods_per_year), overfit)
         )
         cash = float(sim.equity[-1])
     table = np.concatenate(trades) if trades else np.empty((0, TRADE_FIELDS))
@@ -297,6 +315,22 @@ def walk_forward(
     return WalkForward(
         train, test, rank_by, len(combos), oos_bars, stitched, stats, lines, results, periods_per_year
     )
+
+
+def _window_overfitting(
+    in_sample: Bars, output: StrategyOutput, settings: FillSettings, rows: list[SweepRow], per_year: float
+) -> Overfitting | None:
+    """The DSR of a window's choice and the PBO of its sweep. The choice's in-sample returns are
+    its in-sample backtest again (the sweep kept only their sums): its signals over the in-sample
+    bars are the first part of ``output`` (computed from the in-sample start; signals never look
+    ahead), the fills as the sweep's (``settings``' own cash)."""
+    if any(row.moments is None for row in rows):
+        return None
+    n = len(in_sample)
+    sim = simulate(
+        in_sample, output.signal[:n], settings, stop_hint=None if output.stop is None else output.stop[:n]
+    )
+    return overfitting(shape_of_run(sim.equity), [row.moments for row in rows if row.moments], per_year)
 
 
 def _stitch_lines(
