@@ -34,6 +34,7 @@ BATCHES_PER_WORKER = 8
 # The modules whose code decides a backtest's result, fingerprinted on both sides.
 CODE = (
     "bot.backtest.engine",
+    "bot.backtest.overfitting",
     "bot.backtest.report",
     "bot.backtest.sweep",
     "bot.bars",

@@ -24,6 +24,7 @@ from bot.strategy import Strategy, StrategyError
 
 if TYPE_CHECKING:
     from bot.backtest.config import BacktestConfig
+    from bot.backtest.overfitting import Overfitting
     from bot.config import Settings
 
 EXIT_BAD_INPUT = 2
@@ -111,6 +112,7 @@ def _main(args: argparse.Namespace) -> int:
     bars, timeframe, source = _load_bars(args, config)
     check_sizing(settings.fixed_qty, settings.cash, settings.slippage, settings.commission, bars)
     lines: list[str] = []
+    overfit: Overfitting | None = None
     if spans is not None:
         progress.close()
         return _walk_forward(args, bars, cls, combos, settings, spans, timeframe, source, cluster, started)
@@ -135,9 +137,10 @@ def _main(args: argparse.Namespace) -> int:
             sweep.write_csv(ranked, args.sweep_csv)
             lines.append(f"\nall {len(ranked)} results: {args.sweep_csv}")
         best = cls(**ranked[0].params)
-        lines.append(f"\nbest by {args.rank_by}: {best.label}\n")
         result = run_backtest(bars, best, settings, timeframe=timeframe, source=source)
-    written = _write_outputs(result, args, progress)
+        overfit = _overfitting(result, rows, bars_per_year(bars, timeframe))
+        lines += ["", *overfit.lines(), f"\nbest by {args.rank_by}: {best.label}\n"]
+    written = _write_outputs(result, args, progress, overfit)
     progress.close()
     from bot.backtest.report import format_report
 
@@ -164,6 +167,7 @@ def _walk_forward(
     started,
 ) -> int:
     from bot.backtest import walkforward_report as wfr
+    from bot.backtest.report import timeframe_bars_per_year
     from bot.backtest.walkforward import walk_forward
 
     wf = walk_forward(
@@ -173,7 +177,7 @@ def _walk_forward(
         settings,
         *spans,
         rank_by=args.rank_by,
-        periods_per_year=bars_per_year(bars, timeframe),
+        periods_per_year=timeframe_bars_per_year(bars, timeframe),
         workers=args.workers,
         progress=args.progress,
         cluster=cluster,
@@ -196,13 +200,24 @@ def _walk_forward(
     return 0
 
 
-def _write_outputs(result: BacktestResult, args: argparse.Namespace, progress: _Stages) -> list[str]:
+def _overfitting(result: BacktestResult, rows: list, periods_per_year: float) -> Overfitting:
+    """The sweep's DSR and PBO: the chosen combination's returns (``result``, run again) among
+    every combination's (``rows``)."""
+    from bot.backtest.overfitting import overfitting, shape_of_run
+
+    return overfitting(shape_of_run(result.sim.equity), [row.moments for row in rows], periods_per_year)
+
+
+def _write_outputs(
+    result: BacktestResult, args: argparse.Namespace, progress: _Stages, overfit: Overfitting | None = None
+) -> list[str]:
     from bot.backtest.report import write_json
 
     written = []
+    extra = {"overfitting": overfit.as_dict()} if overfit is not None else None
     if args.json:
         progress.step("writing JSON")
-        write_json(result, args.json)
+        write_json(result, args.json, extra)
         written.append(f"\nJSON: {args.json}")
     if args.plot:
         progress.step("drawing the plot")
@@ -214,7 +229,7 @@ def _write_outputs(result: BacktestResult, args: argparse.Namespace, progress: _
         progress.step("writing the HTML report")
         from bot.web.report import write_html
 
-        write_html(result, args.html)
+        write_html(result, args.html, tables=[overfit.table()] if overfit is not None else [])
         written.append(f"{'' if written else chr(10)}report: {args.html}")
     return written
 

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot import metrics
 from bot.backtest.engine import FillSettings, simulate
+from bot.backtest.overfitting import Moments, moments_of_run
 from bot.backtest.report import RANKABLE, compute_stats
 from bot.bars import Bars
 from bot.strategy import Strategy, StrategyError
@@ -30,6 +32,9 @@ _RANGE = re.compile(r"^\s*(-?[\d.]+)\s*\.\.\s*(-?[\d.]+)\s*(?::\s*([\d.]+)\s*)?$
 class SweepRow:
     params: dict[str, Any]
     stats: dict[str, Any]
+    # Power sums of its per-bar returns, whole and per block: what the Deflated Sharpe Ratio and
+    # the Probability of Backtest Overfitting are computed from (bot.backtest.overfitting).
+    moments: Moments | None = None
 
 
 def expand(name: str, text: str) -> list[str]:
@@ -100,8 +105,9 @@ def evaluate(bars: Bars, job: SweepJob, task: Task) -> SweepRow:
     strategy = job.cls(**params)
     output = strategy.compute(window)
     sim = simulate(window, output.signal, job.settings, stop_hint=output.stop)
-    stats = compute_stats(sim, job.settings.cash, job.periods_per_year)
-    return SweepRow(dict(strategy.values), stats.as_dict())
+    r = metrics.returns(sim.equity)
+    stats = compute_stats(sim, job.settings.cash, job.periods_per_year, returns=r)
+    return SweepRow(dict(strategy.values), stats.as_dict(), moments_of_run(sim.equity, r))
 
 
 _WORKER: dict[str, Any] = {}
