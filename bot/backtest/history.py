@@ -65,6 +65,8 @@ def load_history(
     """
     if end <= start:
         raise DataError(f"--end {end:%Y-%m-%d %H:%M} is not after --start {start:%Y-%m-%d %H:%M}")
+    if source == "store":
+        return stored_history(data_dir, symbol, timeframe, start, end), "local store"
     bar_source = make_source(config, source) if isinstance(source, str) else source
     now = now or datetime.now(UTC)
     if data_dir is None or bar_source.name == "synthetic":
@@ -87,6 +89,38 @@ def load_history(
     if len(bars) == 0:
         raise DataError(f"{bar_source.name} has no {timeframe.label} bars for {symbol} in that window")
     return bars, name
+
+
+def stored_history(
+    data_dir: Path | None, symbol: str, timeframe: Timeframe, start: datetime, end: datetime
+) -> Bars:
+    """``--source store``: the stored bars of [start, end), with no network; a span the store has
+    not covered (never asked of a source) is refused in one line, naming it."""
+    from bot.data.store import BarStore, StoreError, from_ns, to_ns
+
+    if data_dir is None:
+        raise DataError("--source store reads the local store: drop --no-store")
+    store = BarStore(data_dir)
+    try:
+        dataset = store.dataset(symbol, timeframe)
+    except StoreError as exc:
+        raise DataError(str(exc)) from None
+    fill = f"tradebot data download --symbols {symbol} --timeframe {timeframe.label}"
+    if dataset is None:
+        raise DataError(
+            f"the local store ({data_dir}) has no {timeframe.label} bars of {symbol}; `{fill} --start ...` fetches them"
+        )
+    holes = dataset.missing(to_ns(start), to_ns(end))
+    if holes:
+        lo, hi = (from_ns(t) for t in holes[0])
+        covered = ", ".join(
+            f"{from_ns(a):%Y-%m-%d %H:%M} to {from_ns(b):%Y-%m-%d %H:%M}" for a, b in dataset.covered()
+        )
+        raise DataError(
+            f"the local store lacks {symbol} {timeframe.label} bars from {lo:%Y-%m-%d %H:%M} to {hi:%Y-%m-%d %H:%M} "
+            f"(it covers {covered or 'nothing'}); `{fill} --start {lo:%Y-%m-%d}` fetches them"
+        )
+    return store.read(symbol, timeframe, to_ns(start), to_ns(end))
 
 
 def _fetch_all(source: BarSource, symbol: str, timeframe: Timeframe, start: datetime, end: datetime) -> Bars:

@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from bot import __version__
-from bot.web import api, pages
+from bot.web import api, pages, research
 from bot.web.auth import Auth, TooManyAttempts
 from bot.web.data import Dashboard
 from bot.web.live import LiveHub
@@ -26,6 +26,7 @@ from bot.web.security import LoginRequired, SecurityHeaders, principal_of, same_
 
 if TYPE_CHECKING:
     from bot.app import App
+    from bot.research.supervisor import Research
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class WebContext:
     hub: LiveHub
     dashboard: Dashboard
     webhooks: dict[str, Webhook] = field(default_factory=dict)
+    research: Research | None = None  # backtests from the research page (bot/research/)
 
 
 DESCRIPTION = """\
@@ -67,6 +69,7 @@ def create_app(ctx: WebContext) -> FastAPI:
     web.state.ctx = ctx
     web.add_middleware(SecurityHeaders)
     web.include_router(api.router)
+    web.include_router(research.router)
     web.include_router(pages.router)
 
     @web.exception_handler(LoginRequired)
