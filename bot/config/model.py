@@ -297,10 +297,10 @@ class Settings(BaseModel):
         "empty: none",
         group="Research",
     )
-    tradebot_research_memory_mb: Annotated[int, Field(ge=256, le=1_048_576)] = var(
+    tradebot_research_memory_mb: Annotated[int, Field(ge=384, le=1_048_576)] = var(
         "1024",
-        "Memory cap of a research job: each of its processes' address space (RLIMIT_AS), and their resident "
-        "memory added up; beyond it the job stops with one line",
+        "Memory cap of a research job: each of its processes' address space (RLIMIT_AS; the libraries alone "
+        "map about 300 MB), and their resident memory added up; beyond it the job stops with one line",
         group="Research",
         unit="MB",
     )

@@ -11,7 +11,9 @@ the bot's process (never the event loop) then follows it:
   ``notify`` (the dashboard's WebSocket), progress at most every ``PROGRESS_SECONDS``;
 * every ``MEMORY_SECONDS``, adds up the resident memory of the job's processes; above
   ``TRADEBOT_RESEARCH_MEMORY_MB`` it kills them all (each process is also capped at that much
-  address space by the worker itself, so one allocation too many fails at once, in one line);
+  address space by the worker itself, so one allocation too many fails at once, in one line;
+  and since running out can hang a library instead, a job silent for ``STALL_SECONDS`` with a
+  process at its address-space cap is killed as out of memory too);
 * on cancel (``DELETE``) or shutdown, SIGTERM to the group, SIGKILL after ``STOP_GRACE_SECONDS``;
 * once the worker has exited, and before it is reaped (a zombie keeps its process group id from
   being reused), SIGKILL to whatever is left of the group: no orphan survives a job.
@@ -52,6 +54,11 @@ POLL_SECONDS = 0.2
 MEMORY_SECONDS = 1.0
 PROGRESS_SECONDS = 0.25
 STOP_GRACE_SECONDS = 1.0
+# Under RLIMIT_AS, running out can hang a library instead of failing (pyarrow waits for a thread it
+# could not start): a job silent this long with a process's address space within NEAR_CAP_MB of
+# the cap is stopped as out of memory.
+STALL_SECONDS = 10.0
+NEAR_CAP_MB = 64
 # One thread per process for the numeric libraries, glibc's malloc with few arenas, pyarrow on the
 # system allocator: the address space stays near the resident memory, so RLIMIT_AS is a usable
 # cap (with mimalloc's reservations a 1,000,000-bar sweep mapped 1.5 GB for 230 MB resident).
@@ -306,6 +313,7 @@ class Research:
         open_channel = True
         next_memory = time.monotonic() + MEMORY_SECONDS
         last_sent = 0.0
+        last_heard = time.monotonic()
         cap = self.settings.memory_mb * 1024 * 1024
         while True:
             if open_channel:
@@ -318,6 +326,7 @@ class Research:
                     *lines, pending = pending.split(b"\n")
                     changed = any([self._heard(run, line) for line in lines])
                     now = time.monotonic()
+                    last_heard = now if lines else last_heard
                     if changed and (now - last_sent >= PROGRESS_SECONDS or run.state.done == run.state.total):
                         last_sent = now
                         self.notify(run.state.as_dict())
@@ -337,12 +346,19 @@ class Research:
                 _signal_group(run.proc.pid, signal.SIGKILL)
             if now >= next_memory and run.killing_since is None:
                 next_memory = now + MEMORY_SECONDS
-                used = group_resident_bytes(run.proc.pid)
-                if used > cap:
+                resident, largest = group_memory(run.proc.pid)
+                mb = self.settings.memory_mb
+                if resident > cap:
                     run.over_memory = (
-                        f"out of memory: its processes used {used / 2**20:,.0f} MB, above "
-                        f"TRADEBOT_RESEARCH_MEMORY_MB={self.settings.memory_mb}; killed"
+                        f"out of memory: its processes used {resident / 2**20:,.0f} MB, above "
+                        f"TRADEBOT_RESEARCH_MEMORY_MB={mb}; killed"
                     )
+                elif now - last_heard > STALL_SECONDS and largest >= cap - NEAR_CAP_MB * 2**20:
+                    run.over_memory = (
+                        f"out of memory: stuck for {STALL_SECONDS:g} s at its {mb} MB of address space "
+                        f"(TRADEBOT_RESEARCH_MEMORY_MB); killed"
+                    )
+                if run.over_memory:
                     run.killing_since = now
                     _signal_group(run.proc.pid, signal.SIGKILL)
 
@@ -502,14 +518,17 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
-def group_resident_bytes(pgid: int) -> int:
-    """The resident memory of the processes of group ``pgid``, added up."""
+def group_memory(pgid: int) -> tuple[int, int]:
+    """The resident memory of the processes of group ``pgid`` added up, and the largest address
+    space among them, in bytes."""
     page = os.sysconf("SC_PAGE_SIZE")
-    total = 0
+    resident = largest = 0
     for pid in group_members(pgid):
         try:
             with open(f"/proc/{pid}/statm", "rb") as handle:
-                total += int(handle.read().split()[1]) * page
-        except (OSError, IndexError, ValueError):
+                size, rss = handle.read().split()[:2]
+        except (OSError, ValueError):
             continue
-    return total
+        resident += int(rss) * page
+        largest = max(largest, int(size) * page)
+    return resident, largest

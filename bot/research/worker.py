@@ -102,13 +102,13 @@ def main(argv: list[str]) -> int:
     os.dup2(report.fileno(), 1)
     try:
         status = _run(job, channel)
-    except MemoryError as exc:
-        channel({"error": _memory_line(job, exc)})
-        return EXIT_FAILED
     except Exception as exc:  # one line for the page; the traceback goes to worker.log
         import traceback
 
         traceback.print_exc()
+        if isinstance(exc, MemoryError) or near_cap(int(job["memory_mb"])):
+            channel({"error": _memory_line(job, exc)})
+            return EXIT_FAILED
         name = type(exc).__name__
         line = "a sweep process died" if name == "BrokenProcessPool" else f"{name}: {exc}"
         if name == "BrokenProcessPool":
@@ -139,8 +139,25 @@ def _run(job: dict[str, Any], channel: Channel) -> int:
         return backtest(args, config)
 
 
+NEAR_CAP_MB = 64  # a failure with the address space this close to the cap is the cap's doing
+
+
+def near_cap(megabytes: int) -> bool:
+    """Whether this process came within ``NEAR_CAP_MB`` of its address-space cap. Under RLIMIT_AS
+    running out shows in many ways besides MemoryError: a library that cannot be mapped
+    (ImportError), a thread that cannot start (RuntimeError, pyarrow's ArrowException)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmPeak:"):
+                    return int(line.split()[1]) // 1024 >= megabytes - NEAR_CAP_MB
+    except OSError:
+        pass
+    return False
+
+
 def _memory_line(job: dict[str, Any], exc: BaseException) -> str:
-    detail = str(exc).splitlines()[0][:200] if str(exc) else "an allocation failed"
+    detail = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}" if str(exc) else type(exc).__name__
     return (
         f"out of memory: the job needed more than its {job['memory_mb']} MB "
         f"(TRADEBOT_RESEARCH_MEMORY_MB) ({detail})"
