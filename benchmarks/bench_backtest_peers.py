@@ -108,7 +108,9 @@ class SupertrendFlip(Strategy):
 df = pd.read_csv(sys.argv[1], index_col=0, parse_dates=True)
 df.columns = [c.capitalize() for c in df.columns]
 stats = Backtest(df, SupertrendFlip, cash=10_000, commission=0.0, finalize_trades=True).run()
-print("trades", len(stats._trades), "final_equity", round(float(stats["Equity Final [$]"]), 4))
+trades = stats._trades
+at_end = float(trades.loc[trades["ExitTime"] == df.index[-1], "PnL"].sum())  # closed by finalize_trades
+print("trades", len(trades), "final_equity", round(float(stats["Equity Final [$]"]), 4), "at_end", at_end)
 """
 )
 
@@ -277,6 +279,15 @@ def summary(stdout: str) -> tuple[int, float]:
     return int(found["trades"]), float(found["final_equity"])
 
 
+def _at_end(stdout: str) -> float | None:
+    """The P&L of the trade backtesting.py's ``finalize_trades`` closed at the end, as it printed it."""
+    for line in stdout.splitlines():
+        words = line.split()
+        if words[:1] == ["trades"] and "at_end" in words:
+            return float(words[words.index("at_end") + 1])
+    return None
+
+
 def ours_command() -> list[str]:
     tradebot = Path(sys.executable).with_name("tradebot")
     return [str(tradebot)] if tradebot.exists() else [sys.executable, "-m", "bot"]
@@ -304,17 +315,28 @@ def single(work: Path, rows: int, runs: int, python: Path | None) -> list[str]:
     trades, equity = summary(results["tradebot --json"][1])
     doc = json.loads((work / "out.json").read_text())
     assert doc["n_trades"] == trades and len(doc["equity_curve"]) == rows
+    at_end = sum(t["pnl"] for t in doc["trades"] if t["exit_reason"] == "end_of_data")
+    exact = doc["final_equity"]
     ours = results["tradebot --json"][0]
     lines = [
         f"single backtest: {rows:,}-row one-minute CSV, Supertrend(10, 3) flips, next-open fills, median of {runs} runs:"
     ]
     for name, (seconds, out) in results.items():
         got_trades, got_equity = summary(out)
-        same = (
-            "same result"
-            if (got_trades, round(got_equity, 2)) == (trades, round(equity, 2))
-            else (f"DIFFERENT: {got_trades} trades, final equity {got_equity} (ours {trades}, {equity})")
-        )
+        theirs_at_end = _at_end(out)
+        if (got_trades, round(got_equity, 2)) == (trades, round(equity, 2)):
+            same = "same result"
+        elif (
+            theirs_at_end is not None
+            and got_trades == trades
+            and round(got_equity - theirs_at_end, 2) == round(exact - at_end, 2)
+        ):
+            same = (
+                "same trades; the position open at the end closed at another price "
+                f"({theirs_at_end:+.4f} against our {at_end:+.4f} at the last close)"
+            )
+        else:
+            same = f"DIFFERENT: {got_trades} trades, final equity {got_equity} (ours {trades}, {equity})"
         ratio = "" if name == "tradebot --json" else f" ({seconds / ours:.1f}x tradebot --json)"
         lines.append(
             f"  {name:<18} {seconds:7.2f} s{ratio}  {got_trades:,} trades, final equity {got_equity:,.4f}: {same}"

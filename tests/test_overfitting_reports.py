@@ -76,8 +76,8 @@ def test_a_sweep_reports_dsr_and_pbo_in_text_json_and_html(folder):
     assert "6 combinations tried" in out and f"{len(bars) - 1:,} returns" in out
     page = (folder / "s.html").read_text()
     assert "<h2>Overfitting</h2>" in page and "what it means" in page
-    assert f"<td>Deflated Sharpe ratio</td><td>{dsr:.2f}</td>" in page
-    assert f"<td>Probability of backtest overfitting</td><td>{pbo:.2f}</td>" in page
+    assert f'"measure">Deflated Sharpe ratio</td><td data-label="value">{dsr:.2f}</td>' in page
+    assert f'"measure">Probability of backtest overfitting</td><td data-label="value">{pbo:.2f}</td>' in page
 
 
 def test_a_single_backtest_has_no_overfitting_to_report(folder):

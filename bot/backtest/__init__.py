@@ -4,7 +4,8 @@
 formats the statistics, ``sweep`` runs parameter grids in parallel, ``plot`` draws the
 chart, ``runner`` is what ``tradebot backtest`` calls and ``cli_args`` declares its options.
 ``portfolio`` (with ``portfolio_run`` and ``portfolio_report``) trades many symbols from one
-account with the live rules; ``walkforward`` re-optimises on rolling windows; ``cluster`` runs
+account with the live rules; ``walkforward`` re-optimises on rolling windows; ``overfitting``
+measures how much of a sweep's best is luck (Deflated Sharpe Ratio, PBO); ``cluster`` runs
 sweeps on a Dask cluster.
 Only numpy and pyarrow are imported on the way from a CSV file to the report.
 """
