@@ -104,9 +104,15 @@ def test_a_weak_password_on_a_public_address_is_refused_by_run_and_reported_by_d
 def test_doctor_reports_the_web_rules(tmp_path):
     status, report = _doctor(tmp_path, PORT="5000", TRADEBOT_WEB_PASSWORD="1")
     assert status == 1
-    assert "FAIL  configuration tradebot run would refuse to start: TRADEBOT_WEB_PASSWORD has 1 characters" in report
+    assert (
+        "FAIL  configuration tradebot run would refuse to start: TRADEBOT_WEB_PASSWORD has 1 characters"
+        in report
+    )
     status, report = _doctor(tmp_path, PORT="5000", TRADEBOT_WEB_PASSWORD="a long enough password")
-    assert "dashboard on 0.0.0.0:5000: password or token; believes X-Forwarded-For from the platform's router" in report
+    assert (
+        "dashboard on 0.0.0.0:5000: password or token; believes X-Forwarded-For from the platform's router"
+        in report
+    )
     status, report = _doctor(tmp_path, TRADEBOT_WEB_PROXY="127.0.0.1")
     assert "believes X-Forwarded-For from 127.0.0.1/32" in report
     status, report = _doctor(tmp_path)
@@ -117,7 +123,12 @@ def test_run_refuses_a_weak_public_password_in_one_line(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(OWN_PREFIXES)}
     env.update(PYTHONPATH=str(ROOT), PORT="5000", TRADEBOT_WEB_PASSWORD="1", TRADEBOT_CONSOLE="off")
     result = subprocess.run(
-        [sys.executable, "-m", "bot", "run"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "bot", "run"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     said = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     assert result.returncode == 1 and len(said) == 1, said  # as for no password at all

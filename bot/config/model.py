@@ -15,6 +15,9 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic import ValidationInfo as _Info
 
 from bot.config.types import (
+    PORT_RANGE,
+    PROXY_FORMAT,
+    WEB_HOST_FORMAT,
     ChatIds,
     ConsoleMode,
     DailyTime,
@@ -29,9 +32,6 @@ from bot.config.types import (
     UserIds,
     WebhookUrl,
     WebsocketUrl,
-    PORT_RANGE,
-    PROXY_FORMAT,
-    WEB_HOST_FORMAT,
     http_url,
     port_number,
     url_password,

@@ -367,9 +367,7 @@ def web_user(text: object) -> str:
     """TRADEBOT_WEB_USER: a name shown in the audit log, one line of printable characters."""
     value = str(text)
     if value != value.strip() or not value.isprintable() or not 1 <= len(value) <= 40:
-        raise ValueError(
-            "allowed 1 to 40 printable characters, no tab, newline or spaces at either end"
-        )
+        raise ValueError("allowed 1 to 40 printable characters, no tab, newline or spaces at either end")
     return value
 
 
