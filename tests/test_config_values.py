@@ -113,6 +113,11 @@ def test_doctor_reports_the_web_rules(tmp_path):
         "dashboard on 0.0.0.0:5000: password or token; believes X-Forwarded-For from the platform's router"
         in report
     )
+    # $PORT set, but the dashboard is on another port: not behind the platform's router.
+    status, report = _doctor(
+        tmp_path, PORT="5000", TRADEBOT_WEB_PORT="6000", TRADEBOT_WEB_PASSWORD="a long enough password"
+    )
+    assert "dashboard on 0.0.0.0:6000: password or token; believes no X-Forwarded-For" in report
     status, report = _doctor(tmp_path, TRADEBOT_WEB_PROXY="127.0.0.1")
     assert "believes X-Forwarded-For from 127.0.0.1/32" in report
     status, report = _doctor(tmp_path)
