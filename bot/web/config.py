@@ -113,7 +113,9 @@ class WebConfig:
             password=settings.tradebot_web_password.get_secret_value(),
             token=settings.tradebot_web_token.get_secret_value().strip(),
             explicit=not (choice == "auto" and not platform_port),
-            proxies=_proxies(settings.tradebot_web_proxy, platform=bool(platform_port) and port == platform_port),
+            proxies=_proxies(
+                settings.tradebot_web_proxy, platform=bool(platform_port) and port == platform_port
+            ),
         )
         if not config.loopback and not config.has_credentials:
             raise WebConfigError(
