@@ -25,23 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests import processes  # noqa: E402
-from tests.test_web_abuse import MB, PASSWORD, TOKEN, free_port, memory_kb, raw_post  # noqa: E402
-
-
-def wait_healthy(port: int, process, workdir: Path) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                return
-        except OSError:
-            if process.poll() is not None:
-                raise SystemExit(processes.log_of(workdir, "bot")[-2000:]) from None
-            time.sleep(0.1)
-    raise SystemExit("the dashboard did not answer within 60 s")
+from tests.test_web_abuse import MB, TOKEN, memory_kb, raw_post, start_bot  # noqa: E402
 
 
 def trickle(port: int, count: int = 400, limit: float = 30.0) -> tuple[int, int, float]:
@@ -79,19 +63,8 @@ def trickle(port: int, count: int = 400, limit: float = 30.0) -> tuple[int, int,
 
 def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench_web_abuse_"))
-    port = free_port()
-    env = processes.environment(
-        f"sqlite:///{workdir / 'bot.db'}",
-        TRADEBOT_WEB_PORT=str(port),
-        TRADEBOT_WEB_PASSWORD=PASSWORD,
-        TRADEBOT_WEB_TOKEN=TOKEN,
-        TRADEBOT_SYMBOLS="AAPL,BTC/USD",
-        DAILY_SUMMARY_TIME="off",
-        TRADEBOT_LEASE_SECONDS="30",
-    )
-    process = processes.start(workdir, "bot", env, "run")
+    process, port = start_bot(workdir)
     try:
-        wait_healthy(port, process, workdir)
         time.sleep(2)  # past start-up's own allocations
         print(f"load average {os.getloadavg()[0]:.2f} at start")
         for label, path, headers in (

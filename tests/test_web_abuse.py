@@ -13,6 +13,7 @@ import contextlib
 import json
 import select
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -109,9 +110,8 @@ def raw_request(port: int, head: bytes) -> bytes:
 # ---------------------------------------------------------------------- a real process
 
 
-@pytest.fixture(scope="module")
-def bot(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("web_abuse")
+def start_bot(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A real ``tradebot run`` with the dashboard (password and token) on a free port, answering."""
     port = free_port()
     env = processes.environment(
         f"sqlite:///{workdir / 'bot.db'}",
@@ -123,17 +123,26 @@ def bot(tmp_path_factory):
         TRADEBOT_LEASE_SECONDS="30",
     )
     process = processes.start(workdir, "bot", env, "run")
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                return process, port
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(
+                "the web server did not answer:\n" + processes.log_of(workdir, "bot")[-3000:]
+            )
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def bot(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("web_abuse")
+    process, port = start_bot(workdir)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None, processes.log_of(workdir, "bot")[-3000:]
-            assert time.monotonic() < deadline, "the web server did not answer within 60 s"
-            time.sleep(0.1)
         yield process, port, workdir
     finally:
         process.terminate()
