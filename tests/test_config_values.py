@@ -17,6 +17,7 @@ import pytest
 from bot.config import Settings
 from bot.doctor import FAIL, OK, check_web, run_doctor
 from tests.test_config_attacks import OWN_PREFIXES, ROOT, refused_by_every_command, refused_in_process
+from tests.test_doctor import restore_logging  # noqa: F401  (autouse: the doctor installs its log handlers)
 
 ARABIC_3000 = "\u0663\u0660\u0660\u0660"  # ٣٠٠٠
 FULL_WIDTH_8000 = "\uff18\uff10\uff10\uff10"  # ８０００

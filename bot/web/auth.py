@@ -10,8 +10,8 @@ Plain logic, no HTTP (``bot/web/security.py`` applies it to requests):
 * **Comparisons** are constant-time: both sides are hashed to equal length, then compared with
   ``hmac.compare_digest``.
 * **Login attempts** are rate-limited: 5 failures per client per minute, 30 per minute overall.
-  A client is an address (``bot.web.config.Proxies`` says which one to believe). Nobody can lock
-  the owner out with failures of their own:
+  A client is an address (``bot.web.config.Proxies`` says which one to believe). Nobody else's
+  failures lock the owner out:
 
   - a right API token always gets through (compared first; it is 16+ characters, and a wrong
     one counts as a failure and is answered 401, or 429 once its client is over the limit);

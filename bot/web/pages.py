@@ -165,9 +165,7 @@ async def login(request: Request) -> Response:
     response = RedirectResponse(_safe_next(next_path), status_code=303)
     set_session_cookie(response, session, is_https(request))
     response.delete_cookie(LOGIN_COOKIE, path="/login")
-    if not ctx.auth.devices.verify(
-        device
-    ):  # this browser has now proved itself: strangers cannot lock it out
+    if not ctx.auth.devices.verify(device):  # this browser proved itself: strangers cannot lock it out
         response.set_cookie(
             DEVICE_COOKIE,
             ctx.auth.devices.issue(),
