@@ -45,6 +45,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -379,8 +380,6 @@ class _Work:
         self.buffers = {name: np.empty((halves, n)) for name in self.names}
 
     def rows(self, k: int) -> Any:
-        from types import SimpleNamespace
-
         return SimpleNamespace(**{name: b[:k] for name, b in self.buffers.items()})
 
 
