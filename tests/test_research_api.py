@@ -94,8 +94,9 @@ def wait_for(client: httpx.Client, job_id: str, seconds: float = 120) -> dict:
     raise AssertionError(f"job {job_id} still running after {seconds} s")
 
 
-def cli_json(argv: list[str], folder: Path) -> dict:
-    """``tradebot backtest`` run as its own process on the job's command line, its JSON read back."""
+def cli_json(argv: list[str], folder: Path, **env: str) -> dict:
+    """``tradebot backtest`` run as its own process on the job's command line (with ``env``), its
+    JSON read back."""
     out = folder / "cli.json"
     args, skip = [], False
     for item in argv:  # the job's outputs go elsewhere; the rest is the same command
@@ -113,7 +114,7 @@ def cli_json(argv: list[str], folder: Path) -> dict:
         timeout=120,
         cwd=folder,
         env={k: v for k, v in os.environ.items() if not k.startswith("TRADEBOT_")}
-        | {"PYTHONPATH": str(ROOT)},
+        | {"PYTHONPATH": str(ROOT), **env},
     )
     assert done.returncode == 0, done.stderr
     return json.loads(out.read_text())
@@ -184,6 +185,23 @@ def test_a_sweep_runs_with_live_progress_and_gives_the_commands_own_figures(web)
     listed = client.get("/api/v1/research/jobs").json()
     assert [j["id"] for j in listed] == [job["id"]] and listed[0]["state"] == "done"
     client.close()
+
+
+def test_a_job_trades_with_the_running_bots_risk_limits(tmp_path):
+    limits = {"STOP_LOSS_PCT": "1.5", "TAKE_PROFIT_PCT": "2.5", "RISK_PER_TRADE_PCT": "0.5"}
+    app = build(tmp_path, **limits)
+    with WebThread(app) as web, bearer(web) as client:
+        body = {"strategy": "supertrend", "data": "sample", "sample": "msft-daily"}
+        started = client.post("/api/v1/research/jobs", json=body)
+        assert started.status_code == 202 and started.json()["kind"] == "backtest", started.text
+        figures = wait_for(client, started.json()["id"])["figures"]
+        argv = json.loads((tmp_path / "research" / started.json()["id"] / "job.json").read_text())["argv"]
+    app.db.dispose()
+    assert figures["stats"] == {
+        k: v for k, v in cli_json(argv, tmp_path, **limits).items() if k in figures["stats"]
+    }
+    default = cli_json(argv, tmp_path)
+    assert figures["stats"]["return_pct"] != default["return_pct"]  # the limits made a difference
 
 
 # ---------------------------------------------------------------------- refusals, in one line

@@ -83,6 +83,10 @@ def test_the_worker_and_its_pool_run_at_the_lowest_priority_within_the_cap_and_c
         for pid in members:
             assert nice_of(pid) == NICE, pid
             assert address_cap_of(pid) == str(1536 * 2**20), pid
+            names = {
+                item.split(b"=", 1)[0] for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            }
+            assert b"ALPACA_API_SECRET" not in names and b"OPENBLAS_NUM_THREADS" in names, pid
         assert nice_of(os.getpid()) == 0  # the bot's own process is untouched
         assert resource.getrlimit(resource.RLIMIT_AS)[0] == resource.RLIM_INFINITY
         canceled = client.delete(f"/api/v1/research/jobs/{job['id']}").json()

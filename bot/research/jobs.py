@@ -16,26 +16,19 @@ import contextlib
 import io
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot.backtest.config import BacktestConfig
 from bot.research.sources import SourceError, csv_path
 
-# The variables a backtest reads (bot/backtest/config.py, and the store's folder and the default
-# timeframe for --source store): handed to the worker, which reads no environment or .env of its own.
+# The variables a backtest reads (bot/backtest/config.py), and for --source store the store's
+# folder and the default timeframe: the worker gets the running bot's values, nothing else.
 BACKTEST_VARIABLES = (
-    "RISK_PER_TRADE_PCT",
-    "MAX_POSITION_PCT",
-    "STOP_LOSS_PCT",
-    "TAKE_PROFIT_PCT",
-    "MAX_PORTFOLIO_RISK_PCT",
-    "MAX_OPEN_TRADES",
-    "DAILY_LOSS_LIMIT_PCT",
-    "TRADEBOT_DASK_SCHEDULER",
-    "TRADEBOT_PURE_PYTHON",
+    *(f.name.upper() for f in fields(BacktestConfig)),
     "TRADEBOT_TIMEFRAME",
     "TRADEBOT_DATA_DIR",
 )

@@ -243,8 +243,8 @@ class Research:
         folder = self.settings.folder / job_id
         state = _load(folder)
         if state is not None and state.state == "running" and not _alive(folder):
-            # A worker of an earlier run of the bot: it was killed with it (or it is another
-            # instance's, still running, when the two share the folder).
+            # Started by an earlier run of the bot, and gone with it. (One still alive is another
+            # instance's, when two share the folder: shown as it is.)
             state.state, state.error = "failed", "tradebot stopped while it ran"
         return state
 

@@ -14,6 +14,7 @@ API) and no network at all, as when it is opened from disk.
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -165,7 +166,7 @@ def options(request: Request, user: User) -> ResearchOptionsOut:
             for name, cls in sorted(context(request).app.registry.strategies.items())
         ],
         samples=[SampleOut(name=name, symbol=s.symbol, about=s.about) for name, s in SAMPLES.items()],
-        store=[StoredOut(**vars_of(s)) for s in stored_series(places.data_dir)],
+        store=[StoredOut(**asdict(s)) for s in stored_series(places.data_dir)],
         store_dir=str(places.data_dir.resolve()),
         csv_files=[CsvFileOut(path=f.path, size=f.size) for f in csv_files(places.csv_dir)],
         csv_dir=str(places.csv_dir.resolve()) if places.csv_dir else None,
@@ -251,7 +252,3 @@ def report_policy() -> str:
         "img-src data:; connect-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'; "
         "sandbox allow-scripts"
     )
-
-
-def vars_of(value: Any) -> dict[str, Any]:
-    return {name: getattr(value, name) for name in value.__slots__}
