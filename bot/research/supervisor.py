@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bot.research.jobs import FIGURES, JobRefused, JobRequest, Places, prepare, worker_config
+from bot.research.jobs import FIGURES, JobRequest, Places, prepare, worker_config
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ class Research:
             job_id, folder = self._new_folder()
             try:
                 prepared = prepare(request, self.settings.places, folder, self.bot_settings)
-            except JobRefused:
+            except BaseException:  # JobRefused, or anything unforeseen: a refused job leaves nothing
                 shutil.rmtree(folder, ignore_errors=True)
                 raise
             now = _now()
@@ -183,7 +183,9 @@ class Research:
                 by=by,
                 created=now,
                 started=now,
-                total=prepared.combinations if prepared.kind in ("sweep", "walk_forward") else 0,
+                total=prepared.combinations
+                if prepared.kind == "sweep"
+                else 0,  # walk-forward: its first message
                 request=request.model_dump(),
             )
             job = {
@@ -195,23 +197,29 @@ class Research:
             (folder / "job.json").write_text(json.dumps(job, indent=1), encoding="utf-8")
             _save(folder, state)
             self._prune(keep=folder)
-            with (folder / "worker.log").open("wb") as log_file:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "bot.research.worker", str(folder)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=log_file,
-                    env=_worker_environment(),
-                    start_new_session=True,  # its own process group: cancel reaches its pool too
-                    close_fds=True,
-                )
+            try:
+                with (folder / "worker.log").open("wb") as log_file:
+                    proc = subprocess.Popen(
+                        [sys.executable, "-m", "bot.research.worker", str(folder)],
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=log_file,
+                        env=_worker_environment(),
+                        start_new_session=True,  # its own process group: cancel reaches its pool too
+                        close_fds=True,
+                    )
+            except OSError as exc:  # no memory or processes left for one more: say so, in one line
+                state.state, state.finished = "failed", _now()
+                state.error = f"could not start the research worker: {exc.strerror or exc}"
+                _save(folder, state)
+                raise ResearchOff(state.error) from None
             (folder / "worker.pid").write_text(str(proc.pid), encoding="ascii")
             running = _Running(state, folder, proc)
             running.thread = threading.Thread(target=self._follow, args=(running,), name=f"research-{job_id}")
             self._running = running
             log.info("research job %s started by %s: %s (worker pid %d)", job_id, by, state.title, proc.pid)
+            self.notify(state.as_dict())  # before the thread can report progress
             running.thread.start()
-        self.notify(state.as_dict())
         return state
 
     def _new_folder(self) -> tuple[str, Path]:

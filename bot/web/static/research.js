@@ -94,7 +94,7 @@
     const series = lab.options.store.filter((s) => s.timeframe === frame);
     f.symbols.replaceChildren(...series.map((s) => el("label", { class: "choice" },
       el("input", { type: "checkbox", value: s.symbol, "data-first": s.first || "", "data-last": s.last || "", onchange: () => span(f) }),
-      ` ${s.symbol} (${s.bars.toLocaleString("en-US")} bars, ${TB.time(s.first).slice(0, 10)} to ${TB.time(s.last).slice(0, 10)})`)));
+      ` ${s.symbol} (${s.bars.toLocaleString("en-US")} bars${s.first ? `, ${s.first.slice(0, 10)} to ${s.last.slice(0, 10)}` : ""})`)));
     const first = f.symbols.querySelector("input");
     if (first) first.checked = true;
     span(f);
@@ -106,6 +106,7 @@
     if (!chosen.length) return;
     const first = chosen.map((c) => c.dataset.first).sort().pop();
     const last = chosen.map((c) => c.dataset.last).sort()[0];
+    if (!first || !last) return; /* a file with no bars yet */
     f.start.value = first.slice(0, 10);
     const end = new Date(Date.parse(last.slice(0, 10) + "T00:00:00Z") + 86400000);
     f.end.value = end.toISOString().slice(0, 10);
@@ -156,7 +157,7 @@
     try {
       const job = await TB.api("/research/jobs/" + lab.job.id, { method: "DELETE" });
       TB.toast("Canceled: " + job.title, "muted");
-      await show(job.id);
+      heard(job);
     } catch (error) {
       TB.toast(error.message, "error");
     }
@@ -168,6 +169,7 @@
     lab.job = job;
     if (lab.shown !== job.id) TB.replace("research-result", el("div", {})); /* an earlier job's figures go */
     lab.shown = job.id;
+    buttons(true);
     drawProgress(job);
     clearInterval(lab.poll);
     /* The WebSocket carries every change; a slow read now and then covers a missed message. */
@@ -176,26 +178,30 @@
 
   function heard(job) {
     if (!lab.job || job.id !== lab.job.id) {
-      if (job.state === "running" && !lab.job) follow(job);
-      loadJobs();
+      if (job.state === "running" && !lab.job) follow(job); /* started elsewhere (another tab, a script) */
+      else loadJobs();
       return;
     }
     lab.job = job;
-    drawProgress(job);
+    buttons(job.state === "running");
+    if (lab.shown === job.id) drawProgress(job);
     if (job.state !== "running") {
       clearInterval(lab.poll);
       lab.job = null;
-      show(job.id).catch((e) => TB.toast(e.message, "error"));
+      if (lab.shown === job.id) show(job.id).catch((e) => TB.toast(e.message, "error"));
       loadJobs();
     }
   }
 
+  /* Run while no job runs; Cancel while one does (whichever job the page shows). */
+  function buttons(running) {
+    if (!lab.form) return;
+    lab.form.run.disabled = running;
+    lab.form.cancel.hidden = !running;
+  }
+
   function drawProgress(job) {
     const running = job.state === "running";
-    if (lab.form) {
-      lab.form.run.disabled = running;
-      lab.form.cancel.hidden = !running;
-    }
     const counted = job.total ? `${job.done.toLocaleString("en-US")} of ${job.total.toLocaleString("en-US")} backtests` : "";
     const bar = el("progress", { max: String(job.total || 1), value: String(job.total ? job.done : running ? 0 : 1), id: "job-bar" });
     if (running && !job.total) bar.removeAttribute("value"); /* indeterminate */
@@ -329,7 +335,6 @@
       else if (jobs.length) await show(jobs[0].id);
       return;
     }
-    lab.form.run.hidden = status.read_only;
   }
 
   TB.pages = TB.pages || {};
