@@ -71,7 +71,7 @@ class ConsolePrinter:
                     self.on_closed()
 
     def alert(self, event: Event) -> None:
-        self.print("ALERT " + fmt.alert(event))
+        self.print(fmt.console_alert(event))
 
     def reply(self, reply: Reply) -> None:
         text = reply.text

@@ -32,7 +32,7 @@ def chat(clock, chat_id=1, message_id=None, age_seconds=0):
 def test_risk_set_asks_then_applies_and_persists(bot, tmp_path):
     app, clock = bot
     reply = app.router.handle("/risk set max_open_trades 3", chat(clock))
-    assert reply.confirmation is not None and "set max_open_trades to 3" in reply.text
+    assert reply.confirmation is not None and "set max_open_trades from 5 to 3" in reply.text
     assert app.service.limits().max_open_trades == 5  # not yet
     done = app.router.confirm(reply.confirmation.token, chat(clock))
     assert done.text == "Risk limit max_open_trades is now 3."
@@ -98,7 +98,10 @@ def test_the_risk_checks_run_again_when_the_buy_is_confirmed(bot):
     token = app.router.handle("/buy AAPL 2", chat(clock, message_id=5)).confirmation.token
     app.service.pause(by="ann")  # between the question and the answer
     reply = app.router.confirm(token, chat(clock, message_id=5))
-    assert reply.text == "Blocked: trading is paused: no new entries (exits still run)"
+    assert reply.text == (
+        "Not done: buy 2 AAPL at market is no longer possible.\n"
+        "Not bought: trading is paused: no new entries (exits still run)."
+    )
     assert app.service.positions() == []
 
 
@@ -110,7 +113,7 @@ def test_sell_all_and_flatten(bot):
     token = app.router.handle("/sell AAPL all", chat(clock, message_id=3)).confirmation.token
     assert app.router.confirm(token, chat(clock, message_id=3)).text.startswith("Done: Sold 2 AAPL")
     asked = app.router.handle("/flatten", chat(clock, message_id=4))
-    assert "close the 1 position (BTC/USD) at market?" in asked.text
+    assert "close the 1 position (0.01 BTC/USD) at market?" in asked.text
     result = app.router.confirm(asked.confirmation.token, chat(clock, message_id=4))
     assert "Sold 0.01 BTC/USD" in result.text
     assert app.service.positions() == []

@@ -150,6 +150,6 @@ def test_the_console_shows_the_feed_so_a_standby_sees_the_active_instances_alert
         for process in (standby, active):
             if process is not None:
                 process.wait(timeout=60)
-    shown = re.findall(r"^ALERT (.+)$", seen, re.M)
+    shown = re.findall(r"^\d\d:\d\d:\d\d ALERT (.+)$", seen, re.M)
     assert any(line.startswith("Bought ") for line in shown)
     assert len(shown) == len(set(shown)), shown  # each once (fills differ in quantity, price or symbol)

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
@@ -107,6 +108,14 @@ class TradingService:
             db, broker, clock, self._store, lease, symbols=symbols, strategies=strategies, timeframe=timeframe
         )
         self._trader = Trader(broker, clock, self._store, self._events, self._orders, self._reports)
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the service's lock across several calls: nothing else changes the books or the
+        settings meanwhile (no cycle, no sync, no order of another chat). A confirmation reads the
+        state it showed again and acts on it inside one of these (``bot/commands.py``)."""
+        with self._lock:
+            yield
 
     # ------------------------------------------------------------------ state
 
@@ -370,6 +379,10 @@ class TradingService:
         view = self._reports.status()
         behind = self._orders.books_behind
         return replace(view, books_behind=behind) if behind else view
+
+    def position(self, symbol: str) -> Position | None:
+        """The open position in ``symbol`` as the books hold it, or None."""
+        return self._reports.position(symbol.upper())
 
     def positions(self) -> list[Position]:
         return self._reports.positions()
