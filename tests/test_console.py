@@ -65,7 +65,9 @@ def test_paused_state_survives_a_restart(tmp_path):
 
 
 def test_end_of_input_exits_cleanly_even_with_no_commands(tmp_path):
-    result = run_bot(tmp_path, "")
+    """With the console asked for; unset (auto), an input with no line is no console at all and
+    the run trades on (tests/test_run_startup.py)."""
+    result = run_bot(tmp_path, "", TRADEBOT_CONSOLE="on")
     assert result.returncode == 0
     assert "Traceback" not in result.stderr
 

@@ -36,6 +36,8 @@ NOT_RUN = {
     r"pip install -e '\.\[cluster\]'": "installs Dask, which the dev extra these tests run with already has",
     r"dask (scheduler|worker) ": "starts a Dask server that runs until stopped; tests/test_cluster.py starts a LocalCluster",
     r"(?s)tradebot backtest .*--cluster tcp://SCHEDULER": "needs a Dask cluster; tests/test_cluster.py runs one",
+    r"(pip install -e \. && )?tradebot run +#": "trades until stopped, with or without standard input (issue 18): "
+    "tests/test_run_startup.py runs it with none, tests/test_terminal.py at a terminal",
 }
 # A leading install step is what built the environment these tests run in (.ci/run does it from
 # scratch in a fresh virtualenv, so it is covered there); the rest of the line runs as written.
