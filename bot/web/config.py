@@ -11,6 +11,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from bot.config import Settings
+from bot.config.types import Source
 
 DEFAULT_PORT = 8000
 LOOPBACK_NAMES = {"localhost"}
@@ -61,10 +62,28 @@ class WebConfig:
         )
         if not config.loopback and not config.has_credentials:
             raise WebConfigError(
-                f"the dashboard would listen on {host}:{port} with no password: set TRADEBOT_WEB_PASSWORD "
-                "(or TRADEBOT_WEB_TOKEN), or TRADEBOT_WEB_HOST=127.0.0.1, or TRADEBOT_WEB_PORT=off"
+                f"the dashboard would listen on {host}:{port} with no password, because "
+                f"{_why_host(settings, platform_port)}: set TRADEBOT_WEB_PASSWORD (or TRADEBOT_WEB_TOKEN), "
+                f"or TRADEBOT_WEB_HOST=127.0.0.1, or TRADEBOT_WEB_PORT=off{_unset_port_hint(settings)}"
             )
         return config
+
+
+def _why_host(settings: Settings, platform_port: int | None) -> str:
+    """Which variables chose the address, and where each value came from."""
+    if settings.tradebot_web_host != "auto" or not platform_port:
+        return settings.origin("TRADEBOT_WEB_HOST")
+    return (
+        f"{settings.origin('PORT')} with {settings.origin('TRADEBOT_WEB_HOST')} means every address "
+        "(a platform's web process)"
+    )
+
+
+def _unset_port_hint(settings: Settings) -> str:
+    """PORT in ``.env`` is a copied example's, not a platform's (platforms set the environment)."""
+    if settings.tradebot_web_host == "auto" and settings.source("PORT") is Source.DOTENV:
+        return ", or remove PORT from .env (only a platform sets it)"
+    return ""
 
 
 def is_loopback(host: str) -> bool:
