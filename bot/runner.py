@@ -152,6 +152,8 @@ async def serve(app: App, *, console: bool, stdin: TextIO | None = None, stdout:
         await asyncio.gather(*tasks, *transports, return_exceptions=True)
         if app.web is not None:
             await app.web.stop()
+        if scheduler is not None and app.mode == "sim":
+            await asyncio.to_thread(_leave_clock, app)
         if finished:
             try:
                 await asyncio.to_thread(app.lease.release)
@@ -163,6 +165,17 @@ async def serve(app: App, *, console: bool, stdin: TextIO | None = None, stdout:
             logging.shutdown()
             os._exit(1)
     return _exit_status(received, status)
+
+
+def _leave_clock(app: App) -> None:
+    """The simulated clock's state for the next process (`tradebot tick`, the next run), which
+    resumes from it plus the real time since (``bot/simaccount.py``)."""
+    from bot.simaccount import save_clock
+
+    try:
+        save_clock(app.db, app.clock.now(), datetime.now(UTC))
+    except Exception as exc:  # the last cycle's state stays: the next process resumes from that
+        log.warning("could not record where the simulated clock stopped: %s", exc)
 
 
 def _exit_status(received: list[int], status: int) -> int:

@@ -25,7 +25,7 @@ import numpy as np
 
 from bot.backtest.engine import REASONS
 from bot.bars import NS, Bars, Timeframe
-from bot.brokers.rules import buy_refusal, first_touch
+from bot.brokers.rules import buy_refusal, fill_price, first_touch
 from bot.domain import ExitReason, Position
 from bot.risk import (
     Decision,
@@ -294,7 +294,7 @@ class _Account:
         if not decision.approved:
             self._block(decision)
             return
-        fill = s.price_at(t) * (1.0 + self.settings.slippage)
+        fill = fill_price(s.name, s.price_at(t) * (1.0 + self.settings.slippage))
         if buy_refusal(qty, fill, self.cash, self.settings.commission) is not None:
             self.rejected += 1
             return
@@ -338,13 +338,15 @@ class _Account:
         hit = _scan(s.bars, j, sell if sell >= 0 else len(s.time) - 1, held.stop, held.target)
         if hit is not None:
             m, price, reason = hit
-            held.exit_price = price * (1.0 - slip) if reason is ExitReason.STOP_LOSS else price
+            held.exit_price = fill_price(
+                s.name, price * (1.0 - slip) if reason is ExitReason.STOP_LOSS else price
+            )
             held.exit_reason, held.exit_time = reason, int(s.time[m])
             return (held.exit_time + s.tf_ns, _STOP, self.rank[k], k)
         if sell >= 0:
             tick = int(s.time[sell]) + s.tf_ns
             held.exit_price, held.exit_reason, held.exit_time = (
-                s.price_at(tick) * (1.0 - slip),
+                fill_price(s.name, s.price_at(tick) * (1.0 - slip)),
                 ExitReason.SIGNAL,
                 tick,
             )

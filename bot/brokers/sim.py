@@ -3,6 +3,9 @@
 Fill model (stated here and in the README):
 - a market order fills in full at the next price: the synthetic market's price at the moment
   the order arrives (the market is a pure function of time, so that price is deterministic);
+- every stock fill is on the tick grid, a cent at $1 and above (``bot.brokers.rules.fill_price``:
+  the market's price rounded to the nearest tick), so a trade's P&L can be recomputed from the
+  prices shown; crypto fills at the price as it is;
 - a limit buy (sell) fills at the first bar starting at or after the order whose low (high)
   reaches the limit, at the limit or at that bar's open if it gapped through;
 - an entry's stop-loss and take-profit are working exit orders: each closed bar that started at
@@ -36,7 +39,7 @@ from sqlmodel import Session, col, select
 
 from bot.bars import NS, Bars, Timeframe
 from bot.brokers.base import BrokerUpdate, OrderRejected
-from bot.brokers.rules import buy_refusal, first_touch
+from bot.brokers.rules import buy_refusal, fill_price, first_touch
 from bot.clock import Clock
 from bot.domain import (
     Account,
@@ -182,7 +185,7 @@ class SimBroker:
             else:
                 s.add(row)
                 if intent.order_type is OrderType.MARKET:
-                    self._fill(s, row, self.market.price_at(intent.symbol, now), now, self._share(row))
+                    self._fill(s, row, self._market_price(intent.symbol, now), now, self._share(row))
         if problem:
             raise OrderRejected(problem)
         return self.get_order_by_client_id(intent.client_order_id)  # type: ignore[return-value]
@@ -207,10 +210,14 @@ class SimBroker:
         row.reported = False
         s.add(row)
 
+    def _market_price(self, symbol: str, now: datetime) -> float:
+        """What a market order of ``symbol`` arriving ``now`` fills at (on the tick grid)."""
+        return fill_price(symbol, self.market.price_at(symbol, now))
+
     def _reject_reason(self, s: Session, intent: OrderIntent, now: datetime) -> str | None:
         if intent.qty <= 0:
             return f"quantity must be positive, got {intent.qty}"
-        price = intent.limit_price or self.market.price_at(intent.symbol, now)
+        price = intent.limit_price or self._market_price(intent.symbol, now)
         if intent.side is Side.BUY:
             cash = s.get(SimAccountRow, 1).cash  # type: ignore[union-attr]
             return buy_refusal(intent.qty, price, cash, self.commission)
@@ -342,7 +349,8 @@ class SimBroker:
             hit = first_touch(bars, stop=position.stop_loss, target=position.take_profit)
             if hit is None:
                 continue
-            index, price, reason = hit
+            index, touched, reason = hit
+            price = fill_price(position.symbol, touched)
             when = _bar_time(bars, index)
             suffix = "sl" if reason is ExitReason.STOP_LOSS else "tp"
             exit_row = SimOrderRow(
@@ -374,7 +382,7 @@ class SimBroker:
                     price = max(limit, float(bars.open[i]))
                 else:
                     continue
-                if not self._execute_part(s, row, price, _bar_time(bars, i)):
+                if not self._execute_part(s, row, fill_price(row.symbol, price), _bar_time(bars, i)):
                     break
 
     def _run_remainders(self, s: Session, since: datetime | None, now: datetime) -> None:
@@ -386,7 +394,8 @@ class SimBroker:
         for row in list(s.exec(query)):
             bars = self._closed_bars(row.symbol, aware(row.submitted_at), since, now)  # type: ignore[arg-type]
             for i in range(len(bars)):
-                if not self._execute_part(s, row, float(bars.open[i]), _bar_time(bars, i)):
+                opening = fill_price(row.symbol, float(bars.open[i]))
+                if not self._execute_part(s, row, opening, _bar_time(bars, i)):
                     break
 
     def _execute_part(self, s: Session, row: SimOrderRow, price: float, when: datetime) -> bool:

@@ -33,7 +33,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from bot import formatting as fmt
@@ -369,9 +369,10 @@ class TradingService:
         return applied, diffs
 
     def record_tick(self, report: TickReport) -> None:
-        """The engine's report of one cycle: its time (persisted) and its data health."""
+        """The engine's report of one cycle: its time (persisted, with the real time then, so the
+        next process resumes the simulated clock where this one left it) and its data health."""
         self._reports.last_tick = report
-        self._store.set_last_tick(report.finished)
+        self._store.set_last_tick(report.finished, wall=datetime.now(UTC))
 
     # ------------------------------------------------------------------ reports
 
