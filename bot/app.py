@@ -113,7 +113,7 @@ def build_app(settings: Settings, *, accelerate: bool = True, clock: Clock | Non
     )
     cache = HistoryCache(source, timeframe, settings.tradebot_history_bars)
     engine = Engine(service, cache, strategies, symbols, timeframe, clock)
-    router = CommandRouter(service, registry, clock)
+    router = CommandRouter(service, registry, clock, confirm_ttl=settings.tradebot_confirm_seconds)
     app = App(
         settings=settings,
         db=db,

@@ -207,7 +207,12 @@ class CommandRouter:
             return Reply(f"/{name} ignored: forwarded messages are never run as commands. Send it yourself.")
         command = self.commands.get(name)
         if command is None:
-            return Reply(f"Unknown command /{name}{self._did_you_mean(name)}. Send /help for the list.")
+            guess = self._did_you_mean(name)
+            return Reply(
+                f"Unknown command /{name}: did you mean /{guess}? Send /help for the list."
+                if guess
+                else f"Unknown command /{name}. Send /help for the list."
+            )
         if command.changes_state and caller.sent_at is not None:
             age = self.human_now() - caller.sent_at
             if age > STALE_AFTER:
@@ -229,13 +234,13 @@ class CommandRouter:
             )
 
     def _did_you_mean(self, name: str) -> str:
-        """``: did you mean /positions?`` for a near miss (a typo, a letter left out), else ``""``."""
+        """The command a near miss meant (a typo, a letter left out), else ``""``."""
         names = [n for n in self.commands if n != "confirm"] + ["confirm"]
         close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
         if not close:  # "/pos": the start of exactly one command
             starts = [n for n in names if len(name) >= 2 and n.startswith(name)]
             close = starts if len(starts) == 1 else []
-        return f": did you mean /{close[0]}?" if close else ""
+        return close[0] if close else ""
 
     def confirm(self, token: str, caller: Caller) -> Reply:
         """Do what the question ``token`` showed, if it is still exactly what would be done;
@@ -293,7 +298,7 @@ class CommandRouter:
                 return Reply(refusal)
             del self._pending[token]
         if self.human_now() > pending.expires_at:
-            return Reply(f"Nothing to cancel: {_expired(pending)}")
+            return Reply(f"Nothing to cancel. {_expired(pending)}")
         return Reply(f"Canceled: {pending.summary}.")
 
     def _ask(self, caller: Caller, ask: Asker) -> Reply:
@@ -520,7 +525,7 @@ class CommandRouter:
                 return Reply(f"{len(waiting)} actions wait for confirmation; name one:\n{listed}")
             expired = self._expired_note(caller)
             if expired:
-                return Reply(f"Nothing to cancel: {expired}")
+                return Reply(f"Nothing to cancel.\n{expired}")
             raise UsageError("ORDER_ID: an open order's id, as /orders shows it. No question is waiting.")
         with self._lock:
             confirmation = args[0] in self._pending

@@ -143,3 +143,51 @@ def test_stale_state_changing_commands_are_ignored_but_reads_are_answered(bot):
 def test_malformed_commands_get_a_clear_answer(bot, text, answer):
     app, clock = bot
     assert app.router.handle(text, chat(clock)).text.startswith(answer)
+
+
+@pytest.mark.parametrize(
+    ("typed", "answer"),
+    [
+        ("/posiitons", "Unknown command /posiitons: did you mean /positions? Send /help for the list."),
+        ("/stauts", "Unknown command /stauts: did you mean /status? Send /help for the list."),
+        ("/flaten", "Unknown command /flaten: did you mean /flatten? Send /help for the list."),
+        ("/pos", "Unknown command /pos: did you mean /positions? Send /help for the list."),
+        ("/xyzzy", "Unknown command /xyzzy. Send /help for the list."),
+    ],
+)
+def test_a_mistyped_command_gets_the_near_one(bot, typed, answer):
+    app, clock = bot
+    assert app.router.handle(typed, chat(clock)).text == answer
+
+
+def test_cancel_with_no_id_drops_the_waiting_question(bot):
+    app, clock = bot
+    assert app.router.handle("/cancel", chat(clock)).text.startswith(
+        "Usage: /cancel ORDER_ID|CONFIRMATION_ID"
+    )
+    app.router.handle("/buy AAPL 1", chat(clock, message_id=1))
+    assert app.router.handle("/cancel", chat(clock)).text == "Canceled: buy 1 AAPL at market."
+    assert app.router.handle("/confirm", chat(clock)).text == "Nothing to confirm."
+    first = app.router.handle("/buy AAPL 1", chat(clock, message_id=2)).confirmation.token
+    second = app.router.handle("/buy BTC/USD 0.01", chat(clock, message_id=3)).confirmation.token
+    assert app.router.handle("/cancel", chat(clock)).text == (
+        "2 actions wait for confirmation; name one:\n"
+        f"/cancel {first}: buy 1 AAPL at market\n/cancel {second}: buy 0.01 BTC/USD at market"
+    )
+    clock.advance(seconds=61)
+    assert app.router.handle("/cancel", chat(clock)).text == (
+        "Nothing to cancel.\nExpired: buy 1 AAPL at market was not done. Send the command again.\n"
+        "Expired: buy 0.01 BTC/USD at market was not done. Send the command again."
+    )
+    assert app.service.positions() == []
+
+
+def test_orders_show_when_each_was_placed_and_the_id_of_a_working_one(bot):
+    app, clock = bot
+    token = app.router.handle("/buy AAPL 2", chat(clock, message_id=1)).confirmation.token
+    app.router.confirm(token, chat(clock, message_id=1))
+    shown = app.router.handle("/orders all", chat(clock)).text.splitlines()
+    assert shown[0] == "Recent orders (placed, simulated clock, UTC):"
+    assert shown[1].startswith(f"{clock.now():%m-%d %H:%M:%S} buy 2 AAPL filled @ ")
+    assert " id " not in shown[1]  # filled: nothing to cancel
+    assert app.router.handle("/orders", chat(clock)).text == "No open orders."

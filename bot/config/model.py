@@ -113,6 +113,13 @@ class Settings(BaseModel):
         group="General",
         unit="bars",
     )
+    tradebot_confirm_seconds: Annotated[float, Field(ge=5, le=600)] = var(
+        "60",
+        "Seconds a dangerous command's question (/buy, /sell, /flatten, /cancel, /risk set) waits for "
+        "/confirm or its button, 5 to 600",
+        group="General",
+        unit="seconds",
+    )
     tradebot_console: Annotated[ConsoleMode, _choice(ConsoleMode)] = var(
         "auto", "Read commands from standard input: auto (when no Telegram token), on, off", group="General"
     )

@@ -3,7 +3,7 @@
 Reads call ``Dashboard`` (the service's public methods) in FastAPI's worker threads. Actions go
 through the same ``CommandRouter`` as Telegram and the console: the same parsing, checks and
 confirmation step (buy, sell, flatten, cancel and risk set or reset answer with a confirmation to
-POST back within 60 s), recorded with the web user's name. A confirmation does exactly what its
+POST back within TRADEBOT_CONFIRM_SECONDS), recorded with the web user's name. A confirmation does exactly what its
 prompt showed: if the state changed meanwhile, the POST does nothing and answers with the new
 question (its own confirmation, ``replaces`` saying why). A standby instance answers actions with 409.
 """
