@@ -174,8 +174,8 @@ class CommandRouter:
             ),
             Command(
                 "cancel",
-                "Cancel a working order (its id from /orders), or a pending action",
-                "/cancel ORDER_ID|CONFIRMATION_ID",
+                "Cancel a working order (its id from /orders), or the question waiting (no id)",
+                "/cancel [ORDER_ID|CONFIRMATION_ID]",
                 self._cancel_cmd,
                 changes_state=True,
             ),

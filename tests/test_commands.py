@@ -163,7 +163,7 @@ def test_a_mistyped_command_gets_the_near_one(bot, typed, answer):
 def test_cancel_with_no_id_drops_the_waiting_question(bot):
     app, clock = bot
     assert app.router.handle("/cancel", chat(clock)).text.startswith(
-        "Usage: /cancel ORDER_ID|CONFIRMATION_ID"
+        "Usage: /cancel [ORDER_ID|CONFIRMATION_ID]"
     )
     app.router.handle("/buy AAPL 1", chat(clock, message_id=1))
     assert app.router.handle("/cancel", chat(clock)).text == "Canceled: buy 1 AAPL at market."
