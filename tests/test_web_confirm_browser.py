@@ -4,13 +4,18 @@ nothing but show the new question (saying why) in a new dialog; confirming that 
 
 from __future__ import annotations
 
+import pytest
+
 from bot.domain import Side
+from tests.browser import DESKTOP, PASSWORD, chromium, loopback_only, needs_chromium
 from tests.helpers import make_app
-from tests.test_web_browser import PASSWORD, browser, loopback_only  # noqa: F401 (the fixture)
 from tests.webapp import WebThread
 
+pytestmark = needs_chromium
+browser = pytest.fixture(scope="module")(chromium)
 
-def test_confirm_after_a_change_shows_the_new_question_instead(tmp_path, browser):  # noqa: F811
+
+def test_confirm_after_a_change_shows_the_new_question_instead(tmp_path, browser):
     app, _ = make_app(
         tmp_path / "bot.db",
         TRADEBOT_SYMBOLS="AAPL,BTC/USD",
@@ -22,7 +27,7 @@ def test_confirm_after_a_change_shows_the_new_question_instead(tmp_path, browser
     outside: list[str] = []
     errors: list[str] = []
     with WebThread(app) as web:
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context = browser.new_context(**DESKTOP)
         page = context.new_page()
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         loopback_only(page, outside)
