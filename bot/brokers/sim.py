@@ -5,7 +5,7 @@ Fill model (stated here and in the README):
   the order arrives (the market is a pure function of time, so that price is deterministic);
 - every stock fill is on the tick grid, a cent at $1 and above (``bot.brokers.rules.fill_price``:
   the market's price rounded to the nearest tick), so a trade's P&L can be recomputed from the
-  prices shown; crypto fills at the price as it is;
+  prices shown; positions and equity are marked at the same prices; crypto as it is;
 - a limit buy (sell) fills at the first bar starting at or after the order whose low (high)
   reaches the limit, at the limit or at that bar's open if it gapped through;
 - an entry's stop-loss and take-profit are working exit orders: each closed bar that started at
@@ -113,7 +113,7 @@ class SimBroker:
         with self.db.session() as s:
             cash = s.get(SimAccountRow, 1).cash  # type: ignore[union-attr]
             value = sum(
-                row.qty * self.market.price_at(row.symbol, now)
+                row.qty * self._market_price(row.symbol, now)
                 for row in s.exec(select(SimPositionRow).order_by(SimPositionRow.symbol))
             )
         return Account(cash=cash, equity=cash + value, buying_power=cash)
@@ -127,7 +127,7 @@ class SimBroker:
                 symbol=r.symbol,
                 qty=r.qty,
                 avg_price=r.avg_price,
-                market_price=self.market.price_at(r.symbol, now),
+                market_price=self._market_price(r.symbol, now),
                 stop_loss=r.stop_loss,
                 take_profit=r.take_profit,
                 opened_at=aware(r.opened_at),
@@ -149,7 +149,7 @@ class SimBroker:
         return True  # the simulated market never closes
 
     def latest_price(self, symbol: str, now: datetime) -> float | None:
-        return self.market.price_at(symbol, now)
+        return self._market_price(symbol, now)
 
     def qty_rules(self, symbol: str) -> QtyRules:
         """Whole shares for stocks (the entries' brackets), 0.000001 for crypto; any sell of what
@@ -211,7 +211,9 @@ class SimBroker:
         s.add(row)
 
     def _market_price(self, symbol: str, now: datetime) -> float:
-        """What a market order of ``symbol`` arriving ``now`` fills at (on the tick grid)."""
+        """The price of ``symbol`` now, on the tick grid: what a market order arriving now fills at,
+        and what positions and equity are marked at (so a position is worth what it cost the
+        moment it fills)."""
         return fill_price(symbol, self.market.price_at(symbol, now))
 
     def _reject_reason(self, s: Session, intent: OrderIntent, now: datetime) -> str | None:
