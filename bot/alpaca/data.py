@@ -32,7 +32,7 @@ from alpaca.data.requests import (
 )
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
-from bot.alpaca.http import AlpacaHttp, describe, is_transient, status_of
+from bot.alpaca.http import DATA, AlpacaHttp, describe, is_transient, status_of
 from bot.bars import Bars, Timeframe
 from bot.data.base import DataError
 from bot.domain import is_crypto
@@ -127,11 +127,14 @@ class AlpacaBarSource:
         sleep: Callable[[float], None] = time.sleep,
         **kwargs: Any,
     ) -> AlpacaBarSource:
-        """Both data clients, hardened by ``http`` (shared with the trading client when given)."""
+        """Both data clients, hardened by ``http`` (shared with the trading client when given: one
+        stall budget, each API its own rate limit)."""
         http = http or AlpacaHttp(sleep=sleep)
-        stocks = http.install(StockHistoricalDataClient(api_key, secret_key, raw_data=True, url_override=url))
+        stocks = http.install(
+            StockHistoricalDataClient(api_key, secret_key, raw_data=True, url_override=url), api=DATA
+        )
         crypto = http.install(
-            CryptoHistoricalDataClient(api_key, secret_key, raw_data=True, url_override=url)
+            CryptoHistoricalDataClient(api_key, secret_key, raw_data=True, url_override=url), api=DATA
         )
         return cls(stocks, crypto, feed=feed, http=http, **kwargs)
 
@@ -147,7 +150,7 @@ class AlpacaBarSource:
                 counted,
                 retry_if=is_transient,
                 hint=self.http.wait_hint,
-                sleep=self.http.sleep,
+                sleep=self.http.sleeper(DATA),
                 what=f"Alpaca {what}",
             )
         except (

@@ -66,7 +66,7 @@ def build_alpaca(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> tup
     if not key or not secret:
         raise AuthenticationError("ALPACA_API_KEY and ALPACA_API_SECRET must both be set to trade on Alpaca")
     paper = trading_mode(settings)
-    http = AlpacaHttp(timeout=timeout)  # one per account: trading and data share the stall budget
+    http = AlpacaHttp(timeout=timeout)  # one per account: one stall budget, a rate limit per API
     client = http.install(
         TradingClient(key, secret, paper=paper, url_override=url_setting(settings, "ALPACA_TRADING_URL"))
     )

@@ -7,12 +7,15 @@ calendar, bar aggregation), ``stream`` (the ``trade_updates`` websocket).
 
 Besides those, this module models:
 
-- **Rate limits** (alpaca-docs trading-api ``_index.md``: "200 requests every minute per API
-  key", answered 429; broker-api ``_index.md`` and docs.alpaca.markets "Rate Limits": every
-  response carries ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset``, the
-  UNIX epoch in seconds of the window's reset; no ``Retry-After``). Windows are real time
-  (``time.time``), apart from the settable market clock. ``rate_limit`` sets the limit per
-  minute (trading and data are counted apart).
+- **Rate limits, one per API** (alpaca-docs trading-api ``_index.md``: "200 requests every
+  minute per API key", answered 429; market data: ``content/market-data/_index.md``, "Historical
+  API calls 200/min" on the free plan, counted apart from trading; docs.alpaca.markets "About
+  Market Data API": 10,000/min on Algo Trader Plus; broker-api ``_index.md`` and
+  docs.alpaca.markets "Rate Limits": every response carries ``X-RateLimit-Limit``,
+  ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset``, the UNIX epoch in seconds of the window's
+  reset; no ``Retry-After``). Windows are real time (``time.time``), apart from the settable
+  market clock. ``rate_limit`` sets the trading API's limit per minute, ``data_rate_limit`` the
+  market data API's; a 429 on one never touches the other's window.
 - **The account** (docs.alpaca.markets changelog 2026-07-06 "Pattern day trading fields and
   configurations removed"): no ``pattern_day_trader``, ``daytrade_count`` or
   ``daytrading_buying_power``.
@@ -88,7 +91,8 @@ class FakeAlpaca:
         self.fill_step: float | None = None
         self.crypto_day_tz = "America/Chicago"
         self.same_ms_reversed = False
-        self.rate_limit = 200
+        self.rate_limit = 200  # trading API, requests a minute
+        self.data_rate_limit = 200  # market data API (free plan), requests a minute
         self._windows: dict[str, tuple[int, int]] = {}  # api -> (window start epoch, count)
         self.stream: Any = None  # a FakeTradingStream, when a test starts one
         self.fail_after_accept: list[int | str] = []
@@ -281,7 +285,8 @@ class FakeAlpaca:
             window, count = start, 0
         count += 1
         self._windows[api] = (window, count)
-        return self.rate_limit, max(self.rate_limit - count, 0), window + 60
+        limit = self.data_rate_limit if api == "data" else self.rate_limit
+        return limit, max(limit - count, 0), window + 60
 
     def handle(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int | str, Any]:
         if path.startswith(("/v2/stocks/", "/v1beta3/crypto/")):
