@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -275,11 +276,17 @@ class AlpacaBroker:
         return self.latest_price(symbol, datetime.now(UTC))
 
     def asset(self, symbol: str) -> Any:
+        """The asset (cached), whichever name Alpaca answers a crypto pair under."""
+
         def load() -> Any:
-            try:
-                return self._read("asset", lambda: self.client.get_asset(symbol))
-            except APIError:
-                raise OrderRejected(f"Alpaca does not know the symbol {symbol}") from None
+            for name in convert.asset_names(symbol):
+                try:
+                    found = self._read("asset", partial(self.client.get_asset, name))
+                except APIError:  # 404
+                    continue
+                if convert.asset_is(found, symbol):
+                    return found
+            raise OrderRejected(f"Alpaca does not know the symbol {symbol}")
 
         return self._cached(f"asset:{symbol}", "asset", load)
 

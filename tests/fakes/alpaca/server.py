@@ -51,7 +51,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
-from tests.fakes.alpaca import trading
+from tests.fakes.alpaca import crypto, trading
 from tests.fakes.alpaca.market import NEW_YORK, FakeClock, aggregate, market_clock
 from tests.fakes.alpaca.orders import ACCOUNT_ID, FakeOrder, FakePosition, compact, iso, num
 
@@ -87,6 +87,9 @@ class FakeAlpaca:
         self.assets: dict[str, dict[str, Any]] = {}
         self.cash = 100_000.0
         self.multiplier = "1"
+        self.slash_asset_404 = True  # GET /v2/assets/BTC/USD answers 404 (crypto.py)
+        self.crypto_fee_bps = 25.0  # tier 1 (crypto.py)
+        self.crypto_fees: list[dict[str, Any]] = []  # CFEE activities, listed once their day ends
         self.auto_fill = False
         self.fill_step: float | None = None
         self.crypto_day_tz = "America/Chicago"
@@ -312,7 +315,7 @@ class FakeAlpaca:
                 "next_close": iso(next_close),
             }
         if path.startswith("/v2/assets/") and method == "GET":
-            return 200, self.asset(unquote(path[len("/v2/assets/") :]))
+            return crypto.asset_answer(self, unquote(path[len("/v2/assets/") :]))
         if path == "/v2/orders" and method == "POST":
             return self._submit(body)
         if path == "/v2/orders" and method == "GET":
@@ -339,6 +342,11 @@ class FakeAlpaca:
             return 200, out
         if path == "/v2/account/activities/FILL" and method == "GET":
             return 200, self._activities(query)
+        if method == "GET" and (
+            path == "/v2/account/activities/CFEE"
+            or (path == "/v2/account/activities" and query.get("activity_types") == "CFEE")
+        ):
+            return 200, crypto.fee_activities(self)
         return 404, {"code": 40410000, "message": f"endpoint not found: {method} {path}"}
 
     def _account(self) -> dict[str, Any]:
@@ -352,7 +360,7 @@ class FakeAlpaca:
             "currency": "USD",
             "buying_power": num(cash * float(self.multiplier)),
             "regt_buying_power": num(cash),
-            "non_marginable_buying_power": num(cash),
+            "non_marginable_buying_power": num(crypto.non_marginable_buying_power(self)),
             "cash": num(self.cash),
             "portfolio_value": num(equity),
             "equity": num(equity),
