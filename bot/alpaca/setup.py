@@ -77,7 +77,9 @@ def build_alpaca(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> tup
         feed=settings.alpaca_data_feed.value,
         http=http,
     )
-    broker = AlpacaBroker(client, paper=paper, http=http, prices=alpaca_data)
+    broker = AlpacaBroker(
+        client, paper=paper, http=http, prices=alpaca_data, crypto_fee_bps=settings.alpaca_crypto_fee_bps
+    )
     account = broker.check_credentials()
     log.info(
         "Alpaca %s account: equity %.2f, buying power %.2f",

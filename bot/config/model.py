@@ -250,6 +250,13 @@ class Settings(BaseModel):
     alpaca_data_feed: Annotated[DataFeed, _choice(DataFeed)] = var(
         "iex", "Stock data feed: iex (free plans), sip (paid), delayed_sip or otc", group="Alpaca"
     )
+    alpaca_crypto_fee_bps: Annotated[float, Field(ge=0, le=100)] = var(
+        "25",
+        "Alpaca's crypto fee in basis points, booked on every crypto fill (Alpaca's orders show none): "
+        "25 at tier 1; set your tier's rate",
+        group="Alpaca",
+        unit="basis points",
+    )
     alpaca_streaming: bool = var(
         "false",
         "Live streams: evaluate strategies as bars close and record fills from trade updates at once",
