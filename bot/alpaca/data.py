@@ -8,6 +8,14 @@ taken raw (``raw_data=True``) and turned straight into numpy arrays: no pydantic
 ``start`` is always sent timezone-aware (alpaca-py reads naive datetimes as UTC and defaults a
 missing start to today's midnight). Stocks use the feed in ``ALPACA_DATA_FEED`` (``iex`` on
 free plans). Alpaca's ``end`` is inclusive; tradebot's is exclusive, so the last bar is trimmed.
+
+Stock bars are asked **split-adjusted** (``adjustment=split``; Alpaca's default is ``raw``): a
+raw window that spans a 4-for-1 split shows a 75 % crash that never happened, and a strategy
+would trade on it. Not ``all``: dividend adjustment rewrites every earlier price a little at
+each ex-dividend date, so the cached window (``bot.data.cache``, which re-reads a symbol only
+on a split-sized change) would mix adjusted and unadjusted prices, and stops derived from the
+bars would sit off the prices that trade; Polygon's ``adjusted=true``, the fallback, is
+split-only too (``bot.data.polygon``).
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from typing import Any, TypeVar
 import numpy as np
 import requests
 from alpaca.common.exceptions import APIError
-from alpaca.data.enums import DataFeed
+from alpaca.data.enums import Adjustment, DataFeed
 from alpaca.data.historical.crypto import CryptoHistoricalDataClient
 from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.data.requests import (
@@ -44,6 +52,7 @@ T = TypeVar("T")
 
 DATA_READS = RetryPolicy(attempts=3, base=0.5, cap=4.0, budget=15.0)
 
+ADJUSTMENT = Adjustment.SPLIT  # why not raw or all: the module's docstring
 FEEDS = {"iex": DataFeed.IEX, "sip": DataFeed.SIP, "delayed_sip": DataFeed.DELAYED_SIP, "otc": DataFeed.OTC}
 
 
@@ -177,7 +186,12 @@ class AlpacaBarSource:
         raw: dict[str, list[dict[str, Any]]] = {}
         if stocks:
             stock_bars = StockBarsRequest(
-                symbol_or_symbols=stocks, timeframe=tf, start=start, end=end, feed=self.feed
+                symbol_or_symbols=stocks,
+                timeframe=tf,
+                start=start,
+                end=end,
+                feed=self.feed,
+                adjustment=ADJUSTMENT,
             )
             raw.update(self._call("stock bars", lambda: self.stocks.get_stock_bars(stock_bars)) or {})
         if pairs:

@@ -32,7 +32,9 @@ that long), ``data_outage``, ``read_failures`` (the next N trading GETs answer 5
 ``activities_held`` (executions are not yet listed as FILL activities, until ``post_activities``:
 the trading stream running ahead of the activities endpoint).
 Orders fill when a test says (``fill``) or at once with ``auto_fill`` (market orders, at
-``prices[symbol]`` or the last bar's close; a stock only while the market is open). With
+``prices[symbol]`` or the last bar's close; a stock only while the market is open). The market data
+API (``marketdata``) serves bars outside regular hours, a just-closed bar only ``bar_delay``
+seconds later, and ``adjustment`` around the splits ``add_split`` records. With
 ``fill_step`` set, an auto-filled order executes at most that quantity at once and the next part
 each time a test calls ``trade`` (an order larger than the book fills in several executions,
 ``partially_filled`` until the last: orders.md, "Order Lifecycle").
@@ -45,14 +47,13 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
-from zoneinfo import ZoneInfo
 
-from tests.fakes.alpaca import crypto, trading
-from tests.fakes.alpaca.market import NEW_YORK, FakeClock, aggregate, market_clock
+from tests.fakes.alpaca import crypto, marketdata, trading
+from tests.fakes.alpaca.market import FakeClock, market_clock
 from tests.fakes.alpaca.orders import ACCOUNT_ID, FakeOrder, FakePosition, compact, iso, num
 
 
@@ -83,6 +84,8 @@ class FakeAlpaca:
         self.activities_held = False
         self._unposted: list[dict[str, Any]] = []
         self.bars: dict[str, list[tuple[int, float, float, float, float, float]]] = {}
+        self.bar_delay = 3.0  # seconds after a minute ends before its bar is served (marketdata.py)
+        self.splits: dict[str, list[tuple[date, float]]] = {}  # symbol -> (ex-date, ratio), add_split
         self.prices: dict[str, float] = {}
         self.assets: dict[str, dict[str, Any]] = {}
         self.cash = 100_000.0
@@ -152,6 +155,12 @@ class FakeAlpaca:
             rows = [tuple(r) for r in bars]
         with self.lock:
             self.bars[symbol] = sorted(rows)  # type: ignore[arg-type]
+
+    def add_split(self, symbol: str, ex_date: date, ratio: float) -> None:
+        """A ``ratio``-for-1 split of ``symbol`` effective ``ex_date`` (the rows set stay as traded:
+        ``adjustment=split`` divides the prices before it, marketdata.py)."""
+        with self.lock:
+            self.splits.setdefault(symbol, []).append((ex_date, ratio))
 
     def add_position(self, symbol: str, qty: float, avg_price: float, current: float | None = None) -> None:
         with self.lock:
@@ -412,42 +421,7 @@ class FakeAlpaca:
         return rows[: min(int(query.get("page_size", "100")), 100)]
 
     def _data(self, path: str, query: dict[str, str]) -> tuple[int, Any]:
-        now = self.clock.now()
-        if path.endswith("/bars"):
-            symbols = [s for s in query.get("symbols", "").split(",") if s]
-            start = _parse_time(query["start"]) if query.get("start") else None
-            end = _parse_time(query["end"]) if query.get("end") else None
-            limit = min(int(query.get("limit") or self.page_size), self.page_size)
-            offset = int(query.get("page_token") or 0)
-            crypto = path.startswith("/v1beta3/crypto/")
-            day_tz = ZoneInfo(self.crypto_day_tz) if crypto else NEW_YORK
-            rows: list[tuple[str, tuple]] = []
-            with self.lock:
-                for symbol in sorted(symbols):
-                    for bar in aggregate(
-                        self.bars.get(symbol, []), query.get("timeframe", "1Min"), day_tz=day_tz, now=now
-                    ):
-                        if (start is None or bar[0] >= start) and (end is None or bar[0] <= end):
-                            rows.append((symbol, bar))
-            page = rows[offset : offset + limit]
-            out: dict[str, list[dict[str, Any]]] = {}
-            for symbol, (t, o, h, low, c, v) in page:
-                stamp = t.strftime("%Y-%m-%dT%H:%M:%SZ")
-                out.setdefault(symbol, []).append(
-                    {"t": stamp, "o": o, "h": h, "l": low, "c": c, "v": v, "n": 1, "vw": c}
-                )
-            token = str(offset + limit) if offset + limit < len(rows) else None
-            return 200, {"bars": out, "next_page_token": token}
-        if path.endswith(("/trades/latest", "/latest/trades")):
-            symbols = [s for s in query.get("symbols", "").split(",") if s]
-            with self.lock:
-                trades = {
-                    s: {"t": iso(now), "x": "V", "p": self.last_price(s), "s": 1, "c": [], "i": 1, "z": "C"}
-                    for s in symbols
-                    if s in self.bars or s in self.prices
-                }
-            return 200, {"trades": trades}
-        return 404, {"message": "not found"}
+        return marketdata.answer(self, path, query)
 
 
 def _parse_time(text: str) -> datetime:
