@@ -2,8 +2,8 @@
 
 The window is fetched in chunks of ``CHUNK_BARS`` bars aligned to the epoch, so runs over
 overlapping windows share them. A chunk that lies wholly in the past is saved as
-``<cache>/bars/<source>/<symbol>/<timeframe>/<chunk start>.npz`` and read from there next
-time; the chunk still forming is always fetched. The synthetic market is computed, not
+``<cache>/bars-split/<source>[-regular-hours]/<symbol>/<timeframe>/<chunk start>.npz`` and read
+from there next time (a split after a chunk was saved is not seen: delete the symbol's folder); the chunk still forming is always fetched. The synthetic market is computed, not
 downloaded, so it is never cached.
 """
 
@@ -44,6 +44,10 @@ def make_source(config: Any, choice: str = "auto") -> BarSource:
 
         base = config.polygon_base_url or DEFAULT_BASE_URL
         source = FallbackSource(source, PolygonBarSource(polygon, base_url=base))
+    if not config.tradebot_extended_hours_bars:  # the bars the live engine would see
+        from bot.data.sessions import RegularHours
+
+        source = RegularHours(source)
     return source
 
 
@@ -74,10 +78,11 @@ def load_history(
         chunks.append(at)
         at += span
     cacheable = cache_dir is not None and bar_source.name != "synthetic"
+    kind = _kind(bar_source)
     parts = []
     for chunk_start in _progress(chunks, progress, symbol):
         chunk_end = chunk_start + span
-        path = _path(cache_dir, bar_source.name, symbol, timeframe, chunk_start) if cacheable else None
+        path = _path(cache_dir, kind, symbol, timeframe, chunk_start) if cacheable else None
         if path is not None and path.is_file():
             parts.append(_load(path))
             continue
@@ -105,9 +110,19 @@ def _epoch_floor(when: datetime, span: timedelta) -> datetime:
     return epoch + ((when - epoch) // span) * span
 
 
+def _kind(source: BarSource) -> str:
+    """The cache folder of what ``source`` serves: regular-hours bars apart from extended ones."""
+    from bot.data.sessions import RegularHours
+
+    return f"{source.name}-regular-hours" if isinstance(source, RegularHours) else source.name
+
+
 def _path(cache_dir: Path | None, source: str, symbol: str, timeframe: Timeframe, start: datetime) -> Path:
+    """``bars-split``: stock bars split-adjusted since issue 17 (the raw ones cached before under
+    ``bars`` are never mixed in)."""
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", symbol)
-    return Path(cache_dir or ".") / "bars" / source / safe / timeframe.label / f"{int(start.timestamp())}.npz"
+    folder = Path(cache_dir or ".") / "bars-split" / source / safe / timeframe.label
+    return folder / f"{int(start.timestamp())}.npz"
 
 
 def _save(path: Path, bars: Bars) -> None:

@@ -99,6 +99,12 @@ class Settings(BaseModel):
         group="General",
         unit="seconds",
     )
+    tradebot_extended_hours_bars: bool = var(
+        "off",
+        "Stock strategies see pre-market and after-hours bars too (on); off: regular hours only, "
+        "09:30-16:00 New York (bars straddling the open or close dropped)",
+        group="General",
+    )
     tradebot_history_bars: Annotated[int, Field(ge=10, le=10_000)] = var(
         "300",
         "Bars of history kept per symbol in memory (the bounded cache), 10 to 10,000",
