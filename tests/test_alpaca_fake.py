@@ -234,3 +234,28 @@ def test_a_pair_is_found_by_its_compact_name_and_by_its_slashed_one_unless_switc
     slashed = get(fake, "/v2/assets/BTC/USD")
     assert slashed.status_code == (404 if slash_404 else 200)
     assert get(fake, "/v2/assets/AAPL").json()["class"] == "us_equity"
+
+
+def test_the_paper_trading_stream_sends_binary_frames(fake):
+    """streaming.md: the paper trade_updates stream "uses binary frames" (alpaca-py reads both)."""
+    import json
+
+    from websockets.sync.client import connect
+
+    from tests.fakes.alpaca import FakeTradingStream
+
+    stream = FakeTradingStream(fake)
+    with connect(f"ws://127.0.0.1:{stream.port}/stream") as ws:
+        ws.send(
+            json.dumps(
+                {"action": "authenticate", "data": {"key_id": "test-key", "secret_key": "test-secret"}}
+            )
+        )
+        answer = ws.recv(timeout=5)
+        assert isinstance(answer, bytes) and json.loads(answer)["data"]["status"] == "authorized"
+        ws.send(json.dumps({"action": "listen", "data": {"streams": ["trade_updates"]}}))
+        assert isinstance(ws.recv(timeout=5), bytes)
+        fake.wait_for(lambda: stream.connected == 1, what="listening")
+        post(fake, symbol="AAPL", qty=1, side="buy", client_order_id="f1", time_in_force="day")
+        update = ws.recv(timeout=5)
+        assert isinstance(update, bytes) and json.loads(update)["data"]["event"] == "new"

@@ -21,6 +21,10 @@ For ``fill`` and ``partial_fill`` the ``order`` is the order after the execution
 - ``execution_id``, ``position_qty`` and ``timestamp`` as in the example.
 
 The bot must record the right executions under every reading (``tests/test_alpaca_fills.py``).
+
+Frames are binary (``binary``, True by default): streaming.md, "The ``trade_updates`` stream
+coming from ``wss://paper-api.alpaca.markets/stream`` uses binary frames, which differs from the
+text frames that comes from the ``wss://data.alpaca.markets/stream`` stream". False sends text.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class FakeTradingStream:
         self.price_mode = "execution"
         self.qty_mode = "execution"
         self.paused = False  # while True, events are kept back (a dropped stream)
+        self.binary = True  # the paper stream's frames (module docstring)
         self.sent: list[dict[str, Any]] = []
         self._held: list[dict[str, Any]] = []
         self._clients: set[ServerConnection] = set()
@@ -75,6 +80,10 @@ class FakeTradingStream:
         self._loop.run_until_complete(main())
         self._loop.close()
 
+    def _frame(self, message: dict[str, Any]) -> str | bytes:
+        text = json.dumps(message)
+        return text.encode() if self.binary else text
+
     async def _handler(self, ws: ServerConnection) -> None:
         auth = json.loads(await ws.recv())
         if (
@@ -82,18 +91,18 @@ class FakeTradingStream:
             or (auth["data"]["key_id"], auth["data"]["secret_key"]) != self.fake.keys
         ):
             await ws.send(
-                json.dumps(
+                self._frame(
                     {"stream": "authorization", "data": {"status": "unauthorized", "action": "authenticate"}}
                 )
             )
             return
         await ws.send(
-            json.dumps(
+            self._frame(
                 {"stream": "authorization", "data": {"status": "authorized", "action": "authenticate"}}
             )
         )
         listen = json.loads(await ws.recv())
-        await ws.send(json.dumps({"stream": "listening", "data": {"streams": listen["data"]["streams"]}}))
+        await ws.send(self._frame({"stream": "listening", "data": {"streams": listen["data"]["streams"]}}))
         self._clients.add(ws)
         try:
             await ws.wait_closed()
@@ -126,9 +135,9 @@ class FakeTradingStream:
 
     def _send(self, message: dict[str, Any]) -> None:
         self.sent.append(message)
-        text = json.dumps(message)
+        frame = self._frame(message)
         for ws in list(self._clients):
-            asyncio.run_coroutine_threadsafe(ws.send(text), self._loop)
+            asyncio.run_coroutine_threadsafe(ws.send(frame), self._loop)
 
     @property
     def connected(self) -> int:
