@@ -5,12 +5,12 @@ connection, 409 for a feed the plan lacks, 405/409 answering the subscription.""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bot.alpaca.streams import LiveStreams, run_streams
-from bot.bars import Timeframe
+from bot.bars import NS, Timeframe
 from bot.domain import EventKind
 from bot.retry import RetryPolicy
 from tests.fakes.alpaca import FakeAlpaca, FakeDataStream
@@ -170,3 +170,58 @@ def test_run_streams_records_the_refusal_as_an_alert(tmp_path, data):
     with FakeAlpaca() as fake:
         fake.clock.set(NOW)
         asyncio.run(scenario(fake))
+
+
+def test_the_cycle_a_closing_bar_triggers_sees_that_bar_over_rest(data):
+    """The stream delivers a minute's bar right after the minute; Alpaca's REST bars endpoint serves
+    it only once computed (the fake: 3 s after the close). The cycle waits for that, so it reads the
+    bar that triggered it; before, it ran 0.05 s after the stream's bar and read one bar too old."""
+    from bot.alpaca.data import AlpacaBarSource
+
+    closed_at = MINUTE.replace(minute=5)
+    seen: list[datetime | None] = []
+
+    with FakeAlpaca() as fake:
+        fake.clock.set(closed_at + timedelta(seconds=1))  # the stream's bar arrives 1 s after the close
+        first = int(MINUTE.timestamp()) - 60 * 9
+        fake.set_bars("AAPL", [((first + 60 * i) * NS, 1.0, 2.0, 0.5, 1.5, 100.0) for i in range(10)])
+        source = AlpacaBarSource.create("test-key", "test-secret", url=fake.url)
+        waits: list[float] = []
+
+        async def asleep(seconds: float) -> None:  # time passes at Alpaca as the bot waits
+            waits.append(seconds)
+            fake.clock.advance(seconds=seconds)
+
+        async def on_closed(symbols, when) -> None:
+            now = fake.clock.now()
+            bars = await asyncio.to_thread(
+                source.fetch, symbols, Timeframe.parse("1m"), when - timedelta(minutes=10), when
+            )
+            seen.append(bars["AAPL"].last_time() if "AAPL" in bars else None)
+            assert now >= when
+
+        async def scenario() -> None:
+            streams = LiveStreams(
+                "test-key",
+                "test-secret",
+                symbols=["AAPL"],
+                timeframe=Timeframe.parse("5m"),
+                stream_url=data.url,
+                on_bars_closed=on_closed,
+                debounce=0.05,
+                reconnect=FAST,
+                asleep=asleep,
+                wall=lambda: fake.clock.now().timestamp(),
+            )
+            await streams.start()
+            try:
+                await wait_for(lambda: data.connected("/v2/iex") == 1)
+                await asyncio.sleep(0.1)  # subscribed
+                data.publish_bar("AAPL", MINUTE, 1, 2, 0.5, 1.5, 100)
+                await wait_for(lambda: seen)
+            finally:
+                await streams.stop()
+
+        asyncio.run(scenario())
+    assert seen == [MINUTE]  # the bar that closed at 15:05, not the one before
+    assert waits == [pytest.approx(2.0)]  # until 3 s after the close

@@ -3,7 +3,11 @@
 - **Market data** (``StockDataStream``, ``CryptoDataStream``; msgpack over websockets): minute
   bars for every symbol. When the minute bar that ends a ``TRADEBOT_TIMEFRAME`` bar arrives, the
   symbols that closed are collected for a short moment (bars of many symbols arrive together)
-  and ``on_bars_closed`` runs once: the engine's cycle, which reads the closed bars through the
+  and, no sooner than ``settle`` seconds (3) after the close, ``on_bars_closed`` runs once (the
+  REST bars endpoint serves a minute's bar only once Alpaca has computed it, "1 second after
+  the close of each minute" by alpaca.markets/learn "Stock Minute Bars", 1-3 s as a client
+  measured it, blankly-finance/blankly#189; earlier, the cycle would not see the bar that
+  triggered it): the engine's cycle, which reads the closed bars through the
   history cache. Daily bars are left to the schedule (a stock's day does not end at a UTC
   minute boundary).
 - **Trading** (``TradingStream``; JSON): every ``trade_updates`` event is handed to
@@ -20,7 +24,7 @@
   the first calls ``on_reconnect`` (a sync and a cycle), so polling covers whatever was missed.
   If a stream gives up (``_run_forever`` returns, e.g. "insufficient subscription", or raises),
   it is restarted after the same schedule's wait (reset once a run connected); the scheduled
-  cycles go on meanwhile. The wait is injectable (``asleep``).
+  cycles go on meanwhile. The waits are injectable (``asleep``, and ``wall`` for the settle).
 
 alpaca-py's ``run()`` owns a loop of its own (``asyncio.run``), so it cannot be used inside the
 bot's; its coroutine ``_run_forever`` can, and runs here as a task. Subscriptions are made
@@ -32,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -186,6 +191,8 @@ class LiveStreams:
         on_reconnect: Reconnected | None = None,
         on_problem: Problem | None = None,
         debounce: float = 1.5,
+        settle: float = 3.0,
+        wall: Callable[[], float] = time.time,
         reconnect: RetryPolicy = STREAM_RECONNECT,
         asleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -197,6 +204,8 @@ class LiveStreams:
         self.feed = feed.lower()
         self._said: dict[str, str] = {}  # stream -> the problem last alerted (until bars flow again)
         self.debounce = debounce
+        self.settle = settle
+        self._wall = wall
         self.reconnect = reconnect
         self._asleep = asleep
         stock_url, crypto_url, trading_ws = stream_endpoints(stream_url, trading_url, feed)
@@ -315,6 +324,9 @@ class LiveStreams:
 
     async def _flush(self, closed_at: datetime) -> None:
         await asyncio.sleep(self.debounce)  # let the other symbols' bars of this minute arrive
+        until_served = closed_at.timestamp() + self.settle - self._wall()
+        if until_served > 0:  # and the REST bars endpoint compute the bar
+            await self._asleep(until_served)
         symbols = sorted(self._pending.pop(closed_at, set()))
         self._flushers.pop(closed_at, None)
         if symbols and self.on_bars_closed is not None:
