@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.domain import Order, OutcomeStatus, TradingState
+from bot.domain import Order, OutcomeStatus, Position, TradingState
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +45,7 @@ class StatusView:
     # Equity now minus at the UTC day's start (``PnlReport.today_pnl``, without reading every trade).
     today_pnl: float = 0.0
     books_behind: str | None = None  # why the books miss what the broker has (no entries until reconciled)
+    holdings: tuple[Position, ...] = ()  # the positions, priced as ``equity`` is (one snapshot)
 
 
 @dataclass(frozen=True, slots=True)

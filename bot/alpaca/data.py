@@ -13,7 +13,8 @@ Stock bars are asked **split-adjusted** (``adjustment=split``; Alpaca's default 
 raw window that spans a 4-for-1 split shows a 75 % crash that never happened, and a strategy
 would trade on it. Not ``all``: dividend adjustment rewrites every earlier price a little at
 each ex-dividend date, so the cached window (``bot.data.cache``, which re-reads a symbol only
-on a split-sized change) would mix adjusted and unadjusted prices, and stops derived from the
+on a split-sized change) would mix adjusted and unadjusted prices (the local store,
+``bot.data.download``, re-reads on any change and would fetch whole histories every quarter), and stops derived from the
 bars would sit off the prices that trade; Polygon's ``adjusted=true``, the fallback, is
 split-only too (``bot.data.polygon``).
 """
@@ -120,6 +121,7 @@ class AlpacaBarSource:
         self.stocks = stocks
         self.crypto = crypto
         self.feed = FEEDS[feed.lower()]
+        self.adjustment = ADJUSTMENT.value  # stock bars' adjustment, recorded by the local store
         self.http = http or AlpacaHttp(sleep=sleep)
         self.policy = policy
         self.requests = 0  # logical data requests made (each may span several pages)

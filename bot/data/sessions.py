@@ -81,10 +81,15 @@ class RegularHours:
         fetched = self.source.fetch(symbols, timeframe, start, end)
         out: dict[str, Bars] = {}
         for symbol, bars in fetched.items():
-            kept = bars if is_crypto(symbol) else regular_hours(bars, timeframe)
+            kept = self.keep(symbol, bars, timeframe)
             if len(kept):
                 out[symbol] = kept
         return out
+
+    @staticmethod
+    def keep(symbol: str, bars: Bars, timeframe: Timeframe) -> Bars:
+        """What of ``symbol``'s ``bars`` a strategy sees: a stock's regular hours, all of crypto."""
+        return bars if is_crypto(symbol) else regular_hours(bars, timeframe)
 
     def __getattr__(self, name: str) -> object:  # latest_prices, served, ...: the wrapped source's
         return getattr(self.source, name)
