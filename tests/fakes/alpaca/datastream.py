@@ -27,13 +27,13 @@ subscriptions (``{"T":"subscription","trades":[],"quotes":[],"bars":[...]}``); t
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from datetime import datetime
 from typing import Any
 
 import msgpack
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
+
+from tests.fakes.alpaca.wsserver import WebsocketServer
 
 STOCK_FEEDS = ("/v2/iex", "/v2/sip", "/v2/delayed_sip")
 CRYPTO = "/v1beta3/crypto/us"
@@ -49,36 +49,21 @@ class FakeDataStream:
         self.attempts: list[str] = []  # every connection's path
         self.errors: list[tuple[str, int]] = []  # (path, code) of every error sent
         self._subscribed: dict[ServerConnection, tuple[str, set[str]]] = {}
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._stopping: asyncio.Event | None = None
-        self.port = 0
-        self._thread = threading.Thread(target=self._run, name="fake-alpaca-data-stream", daemon=True)
-        self._thread.start()
-        self._ready.wait(5)
+        self._server = WebsocketServer(
+            self._handler, lambda: list(self._subscribed), "fake-alpaca-data-stream"
+        )
+
+    @property
+    def port(self) -> int:
+        return self._server.port
 
     @property
     def url(self) -> str:
         """The origin ``ALPACA_STREAM_URL`` takes (``/v2/<feed>`` and ``/v1beta3/crypto/us`` appended)."""
-        return f"ws://127.0.0.1:{self.port}"
+        return f"ws://127.0.0.1:{self._server.port}"
 
     def connected(self, path: str) -> int:
         return sum(1 for p, _ in self._subscribed.values() if p == path)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-
-        async def main() -> None:
-            self._stopping = asyncio.Event()
-            async with serve(self._handler, "127.0.0.1", 0) as server:
-                self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-                self._ready.set()
-                await self._stopping.wait()
-                for ws in list(self._subscribed):
-                    await ws.close()
-
-        self._loop.run_until_complete(main())
-        self._loop.close()
 
     async def _error(self, ws: ServerConnection, path: str, code: int, message: str) -> None:
         self.errors.append((path, code))
@@ -150,12 +135,10 @@ class FakeDataStream:
         )
         for ws, (_path, bars) in list(self._subscribed.items()):
             if symbol in bars:
-                asyncio.run_coroutine_threadsafe(ws.send(frame), self._loop)
+                self._server.send(ws, frame)
 
     def stop(self) -> None:
-        if self._stopping is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stopping.set)
-            self._thread.join(10)
+        self._server.stop()
 
     def __enter__(self) -> FakeDataStream:
         return self

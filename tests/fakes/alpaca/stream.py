@@ -29,16 +29,15 @@ text frames that comes from the ``wss://data.alpaca.markets/stream`` stream". Fa
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import uuid
 from datetime import datetime
 from typing import Any
 
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 
 from tests.fakes.alpaca.orders import FakeOrder, iso, num
+from tests.fakes.alpaca.wsserver import WebsocketServer
 
 
 class FakeTradingStream:
@@ -51,34 +50,17 @@ class FakeTradingStream:
         self.sent: list[dict[str, Any]] = []
         self._held: list[dict[str, Any]] = []
         self._clients: set[ServerConnection] = set()
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._stopping: asyncio.Event | None = None
-        self.port = 0
-        self._thread = threading.Thread(target=self._run, name="fake-alpaca-stream", daemon=True)
-        self._thread.start()
-        self._ready.wait(5)
+        self._server = WebsocketServer(self._handler, lambda: list(self._clients), "fake-alpaca-stream")
         fake.stream = self
+
+    @property
+    def port(self) -> int:
+        return self._server.port
 
     @property
     def url(self) -> str:
         """The trading API origin whose ``/stream`` this is (``LiveStreams(trading_url=...)``)."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-
-        async def main() -> None:
-            self._stopping = asyncio.Event()
-            async with serve(self._handler, "127.0.0.1", 0) as server:
-                self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-                self._ready.set()
-                await self._stopping.wait()
-                for ws in list(self._clients):
-                    await ws.close()
-
-        self._loop.run_until_complete(main())
-        self._loop.close()
+        return f"http://127.0.0.1:{self._server.port}"
 
     def _frame(self, message: dict[str, Any]) -> str | bytes:
         text = json.dumps(message)
@@ -137,13 +119,11 @@ class FakeTradingStream:
         self.sent.append(message)
         frame = self._frame(message)
         for ws in list(self._clients):
-            asyncio.run_coroutine_threadsafe(ws.send(frame), self._loop)
+            self._server.send(ws, frame)
 
     @property
     def connected(self) -> int:
         return len(self._clients)
 
     def stop(self) -> None:
-        if self._stopping is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stopping.set)
-            self._thread.join(10)
+        self._server.stop()
