@@ -333,13 +333,19 @@ def check_broker(settings: Settings, timeout: float = NETWORK_TIMEOUT) -> list[C
             )
         ]
     mode = "paper" if paper else "LIVE (real money)"
-    return [
+    found = [
         Check(
             area,
             OK,
             f"Alpaca {mode} account reachable: equity {account.equity:,.2f}, cash {account.cash:,.2f}",
         )
     ]
+    from bot.alpaca.setup import check_feed
+
+    delayed = check_feed(settings, broker.paper)  # live was refused above, as a ConfigError
+    if delayed:
+        found.append(Check(area, WARN, delayed, "set ALPACA_DATA_FEED=iex (free) or sip (paid)"))
+    return found
 
 
 # ---------------------------------------------------------------------- telegram

@@ -105,6 +105,12 @@ class Settings(BaseModel):
         group="General",
         unit="seconds",
     )
+    tradebot_extended_hours_bars: bool = var(
+        "off",
+        "Stock strategies see pre-market and after-hours bars too (on); off: regular hours only, "
+        "09:30-16:00 New York (bars straddling the open or close dropped)",
+        group="General",
+    )
     tradebot_history_bars: Annotated[int, Field(ge=10, le=10_000)] = var(
         "300",
         "Bars of history kept per symbol in memory (the bounded cache), 10 to 10,000",
@@ -255,6 +261,13 @@ class Settings(BaseModel):
     )
     alpaca_data_feed: Annotated[DataFeed, _choice(DataFeed)] = var(
         "iex", "Stock data feed: iex (free plans), sip (paid), delayed_sip or otc", group="Alpaca"
+    )
+    alpaca_crypto_fee_bps: Annotated[float, Field(ge=0, le=100)] = var(
+        "25",
+        "Alpaca's crypto fee in basis points, booked on every crypto fill (Alpaca's orders show none): "
+        "25 at tier 1; set your tier's rate",
+        group="Alpaca",
+        unit="basis points",
     )
     alpaca_streaming: bool = var(
         "false",
