@@ -1,10 +1,11 @@
 """``tradebot doctor``: is this deployment able to trade, and if not, what to change.
 
-Five checks, each printed as one line (ok, warn or FAIL) with a "fix:" line under every problem:
-configuration (the console setting included), web (the address, port and password or token
-``run`` checks before it starts, and whether that port is free), database (reachable, schema
-revision, who holds the trading lease), broker (Alpaca keys accepted, or the simulator) and
-Telegram (token accepted, webhook as configured and reachable by the web server). What ``run``
+Checks, each printed as one line (ok, warn or FAIL) with a "fix:" line under every problem:
+configuration (the console setting, and the dashboard's address, port, password or token as
+``run`` checks them before it starts), web (that port free now, the Telegram webhook reaching the
+server that receives it), database (reachable, schema revision, who holds the trading lease),
+broker (Alpaca keys accepted, or the simulator) and Telegram (token accepted, webhook as
+configured). What ``run``
 refuses, the doctor fails: it never says all is well for a configuration ``run`` will not start.
 Every network call has a time limit. Every line passes through the log redaction filter, so no
 configured secret (and nothing shaped like a Telegram token) is ever printed.
@@ -68,7 +69,7 @@ def run_doctor(
     redact = RedactingFilter(settings.secrets()).redact
     setup_logging("ERROR", "text", settings.secrets())  # library warnings stay out of the report
     found = check_configuration(settings, environ, env_file, strategies, registry.errors)
-    found += check_web(settings)
+    found += check_listening(settings)
     found += _bounded("database", lambda: check_database(settings), timeout * 2)
     found += _bounded("broker", lambda: check_broker(settings, timeout), timeout * 2)
     found += _bounded("telegram", lambda: check_telegram(settings, timeout), timeout * 2)
@@ -182,6 +183,7 @@ def check_configuration(
                 "set TELEGRAM_BOT_TOKEN, or empty TELEGRAM_WEBHOOK_URL",
             )
         )
+    problems += check_web(settings)
     if not any(p.level == FAIL for p in problems):
         mode = ("Alpaca " + ("paper" if settings.alpaca_paper else "LIVE")) if key else "simulated market"
         summary = (
@@ -207,14 +209,12 @@ def _front_ends(settings: Settings) -> str:
     return "front end " + (" and ".join(shown) or "none but the dashboard (TRADEBOT_CONSOLE=off)")
 
 
-# ---------------------------------------------------------------------- web
-
-
 def check_web(settings: Settings) -> list[Check]:
-    """What ``run`` checks before it starts the web server, and whether its port is free now."""
+    """What ``tradebot run`` checks before it binds the dashboard: credentials and password
+    strength on a public address (``bot.web.config``), and whose X-Forwarded-For it believes."""
     from bot.web.config import WebConfig, WebConfigError
 
-    area = "web"
+    area = "configuration"
     try:
         config = WebConfig.from_settings(settings)
     except WebConfigError as exc:
@@ -222,31 +222,48 @@ def check_web(settings: Settings) -> list[Check]:
             Check(
                 area,
                 FAIL,
-                f"`tradebot run` refuses to start: {exc}",
-                "set one of the variables named (`tradebot config` shows each value and where it came from)",
+                f"tradebot run would refuse to start: {exc}",
+                "change the variable it names (`tradebot config` shows each value and where it came from); "
+                "where only `tradebot tick` runs, TRADEBOT_WEB_PORT=off",
             )
         ]
-    checks: list[Check] = []
     if config is None:
-        checks.append(Check(area, OK, "dashboard and API off (TRADEBOT_WEB_PORT=off)"))
+        return []
+    where = f"{config.host}:{config.port or 'any free port'}"
+    proxies = config.proxies
+    if proxies.platform:
+        believed = "X-Forwarded-For from the platform's router ($PORT is set)"
+    elif proxies.networks:
+        believed = "X-Forwarded-For from " + ", ".join(map(str, proxies.networks))
     else:
-        checks.extend(_web_address(config))
-    checks.extend(_webhook_reachable(settings, config))
-    return checks
+        believed = "no X-Forwarded-For (clients are counted by their own address)"
+    login = "password or token" if config.has_credentials else "one-time link, loopback only"
+    return [Check(area, OK, f"dashboard on {where}: {login}; believes {believed}")]
 
 
-def _web_address(config: WebConfig) -> list[Check]:
+# ---------------------------------------------------------------------- web
+
+
+def check_listening(settings: Settings) -> list[Check]:
+    """Where ``run`` will listen, checked on this machine now: the dashboard's port is free (an
+    explicit port in use stops ``run``; the default one turns the dashboard off), and Telegram's
+    webhook reaches the server that receives it."""
+    from bot.web.config import WebConfig, WebConfigError
+
+    try:
+        config = WebConfig.from_settings(settings)
+    except WebConfigError:
+        return []  # the configuration check failed it already
+    checks = [] if config is None else _port_free(config)
+    return checks + _webhook_reachable(settings, config)
+
+
+def _port_free(config: WebConfig) -> list[Check]:
     from bot.web.server import PortInUse, WebStartError, bind
 
     area = "web"
-    login = (
-        "password or token required"
-        if config.has_credentials
-        else "loopback only, one-time login link printed at start"
-    )
-    where = f"http://{config.host}:{config.port}"
     if config.port == 0:
-        return [Check(area, OK, f"dashboard on {config.host}, any free port ({login})")]
+        return []
     try:
         bind(config).close()
     except PortInUse as exc:
@@ -255,7 +272,7 @@ def _web_address(config: WebConfig) -> list[Check]:
                 Check(
                     area,
                     FAIL,
-                    f"`tradebot run` refuses to start: {exc}",
+                    f"tradebot run would refuse to start: {exc}",
                     "stop what uses it, or pick another",
                 )
             ]
@@ -268,8 +285,8 @@ def _web_address(config: WebConfig) -> list[Check]:
             )
         ]
     except WebStartError as exc:
-        return [Check(area, FAIL, f"`tradebot run` refuses to start: {exc}", "check TRADEBOT_WEB_HOST")]
-    return [Check(area, OK, f"dashboard on {where} ({login}); the port is free now")]
+        return [Check(area, FAIL, f"tradebot run would refuse to start: {exc}", "check TRADEBOT_WEB_HOST")]
+    return [Check(area, OK, f"port {config.port} on {config.host} is free now")]
 
 
 def _webhook_reachable(settings: Settings, config: WebConfig | None) -> list[Check]:
@@ -427,13 +444,19 @@ def check_broker(settings: Settings, timeout: float = NETWORK_TIMEOUT) -> list[C
             )
         ]
     mode = "paper" if paper else "LIVE (real money)"
-    return [
+    found = [
         Check(
             area,
             OK,
             f"Alpaca {mode} account reachable: equity {account.equity:,.2f}, cash {account.cash:,.2f}",
         )
     ]
+    from bot.alpaca.setup import check_feed
+
+    delayed = check_feed(settings, broker.paper)  # live was refused above, as a ConfigError
+    if delayed:
+        found.append(Check(area, WARN, delayed, "set ALPACA_DATA_FEED=iex (free) or sip (paid)"))
+    return found
 
 
 # ---------------------------------------------------------------------- telegram

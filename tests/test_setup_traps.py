@@ -111,7 +111,7 @@ def test_doctor_fails_what_run_refuses_and_both_name_the_variable_and_its_source
     assert doctor.returncode == 1, doctor.stdout
     [failed] = [line for line in doctor.stdout.splitlines() if line.startswith("FAIL")]
     assert failed.startswith(
-        "FAIL  web           `tradebot run` refuses to start: the dashboard would listen on"
+        "FAIL  configuration tradebot run would refuse to start: the dashboard would listen on"
     )
     for text in named:
         assert text in run.stderr, run.stderr
@@ -128,7 +128,7 @@ def test_doctor_fails_a_port_in_use_that_run_refuses(tmp_path):
     assert run.returncode == 1 and f"port {port} on 127.0.0.1 is in use" in run.stderr, run.stderr
     assert doctor.returncode == 1, doctor.stdout
     assert (
-        f"FAIL  web           `tradebot run` refuses to start: port {port} on 127.0.0.1 is in use"
+        f"FAIL  web           tradebot run would refuse to start: port {port} on 127.0.0.1 is in use"
         in doctor.stdout
     )
 
