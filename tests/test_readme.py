@@ -36,6 +36,8 @@ NOT_RUN = {
     r"pip install -e '\.\[cluster\]'": "installs Dask, which the dev extra these tests run with already has",
     r"dask (scheduler|worker) ": "starts a Dask server that runs until stopped; tests/test_cluster.py starts a LocalCluster",
     r"(?s)tradebot backtest .*--cluster tcp://SCHEDULER": "needs a Dask cluster; tests/test_cluster.py runs one",
+    r"(pip install -e \. && )?tradebot run +#": "trades until stopped, with or without standard input (issue 18): "
+    "tests/test_run_startup.py runs it with none, tests/test_terminal.py at a terminal",
     r"tradebot data (download|update)": "needs Alpaca keys and the network; tests/test_data_store.py runs both "
     "against the fake Alpaca server",
 }
