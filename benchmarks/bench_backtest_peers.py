@@ -252,17 +252,25 @@ def ensure_peers(venv: Path) -> Path:
     return python
 
 
-def timed(command: list[str], runs: int) -> tuple[float, str]:
-    """Median wall time of ``runs`` runs, and the last run's stdout."""
-    times, last = [], ""
+def run_once(command: list[str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{command[:2]} failed:\n{done.stderr[-2000:]}")
+    return seconds, done.stdout
+
+
+def timed_in_turn(commands: dict[str, list[str]], runs: int) -> dict[str, tuple[float, str]]:
+    """Each command ``runs`` times, taking turns (one run of each, then again), so that a change in
+    the machine's load falls on all of them alike: the median wall time and the last stdout."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    last: dict[str, str] = {}
     for _ in range(runs):
-        start = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True)
-        times.append(time.perf_counter() - start)
-        if done.returncode != 0:
-            raise SystemExit(f"{command[:2]} failed:\n{done.stderr[-2000:]}")
-        last = done.stdout
-    return statistics.median(times), last
+        for name, command in commands.items():
+            seconds, last[name] = run_once(command)
+            times[name].append(seconds)
+    return {name: (statistics.median(times[name]), last[name]) for name in commands}
 
 
 def summary(stdout: str) -> tuple[int, float]:
@@ -300,10 +308,7 @@ def single(work: Path, rows: int, runs: int, python: Path | None) -> list[str]:
     csv_path = work / "bars_1m.csv"
     write_csv(csv_path, rows)
     base = [*ours_command(), "backtest", "--strategy", "supertrend", "--csv", str(csv_path), *NO_STOPS]
-    results = {
-        "tradebot --json": timed([*base, "--json", str(work / "out.json")], runs),
-        "tradebot": timed(base, runs),
-    }
+    commands = {"tradebot --json": [*base, "--json", str(work / "out.json")], "tradebot": base}
     if python is not None:
         for name, source, file in (
             ("backtesting.py", BACKTESTING_PY, "peer_backtesting.py"),
@@ -311,7 +316,8 @@ def single(work: Path, rows: int, runs: int, python: Path | None) -> list[str]:
         ):
             script = work / file
             script.write_text(textwrap.dedent(source))
-            results[name] = timed([str(python), str(script), str(csv_path)], runs)
+            commands[name] = [str(python), str(script), str(csv_path)]
+    results = timed_in_turn(commands, runs)
     trades, equity = summary(results["tradebot --json"][1])
     doc = json.loads((work / "out.json").read_text())
     assert doc["n_trades"] == trades and len(doc["equity_curve"]) == rows
@@ -352,7 +358,13 @@ def sweep(work: Path, rows: int, runs: int, python: Path | None) -> list[str]:
         *ours_command(), "backtest", "--strategy", "supertrend", "--csv", str(csv_path), *NO_STOPS,
         *SWEEP_GRID, "--rank-by", "return_pct", "--sweep-csv", str(table),
     ]  # fmt: skip
-    ours, _ = timed(command, runs)
+    commands = {"tradebot": command}
+    if python is not None:
+        script = work / "peer_vectorbt_sweep.py"
+        script.write_text(textwrap.dedent(VECTORBT_SWEEP))
+        commands["vectorbt broadcast"] = [str(python), str(script), str(csv_path)]
+    results = timed_in_turn(commands, runs)
+    ours = results["tradebot"][0]
     with table.open() as handle:
         ranked = list(csv.DictReader(handle))
     top = [(int(r["period"]), float(r["multiplier"]), float(r["return_pct"])) for r in ranked[:10]]
@@ -360,10 +372,8 @@ def sweep(work: Path, rows: int, runs: int, python: Path | None) -> list[str]:
         f"sweep: 400 combinations of Supertrend over {rows:,} one-minute bars, ranked by return, median of {runs} runs:",
         f"  {'tradebot':<18} {ours:7.2f} s  (one process per core, {len(ranked)} combinations)",
     ]
-    if python is not None:
-        script = work / "peer_vectorbt_sweep.py"
-        script.write_text(textwrap.dedent(VECTORBT_SWEEP))
-        seconds, out = timed([str(python), str(script), str(csv_path)], runs)
+    if "vectorbt broadcast" in results:
+        seconds, out = results["vectorbt broadcast"]
         theirs = [
             (int(w[1]), float(w[2]), float(w[3]))
             for w in (x.split() for x in out.splitlines())
