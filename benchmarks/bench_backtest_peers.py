@@ -30,6 +30,7 @@ import csv
 import json
 import math
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -252,17 +253,37 @@ def ensure_peers(venv: Path) -> Path:
     return python
 
 
-def timed(command: list[str], runs: int) -> tuple[float, str]:
-    """Median wall time of ``runs`` runs, and the last run's stdout."""
-    times, last = [], ""
+def run_once(command: list[str]) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds of the process and its children, stdout)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"{command[:2]} failed:\n{done.stderr[-2000:]}")
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return seconds, cpu, done.stdout
+
+
+def timed_in_turn(commands: dict[str, list[str]], runs: int) -> dict[str, tuple[float, float, str]]:
+    """Each command ``runs`` times, taking turns (one run of each, then again), so that a change in
+    the machine's load falls on all of them alike: the median wall time, the median CPU time (less
+    swayed by other work on a shared machine) and the last stdout."""
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    last: dict[str, str] = {}
     for _ in range(runs):
-        start = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True)
-        times.append(time.perf_counter() - start)
-        if done.returncode != 0:
-            raise SystemExit(f"{command[:2]} failed:\n{done.stderr[-2000:]}")
-        last = done.stdout
-    return statistics.median(times), last
+        for name, command in commands.items():
+            wall, cpu, last[name] = run_once(command)
+            times[name].append((wall, cpu))
+    return {
+        name: (
+            statistics.median(t[0] for t in times[name]),
+            statistics.median(t[1] for t in times[name]),
+            last[name],
+        )
+        for name in commands
+    }
 
 
 def summary(stdout: str) -> tuple[int, float]:
@@ -300,10 +321,7 @@ def single(work: Path, rows: int, runs: int, python: Path | None) -> list[str]:
     csv_path = work / "bars_1m.csv"
     write_csv(csv_path, rows)
     base = [*ours_command(), "backtest", "--strategy", "supertrend", "--csv", str(csv_path), *NO_STOPS]
-    results = {
-        "tradebot --json": timed([*base, "--json", str(work / "out.json")], runs),
-        "tradebot": timed(base, runs),
-    }
+    commands = {"tradebot --json": [*base, "--json", str(work / "out.json")], "tradebot": base}
     if python is not None:
         for name, source, file in (
             ("backtesting.py", BACKTESTING_PY, "peer_backtesting.py"),
@@ -311,17 +329,18 @@ def single(work: Path, rows: int, runs: int, python: Path | None) -> list[str]:
         ):
             script = work / file
             script.write_text(textwrap.dedent(source))
-            results[name] = timed([str(python), str(script), str(csv_path)], runs)
-    trades, equity = summary(results["tradebot --json"][1])
+            commands[name] = [str(python), str(script), str(csv_path)]
+    results = timed_in_turn(commands, runs)
+    trades, equity = summary(results["tradebot --json"][2])
     doc = json.loads((work / "out.json").read_text())
     assert doc["n_trades"] == trades and len(doc["equity_curve"]) == rows
     at_end = sum(t["pnl"] for t in doc["trades"] if t["exit_reason"] == "end_of_data")
     exact = doc["final_equity"]
-    ours = results["tradebot --json"][0]
+    ours, ours_cpu = results["tradebot --json"][0], results["tradebot --json"][1]
     lines = [
         f"single backtest: {rows:,}-row one-minute CSV, Supertrend(10, 3) flips, next-open fills, median of {runs} runs:"
     ]
-    for name, (seconds, out) in results.items():
+    for name, (seconds, cpu, out) in results.items():
         got_trades, got_equity = summary(out)
         theirs_at_end = _at_end(out)
         if (got_trades, round(got_equity, 2)) == (trades, round(equity, 2)):
@@ -337,9 +356,14 @@ def single(work: Path, rows: int, runs: int, python: Path | None) -> list[str]:
             )
         else:
             same = f"DIFFERENT: {got_trades} trades, final equity {got_equity} (ours {trades}, {equity})"
-        ratio = "" if name == "tradebot --json" else f" ({seconds / ours:.1f}x tradebot --json)"
+        ratio = (
+            ""
+            if name == "tradebot --json"
+            else f" ({seconds / ours:.1f}x tradebot --json; CPU {cpu / ours_cpu:.1f}x)"
+        )
         lines.append(
-            f"  {name:<18} {seconds:7.2f} s{ratio}  {got_trades:,} trades, final equity {got_equity:,.4f}: {same}"
+            f"  {name:<18} {seconds:7.2f} s, CPU {cpu:6.2f} s{ratio}  {got_trades:,} trades, "
+            f"final equity {got_equity:,.4f}: {same}"
         )
     return lines
 
@@ -352,18 +376,22 @@ def sweep(work: Path, rows: int, runs: int, python: Path | None) -> list[str]:
         *ours_command(), "backtest", "--strategy", "supertrend", "--csv", str(csv_path), *NO_STOPS,
         *SWEEP_GRID, "--rank-by", "return_pct", "--sweep-csv", str(table),
     ]  # fmt: skip
-    ours, _ = timed(command, runs)
+    commands = {"tradebot": command}
+    if python is not None:
+        script = work / "peer_vectorbt_sweep.py"
+        script.write_text(textwrap.dedent(VECTORBT_SWEEP))
+        commands["vectorbt broadcast"] = [str(python), str(script), str(csv_path)]
+    results = timed_in_turn(commands, runs)
+    ours, ours_cpu = results["tradebot"][0], results["tradebot"][1]
     with table.open() as handle:
         ranked = list(csv.DictReader(handle))
     top = [(int(r["period"]), float(r["multiplier"]), float(r["return_pct"])) for r in ranked[:10]]
     lines = [
         f"sweep: 400 combinations of Supertrend over {rows:,} one-minute bars, ranked by return, median of {runs} runs:",
-        f"  {'tradebot':<18} {ours:7.2f} s  (one process per core, {len(ranked)} combinations)",
+        f"  {'tradebot':<18} {ours:7.2f} s, CPU {ours_cpu:6.2f} s  (one process per core, {len(ranked)} combinations)",
     ]
-    if python is not None:
-        script = work / "peer_vectorbt_sweep.py"
-        script.write_text(textwrap.dedent(VECTORBT_SWEEP))
-        seconds, out = timed([str(python), str(script), str(csv_path)], runs)
+    if "vectorbt broadcast" in results:
+        seconds, cpu, out = results["vectorbt broadcast"]
         theirs = [
             (int(w[1]), float(w[2]), float(w[3]))
             for w in (x.split() for x in out.splitlines())
@@ -379,7 +407,8 @@ def sweep(work: Path, rows: int, runs: int, python: Path | None) -> list[str]:
             else f"top 10 DIFFERS: ours {top}, theirs {theirs}"
         )
         lines.append(
-            f"  {'vectorbt broadcast':<18} {seconds:7.2f} s ({seconds / ours:.1f}x tradebot)  {verdict}"
+            f"  {'vectorbt broadcast':<18} {seconds:7.2f} s, CPU {cpu:6.2f} s ({seconds / ours:.1f}x tradebot; "
+            f"CPU {cpu / ours_cpu:.1f}x)  {verdict}"
         )
     lines.append(
         "  top 10 (period, multiplier, return %): " + ", ".join(f"({p}, {m:g}, {r:+.3f})" for p, m, r in top)
