@@ -282,14 +282,16 @@ def test_the_local_store_feeds_a_job_with_no_network_and_a_span_it_lacks_is_name
             client, {**base, "symbols": ["AAPL"], "start": "2024-12-01", "end": "2025-01-20"}
         )
         assert "the local store lacks AAPL 1h bars from 2024-12-01 00:00 to 2025-01-06 00:00" in lacking
-        one = client.post(
-            "/api/v1/research/jobs",
-            json={**base, "symbols": ["AAPL"], "start": "2025-01-06", "end": "2025-02-03"},
-        )
+        window = {"start": "2025-01-06", "end": "2025-02-03"}
+        one = client.post("/api/v1/research/jobs", json={**base, "symbols": ["BTC/USD"], **window})
         assert one.status_code == 202, one.text
         done = wait_for(client, one.json()["id"])
         assert done["job"]["state"] == "done", done["job"]
-        assert done["figures"]["kind"] == "backtest" and done["figures"]["bars"] == 28 * 24
+        assert done["figures"]["kind"] == "backtest" and done["figures"]["bars"] == 28 * 24  # crypto: all day
+        stock = client.post("/api/v1/research/jobs", json={**base, "symbols": ["AAPL"], **window})
+        done = wait_for(client, stock.json()["id"])
+        # A stock's regular hours only, as the live bot sees them (TRADEBOT_EXTENDED_HOURS_BARS=false).
+        assert done["job"]["state"] == "done" and 0 < done["figures"]["bars"] < 28 * 24 / 3, done["job"]
         both = client.post(
             "/api/v1/research/jobs",
             json={**base, "symbols": ["AAPL", "BTC/USD"], "start": "2025-01-06", "end": "2025-02-03"},

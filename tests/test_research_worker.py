@@ -96,7 +96,7 @@ def test_the_worker_and_its_pool_run_at_the_lowest_priority_within_the_cap_and_c
 
 
 def store_of_bars(folder: Path, count: int) -> None:
-    """``count`` one-minute bars of AAPL in the local store (a random walk; written in one go)."""
+    """``count`` one-minute bars of BTC/USD in the local store (a random walk; written in one go)."""
     rng = np.random.default_rng(7)
     start = datetime(2020, 1, 1, tzinfo=UTC)
     close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.001, count)))
@@ -111,7 +111,7 @@ def store_of_bars(folder: Path, count: int) -> None:
         np.ones(count),
     )
     end = int(times[-1]) + 60 * 10**9
-    BarStore(folder).write("AAPL", Timeframe.parse("1m"), bars, [Span(to_ns(start), end, "synthetic")])
+    BarStore(folder).write("BTC/USD", Timeframe.parse("1m"), bars, [Span(to_ns(start), end, "alpaca")])
 
 
 def test_a_job_beyond_its_memory_cap_fails_in_one_line_and_the_bot_trades_on(tmp_path, caplog, monkeypatch):
@@ -120,7 +120,7 @@ def test_a_job_beyond_its_memory_cap_fails_in_one_line_and_the_bot_trades_on(tmp
     monkeypatch.setattr(supervisor, "STALL_SECONDS", 1.0)
     app = build(tmp_path, TRADEBOT_RESEARCH_MEMORY_MB="384")
     store_of_bars(tmp_path / "store", 2_000_000)
-    body = {"strategy": "supertrend", "data": "store", "symbols": ["AAPL"], "timeframe": "1m"}
+    body = {"strategy": "supertrend", "data": "store", "symbols": ["BTC/USD"], "timeframe": "1m"}
     body |= {"start": "2020-01-01", "end": "2023-10-20"}
     with WebThread(app) as web, bearer(web) as client:
         started = client.post("/api/v1/research/jobs", json=body)

@@ -26,11 +26,13 @@ from bot.backtest.config import BacktestConfig
 from bot.research.sources import SourceError, csv_path
 
 # The variables a backtest reads (bot/backtest/config.py), and for --source store the store's
-# folder and the default timeframe: the worker gets the running bot's values, nothing else.
+# folder, the default timeframe and whether a stock's bars outside regular hours count: the
+# worker gets the running bot's values, nothing else.
 BACKTEST_VARIABLES = (
     *(f.name.upper() for f in fields(BacktestConfig)),
     "TRADEBOT_TIMEFRAME",
     "TRADEBOT_DATA_DIR",
+    "TRADEBOT_EXTENDED_HOURS_BARS",
 )
 PARAM_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
 STRATEGY_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
