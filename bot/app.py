@@ -28,7 +28,6 @@ from bot.risk import RiskLimits
 from bot.service import TradingService
 from bot.service.alerts import GROUPS as ALERT_GROUPS
 from bot.strategy import Strategy
-from storage import repository as repo
 from storage.db import Database, DatabaseError, safe_url
 from storage.revisions import ensure_newest
 
@@ -87,9 +86,12 @@ def build_app(settings: Settings, *, accelerate: bool = True, clock: Clock | Non
     if settings.alpaca_enabled:
         broker, source, clock = _alpaca(settings, clock)
     else:
+        from bot.simaccount import resume_time
+
         speed = settings.tradebot_sim_speed if accelerate else 1.0
-        resume = _resume_time(db)
-        ahead = resume - datetime.now(UTC)
+        wall = datetime.now(UTC)
+        resume = resume_time(db, wall)  # where the last process left the clock, plus the time since
+        ahead = resume - wall
         clock = clock or AcceleratedClock(resume, speed)
         broker, source = _simulator(settings, db, clock, timeframe)
 
@@ -111,7 +113,7 @@ def build_app(settings: Settings, *, accelerate: bool = True, clock: Clock | Non
     )
     cache = HistoryCache(source, timeframe, settings.tradebot_history_bars)
     engine = Engine(service, cache, strategies, symbols, timeframe, clock)
-    router = CommandRouter(service, registry, clock)
+    router = CommandRouter(service, registry, clock, confirm_ttl=settings.tradebot_confirm_seconds)
     app = App(
         settings=settings,
         db=db,
@@ -130,16 +132,6 @@ def build_app(settings: Settings, *, accelerate: bool = True, clock: Clock | Non
     )
     app.banner = _banner(app, timeframe, speed, ahead)
     return app
-
-
-def _resume_time(db: Database) -> datetime:
-    """The simulated clock never runs backwards: resume from the later of now and the last cycle."""
-    now = datetime.now(UTC)
-    with db.session() as s:
-        last = repo.get_setting(s, "last_tick")
-    if last:
-        return max(now, datetime.fromisoformat(last))
-    return now
 
 
 def _simulator(
@@ -179,6 +171,26 @@ def _alpaca(settings: Settings, clock: Clock | None) -> tuple[Broker, BarSource,
     return broker, source, clock or SystemClock()
 
 
+def _alpaca_data_warnings(s: Settings, timeframe: Timeframe, symbols: list[str], *, paper: bool) -> list[str]:
+    """What about Alpaca's bars the trader must know at start: a delayed feed, and hour bars that
+    straddle the regular session (bot.data.sessions) when only regular hours are kept."""
+    from bot.alpaca.setup import check_feed
+    from bot.domain import is_crypto
+
+    lines = []
+    delayed = check_feed(s, paper)
+    if delayed:
+        lines.append(f"WARNING: {delayed}.")
+    stocks = any(not is_crypto(symbol) for symbol in symbols)
+    if stocks and not s.tradebot_extended_hours_bars and 1800 < timeframe.seconds < 86_400:
+        lines.append(
+            f"Stock bars: regular hours only; Alpaca's {timeframe.label} bars start on UTC hours, so "
+            "those straddling 09:30 or 16:00 New York time mix in extended hours and are dropped "
+            "(30m or shorter keeps the open; TRADEBOT_EXTENDED_HOURS_BARS=on keeps every bar)."
+        )
+    return lines
+
+
 def _banner(app: App, timeframe: Timeframe, speed: float, ahead: timedelta) -> list[str]:
     s = app.settings
     lines = [f"tradebot {__version__}"]
@@ -197,13 +209,15 @@ def _banner(app: App, timeframe: Timeframe, speed: float, ahead: timedelta) -> l
 
             lines.append(
                 f"The simulated account's clock is {duration(ahead.total_seconds())} ahead of real time "
-                "(earlier accelerated runs; it never runs backwards): `tradebot sim reset` starts a fresh "
-                "simulated account."
+                "(earlier accelerated runs; it never runs backwards, and between runs it moves at real "
+                "speed): `tradebot sim reset` starts a fresh simulated account."
             )
     elif app.mode == "paper":
         lines.append("Trading the Alpaca PAPER account (no real money).")
     else:
         lines.append("Trading the Alpaca LIVE account: REAL MONEY.")
+    if app.mode != "sim":
+        lines.extend(_alpaca_data_warnings(s, timeframe, app.engine.symbols, paper=app.mode == "paper"))
     pause = app.service.pause_state()
     if pause is not None:  # state that outlives a run says so at start
         from bot.formatting import paused

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import requests
@@ -42,6 +43,7 @@ from alpaca.trading.requests import (
 
 from bot.alpaca import convert, protect, rules
 from bot.alpaca.convert import STOP_TYPES, as_float, is_open, qty_key, symbol_of, to_order
+from bot.alpaca.fees import DEFAULT_CRYPTO_FEE_BPS
 from bot.alpaca.fills import FillLedger
 from bot.alpaca.http import AlpacaHttp, NotSent, api_message, auth_message, describe, is_transient, status_of
 from bot.brokers.base import AuthenticationError, BrokerError, BrokerUpdate, OrderRejected
@@ -101,6 +103,7 @@ class AlpacaBroker:
         fill_lookback: timedelta = timedelta(days=1),
         cancel_wait: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
+        crypto_fee_bps: float = DEFAULT_CRYPTO_FEE_BPS,
     ) -> None:
         self.client = client
         self.paper = paper
@@ -112,7 +115,7 @@ class AlpacaBroker:
         self.cancel_wait = cancel_wait
         self._sleep = sleep
         self._cache: dict[str, tuple[float, Any]] = {}
-        self.fills = FillLedger(fill_lookback)
+        self.fills = FillLedger(fill_lookback, crypto_fee_bps=crypto_fee_bps)  # fees: bot.alpaca.fees
         self._state = threading.Lock()  # the trading stream remembers orders while a sync runs
         self._info: dict[str, tuple[str, str, ExitReason | None]] = {}  # order id -> (coid, symbol, reason)
         self._tracked_open: set[str] = set()
@@ -275,11 +278,17 @@ class AlpacaBroker:
         return self.latest_price(symbol, datetime.now(UTC))
 
     def asset(self, symbol: str) -> Any:
+        """The asset (cached), whichever name Alpaca answers a crypto pair under."""
+
         def load() -> Any:
-            try:
-                return self._read("asset", lambda: self.client.get_asset(symbol))
-            except APIError:
-                raise OrderRejected(f"Alpaca does not know the symbol {symbol}") from None
+            for name in convert.asset_names(symbol):
+                try:
+                    found = self._read("asset", partial(self.client.get_asset, name))
+                except APIError:  # 404
+                    continue
+                if convert.asset_is(found, symbol):
+                    return found
+            raise OrderRejected(f"Alpaca does not know the symbol {symbol}")
 
         return self._cached(f"asset:{symbol}", "asset", load)
 

@@ -40,8 +40,10 @@ from alpaca.trading.requests import (
 )
 
 from bot.alpaca.convert import STOP_TYPES, as_float, is_open, status
+from bot.alpaca.rules import floor_qty
 from bot.brokers.base import BrokerError, OrderRejected
 from bot.domain import ExitReason, OrderStatus, client_order_id
+from bot.risk import QtyRules
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,8 @@ class Venue(Protocol):
     def release(self, symbol: str, orders: list[Any]) -> None: ...
 
     def grid(self, symbol: str, price: float) -> float: ...
+
+    def qty_rules(self, symbol: str) -> QtyRules: ...
 
 
 def place_protective(venue: Venue, build: Callable[[str], Any], ids: Callable[[int], str]) -> tuple[Any, str]:
@@ -180,6 +184,8 @@ def run_guard(venue: Venue, guard: CryptoGuard) -> tuple[bool, str]:
             guard.qty = min(as_float(entry.filled_qty) or 0.0, held)
         else:
             guard.qty = held
+        # the fee came out of the coins: what is held sits off the pair's increment (0.09975 of 0.1)
+        guard.qty = floor_qty(guard.qty, venue.qty_rules(guard.symbol).step)
         if guard.qty <= 0:
             return False, ""
         if guard.stop is None:

@@ -15,6 +15,9 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic import ValidationInfo as _Info
 
 from bot.config.types import (
+    PORT_RANGE,
+    PROXY_FORMAT,
+    WEB_HOST_FORMAT,
     ChatIds,
     ConsoleMode,
     DailyTime,
@@ -30,10 +33,13 @@ from bot.config.types import (
     WebhookUrl,
     WebsocketUrl,
     http_url,
+    port_number,
     url_password,
     web_host,
     web_port,
+    web_proxy,
     web_token,
+    web_user,
 )
 from bot.risk import BOUNDS
 
@@ -43,11 +49,19 @@ from bot.risk import BOUNDS
 MAX_CACHED_BARS = 1_000_000
 
 
-def var(default: str, help: str, *, group: str, unit: str = "", allowed: str = "") -> Any:
+def var(
+    default: str, help: str, *, group: str, unit: str = "", allowed: str = "", example: bool = True
+) -> Any:
     """A variable: its default as it would be written in ``.env``, a one-line help, its
-    ``.env.example`` group; ``unit`` and ``allowed`` complete the message shown for a bad value."""
+    ``.env.example`` group; ``unit`` and ``allowed`` complete the message shown for a bad value.
+    ``example=False``: ``.env.example`` shows it commented out, because setting it, even to its
+    default, changes what tradebot does (``PORT`` makes the dashboard listen on every address;
+    ``LOG_LEVEL`` shows the full log at a terminal): the example copied to ``.env`` must run as
+    if there were no ``.env``."""
     return Field(
-        default, description=help, json_schema_extra={"group": group, "unit": unit, "allowed": allowed}
+        default,
+        description=help,
+        json_schema_extra={"group": group, "unit": unit, "allowed": allowed, "example": example},
     )
 
 
@@ -99,11 +113,24 @@ class Settings(BaseModel):
         group="General",
         unit="seconds",
     )
+    tradebot_extended_hours_bars: bool = var(
+        "off",
+        "Stock strategies see pre-market and after-hours bars too (on); off: regular hours only, "
+        "09:30-16:00 New York (bars straddling the open or close dropped)",
+        group="General",
+    )
     tradebot_history_bars: Annotated[int, Field(ge=10, le=10_000)] = var(
         "300",
         "Bars of history kept per symbol in memory (the bounded cache), 10 to 10,000",
         group="General",
         unit="bars",
+    )
+    tradebot_confirm_seconds: Annotated[float, Field(ge=5, le=600)] = var(
+        "60",
+        "Seconds a dangerous command's question (/buy, /sell, /flatten, /cancel, /risk set) waits for "
+        "/confirm or its button, 5 to 600",
+        group="General",
+        unit="seconds",
     )
     tradebot_console: Annotated[ConsoleMode, _choice(ConsoleMode)] = var(
         "auto", "Read commands from standard input: auto (when no Telegram token), on, off", group="General"
@@ -114,7 +141,11 @@ class Settings(BaseModel):
         group="General",
     )
     log_level: Annotated[LogLevel, _choice(LogLevel)] = var(
-        "INFO", "Log level: DEBUG, INFO, WARNING or ERROR", group="General"
+        "INFO",
+        "Log level: DEBUG, INFO, WARNING or ERROR; unset, a terminal shows only warnings and the full log "
+        "goes to tradebot.log",
+        group="General",
+        example=False,
     )
     log_format: Annotated[LogFormat, _choice(LogFormat)] = var(
         "text", "Log format: text or json (one JSON object per line)", group="General"
@@ -250,6 +281,13 @@ class Settings(BaseModel):
     alpaca_data_feed: Annotated[DataFeed, _choice(DataFeed)] = var(
         "iex", "Stock data feed: iex (free plans), sip (paid), delayed_sip or otc", group="Alpaca"
     )
+    alpaca_crypto_fee_bps: Annotated[float, Field(ge=0, le=100)] = var(
+        "25",
+        "Alpaca's crypto fee in basis points, booked on every crypto fill (Alpaca's orders show none): "
+        "25 at tier 1; set your tier's rate",
+        group="Alpaca",
+        unit="basis points",
+    )
     alpaca_streaming: bool = var(
         "false",
         "Live streams: evaluate strategies as bars close and record fills from trade updates at once",
@@ -279,33 +317,44 @@ class Settings(BaseModel):
     )
 
     # ------------------------------------------------------------------ Web
-    port: Annotated[int, Field(ge=1, le=65_535)] = var(
+    port: Annotated[int, BeforeValidator(port_number)] = var(
         "8443",
-        "Port the platform tells the web process to listen on (Heroku, Render and Railway set it); "
-        "the web server's port when TRADEBOT_WEB_PORT=auto",
+        "Port the platform tells the web process to listen on (Heroku, Render and Railway set it; leave it "
+        "unset on your machine): the web server's port, on every address, when TRADEBOT_WEB_PORT=auto",
         group="Web",
+        allowed=f"a port number from {PORT_RANGE}",
+        example=False,
     )
     tradebot_web_port: Annotated[str, BeforeValidator(web_port)] = var(
         "auto",
         "Dashboard, API and Telegram webhook port: auto ($PORT when set, else 8000), a number (0: any "
         "free port), or off",
         group="Web",
-        allowed="auto, off, or a port number from 0 to 65535",
+        allowed=f"auto, off, 0 (any free port) or a port number from {PORT_RANGE}",
     )
     tradebot_web_host: Annotated[str, BeforeValidator(web_host)] = var(
         "auto",
         "Address the web server binds: auto (0.0.0.0 when $PORT is set, else 127.0.0.1); anything but "
-        "loopback needs TRADEBOT_WEB_PASSWORD or TRADEBOT_WEB_TOKEN",
+        "loopback needs TRADEBOT_WEB_PASSWORD (12+ characters) or TRADEBOT_WEB_TOKEN",
         group="Web",
+        allowed=WEB_HOST_FORMAT,
     )
-    tradebot_web_user: Annotated[str, Field(min_length=1, max_length=40)] = var(
+    tradebot_web_proxy: Annotated[str, BeforeValidator(web_proxy)] = var(
+        "auto",
+        "Whose X-Forwarded-For names the client (for login limits): auto (the platform's router when "
+        "$PORT is set), none, or your proxies' addresses (127.0.0.1, 10.0.0.0/8)",
+        group="Web",
+        allowed=PROXY_FORMAT,
+    )
+    tradebot_web_user: Annotated[str, BeforeValidator(web_user)] = var(
         "trader",
         "Name the dashboard records with the actions taken from it (e.g. 'paused by trader (web)')",
         group="Web",
     )
     tradebot_web_password: SecretStr = var(
         "",
-        "Dashboard login password; empty: loopback only, with a one-time login link printed at start",
+        "Dashboard login password, at least 12 characters unless the address is loopback; empty: "
+        "loopback only, with a one-time login link printed at start",
         group="Web",
     )
     tradebot_web_token: Annotated[SecretStr, AfterValidator(web_token)] = var(
@@ -346,6 +395,20 @@ class Settings(BaseModel):
     def source(self, name: str) -> Source:
         """Where ``NAME``'s value came from: default, .env or environment."""
         return self._sources.get(name.upper(), Source.DEFAULT)
+
+    def origin(self, name: str) -> str:
+        """``NAME=value`` and where it came from, for a message about a refusal it caused:
+        ``PORT='8443' (from .env)``, ``TRADEBOT_WEB_HOST='auto' (the default)``; secrets masked."""
+        from bot.config.loading import shown, shown_value
+
+        value = shown_value(name.upper(), shown(getattr(self, name.lower()), name.upper()))
+        source = self.source(name)
+        where = {
+            Source.DEFAULT: "the default",
+            Source.DOTENV: "from .env",
+            Source.ENVIRONMENT: "from the environment",
+        }[source]
+        return f"{name.upper()}={value} ({where})"
 
     def is_set(self, name: str) -> bool:
         """Was ``NAME`` given (environment or ``.env``), rather than left at its default?"""

@@ -3,8 +3,9 @@
 ``sync`` takes the broker's fills and order updates since the last call. Each fill is recorded
 under its broker fill id, so one reported twice (a crash before the acknowledgement, the
 stream and the poll both delivering it) changes nothing the second time. A buy fill opens or
-adds to the position; a sell fill closes (part of) it and records the round trip as a trade,
-with the entry's commission shared out. Positions are then marked to the latest prices and
+adds to the position (net of a fee the broker kept in the coins, ``Fill.fee_qty``); a sell fill
+closes (part of) it and records the round trip as a trade, with the entry's commission shared out
+and the exit's own added, so a round trip's P&L is what the cash did. Positions are then marked to the latest prices and
 equity is snapshotted every ``SNAPSHOT_EVERY`` (and after every fill).
 """
 
@@ -113,8 +114,9 @@ class FillLedger:
                 stop_loss=order.stop_loss,
                 take_profit=order.take_profit,
             )
-        qty = position.qty + fill.qty
-        avg = (position.avg_price * position.qty + fill.price * fill.qty) / qty
+        received = fill.qty - fill.fee_qty  # a crypto buy's fee comes out of the coins
+        qty = position.qty + received
+        avg = (position.avg_price * position.qty + fill.price * received) / qty
         repo.save_position(
             s,
             replace(

@@ -27,6 +27,9 @@ PAUSED_BY = "paused_by"
 PAUSE_BLOCKED = "pause_blocked"  # entries blocked since the pause began
 RISK_OVERRIDES = "risk_overrides"
 LAST_TICK = "last_tick"
+# The simulated clock's state: {"simulated": ISO time, "wall": ISO time} read together, so the next
+# process (`tradebot tick`, the next `run`) resumes where this one left it (bot/simaccount.py).
+CLOCK_STATE = "sim_clock"
 
 
 class SettingsStore:
@@ -126,9 +129,12 @@ class SettingsStore:
             text = repo.get_setting(s, LAST_TICK)
         return datetime.fromisoformat(text) if text else None
 
-    def set_last_tick(self, when: datetime) -> None:
+    def set_last_tick(self, when: datetime, wall: datetime | None = None) -> None:
+        """The last cycle's time; with ``wall`` (real time then), the clock's state as well."""
         with self.db.session() as s:
             repo.set_setting(s, LAST_TICK, when.isoformat())
+            if wall is not None:
+                repo.set_setting(s, CLOCK_STATE, {"simulated": when.isoformat(), "wall": wall.isoformat()})
 
     def get(self, key: str, default: Any = None) -> Any:
         """A JSON value stored under ``key``."""
@@ -138,6 +144,23 @@ class SettingsStore:
     def set(self, key: str, value: Any) -> None:
         with self.db.session() as s:
             repo.set_setting(s, key, value)
+
+    def random_key(self, key: str) -> bytes:
+        """32 random bytes stored under ``key``, made by whichever instance asks first; the
+        others (and later starts) read the same ones."""
+        import secrets
+
+        from storage.db import DatabaseError
+
+        found = self.get(key)
+        if found is None:
+            try:
+                with self.db.session() as s:
+                    repo.insert_setting(s, key, secrets.token_hex(32))
+            except DatabaseError:  # another instance stored one first: use that
+                pass
+            found = self.get(key)
+        return bytes.fromhex(str(found))
 
 
 def stored_overrides(database_url: str) -> dict[str, dict[str, Any]]:

@@ -19,7 +19,9 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from bot import __version__
 from bot.web import api, pages
 from bot.web.auth import Auth, TooManyAttempts
+from bot.web.config import Proxies
 from bot.web.data import Dashboard
+from bot.web.limits import BodyGuard
 from bot.web.live import LiveHub
 from bot.web.schemas import HealthOut
 from bot.web.security import LoginRequired, SecurityHeaders, principal_of, same_origin
@@ -40,6 +42,8 @@ class WebContext:
     hub: LiveHub
     dashboard: Dashboard
     webhooks: dict[str, Webhook] = field(default_factory=dict)
+    webhook_secrets: dict[str, str] = field(default_factory=dict)  # path -> the header the sender must send
+    proxies: Proxies = field(default_factory=Proxies.none)
 
 
 DESCRIPTION = """\
@@ -48,8 +52,11 @@ Everything the tradebot dashboard shows, as JSON, and the same actions as Telegr
 **Authentication**: `Authorization: Bearer <TRADEBOT_WEB_TOKEN>` for scripts, or the session cookie
 of a logged-in browser (then every POST and DELETE needs the `X-CSRF-Token` header).
 
-**Actions** that move money or limits (`POST /orders`, `/flatten`, `/risk`) answer with a
-`confirmation`; nothing happens until `POST /confirmations/{id}` within 60 seconds.
+**Actions** that move money or limits (`POST /orders`, `/flatten`, `/risk`, `DELETE /orders/{id}`,
+`/risk/{name}`) answer with a `confirmation`; nothing happens until `POST /confirmations/{id}`
+within TRADEBOT_CONFIRM_SECONDS (60 by default). The confirmation does exactly what its prompt
+showed: if the state changed meanwhile (another position opened before a flatten), nothing is done
+and the answer carries the new question's `confirmation`, its `replaces` saying why.
 
 **Live events**: the WebSocket `/api/v1/ws` (`?after=ID` resumes after the last event id seen).
 """
@@ -65,6 +72,7 @@ def create_app(ctx: WebContext) -> FastAPI:
         openapi_url=None,  # served behind the login by pages.openapi
     )
     web.state.ctx = ctx
+    web.add_middleware(BodyGuard, context=lambda: ctx)  # inside SecurityHeaders: its answers get them too
     web.add_middleware(SecurityHeaders)
     web.include_router(api.router)
     web.include_router(pages.router)

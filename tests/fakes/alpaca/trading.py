@@ -14,7 +14,8 @@ Every refusal names its source; status codes and messages are Alpaca's where a s
   "insufficient balance for BTC (requested: X, available: Y)" (issue 9's review; the wording
   is not in a public page). Shorting is off (``shorting_enabled: false``): a sell with no position
   is refused the same way (trading-api ``_index.md``, "Notes on Orders and Positions").
-- 403 ``40310000`` "insufficient buying power" for a buy beyond the cash.
+- 403 ``40310000`` "insufficient buying power" for a stock buy beyond the buying power; a crypto
+  buy is held to ``non_marginable_buying_power`` (``crypto``).
 - 422 ``42210000`` "invalid limit_price X. sub-penny increment does not fulfill minimum pricing
   criteria": stock prices >= $1 take 2 decimals, below $1 4 (orders.md, "Sub-penny increments").
   Crypto prices must sit on the pair's ``price_increment``; crypto quantities at least
@@ -42,6 +43,7 @@ import uuid
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from tests.fakes.alpaca.crypto import buy_refusal, settle
 from tests.fakes.alpaca.orders import FakeOrder, cancel, execute
 
 if TYPE_CHECKING:
@@ -169,8 +171,8 @@ def submit(fake: FakeAlpaca, body: dict[str, Any]) -> Answer:
                 40310000,
                 f"insufficient qty available for order (requested: {qty:g}, available: {available:g})",
             )
-    elif qty * float(body.get("limit_price") or market) > fake.cash + 1e-9:
-        return _err(403, 40310000, "insufficient buying power")
+    elif refusal := buy_refusal(fake, symbol, qty, float(body.get("limit_price") or market)):
+        return refusal
     return 200, _create(fake, body, coid, qty, order_class, take, stop)
 
 
@@ -249,14 +251,14 @@ def run_execution(fake: FakeAlpaca, order: FakeOrder, price: float | None, qty: 
     price = price if price is not None else (order.limit_price or fake.last_price(order.symbol))
     qty = order.remaining if qty is None else min(qty, order.remaining)
     row = execute(order, qty, price, fake.clock.now())
-    signed = qty if order.side == "buy" else -qty
+    signed, cash = settle(fake, order, qty, price)  # a crypto fee comes out of what is received
     position = fake.positions.get(order.symbol)
     if position is None:
         from tests.fakes.alpaca.orders import FakePosition
 
         fake.positions[order.symbol] = FakePosition(order.symbol, signed, price)
     else:
-        new_qty = position.qty + signed
+        new_qty = round(position.qty + signed, 9)
         if abs(new_qty) < 1e-12:
             del fake.positions[order.symbol]
         else:
@@ -265,6 +267,6 @@ def run_execution(fake: FakeAlpaca, order: FakeOrder, price: float | None, qty: 
                     position.avg_entry_price * position.qty + price * signed
                 ) / new_qty
             position.qty = new_qty
-    fake.cash -= signed * price
+    fake.cash += cash
     fake.add_activity(row)
     fake.emit("fill" if order.status == "filled" else "partial_fill", order, qty=qty, price=price)
