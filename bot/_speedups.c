@@ -2,8 +2,8 @@
  * bot._speedups: the sequential loops that numpy cannot vectorise, in C.
  *
  * Each function here has a pure-Python twin that defines what it does (the Supertrend in
- * bot/kernels.py, the backtest simulation in bot/backtest/engine.py); the two give
- * bit-identical results, which the tests check. Arrays travel through the buffer protocol
+ * bot/kernels.py, the backtest simulation in bot/backtest/engine.py, the JSON equity curve's
+ * points in bot/backtest/report.py); the two give bit-identical results, which the tests check. Arrays travel through the buffer protocol
  * as C-contiguous float64 ("d") or int8 ("b"), so the build needs no numpy headers.
  * Callers allocate the outputs.
  *
@@ -319,12 +319,169 @@ sp_simulate(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(nt);
 }
 
+/* Two ASCII digits of v (0..99) at out. */
+static void
+two_digits(char *out, long long v)
+{
+    out[0] = (char)('0' + v / 10);
+    out[1] = (char)('0' + v % 10);
+}
+
+static long long
+floor_div(long long a, long long b)
+{
+    long long q = a / b;
+    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+/* Days since 1970-01-01 -> "YYYY-MM-DD" (H. Hinnant's civil_from_days), as _dates in
+ * bot/backtest/report.py. */
+static void
+civil_date(long long days, char *out)
+{
+    long long z = days + 719468;
+    long long era = floor_div(z, 146097);
+    long long doe = z - era * 146097;
+    long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    long long mp = (5 * doy + 2) / 153;
+    long long month = mp < 10 ? mp + 3 : mp - 9;
+    long long year = yoe + era * 400 + (month <= 2);
+    two_digits(out, (year / 100) % 100);
+    two_digits(out + 2, year % 100);
+    out[4] = '-';
+    two_digits(out + 5, month);
+    out[7] = '-';
+    two_digits(out + 8, doy - (153 * mp + 2) / 5 + 1);
+}
+
+/* Borrow a 1-d contiguous buffer of integers of `itemsize` bytes; 0 on success. */
+static int
+get_ints(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, const char *name)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) != 0) {
+        return -1;
+    }
+    const char *f = view->format ? view->format : "B";
+    if (f[0] == '<' || f[0] == '=' || f[0] == '@') {
+        f++;
+    }
+    int ok = view->ndim == 1 && view->itemsize == itemsize &&
+             (itemsize == 8 ? (strcmp(f, "q") == 0 || strcmp(f, "l") == 0) : strcmp(f, "i") == 0);
+    if (!ok) {
+        PyBuffer_Release(view);
+        PyErr_Format(PyExc_TypeError, "%s: expected a 1-d int%d array", name, (int)(itemsize * 8));
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * json_curve(times, which, offsets, data) -> bytes
+ * For each point i: '},{"time":"' ISO time of times[i] (int64 ns, whole seconds rounded down)
+ * '","equity":' and the text of number which[i] (bytes data[offsets[k]:offsets[k+1]]), all
+ * concatenated: _curve_points in bot/backtest/report.py, whose pyarrow path gives the same bytes.
+ */
+static PyObject *
+sp_json_curve(PyObject *self, PyObject *args)
+{
+    PyObject *objs[4];
+    if (!PyArg_ParseTuple(args, "OOOO:json_curve", &objs[0], &objs[1], &objs[2], &objs[3])) {
+        return NULL;
+    }
+    Py_buffer tv, wv, ov, dv;
+    if (get_ints(objs[0], &tv, 8, "times") != 0) {
+        return NULL;
+    }
+    if (get_ints(objs[1], &wv, 8, "which") != 0) {
+        PyBuffer_Release(&tv);
+        return NULL;
+    }
+    if (get_ints(objs[2], &ov, 4, "offsets") != 0) {
+        PyBuffer_Release(&tv);
+        PyBuffer_Release(&wv);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(objs[3], &dv, PyBUF_SIMPLE) != 0) {
+        PyBuffer_Release(&tv);
+        PyBuffer_Release(&wv);
+        PyBuffer_Release(&ov);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    const long long *times = tv.buf, *which = wv.buf;
+    const int *offsets = ov.buf;
+    const char *data = dv.buf;
+    Py_ssize_t n = tv.len / 8, m = ov.len / 4 - 1;
+    static const char head[] = "},{\"time\":\"";
+    static const char middle[] = "\",\"equity\":";
+    const Py_ssize_t head_len = sizeof(head) - 1, middle_len = sizeof(middle) - 1;
+    if (wv.len / 8 != n) {
+        PyErr_SetString(PyExc_ValueError, "json_curve: which and times differ in length");
+        goto done;
+    }
+    Py_ssize_t size = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long long k = which[i];
+        if (k < 0 || k >= m || offsets[k] < 0 || offsets[k + 1] < offsets[k] || offsets[k + 1] > dv.len) {
+            PyErr_SetString(PyExc_ValueError, "json_curve: a number index or offset is out of range");
+            goto done;
+        }
+        size += head_len + 20 + middle_len + (offsets[k + 1] - offsets[k]);
+    }
+    result = PyBytes_FromStringAndSize(NULL, size);
+    if (result == NULL) {
+        goto done;
+    }
+    char *out = PyBytes_AS_STRING(result);
+    Py_BEGIN_ALLOW_THREADS
+    long long last_day = 0;
+    char date[10];
+    int have_date = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long long seconds = floor_div(times[i], 1000000000LL);
+        long long day = floor_div(seconds, 86400);
+        long long sod = seconds - day * 86400;
+        if (!have_date || day != last_day) {
+            civil_date(day, date);
+            last_day = day;
+            have_date = 1;
+        }
+        memcpy(out, head, head_len);
+        out += head_len;
+        memcpy(out, date, 10);
+        out[10] = 'T';
+        two_digits(out + 11, sod / 3600);
+        out[13] = ':';
+        two_digits(out + 14, sod / 60 % 60);
+        out[16] = ':';
+        two_digits(out + 17, sod % 60);
+        out[19] = 'Z';
+        out += 20;
+        memcpy(out, middle, middle_len);
+        out += middle_len;
+        long long k = which[i];
+        int len = offsets[k + 1] - offsets[k];
+        memcpy(out, data + offsets[k], (size_t)len);
+        out += len;
+    }
+    Py_END_ALLOW_THREADS
+done:
+    PyBuffer_Release(&tv);
+    PyBuffer_Release(&wv);
+    PyBuffer_Release(&ov);
+    PyBuffer_Release(&dv);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"supertrend", sp_supertrend, METH_VARARGS,
      "supertrend(high, low, close, period, multiplier, line, direction): Supertrend into line/direction."},
     {"simulate", sp_simulate, METH_VARARGS,
      "simulate(open, high, low, close, signal, stop_hint, cash, commission, slippage, fixed_qty, stop_frac, "
      "target_frac, risk_pct, max_position_pct, crypto, equity, trades) -> number of trades."},
+    {"json_curve", sp_json_curve, METH_VARARGS,
+     "json_curve(times, which, offsets, data) -> the equity curve's JSON points (report._curve_points)."},
     {NULL, NULL, 0, NULL},
 };
 

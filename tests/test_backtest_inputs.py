@@ -323,3 +323,62 @@ def test_no_leverage_no_warning(sizing_runs, name):
     assert result.returncode == 0, result.stderr
     assert "LEVERAGE" not in result.stdout
     assert result.stdout.splitlines()[2] == ""
+
+
+def test_absurd_spans_and_grids_are_refused_and_the_store_alone_needs_no_network(tmp_path):
+    """`--start 1900-01-01 --end 2100-01-01` in minutes ran for minutes before doing anything, and a
+    grid of 1,990,000 combinations would have built them all in memory (issue 20: the research page
+    takes the same checks)."""
+    results = run_all(
+        {
+            "span": [
+                "--strategy",
+                "supertrend",
+                "--symbol",
+                "AAPL",
+                "--timeframe",
+                "1m",
+                "--source",
+                "synthetic",
+                "--start",
+                "1900-01-01",
+                "--end",
+                "2100-01-01",
+            ],
+            "grid": [
+                "--strategy",
+                "supertrend",
+                "--sample",
+                "msft-daily",
+                "--param",
+                "period=1..10000",
+                "--param",
+                "multiplier=1..100:0.5",
+            ],
+            "store": [
+                "--strategy",
+                "supertrend",
+                "--symbol",
+                "AAPL",
+                "--timeframe",
+                "1h",
+                "--source",
+                "store",
+                "--data-dir",
+                str(tmp_path / "empty"),
+                "--start",
+                "2024-01-01",
+                "--end",
+                "2024-02-01",
+            ],
+        },
+        tmp_path,
+    )
+    refused(results["span"], "spans 105,190,560 bars of 1m", "at most 20,000,000 in one backtest")
+    refused(results["grid"], "10,000 period x 199 multiplier is 1,990,000 combinations", "at most 100,000")
+    store = results["store"]
+    assert store.returncode == 1 and store.stdout == ""
+    assert store.stderr.strip() == (
+        f"tradebot backtest: error: market data: the local store ({tmp_path / 'empty'}) has no 1h bars of AAPL; "
+        "`tradebot data download --symbols AAPL --timeframe 1h --start ...` fetches them"
+    )

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bot import kernels
 from bot.backtest import csvread, data, report
 from bot.backtest.engine import FillSettings
 from bot.backtest.runner import run_backtest
@@ -118,6 +119,38 @@ def test_equity_numbers_read_back_as_the_same_floats():
     got = [p["equity"] for p in points]
     assert all(type(x) is float for x in got)  # "10000" would read back as an int
     assert [repr(x) for x in got] == [repr(x) for x in equity.tolist()]
+
+
+@pytest.mark.skipif(kernels.C is None, reason="bot._speedups is not built")
+def test_the_c_curve_writer_gives_the_arrow_writers_bytes():
+    """``json_curve`` (bot/_speedups.c) puts the points together; the pyarrow path is its
+    definition: the same bytes for times across the whole int64 range (before 1970 too, parts of
+    a second dropped), runs of equal values and numbers of every kind."""
+    rng = np.random.default_rng(5)
+    values = rng.normal(1e4, 100, 6_000) * 10.0 ** rng.integers(-8, 12, 6_000)
+    values[::7] = np.round(values[::7])  # whole numbers, which pyarrow writes without ".0"
+    times = np.sort(rng.integers(-9_200_000_000 * NS, 9_200_000_000 * NS, 6_000))
+    cases = [
+        (times, values),
+        (T0 * NS + np.arange(50_000, dtype=np.int64) * 60 * NS, np.repeat(values[:500], 100)),
+        (np.array([-1, 0, 1, 86_399 * NS + NS - 1], dtype=np.int64), np.array([-0.0, 0.0, 5e-324, 1e300])),
+        (np.empty(0, dtype=np.int64), np.empty(0)),
+    ]
+    for t, e in cases:
+        c = bytes(report._curve_points(t, e, impl="c"))
+        assert c == bytes(report._curve_points(t, e, impl="python"))
+    with pytest.raises(ValueError, match="out of range"):
+        kernels.C.json_curve(times[:2], np.array([0, 5]), np.array([0, 1], dtype=np.int32), b"1")
+
+
+def test_the_threaded_writer_writes_the_chunks_in_order(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "CURVE_CHUNK", 1_000)  # 37 chunks on two threads
+    times = T0 * NS + np.arange(36_500, dtype=np.int64) * 60 * NS
+    equity = 10_000 + np.cumsum(np.random.default_rng(2).normal(0, 1, 36_500))
+    report.write_document({"a": 1}, times, equity, tmp_path / "c.json")
+    doc = json.loads((tmp_path / "c.json").read_text())
+    assert [p["time"] for p in doc["equity_curve"]] == report.iso_times(times)
+    assert np.array_equal([p["equity"] for p in doc["equity_curve"]], equity) and doc["a"] == 1
 
 
 def test_json_equity_curve_of_the_command_is_the_simulation_bit_for_bit(tmp_path):

@@ -214,6 +214,8 @@ CREATED_AT_RUN_TIME = {
     "out.json": "written by the backtest example",
     "out.png": "written by the backtest example",
     "sweep.csv": "written by the backtest example",
+    "result.json": "written by a research job from the dashboard",
+    "report.txt": "written by a research job from the dashboard",
     ".env": "the user's own settings file",
 }
 FILE_LIKE = re.compile(r"^[\w.][\w.-]*(?:/[\w.-]+)*/?$")

@@ -387,3 +387,22 @@ def test_a_webhook_checks_its_secret_before_the_body(tmp_path):
             headers={"X-Telegram-Bot-Api-Secret-Token": "the-secret"},
         )
         assert ok.status_code == 200 and received == [b'{"update_id": 1}']
+
+
+def test_a_live_websocket_outlasts_the_body_deadline(tmp_path, monkeypatch):
+    """The upgrade request is still "sending its body" to h11 when the WebSocket takes the
+    connection over: the body deadline must not be armed then (every live page was cut after
+    BODY_SECONDS, 30 s, and lost the cycle and research messages until it reconnected)."""
+    from bot.views import TickReport
+    from bot.web.connections import GuardedH11Protocol
+
+    monkeypatch.setattr(GuardedH11Protocol, "header_seconds", 1.0)
+    monkeypatch.setattr(GuardedH11Protocol, "body_seconds", 1.0)
+    with serve(tmp_path, TRADEBOT_WEB_TOKEN=TOKEN) as web:
+        ws_url = web.url.replace("http://", "ws://") + "/api/v1/ws"
+        with connect(ws_url, additional_headers={"Authorization": f"Bearer {TOKEN}"}) as socket_:
+            assert json.loads(socket_.recv(5))["type"] == "hello"
+            time.sleep(3)  # three times the body deadline
+            now = web.app.clock.now()
+            web.server.cycle_finished(TickReport(started=now, finished=now, signals=1))
+            assert json.loads(socket_.recv(5))["type"] == "cycle"

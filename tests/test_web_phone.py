@@ -30,6 +30,7 @@ PAGES = [
     ("/risk", "#limits table"),
     ("/events", "#rows table"),
     ("/logs", "#log-lines"),
+    ("/research", "#research-form"),
     ("/symbol/BTC/USD", "#symbol-position table"),
     ("/symbol/AAPL", "#price-chart canvas"),
 ]

@@ -4,7 +4,8 @@
 formats the statistics, ``sweep`` runs parameter grids in parallel, ``plot`` draws the
 chart, ``runner`` is what ``tradebot backtest`` calls and ``cli_args`` declares its options.
 ``portfolio`` (with ``portfolio_run`` and ``portfolio_report``) trades many symbols from one
-account with the live rules; ``walkforward`` re-optimises on rolling windows; ``cluster`` runs
+account with the live rules; ``walkforward`` re-optimises on rolling windows; ``overfitting``
+measures how much of a sweep's best is luck (Deflated Sharpe Ratio, PBO); ``cluster`` runs
 sweeps on a Dask cluster.
 Only numpy and pyarrow are imported on the way from a CSV file to the report.
 """
@@ -22,8 +23,11 @@ FILL_MODEL = """\
 - Stop-loss and take-profit are set from the entry fill price, STOP_LOSS_PCT below and
   TAKE_PROFIT_PCT above (--stop-loss/--take-profit override them, 0 turns one off; a
   strategy may suggest its own stop). They are checked against the high and low of every
-  bar from the entry bar on; when both are touched in one bar, the stop is assumed to have
-  filled first. A bar that opens beyond a level (a gap) fills at that open.
+  bar after the entry bar. A bar that opens beyond a level (a gap) fills the order its open
+  crosses, at that open, whatever the bar does next (one that opens above the target and then
+  falls through the stop takes the target). A bar that opens between the levels and touches
+  both fills the stop, at the stop (which came first inside the bar is unknown). The simulated
+  exchange and the portfolio backtest follow the same rule (bot.brokers.rules.first_touch).
 - Costs: --slippage moves every market fill (entries, signal exits, stops, the final close)
   against you by that fraction of the price; a take-profit is a limit order and fills at its
   price, or at a better gap open. --commission is charged on each fill's notional, on entry
@@ -50,7 +54,8 @@ the service and the simulated exchange would do with a cycle at the close of eve
   the next bar's open (a bar's close when no bar follows at once). The exchange refuses a buy
   the cash cannot pay with commission.
 - A sell signal sells the whole position at the price then. Stops fill at the stop, targets
-  at the target, or at a gap's open; a bar touching both fills the stop.
+  at the target; a bar that opens beyond a level fills the order its open crosses, at the open;
+  a bar that opens between them and touches both fills the stop.
 - --slippage makes entries, signal exits and stops worse by that fraction (the live simulator
   has none); --commission is charged on each fill's notional. --fixed-qty buys that many
   units, still through every check. --stop-loss/--take-profit must stay within the bounds

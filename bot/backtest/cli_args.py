@@ -75,10 +75,11 @@ def add_backtest_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     data.add_argument(
         "--source",
-        choices=("auto", "alpaca", "synthetic"),
+        choices=("auto", "alpaca", "synthetic", "store"),
         default="auto",
         help="where --symbol bars come from: alpaca (needs ALPACA_API_KEY/SECRET), synthetic (the simulator's "
-        "market), auto = alpaca when keys are set, else synthetic (default)",
+        "market), store (only the local store, no network: a span it lacks is refused), auto = alpaca when "
+        "keys are set, else synthetic (default)",
     )
     data.add_argument(
         "--data-dir",

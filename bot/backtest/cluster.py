@@ -25,6 +25,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.backtest import channel
+
 if TYPE_CHECKING:
     from bot.backtest.sweep import SweepJob, SweepRow, Task
     from bot.bars import Bars
@@ -34,6 +36,7 @@ BATCHES_PER_WORKER = 8
 # The modules whose code decides a backtest's result, fingerprinted on both sides.
 CODE = (
     "bot.backtest.engine",
+    "bot.backtest.overfitting",
     "bot.backtest.report",
     "bot.backtest.sweep",
     "bot.bars",
@@ -136,8 +139,12 @@ def _run(client: Any, bars: Bars, job: SweepJob, tasks: list[Task], progress: bo
     futures = client.map(run_batch, batches, bars=bars_future, job=job_future, pure=False)
     sizes = {future.key: len(batch) for future, batch in zip(futures, batches, strict=True)}
     bar = _bar(len(tasks), progress)
+    done = 0
+    channel.tasks(done, len(tasks))
     try:
         for future in as_completed(futures, loop=client.loop):
+            done += sizes[future.key]
+            channel.tasks(done, len(tasks))
             if bar is not None:
                 bar.update(sizes[future.key])
         results = client.gather(futures)

@@ -61,38 +61,90 @@ def load_history(
     Downloaded bars go through the local store at ``data_dir`` (``bot.data.store``): what it
     holds is read from disk, only the spans it lacks are fetched, and they are kept for the next
     run. ``data_dir=None`` fetches everything and keeps nothing. The synthetic market is computed,
-    never stored. A source built from ``config`` serves a stock's regular hours only unless
+    never stored. ``source="store"`` reads the store alone (``stored_history``). A source built
+    from ``config``, and the store, serve a stock's regular hours only unless
     ``TRADEBOT_EXTENDED_HOURS_BARS`` is on, as the live bot does (``bot.data.sessions``).
     """
     if end <= start:
         raise DataError(f"--end {end:%Y-%m-%d %H:%M} is not after --start {start:%Y-%m-%d %H:%M}")
-    bar_source = make_source(config, source) if isinstance(source, str) else source
-    now = now or datetime.now(UTC)
-    if data_dir is None or bar_source.name == "synthetic":
-        bars = _fetch_all(bar_source, symbol, timeframe, start, min(end, timeframe.floor(now)))
-        name = bar_source.name
+    if source == "store":  # what `tradebot data download` kept: Alpaca's or Polygon's bars as served
+        bars, name, served = stored_history(data_dir, symbol, timeframe, start, end), "local store", True
     else:
-        from bot.data.download import chunk_count, fill, progress_bar
-        from bot.data.store import BarStore, StoreError
-
-        store = BarStore(data_dir)
-        try:
-            total = chunk_count(store, symbol, timeframe, start, end, now)
-            with progress_bar(total, f"bars {symbol}", progress) as step:
-                bars, report = fill(store, bar_source, symbol, timeframe, start, end, now=now, progress=step)
-        except StoreError as exc:
-            raise DataError(str(exc)) from None
-        for note in report.notes:
-            print(f"note: {note}", file=sys.stderr)
-        name = bar_source.name
-    if isinstance(source, str) and bar_source.name != "synthetic" and not config.tradebot_extended_hours_bars:
+        bars, name = _fetched(config, symbol, timeframe, start, end, source, data_dir, progress, now)
+        served = isinstance(source, str) and name != "synthetic"
+    if served and not config.tradebot_extended_hours_bars:
         from bot.data.sessions import RegularHours
 
         # the bars the live bot would see on Alpaca (the store keeps every bar as served)
         bars = RegularHours.keep(symbol, bars, timeframe)
     if len(bars) == 0:
-        raise DataError(f"{bar_source.name} has no {timeframe.label} bars for {symbol} in that window")
+        raise DataError(f"{name} has no {timeframe.label} bars for {symbol} in that window")
     return bars, name
+
+
+def _fetched(
+    config: Any,
+    symbol: str,
+    timeframe: Timeframe,
+    start: datetime,
+    end: datetime,
+    source: str | BarSource,
+    data_dir: Path | None,
+    progress: bool | None,
+    now: datetime | None,
+) -> tuple[Bars, str]:
+    """From the source, through the store unless ``data_dir`` is None or the source is synthetic."""
+    bar_source = make_source(config, source) if isinstance(source, str) else source
+    now = now or datetime.now(UTC)
+    if data_dir is None or bar_source.name == "synthetic":
+        return _fetch_all(
+            bar_source, symbol, timeframe, start, min(end, timeframe.floor(now))
+        ), bar_source.name
+    from bot.data.download import chunk_count, fill, progress_bar
+    from bot.data.store import BarStore, StoreError
+
+    store = BarStore(data_dir)
+    try:
+        total = chunk_count(store, symbol, timeframe, start, end, now)
+        with progress_bar(total, f"bars {symbol}", progress) as step:
+            bars, report = fill(store, bar_source, symbol, timeframe, start, end, now=now, progress=step)
+    except StoreError as exc:
+        raise DataError(str(exc)) from None
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return bars, bar_source.name
+
+
+def stored_history(
+    data_dir: Path | None, symbol: str, timeframe: Timeframe, start: datetime, end: datetime
+) -> Bars:
+    """``--source store``: the stored bars of [start, end), with no network; a span the store has
+    not covered (never asked of a source) is refused in one line, naming it."""
+    from bot.data.store import BarStore, StoreError, from_ns, to_ns
+
+    if data_dir is None:
+        raise DataError("--source store reads the local store: drop --no-store")
+    store = BarStore(data_dir)
+    try:
+        dataset = store.dataset(symbol, timeframe)
+    except StoreError as exc:
+        raise DataError(str(exc)) from None
+    fill = f"tradebot data download --symbols {symbol} --timeframe {timeframe.label}"
+    if dataset is None:
+        raise DataError(
+            f"the local store ({data_dir}) has no {timeframe.label} bars of {symbol}; `{fill} --start ...` fetches them"
+        )
+    holes = dataset.missing(to_ns(start), to_ns(end))
+    if holes:
+        lo, hi = (from_ns(t) for t in holes[0])
+        covered = ", ".join(
+            f"{from_ns(a):%Y-%m-%d %H:%M} to {from_ns(b):%Y-%m-%d %H:%M}" for a, b in dataset.covered()
+        )
+        raise DataError(
+            f"the local store lacks {symbol} {timeframe.label} bars from {lo:%Y-%m-%d %H:%M} to {hi:%Y-%m-%d %H:%M} "
+            f"(it covers {covered or 'nothing'}); `{fill} --start {lo:%Y-%m-%d}` fetches them"
+        )
+    return store.read(symbol, timeframe, to_ns(start), to_ns(end))
 
 
 def _fetch_all(source: BarSource, symbol: str, timeframe: Timeframe, start: datetime, end: datetime) -> Bars:

@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bot.backtest import data
+from bot.backtest import channel, data
 from bot.backtest.checks import check_outputs
 from bot.backtest.portfolio import PortfolioSettings, simulate_portfolio
-from bot.backtest.portfolio_report import PortfolioResult, format_portfolio, plot, portfolio_stats, write_json
-from bot.backtest.runner import BadInput, _date, _Stages, _timeframe
+from bot.backtest.portfolio_report import (
+    PortfolioResult,
+    format_portfolio,
+    plot,
+    portfolio_stats,
+    to_json,
+    write_json,
+)
+from bot.backtest.runner import BadInput, _date, _Stages, _timeframe, check_span
 from bot.bars import Bars, Timeframe
 from bot.risk import RiskLimits
 from bot.strategy import Strategy
@@ -36,8 +44,8 @@ def parse_symbols(text: str) -> list[str]:
     return names
 
 
-def run_portfolio(args: argparse.Namespace, strategies: list[Strategy], config: Any) -> list[str]:
-    """The whole command for --symbols; returns the lines to print."""
+def check_portfolio(args: argparse.Namespace, strategies: list[Strategy], config: Any) -> PortfolioSettings:
+    """Every check of a --symbols run that needs no history (``runner.check`` calls it)."""
     if len(strategies) != 1:
         raise BadInput("a portfolio backtest takes one value per --param (sweeps run on one symbol)")
     if getattr(args, "html", None):
@@ -52,9 +60,20 @@ def run_portfolio(args: argparse.Namespace, strategies: list[Strategy], config: 
                 if option == "--fractional"
                 else "give --symbol for one symbol or --symbols for a portfolio, not both"
             )
-    symbols = parse_symbols(args.symbols)
+    parse_symbols(args.symbols)
     settings = portfolio_settings(args, config)
     check_outputs({"--json": args.json, "--plot": args.plot})
+    if not args.csv:
+        _download_span(args, config)
+    elif args.start or args.end:
+        raise BadInput("--start/--end apply to downloads; trim the CSV files instead")
+    return settings
+
+
+def run_portfolio(args: argparse.Namespace, strategies: list[Strategy], config: Any) -> list[str]:
+    """The whole command for --symbols; returns the lines to print."""
+    settings = check_portfolio(args, strategies, config)
+    symbols = parse_symbols(args.symbols)
     progress = _Stages(args.progress, 2 + bool(args.json) + bool(args.plot))
     progress.step("reading history")
     bars, timeframe, source = load_portfolio(args, config, symbols)
@@ -63,6 +82,20 @@ def run_portfolio(args: argparse.Namespace, strategies: list[Strategy], config: 
     result = PortfolioResult(
         strategies[0], run, portfolio_stats(run, settings.cash), settings, timeframe, source
     )
+    if channel.active():
+        doc = to_json(result)
+        doc.pop("trades")
+        entries, symbols_doc = doc.pop("entries"), doc.pop("symbols")
+        channel.figures(
+            {
+                "kind": "portfolio",
+                "title": f"{result.strategy.label} on {', '.join(run.symbols)} ({source})",
+                "bars": len(run.times),
+                "timeframe": timeframe.label,
+                "stats": doc,
+                "portfolio": {"symbols": symbols_doc, "entries": entries},
+            }
+        )
     written = []
     if args.json:
         progress.step("writing JSON")
@@ -74,6 +107,16 @@ def run_portfolio(args: argparse.Namespace, strategies: list[Strategy], config: 
         written.append(f"{'' if written else chr(10)}plot: {args.plot}")
     progress.close()
     return [format_portfolio(result), *written]
+
+
+def _download_span(args: argparse.Namespace, config: Any) -> tuple[Timeframe, datetime, datetime]:
+    """The timeframe and [start, end) a download asks for, checked."""
+    if not args.start or not args.end:
+        raise BadInput("--symbols needs --csv DIR, or --start and --end to download (dates like 2024-01-31)")
+    timeframe = _timeframe(args.timeframe) if args.timeframe else _timeframe(str(config.tradebot_timeframe))
+    start, end = _date(args.start, "--start"), _date(args.end, "--end")
+    check_span(start, end, timeframe)
+    return timeframe, start, end
 
 
 def portfolio_settings(args: argparse.Namespace, config: Any) -> PortfolioSettings:
@@ -106,12 +149,9 @@ def load_portfolio(
     wanted = _timeframe(args.timeframe) if args.timeframe else None
     if args.csv:
         return _from_folder(Path(args.csv), symbols, wanted, args)
-    if not args.start or not args.end:
-        raise BadInput("--symbols needs --csv DIR, or --start and --end to download (dates like 2024-01-31)")
     from bot.backtest.history import data_dir, load_history
 
-    timeframe = wanted or _timeframe(str(config.tradebot_timeframe))
-    start, end = _date(args.start, "--start"), _date(args.end, "--end")
+    timeframe, start, end = _download_span(args, config)
     out, sources = {}, set()
     for symbol in symbols:
         bars, name = load_history(

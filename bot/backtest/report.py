@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from bot import metrics
+from bot import kernels, metrics
 from bot.backtest.engine import (
     ENTRY_BAR,
     ENTRY_PRICE,
@@ -54,7 +54,67 @@ def bars_per_year(bars: Bars, timeframe: Timeframe | None = None) -> float:
     return timeframe.periods_per_year if timeframe else 252.0
 
 
-def compute_stats(sim: Simulation, cash: float, periods_per_year: float) -> Stats:
+TRADING_DAYS = 252  # a year of US stock sessions
+WEEKDAYS = 260  # a year of a market open around the clock on weekdays (forex): 52 weeks of 5 days
+REGULAR_SESSION = 23_400  # 09:30 to 16:00 New York
+EXTENDED_SESSION = 57_600  # 04:00 to 20:00 New York, pre-market and after hours included
+_HOUR = 3_600
+
+
+def timeframe_bars_per_year(bars: Bars, timeframe: Timeframe | None) -> float:
+    """Bars per year of the timeframe on the market's calendar: what walk-forward windows are
+    annualised with, so that adding later bars never changes an earlier window's figures.
+
+    The calendar is read from when bars start (UTC), a property of the market rather than of
+    how much history there is:
+    - around the clock (crypto, the synthetic market): a bar between Saturday 06:00 and Sunday
+      20:00, when no stock or forex market trades: 365 days of the timeframe;
+    - weekdays around the clock (forex): a weekday bar between 02:00 and 07:00, when US stocks
+      do not trade (pre-market opens at 08:00 or 09:00): 260 days of 24 hours;
+    - US stocks otherwise: 252 sessions; intraday, the bars of a 16-hour extended session when
+      any bar starts outside 13:30 to 21:00, else of the 6.5-hour regular one, rounded up (390
+      one-minute bars, 7 hourly bars).
+    A daily bar counts one a day (365, else 252), weekly and longer bars by the calendar.
+    Without a timeframe (irregular spacing), the most common spacing between bars stands for it."""
+    if timeframe is None:
+        steps = np.diff(bars.time[:100_001])
+        steps = steps[steps > 0]
+        if not len(steps):
+            return float(TRADING_DAYS)
+        values, counts = np.unique(steps, return_counts=True)
+        timeframe = Timeframe(max(1, round(int(values[counts.argmax()]) / NS)))
+    seconds = timeframe.seconds
+    day, week = _day_and_week_seconds(bars)
+    if seconds >= 7 * 86_400 or _between(week, 5 * 86_400 + 6 * _HOUR, 6 * 86_400 + 20 * _HOUR):
+        return timeframe.periods_per_year
+    if seconds >= 86_400:
+        return TRADING_DAYS * 86_400 / seconds
+    if _between(day, 2 * _HOUR, 7 * _HOUR):
+        return WEEKDAYS * 86_400 / seconds
+    session = (
+        EXTENDED_SESSION if (~_between_mask(day, 13 * _HOUR + 1_800, 21 * _HOUR)).any() else REGULAR_SESSION
+    )
+    return float(TRADING_DAYS * math.ceil(session / seconds))
+
+
+def _day_and_week_seconds(bars: Bars) -> tuple[np.ndarray, np.ndarray]:
+    """Each bar's start in seconds of its UTC day and of its week (0 = Monday 00:00)."""
+    seconds = bars.time // NS
+    return seconds % 86_400, (seconds + 3 * 86_400) % (7 * 86_400)  # 1970-01-01 was a Thursday
+
+
+def _between_mask(values: np.ndarray, low: int, high: int) -> np.ndarray:
+    return (values >= low) & (values < high)
+
+
+def _between(values: np.ndarray, low: int, high: int) -> bool:
+    return bool(_between_mask(values, low, high).any())
+
+
+def compute_stats(
+    sim: Simulation, cash: float, periods_per_year: float, returns: np.ndarray | None = None
+) -> Stats:
+    """The statistics of a run; ``returns`` is ``metrics.returns(sim.equity)`` when the caller has it."""
     equity = sim.equity
     pnls = sim.column(PNL)
     final = float(equity[-1]) if len(equity) else cash
@@ -62,7 +122,7 @@ def compute_stats(sim: Simulation, cash: float, periods_per_year: float) -> Stat
     # so the bars held are the sum of each trade's entry-to-exit span, inclusive.
     held = float((sim.column(EXIT_BAR) - sim.column(ENTRY_BAR) + 1).sum())
     exposure = 100.0 * held / len(equity) if len(equity) else 0.0
-    r = metrics.returns(equity)
+    r = metrics.returns(equity) if returns is None else returns
     return Stats(
         final_equity=final,
         return_pct=(final / cash - 1.0) * 100.0,
@@ -158,12 +218,15 @@ def trade_rows(result: BacktestResult) -> list[dict[str, Any]]:
     return rows
 
 
-def to_json(result: BacktestResult, *, curve: bool = True) -> dict[str, Any]:
-    """Exactly the documented keys; ``profit_factor`` is null when there was no losing trade."""
+def to_json(
+    result: BacktestResult, *, curve: bool = True, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Exactly the documented keys; ``profit_factor`` is null when there was no losing trade.
+    ``extra`` (a sweep's ``overfitting``) comes after the statistics, before the curve."""
     stats: dict[str, Any] = dict(result.stats.as_dict())
     if not math.isfinite(stats["profit_factor"]):
         stats["profit_factor"] = None
-    doc: dict[str, Any] = {"trades": trade_rows(result), **stats}
+    doc: dict[str, Any] = {"trades": trade_rows(result), **stats, **(extra or {})}
     if curve:
         times = iso_times(result.bars.time)
         doc["equity_curve"] = [
@@ -175,34 +238,84 @@ def to_json(result: BacktestResult, *, curve: bool = True) -> dict[str, Any]:
 CURVE_CHUNK = 1 << 16  # equity-curve points formatted at a time: memory stays a few MB
 
 
-def write_json(result: BacktestResult, path: str | Path) -> None:
+def write_json(result: BacktestResult, path: str | Path, extra: dict[str, Any] | None = None) -> None:
     """``to_json`` as a file. The equity curve (a point per bar: a million for a million bars) is
-    written as text in chunks, formatted by numpy and pyarrow rather than per point in Python:
-    about 0.15 s and a few MB per million points, where building and encoding dicts took 1.3 s
-    and hundreds of MB. The numbers are the shortest text that reads back as the same float."""
-    write_document(to_json(result, curve=False), result.bars.time, result.sim.equity, path)
+    written as text in chunks, formatted by pyarrow and C (``_curve_points``) rather than per point
+    in Python: about 0.1 s of CPU and a few MB per million points, where building and encoding
+    dicts took 1.3 s and hundreds of MB. The numbers are the shortest text that reads back as the
+    same float."""
+    write_document(to_json(result, curve=False, extra=extra), result.bars.time, result.sim.equity, path)
+
+
+CURVE_THREADS = 2  # chunks formatted at once: pyarrow and the C kernel let go of the GIL
 
 
 def write_document(doc: dict[str, Any], times: np.ndarray, equity: np.ndarray, path: str | Path) -> None:
     """``doc`` as JSON with an ``equity_curve`` of ``times`` and ``equity`` appended, written
-    as ``write_json`` writes it (the portfolio and walk-forward reports use it too)."""
+    as ``write_json`` writes it (the portfolio and walk-forward reports use it too). Chunks are
+    formatted on ``CURVE_THREADS`` threads and written in order, at most one more than the
+    threads held at a time."""
     head = json.dumps(doc, separators=(",", ":"))
+    starts = range(0, len(times), CURVE_CHUNK)
+
+    def points(start: int) -> memoryview:
+        return _curve_points(times[start : start + CURVE_CHUNK], equity[start : start + CURVE_CHUNK])
+
     with Path(path).open("wb") as out:
         out.write(f'{head[:-1]},"equity_curve":['.encode())
-        for start in range(0, len(times), CURVE_CHUNK):
-            stop = start + CURVE_CHUNK
-            text = _curve_points(times[start:stop], equity[start:stop])
+        for start, text in zip(starts, _in_order(points, starts), strict=True):
             out.write(text[2:] if start == 0 else text)  # each point starts by closing the one before
         out.write(b"}]}\n" if len(times) else b"]}\n")
+
+
+def _in_order(work: Any, items: range) -> Any:
+    """``map(work, items)`` on ``CURVE_THREADS`` threads, yielding in order, a bounded few ahead."""
+    if len(items) < 2:
+        yield from map(work, items)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(CURVE_THREADS) as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(work, item))
+            if len(pending) > CURVE_THREADS:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 _POINT_HEAD = np.frombuffer(b'},{"time":"' + b"0" * 20 + b'","equity":', dtype=np.uint8)
 
 
-def _curve_points(times: np.ndarray, equity: np.ndarray) -> memoryview:
+def _curve_points(times: np.ndarray, equity: np.ndarray, impl: str | None = None) -> memoryview:
     """``},{"time":"...","equity":...`` for each point, concatenated (the caller drops the first
-    two bytes and closes the last point). Everything reaches pyarrow as buffers: ``pa.array``
-    and ``pa.scalar`` import pandas, which costs half a second."""
+    two bytes and closes the last point). The numbers are pyarrow's; the rest is put together by
+    ``json_curve`` in bot/_speedups.c when it is built (``impl`` "c" or "python" to choose, for
+    the tests), else by pyarrow's compute functions, the same bytes. Everything reaches pyarrow as
+    buffers: ``pa.array`` and ``pa.scalar`` import pandas, which costs half a second."""
+    n = len(times)
+    # The equity stays put while flat (half the bars or more): format each new value once.
+    values = np.ascontiguousarray(equity, dtype=np.float64)
+    change = np.empty(n, dtype=bool)
+    change[:1] = True
+    bits = values.view(np.int64)  # bit for bit: -0.0 stays apart from 0.0
+    np.not_equal(bits[1:], bits[:-1], out=change[1:])
+    numbers = _numbers(np.ascontiguousarray(values[change]))
+    which = np.cumsum(change, dtype=np.int64) - 1
+    backend = kernels.C if impl == "c" else None if impl == "python" else kernels.default_backend()
+    if backend is not None:
+        offsets = np.frombuffer(
+            numbers.buffers()[1], dtype=np.int32, count=len(numbers) + 1, offset=numbers.offset * 4
+        )
+        stamps = np.ascontiguousarray(times, dtype=np.int64)
+        return memoryview(backend.json_curve(stamps, which, offsets, numbers.buffers()[2]))
+    return _curve_points_arrow(times, numbers, which)
+
+
+def _curve_points_arrow(times: np.ndarray, numbers, which: np.ndarray) -> memoryview:
+    """``_curve_points`` with pyarrow's compute functions: the definition ``json_curve`` follows."""
     import pyarrow as pa
 
     call = _arrow_call()
@@ -212,15 +325,7 @@ def _curve_points(times: np.ndarray, equity: np.ndarray) -> memoryview:
     heads[:] = _POINT_HEAD
     heads[:, 11:31] = iso_bytes(times)
     heads_array = _string_array(heads, np.arange(0, width * n + 1, width, dtype=np.int32))
-    # The equity stays put while flat (half the bars or more): format each new value once.
-    values = np.ascontiguousarray(equity, dtype=np.float64)
-    change = np.empty(n, dtype=bool)
-    change[:1] = True
-    bits = values.view(np.int64)  # bit for bit: -0.0 stays apart from 0.0
-    np.not_equal(bits[1:], bits[:-1], out=change[1:])
-    numbers = _numbers(np.ascontiguousarray(values[change]))
     if len(numbers) < n:
-        which = np.cumsum(change, dtype=np.int64) - 1
         numbers = call("take", [numbers, pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(which)])])
     nothing = _string_array(b"", np.zeros(n + 1, dtype=np.int32))  # the separator, per point
     points = call("binary_join_element_wise", [heads_array, numbers, nothing])

@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from bot.backtest import channel
 from bot.backtest.checks import CheckError, check_outputs, check_sizing
 from bot.backtest.data import DataInputError
 from bot.backtest.engine import FillSettings, simulate
@@ -24,9 +27,14 @@ from bot.strategy import Strategy, StrategyError
 
 if TYPE_CHECKING:
     from bot.backtest.config import BacktestConfig
+    from bot.backtest.overfitting import Overfitting
+    from bot.backtest.sweep import SweepRow
+    from bot.backtest.walkforward import Span
     from bot.config import Settings
 
 EXIT_BAD_INPUT = 2
+MAX_SPAN_BARS = 20_000_000  # --start..--end in bars of the timeframe: 38 years of minutes
+FIGURE_ROWS = 50  # a sweep's best rows in channel.figures (the page's table; --sweep-csv has all)
 
 
 def run_backtest(
@@ -52,28 +60,51 @@ class BadInput(Exception):
     """One line for stderr; the command exits with status 2."""
 
 
-def main(args: argparse.Namespace) -> int:
-    """The ``tradebot backtest`` command."""
+def main(args: argparse.Namespace, config: Any = None) -> int:
+    """The ``tradebot backtest`` command. ``config``: the settings to use instead of reading the
+    environment and ``.env`` (the research worker passes the running bot's)."""
     try:
-        return _main(args)
+        return _main(args, config)
     except (BadInput, DataInputError, StrategyError, CheckError) as exc:
-        print(f"tradebot backtest: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _refused(str(exc), EXIT_BAD_INPUT)
     except DataError as exc:  # the history could not be fetched: not the user's input
-        print(f"tradebot backtest: error: market data: {exc}", file=sys.stderr)
-        return 1
+        return _refused(f"market data: {exc}", 1)
     except Exception as exc:  # the Dask cluster could not run the job (ClusterError, imported lazily)
         if type(exc).__name__ != "ClusterError":
             raise
-        print(f"tradebot backtest: error: cluster: {exc}", file=sys.stderr)
-        return 1
+        return _refused(f"cluster: {exc}", 1)
 
 
-def _main(args: argparse.Namespace) -> int:
+def _refused(line: str, status: int) -> int:
+    print(f"tradebot backtest: error: {line}", file=sys.stderr)
+    channel.error(line)
+    return status
+
+
+@dataclass
+class Plan:
+    """A ``tradebot backtest`` run, checked before any history is read."""
+
+    cls: type[Strategy]
+    combos: list[dict[str, str]]
+    strategies: list[Strategy]
+    config: Any
+    cluster: str | None
+    spans: tuple[Span, Span] | None = None
+    settings: FillSettings | None = None  # None for a portfolio (--symbols): it has its own
+
+
+def check(args: argparse.Namespace, config: Any = None) -> Plan:
+    """Every check ``tradebot backtest`` makes before it reads history, with the same one-line
+    refusals (``BadInput``, ``StrategyError``, ``CheckError``, ``DataInputError``): the strategy and
+    its parameters, the grid's size, the ranking metric, the configuration, the walk-forward spans,
+    the costs and sizes, the outputs, and the history asked for (options that go together, dates,
+    a span of at most ``MAX_SPAN_BARS`` bars). The research page calls it before starting a job.
+    ``--sample`` is resolved into ``args.csv``. ``config``: settings to use instead of reading the
+    environment and ``.env``."""
     from bot.backtest import sweep
     from bot.backtest.report import RANKABLE
 
-    started = time.perf_counter()
     registry = _registry()
     cls = registry.strategies.get(args.strategy)
     if cls is None:
@@ -83,42 +114,71 @@ def _main(args: argparse.Namespace) -> int:
         raise BadInput(f"--rank-by {args.rank_by!r}: use one of {', '.join(RANKABLE)}")
     combos = sweep.combinations(sweep.parse_grid(args.param or []))
     strategies = [cls(**combo) for combo in combos]  # checks every value before any work
-    config = _config(args)
+    config = _config(args) if config is None else config
     _use_sample(args)
     cluster = args.cluster or config.tradebot_dask_scheduler.strip() or None
+    plan = Plan(cls, combos, strategies, config, cluster)
     if args.symbols:
         if args.walk_forward or args.cluster:
             raise BadInput(
                 "--walk-forward and --cluster run on one symbol (--csv FILE or --symbol), not --symbols"
             )
+        from bot.backtest.portfolio_run import check_portfolio
+
+        check_portfolio(args, strategies, config)
+        return plan
+    if args.walk_forward:
+        from bot.backtest.walkforward import parse_spans
+
+        plan.spans = parse_spans(args.walk_forward)
+    plan.settings = _fill_settings(args, config)
+    html = getattr(args, "html", None)
+    check_outputs(
+        {"--json": args.json, "--plot": args.plot, "--html": html, "--sweep-csv": args.sweep_csv}, args.csv
+    )
+    _history_request(args, config)
+    return plan
+
+
+def _main(args: argparse.Namespace, config: Any = None) -> int:
+    from bot.backtest import sweep
+
+    started = time.perf_counter()
+    plan = check(args, config)
+    cls, combos, strategies, config, cluster = (
+        plan.cls,
+        plan.combos,
+        plan.strategies,
+        plan.config,
+        plan.cluster,
+    )
+    if args.symbols:
         from bot.backtest.portfolio_run import run_portfolio
 
         print("\n".join(run_portfolio(args, strategies, config)))
         _timing(args, started)
         return 0
-    spans = None
-    if args.walk_forward:
-        from bot.backtest.walkforward import parse_spans
-
-        spans = parse_spans(args.walk_forward)
-    settings = _fill_settings(args, config)
+    settings = plan.settings
+    assert settings is not None  # set for every run on one symbol
     html = getattr(args, "html", None)
-    check_outputs(
-        {"--json": args.json, "--plot": args.plot, "--html": html, "--sweep-csv": args.sweep_csv}, args.csv
-    )
     progress = _Stages(args.progress, 2 + bool(args.json) + bool(args.plot) + bool(html))
     progress.step("reading history")
     bars, timeframe, source = _load_bars(args, config)
     check_sizing(settings.fixed_qty, settings.cash, settings.slippage, settings.commission, bars)
     lines: list[str] = []
-    if spans is not None:
+    overfit: Overfitting | None = None
+    if plan.spans is not None:
         progress.close()
-        return _walk_forward(args, bars, cls, combos, settings, spans, timeframe, source, cluster, started)
+        return _walk_forward(
+            args, bars, cls, combos, settings, plan.spans, timeframe, source, cluster, started
+        )
     if len(strategies) == 1:
         progress.step("running the backtest")
         result = run_backtest(bars, strategies[0], settings, timeframe=timeframe, source=source)
+        ranked = None
     else:
         progress.close()
+        channel.stage("sweeping")
         rows = sweep.run_sweep(
             bars,
             cls,
@@ -135,15 +195,43 @@ def _main(args: argparse.Namespace) -> int:
             sweep.write_csv(ranked, args.sweep_csv)
             lines.append(f"\nall {len(ranked)} results: {args.sweep_csv}")
         best = cls(**ranked[0].params)
-        lines.append(f"\nbest by {args.rank_by}: {best.label}\n")
+        channel.stage("running the best combination again")
         result = run_backtest(bars, best, settings, timeframe=timeframe, source=source)
-    written = _write_outputs(result, args, progress)
+        overfit = _overfitting(result, rows, bars_per_year(bars, timeframe))
+        lines += ["", *overfit.lines(), f"\nbest by {args.rank_by}: {best.label}\n"]
+    written = _write_outputs(result, args, progress, overfit)
     progress.close()
     from bot.backtest.report import format_report
 
+    if channel.active():
+        channel.figures(_figures(result, ranked, args.rank_by, overfit))
     print("\n".join([*lines, format_report(result), *written]))
     _timing(args, started)
     return 0
+
+
+def _figures(
+    result: BacktestResult, ranked: list[SweepRow] | None, rank_by: str, overfit: Overfitting | None
+) -> dict[str, Any]:
+    """What ``channel.figures`` carries for one symbol: the statistics, and for a sweep its best
+    ``FIGURE_ROWS`` rows and the overfitting measures."""
+    doc: dict[str, Any] = {
+        "kind": "backtest" if ranked is None else "sweep",
+        "title": f"{result.strategy.label} on {result.source}",
+        "bars": len(result.bars),
+        "timeframe": result.timeframe_label,
+        "stats": result.stats.as_dict(),
+    }
+    if ranked is not None:
+        doc["sweep"] = {
+            "rank_by": rank_by,
+            "combinations": len(ranked),
+            "params": list(ranked[0].params) if ranked else [],
+            "rows": [{"params": row.params, "stats": row.stats} for row in ranked[:FIGURE_ROWS]],
+        }
+    if overfit is not None:
+        doc["overfitting"] = overfit.as_dict()
+    return doc
 
 
 def _timing(args: argparse.Namespace, started: float) -> None:
@@ -164,8 +252,10 @@ def _walk_forward(
     started,
 ) -> int:
     from bot.backtest import walkforward_report as wfr
+    from bot.backtest.report import timeframe_bars_per_year
     from bot.backtest.walkforward import walk_forward
 
+    channel.stage("sweeping each in-sample window")
     wf = walk_forward(
         bars,
         cls,
@@ -173,12 +263,26 @@ def _walk_forward(
         settings,
         *spans,
         rank_by=args.rank_by,
-        periods_per_year=bars_per_year(bars, timeframe),
+        periods_per_year=timeframe_bars_per_year(bars, timeframe),
         workers=args.workers,
         progress=args.progress,
         cluster=cluster,
     )
     lines = [wfr.format_walk_forward(wf, bars.time, source)]
+    if channel.active():
+        doc = wfr.to_json(wf, bars.time)
+        doc.pop("trades")
+        stats = {k: v for k, v in doc.items() if k != "walk_forward"}
+        channel.figures(
+            {
+                "kind": "walk_forward",
+                "title": f"walk-forward {wf.train.label}/{wf.test.label} of {cls.name} on {source}",
+                "bars": len(bars),
+                "timeframe": timeframe.label if timeframe else "",
+                "stats": stats,
+                "walk_forward": doc["walk_forward"],
+            }
+        )
     if args.json:
         wfr.write_json(wf, bars.time, args.json)
         lines.append(f"\nJSON: {args.json}")
@@ -196,13 +300,24 @@ def _walk_forward(
     return 0
 
 
-def _write_outputs(result: BacktestResult, args: argparse.Namespace, progress: _Stages) -> list[str]:
+def _overfitting(result: BacktestResult, rows: list, periods_per_year: float) -> Overfitting:
+    """The sweep's DSR and PBO: the chosen combination's returns (``result``, run again) among
+    every combination's (``rows``)."""
+    from bot.backtest.overfitting import overfitting, shape_of_run
+
+    return overfitting(shape_of_run(result.sim.equity), [row.moments for row in rows], periods_per_year)
+
+
+def _write_outputs(
+    result: BacktestResult, args: argparse.Namespace, progress: _Stages, overfit: Overfitting | None = None
+) -> list[str]:
     from bot.backtest.report import write_json
 
     written = []
+    extra = {"overfitting": overfit.as_dict()} if overfit is not None else None
     if args.json:
         progress.step("writing JSON")
-        write_json(result, args.json)
+        write_json(result, args.json, extra)
         written.append(f"\nJSON: {args.json}")
     if args.plot:
         progress.step("drawing the plot")
@@ -214,7 +329,7 @@ def _write_outputs(result: BacktestResult, args: argparse.Namespace, progress: _
         progress.step("writing the HTML report")
         from bot.web.report import write_html
 
-        write_html(result, args.html)
+        write_html(result, args.html, tables=[overfit.table()] if overfit is not None else [])
         written.append(f"{'' if written else chr(10)}report: {args.html}")
     return written
 
@@ -233,6 +348,7 @@ class _Stages:
         self.started = False
 
     def step(self, label: str) -> None:
+        channel.stage(label)
         if self.bar is not None:
             if self.started:
                 self.bar.update(1)
@@ -317,13 +433,50 @@ def _use_sample(args: argparse.Namespace) -> None:
         raise BadInput(str(exc)) from None
 
 
-def _load_bars(args: argparse.Namespace, config) -> tuple[Bars, Timeframe | None, str]:
-    from bot.backtest import data
+@dataclass(frozen=True)
+class HistoryRequest:
+    """The history a run on one symbol asks for: a CSV file, or ``symbol`` over [start, end)."""
 
+    timeframe: Timeframe | None
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+def _history_request(args: argparse.Namespace, config) -> HistoryRequest:
+    """The history options, checked: they go together, the dates parse, the span is sane."""
     timeframe = _timeframe(args.timeframe) if args.timeframe else None
     if args.csv:
         if args.start or args.end:
             raise BadInput("--start/--end apply to --symbol downloads; trim the CSV file instead")
+        return HistoryRequest(timeframe)
+    if not args.symbol:
+        raise BadInput("give --csv PATH, --sample NAME, or --symbol SYMBOL with --start and --end")
+    if not args.start or not args.end:
+        raise BadInput("--symbol needs --start and --end (dates like 2024-01-31)")
+    timeframe = timeframe or _timeframe(str(config.tradebot_timeframe))
+    start, end = _date(args.start, "--start"), _date(args.end, "--end")
+    check_span(start, end, timeframe)
+    return HistoryRequest(timeframe, start, end)
+
+
+def check_span(start: datetime, end: datetime, timeframe: Timeframe) -> None:
+    """``--start`` before ``--end``, at most ``MAX_SPAN_BARS`` bars of ``timeframe`` apart."""
+    if end <= start:
+        raise BadInput(f"--end {end:%Y-%m-%d %H:%M} is not after --start {start:%Y-%m-%d %H:%M}")
+    bars = (end - start).total_seconds() / timeframe.seconds
+    if bars > MAX_SPAN_BARS:
+        raise BadInput(
+            f"--start {start:%Y-%m-%d} to --end {end:%Y-%m-%d} spans {bars:,.0f} bars of {timeframe.label}: "
+            f"at most {MAX_SPAN_BARS:,} in one backtest; shorten the span or use a longer --timeframe"
+        )
+
+
+def _load_bars(args: argparse.Namespace, config) -> tuple[Bars, Timeframe | None, str]:
+    from bot.backtest import data
+
+    request = _history_request(args, config)
+    timeframe = request.timeframe
+    if args.csv:
         bars = data.read_csv(args.csv)
         native = data.infer_timeframe(bars)
         if timeframe and native and timeframe.seconds != native.seconds:
@@ -333,19 +486,15 @@ def _load_bars(args: argparse.Namespace, config) -> tuple[Bars, Timeframe | None
                 )
             bars = data.resample(bars, timeframe)
         return bars, timeframe or native, f"{args.sample} sample" if args.sample else Path(args.csv).name
-    if not args.symbol:
-        raise BadInput("give --csv PATH, --sample NAME, or --symbol SYMBOL with --start and --end")
-    if not args.start or not args.end:
-        raise BadInput("--symbol needs --start and --end (dates like 2024-01-31)")
     from bot.backtest.history import data_dir, load_history
 
-    timeframe = timeframe or _timeframe(str(config.tradebot_timeframe))
+    assert timeframe is not None and request.start is not None and request.end is not None
     bars, source = load_history(
         config,
         args.symbol,
         timeframe,
-        _date(args.start, "--start"),
-        _date(args.end, "--end"),
+        request.start,
+        request.end,
         source=args.source,
         data_dir=data_dir(args, config),
         progress=args.progress,
@@ -362,8 +511,8 @@ def _timeframe(text: str) -> Timeframe:
         raise BadInput(str(exc)) from None
 
 
-def _date(text: str, option: str):
-    from datetime import UTC, datetime
+def _date(text: str, option: str) -> datetime:
+    from datetime import UTC
 
     try:
         when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))

@@ -18,11 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot import metrics
+from bot.backtest import channel
 from bot.backtest.engine import FillSettings, simulate
+from bot.backtest.overfitting import Moments, moments_of_run
 from bot.backtest.report import RANKABLE, compute_stats
 from bot.bars import Bars
 from bot.strategy import Strategy, StrategyError
 
+MAX_COMBINATIONS = 100_000  # backtests in one sweep (each a row of results held in memory)
 _RANGE = re.compile(r"^\s*(-?[\d.]+)\s*\.\.\s*(-?[\d.]+)\s*(?::\s*([\d.]+)\s*)?$")
 
 
@@ -30,6 +34,9 @@ _RANGE = re.compile(r"^\s*(-?[\d.]+)\s*\.\.\s*(-?[\d.]+)\s*(?::\s*([\d.]+)\s*)?$
 class SweepRow:
     params: dict[str, Any]
     stats: dict[str, Any]
+    # Power sums of its per-bar returns, whole and per block: what the Deflated Sharpe Ratio and
+    # the Probability of Backtest Overfitting are computed from (bot.backtest.overfitting).
+    moments: Moments | None = None
 
 
 def expand(name: str, text: str) -> list[str]:
@@ -72,6 +79,13 @@ def parse_grid(items: list[str]) -> dict[str, list[str]]:
 
 
 def combinations(grid: dict[str, list[str]]) -> list[dict[str, str]]:
+    """Every combination of the grid's values, in grid order; at most ``MAX_COMBINATIONS``."""
+    count = math.prod(len(values) for values in grid.values())
+    if count > MAX_COMBINATIONS:
+        sizes = " x ".join(f"{len(values):,} {name}" for name, values in grid.items())
+        raise StrategyError(
+            f"--param: {sizes} is {count:,} combinations; at most {MAX_COMBINATIONS:,} in one sweep"
+        )
     names = list(grid)
     return [dict(zip(names, values, strict=True)) for values in itertools.product(*grid.values())]
 
@@ -100,8 +114,9 @@ def evaluate(bars: Bars, job: SweepJob, task: Task) -> SweepRow:
     strategy = job.cls(**params)
     output = strategy.compute(window)
     sim = simulate(window, output.signal, job.settings, stop_hint=output.stop)
-    stats = compute_stats(sim, job.settings.cash, job.periods_per_year)
-    return SweepRow(dict(strategy.values), stats.as_dict())
+    r = metrics.returns(sim.equity)
+    stats = compute_stats(sim, job.settings.cash, job.periods_per_year, returns=r)
+    return SweepRow(dict(strategy.values), stats.as_dict(), moments_of_run(sim.equity, r))
 
 
 _WORKER: dict[str, Any] = {}
@@ -175,8 +190,10 @@ def _cores() -> int:
 
 
 def _progress(items, total: int, enabled: bool | None):
+    """A tqdm bar on stderr when asked (or at a terminal); the count goes to ``channel`` too."""
     import sys
 
+    items = channel.counted(items, total)
     if enabled is False or (enabled is None and not sys.stderr.isatty()):
         return items
     from tqdm import tqdm

@@ -1,18 +1,25 @@
 """Walk-forward testing: optimise on a window, trade the next one, roll on.
 
 ``--walk-forward TRAIN/TEST`` (``6M/1M``, ``30d/7d``, ``2y/6M``, or bars: ``50000/10000``) cuts
-the history into rolling windows: in-sample ``[t, t + TRAIN)``, out-of-sample
-``[t + TRAIN, t + TRAIN + TEST)``, then ``t`` moves on by TEST (the last out-of-sample window may
-be shorter). On each in-sample window every combination of the ``--param`` grid is backtested and
-the best by ``--rank-by`` is chosen (ties: the first in grid order); it then trades the
-out-of-sample window:
+the history into rolling windows. The out-of-sample windows partition the tested span: the
+first starts TRAIN after the first bar, each lasts TEST and starts on the bar after the previous
+one's last (the last one may be shorter). Calendar boundaries are all measured from that first
+start (``windows``), so a weekend, a holiday or a short month never shifts one. Each in-sample
+window is the TRAIN before its out-of-sample window. On each in-sample window every
+combination of the ``--param`` grid is backtested and the best by ``--rank-by`` is chosen (ties:
+the first in grid order); it then trades the out-of-sample window:
 
 - its signals are computed from the start of the in-sample window, so the warm-up is behind it;
 - the window starts with the equity the previous one ended with, flat: a position still open at
   a window's end is closed at its last close (``end_of_data``);
-- the out-of-sample windows, stitched, are the result: one equity curve, one list of trades,
-  the usual statistics. Beside them, each window's chosen parameters and its in-sample and
-  out-of-sample figures, and how far apart they are: the over-fitting a sweep alone hides.
+- the out-of-sample windows, stitched, are the result: one equity curve (the windows' own curves
+  end to end), one list of trades, the usual statistics. Beside them, each window's chosen
+  parameters and its in-sample and out-of-sample figures, and how far apart they are: the
+  over-fitting a sweep alone hides.
+
+Every window's figures are annualised with the bars per year of the timeframe
+(``report.timeframe_bars_per_year``), not of the whole history: bars added at the end never
+change an earlier window.
 
 Units: ``h`` hours, ``d`` days, ``w`` weeks, ``M`` months and ``y`` years (calendar months and
 years, UTC); a plain number counts bars.
@@ -20,6 +27,7 @@ years, UTC); a plain number counts bars.
 
 from __future__ import annotations
 
+import calendar
 import math
 import re
 from dataclasses import dataclass, replace
@@ -28,6 +36,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from bot.backtest.engine import ENTRY_BAR, EXIT_BAR, TRADE_FIELDS, FillSettings, Simulation, simulate
+from bot.backtest.overfitting import Overfitting, overfitting, shape_of_run
 from bot.backtest.report import RANKABLE, Stats, compute_stats
 from bot.backtest.sweep import SweepJob, SweepRow, Task, rank, run_tasks
 from bot.bars import NS, Bars
@@ -50,15 +59,35 @@ class Span:
 
     def after(self, t: int) -> int:
         """The time ``count`` units after ``t`` (ns); calendar months and years."""
+        return self.moved(t, 1)
+
+    def before(self, t: int) -> int:
+        """The time ``count`` units before ``t`` (ns)."""
+        return self.moved(t, -1)
+
+    def moved(self, t: int, k: int) -> int:
+        """``t`` (ns) moved by ``k`` times this span, from ``t`` itself (not step by step: Jan 31
+        plus 1 month is Feb 29 in 2024, plus 2 months is Mar 31). A month-end day beyond the
+        target month's last is clamped to it. Times past the calendar's range clamp to the
+        int64 range, which lies beyond every bar."""
         if self.unit in _FIXED_NS:
-            return t + self.count * _FIXED_NS[self.unit]
-        months = self.count * (12 if self.unit == "y" else 1)
+            return _clamp(t + k * self.count * _FIXED_NS[self.unit])
+        months = k * self.count * (12 if self.unit == "y" else 1)
         when = datetime.fromtimestamp(t // NS, tz=UTC)
         month0 = when.month - 1 + months
         year, month = when.year + month0 // 12, month0 % 12 + 1
+        if not 1 <= year <= 9999:
+            return _INT64_MAX if months > 0 else _INT64_MIN
         day = min(when.day, _days_in(year, month))
         moved = when.replace(year=year, month=month, day=day)
-        return int(moved.timestamp()) * NS + t % NS
+        return _clamp(int(moved.timestamp()) * NS + t % NS)
+
+
+_INT64_MAX, _INT64_MIN = int(np.iinfo(np.int64).max), int(np.iinfo(np.int64).min)
+
+
+def _clamp(t: int) -> int:
+    return min(max(t, _INT64_MIN), _INT64_MAX)
 
 
 def parse_spans(text: str) -> tuple[Span, Span]:
@@ -92,59 +121,75 @@ class Window:
 
 
 def windows(bars: Bars, train: Span, test: Span) -> list[Window]:
-    """The rolling windows over ``bars``; an error naming what is missing when none fits."""
+    """The rolling windows over ``bars``; an error naming what is missing when none fits.
+
+    The out-of-sample windows partition the bars from the first one's start to the last bar:
+    each starts on the bar after the previous one's last. With a calendar TEST they are the
+    non-empty ones of ``[a + k TEST, a + (k+1) TEST)``, k = 0, 1, ..., every one measured from
+    the anchor ``a`` (the first bar's time plus TRAIN, or the first out-of-sample bar's time when
+    TRAIN counts bars), so weekends, holidays and month lengths never shift a boundary and later
+    bars never move an earlier one. With TEST in bars they are ``TEST`` bars each from bar TRAIN
+    (or from the first bar at or after ``a``). Each in-sample window is the TRAIN before its
+    out-of-sample window's start (the calendar time the window starts at, or its first bar)."""
+    times = bars.time
     n = len(bars)
-    out = []
-    if not train.unit and not test.unit:
-        lo = 0
-        while lo + train.count < n:
-            out.append(
-                Window((lo, lo + train.count), (lo + train.count, min(lo + train.count + test.count, n)))
-            )
-            lo += test.count
+    if train.unit:
+        anchor = train.after(int(times[0])) if n else 0
+        first = int(np.searchsorted(times, anchor, "left"))
     else:
-        times = bars.time
-        start = int(times[0])
-        k = 0
-        while True:
-            t0 = _shift(start, test, k, times)
-            lo = int(np.searchsorted(times, t0, "left"))
-            mid = _index_after(times, lo, train)
-            if lo >= n or mid >= n:
-                break
-            hi = _index_after(times, mid, test)
-            out.append(Window((lo, mid), (mid, hi)))
-            k += 1
-    out = [w for w in out if w.train[1] - w.train[0] >= 2 and w.test[1] > w.test[0]]
+        first = train.count
+        anchor = int(times[first]) if first < n else 0
+    out = []
+    b = first
+    while b < n:
+        if test.unit:
+            k = _cell(anchor, test, int(times[b]))
+            start = test.moved(anchor, k)
+            c = int(np.searchsorted(times, test.moved(anchor, k + 1), "left"))
+        else:
+            start = int(times[b])
+            c = min(b + test.count, n)
+        lo = int(np.searchsorted(times, train.before(start), "left")) if train.unit else b - train.count
+        out.append(Window((lo, b), (b, c)))
+        b = c
+    # Leading windows with too little in-sample history are dropped (the tested span then starts
+    # later); one further on would leave a hole in the partition, so it is an error.
+    while out and out[0].train[1] - out[0].train[0] < 2:
+        out.pop(0)
     if not out:
         raise StrategyError(
             f"--walk-forward {train.label}/{test.label}: the {n:,} bars are too short for one in-sample "
             "window and the start of an out-of-sample one"
         )
+    for w in out:
+        if w.train[1] - w.train[0] < 2:
+            from bot.backtest.report import iso_times
+
+            raise StrategyError(
+                f"--walk-forward {train.label}/{test.label}: the in-sample window before "
+                f"{iso_times(times[[w.test[0]]])[0]} holds {w.train[1] - w.train[0]} bar; a gap in the "
+                "data or a TRAIN shorter than two bars leaves nothing to choose from"
+            )
     return out
 
 
-def _shift(start: int, span: Span, k: int, times: np.ndarray) -> int:
-    if not span.unit:
-        return (
-            int(times[min(k * span.count, len(times) - 1)])
-            if k * span.count < len(times)
-            else int(times[-1]) + 1
-        )
-    return Span(span.count * k, span.unit).after(start) if k else start
-
-
-def _index_after(times: np.ndarray, lo: int, span: Span) -> int:
-    """The end (exclusive) of a window starting at bar ``lo`` and lasting ``span``."""
-    if not span.unit:
-        return min(lo + span.count, len(times))
-    if lo >= len(times):
-        return len(times)
-    return int(np.searchsorted(times, span.after(int(times[lo])), "left"))
+def _cell(anchor: int, span: Span, t: int) -> int:
+    """The largest ``k`` with ``span.moved(anchor, k) <= t`` (``t >= anchor``)."""
+    if span.unit in _FIXED_NS:
+        return (t - anchor) // (span.count * _FIXED_NS[span.unit])
+    a = datetime.fromtimestamp(anchor // NS, tz=UTC)
+    b = datetime.fromtimestamp(t // NS, tz=UTC)
+    months = (b.year - a.year) * 12 + b.month - a.month
+    k = max(months // (span.count * (12 if span.unit == "y" else 1)), 0)
+    while k > 0 and span.moved(anchor, k) > t:
+        k -= 1
+    while span.moved(anchor, k + 1) <= t:
+        k += 1
+    return k
 
 
 def _days_in(year: int, month: int) -> int:
-    return (datetime(year + month // 12, month % 12 + 1, 1) - datetime(year, month, 1)).days
+    return calendar.monthrange(year, month)[1]
 
 
 @dataclass(frozen=True)
@@ -153,6 +198,17 @@ class WindowResult:
     params: dict[str, float | int]
     in_sample: dict[str, float | int]  # the chosen combination's statistics on its in-sample window
     out_of_sample: Stats  # the same combination on the out-of-sample window (its own cash)
+    # The DSR of the in-sample choice among the window's combinations, and the PBO of that sweep.
+    overfitting: Overfitting | None = None
+
+    def degradation(self, metric: str, per_year: float) -> dict[str, float]:
+        """Out-of-sample minus in-sample: the ranked metric, and the annualised return in points."""
+        ins = _annualised(float(self.in_sample["return_pct"]), *self.window.train, per_year)
+        outs = _annualised(self.out_of_sample.return_pct, *self.window.test, per_year)
+        return {
+            metric: float(getattr(self.out_of_sample, metric)) - float(self.in_sample[metric]),
+            "annual_return_pct": outs - ins,
+        }
 
 
 @dataclass(frozen=True)
@@ -168,7 +224,7 @@ class WalkForward:
     stats: Stats
     lines: dict[str, np.ndarray]  # each window's chosen strategy's lines, stitched
     windows: list[WindowResult]
-    bars_per_year: float  # of the whole history: annualises every window alike
+    bars_per_year: float  # of the timeframe (report.timeframe_bars_per_year): every window alike
 
     def gap(self) -> dict[str, float]:
         """Means over the windows of the ranked metric and of the annualised return, in-sample and
@@ -185,6 +241,7 @@ class WalkForward:
         ]
         is_mean, oos_mean = _mean(ins), _mean(outs)
         is_r, oos_r = _mean(is_ret), _mean(oos_ret)
+        found = [w.overfitting for w in self.windows if w.overfitting is not None]
         return {
             f"in_sample_{metric}": is_mean,
             f"out_of_sample_{metric}": oos_mean,
@@ -192,6 +249,8 @@ class WalkForward:
             "in_sample_annual_return_pct": is_r,
             "out_of_sample_annual_return_pct": oos_r,
             "efficiency_pct": 100.0 * oos_r / is_r if is_r > 0 else math.nan,
+            "mean_dsr": _mean([f.deflated.dsr for f in found]),
+            "mean_pbo": _mean([f.pbo.pbo for f in found]),
         }
 
 
@@ -221,36 +280,57 @@ def walk_forward(
 
     first, end = cuts[0].test[0], cuts[-1].test[1]
     oos_bars = bars[first:end]
-    equity = np.empty(end - first)
+    curves: list[np.ndarray] = []
     trades: list[np.ndarray] = []
     lines: dict[str, np.ndarray] = {}
     results = []
     cash = settings.cash
-    for window, best in zip(cuts, chosen, strict=True):
+    for k, (window, best) in enumerate(zip(cuts, chosen, strict=True)):
         strategy = cls(**best.params)
         (lo, _), (b, c) = window.train, window.test
         output = strategy.compute(bars[lo:c])
+        overfit = _window_overfitting(
+            bars[lo:b], output, settings, rows[k * len(combos) : (k + 1) * len(combos)], periods_per_year
+        )
         sim = simulate(
             bars[b:c],
             output.signal[b - lo :],
             replace(settings, cash=cash),
             stop_hint=None if output.stop is None else output.stop[b - lo :],
         )
-        equity[b - first : c - first] = sim.equity
+        if b - first != sum(len(part) for part in curves):  # windows() partitions: this cannot happen
+            raise RuntimeError(f"walk-forward window at bar {b} does not start where the last one ended")
+        curves.append(sim.equity)
         shifted = sim.trades.copy()
         shifted[:, [ENTRY_BAR, EXIT_BAR]] += b - first
         trades.append(shifted)
         _stitch_lines(lines, output, b - lo, b - first, end - first)
         results.append(
-            WindowResult(window, best.params, best.stats, compute_stats(sim, cash, periods_per_year))
+            WindowResult(window, best.params, best.stats, compute_stats(sim, cash, periods_per_year), overfit)
         )
         cash = float(sim.equity[-1])
     table = np.concatenate(trades) if trades else np.empty((0, TRADE_FIELDS))
-    stitched = Simulation(equity, table)
+    stitched = Simulation(np.concatenate(curves), table)
     stats = compute_stats(stitched, settings.cash, periods_per_year)
     return WalkForward(
         train, test, rank_by, len(combos), oos_bars, stitched, stats, lines, results, periods_per_year
     )
+
+
+def _window_overfitting(
+    in_sample: Bars, output: StrategyOutput, settings: FillSettings, rows: list[SweepRow], per_year: float
+) -> Overfitting | None:
+    """The DSR of a window's choice and the PBO of its sweep. The choice's in-sample returns are
+    its in-sample backtest again (the sweep kept only their sums): its signals over the in-sample
+    bars are the first part of ``output`` (computed from the in-sample start; signals never look
+    ahead), the fills as the sweep's (``settings``' own cash)."""
+    if any(row.moments is None for row in rows):
+        return None
+    n = len(in_sample)
+    sim = simulate(
+        in_sample, output.signal[:n], settings, stop_hint=None if output.stop is None else output.stop[:n]
+    )
+    return overfitting(shape_of_run(sim.equity), [row.moments for row in rows if row.moments], per_year)
 
 
 def _stitch_lines(

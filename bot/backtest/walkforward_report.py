@@ -25,8 +25,9 @@ from bot.backtest.engine import (
     REASONS,
     FillSettings,
 )
+from bot.backtest.overfitting import DSR_SENTENCE, PBO_SENTENCE
 from bot.backtest.report import format_stats, iso_times, write_document
-from bot.backtest.walkforward import WalkForward
+from bot.backtest.walkforward import WalkForward, WindowResult
 
 
 def _finite(value: float | int) -> float | int | None:
@@ -41,7 +42,10 @@ def _dates(wf: WalkForward, lo: int, hi: int, times: np.ndarray) -> tuple[str, s
 def format_walk_forward(wf: WalkForward, full_times: np.ndarray, source: str, max_trades: int = 20) -> str:
     metric = wf.rank_by
     names = list(wf.windows[0].params) if wf.windows else []
-    header = ("#", "in-sample", "out-of-sample", *names, f"IS {metric}", f"OOS {metric}", "OOS return")
+    header = (
+        "#", "in-sample", "out-of-sample", *names, f"IS {metric}", f"OOS {metric}", "change", "OOS return",
+        "DSR", "PBO",
+    )  # fmt: skip
     table = [header]
     for k, w in enumerate(wf.windows, 1):
         is_lo, is_hi = _dates(wf, *w.window.train, full_times)
@@ -54,7 +58,9 @@ def format_walk_forward(wf: WalkForward, full_times: np.ndarray, source: str, ma
                 *(f"{w.params[n]:g}" for n in names),
                 _num(w.in_sample[metric]),
                 _num(getattr(w.out_of_sample, metric)),
+                _signed(w.degradation(metric, wf.bars_per_year)[metric]),
                 f"{w.out_of_sample.return_pct:+.2f}%",
+                *_measures(w),
             )
         )
     widths = [max(len(r[c]) for r in table) for c in range(len(header))]
@@ -73,6 +79,7 @@ def format_walk_forward(wf: WalkForward, full_times: np.ndarray, source: str, ma
         f"{_num(gap[f'out_of_sample_{metric}'])} (gap {_num(gap[f'{metric}_gap'])}); annual return "
         f"{gap['in_sample_annual_return_pct']:+.2f}% vs {gap['out_of_sample_annual_return_pct']:+.2f}%"
         + (f" (efficiency {efficiency:.0f}%)" if math.isfinite(efficiency) else ""),
+        *_explained(wf, gap),
         "",
         f"out-of-sample, stitched: {len(wf.bars):,} bars, {first} .. {last}",
         *format_stats(wf.stats),
@@ -110,6 +117,28 @@ def format_walk_forward(wf: WalkForward, full_times: np.ndarray, source: str, ma
     return "\n".join(lines)
 
 
+def _measures(w: WindowResult) -> tuple[str, str]:
+    """The window's DSR and PBO as table cells."""
+    if w.overfitting is None:
+        return ("n/a", "n/a")
+    return (_num(w.overfitting.deflated.dsr), _num(w.overfitting.pbo.pbo))
+
+
+def _signed(value: float) -> str:
+    return "n/a" if not math.isfinite(value) else "inf" if math.isinf(value) else f"{value:+.2f}"
+
+
+def _explained(wf: WalkForward, gap: dict[str, float]) -> list[str]:
+    """One plain sentence for each column a reader may not know."""
+    return [
+        f"change: out-of-sample minus in-sample {wf.rank_by}, window by window (the price of choosing "
+        "in-sample; a run that holds up keeps it near 0)",
+        f"DSR, deflated Sharpe ratio of each window's choice (mean {_num(gap['mean_dsr'])}): {DSR_SENTENCE}",
+        f"PBO, probability of backtest overfitting of each window's sweep (mean {_num(gap['mean_pbo'])}): "
+        f"{PBO_SENTENCE}",
+    ]
+
+
 def _num(value: Any) -> str:
     value = float(value)
     return "inf" if math.isinf(value) else "n/a" if math.isnan(value) else f"{value:.2f}"
@@ -144,6 +173,10 @@ def to_json(wf: WalkForward, full_times: np.ndarray) -> dict[str, Any]:
                 "params": w.params,
                 "in_sample_stats": {k: _finite(v) for k, v in w.in_sample.items()},
                 "out_of_sample_stats": {k: _finite(v) for k, v in w.out_of_sample.as_dict().items()},
+                "degradation": {
+                    k: _finite(v) for k, v in w.degradation(wf.rank_by, wf.bars_per_year).items()
+                },
+                "overfitting": None if w.overfitting is None else w.overfitting.as_dict(),
             }
         )
     return {
@@ -156,6 +189,11 @@ def to_json(wf: WalkForward, full_times: np.ndarray) -> dict[str, Any]:
             "combinations": wf.combinations,
             "windows": windows,
             "summary": {k: _finite(v) for k, v in wf.gap().items()},
+            "meaning": {
+                "degradation": "out-of-sample minus in-sample, window by window: the price of choosing in-sample",
+                "deflated_sharpe": f"deflated Sharpe ratio of each window's choice: {DSR_SENTENCE}",
+                "pbo": f"probability of backtest overfitting of each window's sweep: {PBO_SENTENCE}",
+            },
         },
     }
 
@@ -205,7 +243,9 @@ def window_tables(wf: WalkForward, full_times: np.ndarray) -> list[tuple[str, li
                 *(f"{w.params[n]:g}" for n in names),
                 _num(w.in_sample[metric]),
                 _num(getattr(w.out_of_sample, metric)),
+                _signed(w.degradation(metric, wf.bars_per_year)[metric]),
                 f"{w.out_of_sample.return_pct:+.2f}%",
+                *_measures(w),
             ]
         )
     header = [
@@ -215,7 +255,10 @@ def window_tables(wf: WalkForward, full_times: np.ndarray) -> list[tuple[str, li
         *names,
         f"in-sample {metric}",
         f"out-of-sample {metric}",
+        "change",
         "return",
+        "DSR",
+        "PBO",
     ]
     gap = wf.gap()
     summary = [
@@ -232,6 +275,7 @@ def window_tables(wf: WalkForward, full_times: np.ndarray) -> list[tuple[str, li
             _num(gap["in_sample_annual_return_pct"] - gap["out_of_sample_annual_return_pct"]),
         ],
     ]
+    meanings = [[line.split(":", 1)[0], line.split(":", 1)[1].strip()] for line in _explained(wf, gap)]
     return [
         (f"Walk-forward windows ({wf.train.label} in-sample, {wf.test.label} out-of-sample)", header, rows),
         (
@@ -239,6 +283,7 @@ def window_tables(wf: WalkForward, full_times: np.ndarray) -> list[tuple[str, li
             ["", "in-sample", "out-of-sample", "gap"],
             summary,
         ),
+        ("What the columns mean", ["column", "meaning"], meanings),
     ]
 
 

@@ -26,8 +26,11 @@ def first_touch(
 ) -> tuple[int, float, ExitReason] | None:
     """The first bar where a long position's stop or target is reached, the fill price and why.
 
-    A bar that touches both counts as a stop (the conservative assumption); a bar that opens
-    beyond a level fills at its open.
+    One rule, the backtest's too (``bot.backtest.FILL_MODEL``): a bar that opens beyond a level
+    (a gap) fills the order its open crosses, at the open, whatever the bar does next (a bar
+    opening above the target and then falling through the stop takes the target); a bar that
+    opens between the levels and touches both fills the stop, at the stop (which came first
+    inside the bar is unknown: the conservative guess).
     """
     n = len(bars)
     if n == 0:
@@ -39,11 +42,15 @@ def first_touch(
         return None
     i = int(touched[0])
     opening = float(bars.open[i])
+    if stop is not None and opening <= stop:
+        return i, opening, ExitReason.STOP_LOSS
+    if target is not None and opening >= target:
+        return i, opening, ExitReason.TAKE_PROFIT
     if stop is not None and stop_hits[i]:
-        return i, min(opening, stop), ExitReason.STOP_LOSS
+        return i, stop, ExitReason.STOP_LOSS
     if target is None:  # unreachable: only a level that is set can be touched
         return None
-    return i, max(opening, target), ExitReason.TAKE_PROFIT
+    return i, target, ExitReason.TAKE_PROFIT
 
 
 def fill_price(symbol: str, price: float) -> float:

@@ -316,6 +316,38 @@ class Settings(BaseModel):
         group="Backtest",
     )
 
+    # ------------------------------------------------------------------ Research
+    tradebot_research: bool = var(
+        "true",
+        "Backtests, sweeps and walk-forward runs from the dashboard's research page (never on a standby "
+        "instance)",
+        group="Research",
+    )
+    tradebot_research_dir: Annotated[str, Field(min_length=1, max_length=4096)] = var(
+        "tradebot-research",
+        "Folder where each research job from the dashboard keeps its outputs (JSON, HTML report, text); "
+        "the 20 newest are kept",
+        group="Research",
+    )
+    tradebot_research_csv_dir: Annotated[str, Field(max_length=4096)] = var(
+        "",
+        "Folder of CSV files the research page may backtest (only files inside it, never a path outside); "
+        "empty: none",
+        group="Research",
+    )
+    tradebot_research_memory_mb: Annotated[int, Field(ge=384, le=1_048_576)] = var(
+        "1024",
+        "Memory cap of a research job: each of its processes' address space (RLIMIT_AS; the libraries alone "
+        "map about 300 MB), and their resident memory added up; beyond it the job stops with one line",
+        group="Research",
+        unit="MB",
+    )
+    tradebot_research_workers: Annotated[int, Field(ge=1, le=64)] = var(
+        "1",
+        "Processes a research sweep or walk-forward runs on, each at the lowest CPU priority (nice 19)",
+        group="Research",
+    )
+
     # ------------------------------------------------------------------ Web
     port: Annotated[int, BeforeValidator(port_number)] = var(
         "8443",

@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from bot import __version__
-from bot.web import api, pages
+from bot.web import api, pages, research
 from bot.web.auth import Auth, TooManyAttempts
 from bot.web.config import Proxies
 from bot.web.data import Dashboard
@@ -28,6 +28,7 @@ from bot.web.security import LoginRequired, SecurityHeaders, principal_of, same_
 
 if TYPE_CHECKING:
     from bot.app import App
+    from bot.research.supervisor import Research
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class WebContext:
     webhooks: dict[str, Webhook] = field(default_factory=dict)
     webhook_secrets: dict[str, str] = field(default_factory=dict)  # path -> the header the sender must send
     proxies: Proxies = field(default_factory=Proxies.none)
+    research: Research | None = None  # backtests from the research page (bot/research/)
 
 
 DESCRIPTION = """\
@@ -75,6 +77,7 @@ def create_app(ctx: WebContext) -> FastAPI:
     web.add_middleware(BodyGuard, context=lambda: ctx)  # inside SecurityHeaders: its answers get them too
     web.add_middleware(SecurityHeaders)
     web.include_router(api.router)
+    web.include_router(research.router)
     web.include_router(pages.router)
 
     @web.exception_handler(LoginRequired)

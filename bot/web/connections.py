@@ -66,6 +66,7 @@ class GuardedH11Protocol(H11Protocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._phase = ""  # "head" or "body": what the running deadline waits for
         self._refused = False
+        self._upgraded = False  # a WebSocket has the connection: its own pings bound it
 
     # ------------------------------------------------------------------ asyncio.Protocol
 
@@ -107,13 +108,14 @@ class GuardedH11Protocol(H11Protocol):
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
         self._disarm()  # the WebSocket protocol takes over (it pings, and drops a silent peer)
+        self._upgraded = True  # h11 still sees the request's body coming: no deadline for it
         super().handle_websocket_upgrade(event)
 
     # ------------------------------------------------------------------ the bounds
 
     def _follow(self) -> None:
         """A deadline for the body while one is awaited; none once the request is in."""
-        if self.transport is None or self.transport.is_closing():
+        if self._upgraded or self.transport is None or self.transport.is_closing():
             self._disarm()
             return
         state = self.conn.their_state

@@ -9,6 +9,9 @@ Messages, one JSON object each:
 * ``{"type": "cycle", "cycle": {...}}`` after each engine cycle (prices and equity moved);
 * ``{"type": "log", "last_seq": N}`` when new log lines were written (at most every
   ``LOG_NUDGE_SECONDS``): the log viewer then reads ``GET /api/v1/logs?after=``;
+* ``{"type": "research", "job": {...}}`` when a research job started, moved on (its stage, the
+  backtests done of its total; at most every 0.25 s) or ended: the same object as
+  ``GET /api/v1/research/jobs/{id}`` gives as ``job``;
 * ``{"type": "closing"}`` when the server shuts down (reconnect later).
 
 A client that reconnects with ``?after=ID`` (the last event id it saw) first receives what it
@@ -85,6 +88,15 @@ class LiveHub:
             "strategy_errors": len(report.strategy_errors),
         }
         message = json.dumps({"type": "cycle", "cycle": body})
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody to tell
+            loop.call_soon_threadsafe(self._broadcast, message)
+
+    def research(self, job: dict[str, Any]) -> None:
+        """A research job changed (``bot/research/supervisor.py`` calls this from its thread)."""
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        message = json.dumps({"type": "research", "job": job})
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody to tell
             loop.call_soon_threadsafe(self._broadcast, message)
 

@@ -42,10 +42,12 @@ NAV = (
     ("/risk", "risk", "Risk"),
     ("/events", "events", "Events"),
     ("/logs", "logs", "Logs"),
+    ("/research", "research", "Research"),
     ("/api/docs", "docs", "API"),
 )
 TITLES = {page: title for _, page, title in NAV} | {"symbol": "Chart"}
 CHART_PAGES = {"symbol", "equity", "profit"}
+PAGE_SCRIPTS = {"research": ("research.js",)}  # a page's own script, loaded before pages.js
 
 
 def shell(page: str, csrf: str, *, title: str = "", symbol: str = "") -> HTMLResponse:
@@ -53,7 +55,8 @@ def shell(page: str, csrf: str, *, title: str = "", symbol: str = "") -> HTMLRes
         f'<a href="{href}"{" class=current" if name == page else ""}>{label}</a>' for href, name, label in NAV
     )
     scripts = ['<script src="/static/vendor/lightweight-charts.js"></script>'] if page in CHART_PAGES else []
-    scripts += [f'<script src="/static/{name}"></script>' for name in ("chart.js", "core.js", "pages.js")]
+    own = ("chart.js", "core.js", *PAGE_SCRIPTS.get(page, ()), "pages.js")
+    scripts += [f'<script src="/static/{name}"></script>' for name in own]
     heading = html.escape(title or TITLES.get(page, page))
     body = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">

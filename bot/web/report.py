@@ -12,10 +12,13 @@ trade keeps its marker and its row, and the metrics come from the full-resolutio
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import math
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -146,6 +149,19 @@ def render_html(result: BacktestResult, tables: Sequence[Table] = ()) -> str:
 <script>{inline["report"]}</script>
 </body></html>
 """
+
+
+@cache
+def script_hashes() -> tuple[str, ...]:
+    """The CSP sources (``'sha256-...'``) of the scripts ``render_html`` inlines: serving a report
+    with exactly these lets its own scripts run and nothing else."""
+    sources = [lightweight_charts_js(), STATIC / "chart.js", STATIC / "report.js"]
+    return tuple(
+        "'sha256-"
+        + base64.b64encode(hashlib.sha256(_script(p.read_text(encoding="utf-8")).encode()).digest()).decode()
+        + "'"
+        for p in sources
+    )
 
 
 def write_html(result: BacktestResult, path: str | Path, tables: Sequence[Table] = ()) -> None:

@@ -100,14 +100,20 @@ class WebServer:
             def capture_signals(self) -> Iterator[None]:
                 yield
 
+        from bot.research.supervisor import Research, ResearchSettings
+
+        hub = LiveHub(self.app.service.feed)
         ctx = WebContext(
             app=self.app,
             auth=self.auth,
-            hub=LiveHub(self.app.service.feed),
+            hub=hub,
             dashboard=Dashboard(self.app),
             webhooks=self.webhooks,
             webhook_secrets=self.webhook_secrets,
             proxies=self.config.proxies,
+            research=Research(
+                ResearchSettings.from_settings(self.app.settings), self.app.settings, hub.research
+            ),
         )
         self.asgi = create_app(ctx)
         self.server = QuietServer(
@@ -135,6 +141,8 @@ class WebServer:
             return
         if self.ctx is not None:
             self.ctx.hub.close()  # live streams end first, so uvicorn has no connection to wait for
+            if self.ctx.research is not None:  # a research job and its processes die with the bot
+                await asyncio.to_thread(self.ctx.research.close)
         if self.server is not None:
             self.server.should_exit = True
         else:

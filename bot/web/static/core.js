@@ -179,6 +179,7 @@ TB.showStatus = function (status) {
 TB.lastEventId = null;
 TB.onEvent = []; /* page hooks: fn(event) */
 TB.onLog = []; /* page hooks: fn(last_seq), when new log lines were written */
+TB.onResearch = []; /* page hooks: fn(job), when a research job started, moved on or ended */
 let refreshTimer = null;
 
 TB.refreshSoon = function (delay = 150) {
@@ -209,6 +210,8 @@ TB.connect = function (attempt = 0) {
       TB.refreshSoon(300);
     } else if (data.type === "log") {
       TB.onLog.forEach((hook) => hook(data.last_seq));
+    } else if (data.type === "research") {
+      TB.onResearch.forEach((hook) => hook(data.job));
     }
   };
   socket.onclose = (event) => {

@@ -400,7 +400,7 @@
     events: [["filters", "rows"], events],
   };
 
-  const [slots, render] = PAGES[TB.page] || [[], async () => {}];
+  const [slots, render] = PAGES[TB.page] || (TB.pages || {})[TB.page] || [[], async () => {}];
   for (const slot of slots) document.getElementById("app").append(el("div", { id: slot }));
   TB.refresh = render;
   render().catch((e) => TB.toast(e.message, "error")).finally(() => TB.connect());
