@@ -77,13 +77,16 @@ def build_alpaca(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> tup
         feed=settings.alpaca_data_feed.value,
         http=http,
     )
-    broker = AlpacaBroker(client, paper=paper, http=http, prices=alpaca_data)
+    broker = AlpacaBroker(
+        client, paper=paper, http=http, prices=alpaca_data, emergency_exit=settings.emergency_exit
+    )
     account = broker.check_credentials()
     log.info(
-        "Alpaca %s account: equity %.2f, buying power %.2f",
+        "Alpaca %s account: equity %.2f, buying power %.2f; %s",
         broker.mode.upper(),
         account.equity,
         account.buying_power,
+        broker.flags().describe(),
     )
     source: BarSource = alpaca_data
     polygon_key = settings.polygon_api_key.get_secret_value()
