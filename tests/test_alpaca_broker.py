@@ -286,7 +286,7 @@ def test_positions_map_crypto_symbols_back(fake, broker):
 
 
 def test_positions_carry_the_bracket_levels(fake, broker):
-    placed = broker.submit(entry())  # fills inside the POST at 100
+    broker.submit(entry())  # fills inside the POST at 100
     (position,) = broker.positions()
     assert position.stop_loss == 95.0 and position.take_profit == 110.0
     assert {o.exit_reason for o in broker.open_orders()} == {ExitReason.STOP_LOSS, ExitReason.TAKE_PROFIT}
@@ -327,7 +327,7 @@ class _Prices:
 
 @pytest.mark.parametrize("failure", ["refused", "unreachable"])
 def test_an_exit_that_fails_after_canceling_the_legs_puts_the_protection_back(fake, broker, failure):
-    placed = broker.submit(entry())  # fills inside the POST at 100
+    broker.submit(entry())  # fills inside the POST at 100
     if failure == "refused":  # e.g. the asset was halted between the cancel and the sell
         original = fake.asset
 
