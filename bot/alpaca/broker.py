@@ -183,16 +183,17 @@ class AlpacaBroker:
 
     def cancel(self, client_order_id: str) -> Order:
         """Cancel an open order (a bracket's legs go with it, orders.md "Bracket Orders"). Alpaca
-        answers 204 and cancels asynchronously; the order is read back as it stands (``canceled``,
-        or ``pending_cancel`` until the next sync reports it canceled). 422 "not cancelable": it
-        is final already (filled first), returned as it is."""
+        answers 204 and cancels asynchronously (``pending_cancel``): the order is read back until
+        it is final, for ``cancel_wait`` seconds at most, and returned as it stands then (still
+        ``pending_cancel``: the next sync reports it canceled). 422 "not cancelable": it is final
+        already (filled first), returned as it is."""
         raw = self.venue.find(client_order_id)
         self.venue.forget("protection")
         if raw is None:
             raise OrderRejected(f"Alpaca has no order {client_order_id}")
         if is_open(raw):
             self.venue.cancel_raw(raw, client_order_id)
-            raw = self.venue.order(str(raw.id))
+            raw = self.protection.await_final(raw)
         return to_order(raw)
 
     # ------------------------------------------------------------------ protection

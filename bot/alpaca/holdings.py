@@ -56,6 +56,7 @@ class Holding:
     exits: list[Any] = field(default_factory=list)
     entries: list[Any] = field(default_factory=list)
     buys: list[Any] = field(default_factory=list)  # working buys without legs (a crypto entry)
+    canceling: list[Any] = field(default_factory=list)  # sells pending_cancel: holding shares, protecting none
     latest: str = ""  # the id of the newest order on the symbol, whatever its state: a key per attempt
 
     @property
@@ -107,7 +108,11 @@ def sort_orders(orders: list[Any]) -> dict[str, Holding]:
         created = order.created_at
         if symbol not in newest or (created is not None and created > newest[symbol].created_at):
             newest[symbol] = order
-        if str(order.id) in entry_legs or not is_open(order) or is_canceling(order):
+        if str(order.id) in entry_legs or not is_open(order):
+            continue
+        if is_canceling(order):
+            if order.side == AlpacaSide.SELL:
+                holding.canceling.append(order)
             continue
         if order.side == AlpacaSide.BUY:
             if order.legs:

@@ -246,7 +246,8 @@ class Protection:
         for guard in guards:
             self.guards.pop(guard.key, None)
         released.guards = guards
-        if not orders:
+        if not orders and not holding.canceling:
+            released.held_after = self.venue.held(symbol)  # a stop may have fired since the first read
             return released
         try:
             self._await_replace(symbol, orders)
@@ -261,7 +262,7 @@ class Protection:
                 )
                 if self.venue.cancel_raw(order, f"{symbol}'s protective order {order.client_order_id}") == "":
                     released.canceled.append(str(order.id))
-            self._await_final(symbol, orders, released)
+            self._await_final(symbol, [*orders, *holding.canceling], released)
         except BrokerError as exc:
             note = self.restore(released)
             raise BrokerError(f"{what}: {exc}. {note}", retriable=exc.retriable) from None
@@ -321,6 +322,15 @@ class Protection:
                 )
             if pending:
                 self.sleep(0.2)
+
+    def await_final(self, order: Any) -> Any:
+        """``order`` read again until it is no longer open, for ``cancel_wait`` seconds at most."""
+        deadline = time.monotonic() + self.cancel_wait
+        current = self.venue.order(str(order.id))
+        while is_open(current) and time.monotonic() <= deadline:
+            self.sleep(0.2)
+            current = self.venue.order(str(order.id))
+        return current
 
     def restore(self, released: Released) -> str:
         """Put back the protection ``release`` canceled, for what is held now; say exactly what
@@ -438,7 +448,7 @@ class Protection:
                 problem += (
                     f", and it cannot be put back: {refusal}"
                     if refusal
-                    else ": no stop level at Alpaca or on record; set one or close it"
+                    else f": no stop level at Alpaca or on record: place a stop at Alpaca or close it (/sell {symbol} all)"
                 )
             if self._said.get(symbol) != problem:
                 self._said[symbol] = problem
@@ -449,19 +459,23 @@ class Protection:
         symbol, held = symbol_of(row), signed_qty(row)
         need = self.need(symbol, held)
         missing = need - state.covered
+        if crypto_symbol(symbol):
+            return self._reprotect_crypto(symbol, held, holding, state)
         try:
-            if crypto_symbol(symbol):
-                return self._reprotect_crypto(symbol, held, holding, state)
             available = as_float(getattr(row, "qty_available", None))
             available = held if available is None else available
             key = holding.latest or symbol
             qty = float(int(missing + EPSILON))
-            if available + EPSILON < qty or qty <= 0:  # what is there holds the shares: one OCO for all
+            if available + EPSILON < qty or qty <= 0 or holding.canceling:
+                # What is there holds the shares (or is still being canceled): one OCO for all.
                 released = self.release(symbol, what=f"re-protecting {symbol}")
                 qty = self.need(symbol, released.held_after)
                 key = released.key
                 if qty <= EPSILON:
                     return f"{symbol}: nothing left to protect at Alpaca"
+        except BrokerError as exc:  # the orders there could not be cleared: the next cycle tries again
+            return f"{symbol} has NO stop for {qty_key(missing)} of {qty_key(held)} at Alpaca: {exc}"
+        try:
             _, note = protect_stock(self.venue, symbol, qty, state.stop, state.target, f"reprotect:{key}")
         except BrokerError as exc:
             return self._emergency(symbol, f"putting its stop back failed: {exc}")
@@ -471,15 +485,21 @@ class Protection:
         )
 
     def _reprotect_crypto(self, symbol: str, held: float, holding: Holding, state: StopCover) -> str:
-        if holding.protective:
-            self.release(symbol, what=f"re-protecting {symbol}")
-            held = self.venue.held(symbol)
+        try:
+            if holding.protective or holding.canceling:  # a stop for part of it holds the coins
+                held = self.release(symbol, what=f"re-protecting {symbol}").held_after
+        except BrokerError as exc:
+            return f"{symbol} has NO stop for all of it at Alpaca: {exc}"
         guard = next((g for g in self.guards.values() if g.symbol == symbol), None)
         if guard is None:
             guard = CryptoGuard(f"reprotect:{holding.latest or symbol}", "", symbol, state.stop, state.target)
             self.guards[guard.key] = guard
         guard.stop, guard.stop_client_order_id, guard.entry_order_id = state.stop, None, ""
-        keep, note = self._place_guard_stop(guard, held)
+        try:
+            keep, note = self._place_guard_stop(guard, held)
+        except BrokerError as exc:
+            guard.stop_client_order_id = None
+            return self._emergency(symbol, f"putting its stop back failed: {exc}")
         if not keep:
             self.guards.pop(guard.key, None)
             return f"{symbol}: {note}"

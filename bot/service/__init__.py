@@ -349,8 +349,9 @@ class TradingService:
         except Exception as exc:  # the check failed: say so, the next sync tries again
             log.warning("protection could not be checked at the broker: %s", exc)
             notes = [f"stops could not be checked at the broker: {exc}"]
-        for note in notes:
-            self.emit(EventKind.PROTECTION, note, severity=Severity.ERROR)
+        for note in notes:  # a stop put back is a warning; anything still unprotected an error
+            repaired = "put back" in note and "NO stop" not in note
+            self.emit(EventKind.PROTECTION, note, severity=Severity.WARNING if repaired else Severity.ERROR)
 
     def protection(self) -> list[StopCover]:
         """Every position's stop as the broker has it now (the invariant), for /status and the web."""
