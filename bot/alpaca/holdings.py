@@ -56,7 +56,9 @@ class Holding:
     exits: list[Any] = field(default_factory=list)
     entries: list[Any] = field(default_factory=list)
     buys: list[Any] = field(default_factory=list)  # working buys without legs (a crypto entry)
-    canceling: list[Any] = field(default_factory=list)  # sells pending_cancel: holding shares, protecting none
+    canceling: list[Any] = field(
+        default_factory=list
+    )  # sells pending_cancel: holding shares, protecting none
     latest: str = ""  # the id of the newest order on the symbol, whatever its state: a key per attempt
 
     @property

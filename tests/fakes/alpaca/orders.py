@@ -237,7 +237,10 @@ def execute(order: FakeOrder, qty: float, price: float, now: datetime) -> tuple[
     total = order.filled_qty + qty
     order.filled_avg_price = ((order.filled_avg_price or 0.0) * order.filled_qty + price * qty) / total
     order.filled_qty = total
+    canceling = order.status == "pending_cancel"  # a part filled before the cancel: the rest still goes
     order.status = "filled" if math.isclose(total, order.qty, abs_tol=1e-12) else "partially_filled"
+    if canceling and order.status == "partially_filled":
+        order.status = "pending_cancel"
     order.updated_at = now
     events: list[tuple[str, FakeOrder]] = []
     if order.status == "filled":

@@ -6,9 +6,10 @@ Every refusal names its source; status codes and messages are Alpaca's where a s
   order was canceled (orders.md: "Each order has a unique identifier provided by the client").
   Longer than 48 characters: 422 (orders.yaml: ``client_order_id`` "string (<= 48 characters)";
   docs.alpaca.markets now says 128, so the fake keeps the stricter, older limit).
-- 403 ``40310000`` "potential wash trade detected. use complex orders" while an opposite-side
-  order on the symbol is open (forum.alpaca.markets threads 13817 and 18200; 422/42210000 in
-  Petersoj/alpaca-java#145). Orders of the same bracket/OCO group do not conflict.
+- 403 ``40310000`` "potential wash trade detected. use complex orders" for a simple order while an
+  opposite-side order on the symbol is live (forum.alpaca.markets threads 13817 and 18200;
+  422/42210000 in Petersoj/alpaca-java#145). A complex order (bracket, OCO, OTO) is what the
+  refusal points to and is not checked: an OCO sell beside a working bracket entry is accepted.
 - 403 ``40310000`` "insufficient qty available for order (requested: X, available: Y)" for a
   stock sell beyond ``qty_available`` while open orders hold part of the position (Alpaca-API#90,
   QuantConnect/Lean#3875); crypto: "insufficient balance for BTC (requested: X, available: Y)"
@@ -184,9 +185,10 @@ def submit(fake: FakeAlpaca, body: dict[str, Any]) -> Answer:
             return _err(422, 42210000, "take_profit.limit_price must be higher than stop_loss.stop_price")
     if order_class == "oco" and type_ != "limit":
         return _err(422, 42210000, "oco orders must be limit orders")
-    # wash trades: an open order on the other side (orders of one group do not count)
+    # wash trades: an open order on the other side; a complex order (bracket, OCO, OTO) is the way
+    # around it, as the refusal itself says, so it is not checked (the harsher reading for the bot)
     for other in fake.all_orders():
-        if other.symbol == symbol and other.is_live and other.side != side:
+        if order_class == "simple" and other.symbol == symbol and other.is_live and other.side != side:
             return _err(403, 40310000, "potential wash trade detected. use complex orders")
     if side == "sell":
         refusal = _sell_refusal(fake, symbol, qty, asset)
