@@ -60,7 +60,7 @@ class OrderDesk:
         if bracket:
             reference = intent.limit_price or self.venue.price(symbol)
             rules.check_levels(what, stop=intent.stop_loss, target=intent.take_profit, reference=reference)
-        other = rules.wash_conflict(buy, self.venue.working(symbol))
+        other = None if bracket else rules.wash_conflict(buy, self.venue.working(symbol))
         if other is not None:
             raise OrderRejected(rules.wash_message(what, symbol, other))
         if not buy:
