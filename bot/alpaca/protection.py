@@ -2,8 +2,8 @@
 
 The invariant (``bot.alpaca.holdings``): every open position has a working stop for its whole
 quantity at Alpaca, a ``held`` stop leg included. It is read from Alpaca each time
-(``status=all&nested=true`` since the books' oldest open position, at most 90 days back: a GTC
-order lives 90 days), never from memory, and checked after every action that touches a stop and
+(``status=all&nested=true`` from a week before the books' oldest open position opened, or 90 days
+back: a GTC order lives 90 days), never from memory, and checked after every action that touches a stop and
 on every cycle (``ensure``). Stop and target levels come from Alpaca's orders, or from the books
 when Alpaca shows none.
 
@@ -124,7 +124,7 @@ class Protection:
         now = self.venue.now()
         after = now - self.horizon
         if self._since is not None:
-            after = max(after, self._since - timedelta(days=1))
+            after = max(after, self._since)
         return sort_orders(self.venue.orders_since(after, symbols))
 
     def holding(self, symbol: str) -> Holding:
@@ -166,8 +166,14 @@ class Protection:
         )
 
     def _note_books(self, books: list[Position]) -> None:
-        opened = [p.opened_at for p in books if p.opened_at is not None]
-        self._since = min(opened) if opened else None
+        """Where to start reading orders: a week before the oldest position on record opened (its
+        entry may have waited for the open over a long weekend); the whole 90 days when one was
+        adopted (its stops may be older than the adoption) or none is on record."""
+        opened = [p.opened_at for p in books]
+        if not books or any(p.strategy == "external" for p in books) or None in opened:
+            self._since = None
+        else:
+            self._since = min(o for o in opened if o is not None) - timedelta(days=7)
 
     # ------------------------------------------------------------------ an exit
     def exit(self, intent: OrderIntent, request: Any, send: Callable[[Any], Any]) -> tuple[Any, str]:
