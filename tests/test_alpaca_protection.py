@@ -18,7 +18,7 @@ from bot.commands import Caller, CommandRouter
 from bot.domain import CoverState, EventKind, Side
 from bot.plugins import Registry
 from tests.alpaca_world import AlpacaWorld
-from tests.fakes.alpaca import FakeAlpaca
+from tests.fakes.alpaca import FakeAlpaca, trading
 
 MONDAY = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # 10:00 in New York: the market is open
 STOP, TARGET = 98.0, 104.0  # a manual buy at 100 under the default risk limits
@@ -180,6 +180,7 @@ def test_the_exit_sells_only_what_the_stop_left(world):
 
 def test_release_timing_out_on_a_pending_replace_leaves_the_protection_in_place(world):
     buy(world, 10)
+    world.broker.protection.cancel_wait = 0.3  # seconds the bot waits for Alpaca (5 s in a real run)
     stop = next(o for o in world.fake.all_orders() if o.is_stop)
     world.fake.hold_replace(stop.client_order_id)
     text = command(world, "/sell AAPL all", 2)
@@ -196,6 +197,7 @@ def test_a_cancel_that_never_completes_puts_the_stop_back_once_alpaca_lets_go(wo
     """release() timing out after it canceled: what it canceled comes back (at once, or at the next
     cycle once Alpaca has let go of the shares)."""
     buy(world, 10)
+    world.broker.protection.cancel_wait = 0.3  # seconds the bot waits for Alpaca (5 s in a real run)
     world.fake.cancel_latency = 10_000  # the cancel hangs in pending_cancel
     text = command(world, "/sell AAPL all", 2)
     assert "still being canceled" in text and "exit not sent" in text, text
@@ -374,3 +376,34 @@ def test_a_stop_that_cannot_be_placed_is_followed_by_an_emergency_exit_when_aske
     else:
         assert world.fake.positions["AAPL"].qty == 10
         assert any("NO stop" in a and "EMERGENCY_EXIT is off" in a for a in alerts), alerts
+
+
+def test_the_books_follow_a_sell_beyond_the_position_into_a_short_and_its_cover(world):
+    """Before: a sell beyond the position was dropped from the books ("no position on record") and
+    the next reconciliation called the short "placed outside the bot?"; a buy covering it crashed."""
+    buy(world, 10)
+    for order in list(world.fake.all_orders()):  # someone clears the stops and sells 15 by hand
+        if order.is_live:
+            world.fake.cancel(order.client_order_id)
+    with world.fake.lock:
+        status, _ = trading.submit(
+            world.fake,
+            {
+                "symbol": "AAPL",
+                "qty": "15",
+                "side": "sell",
+                "type": "market",
+                "time_in_force": "day",
+                "client_order_id": "by-hand",
+            },
+        )
+    assert status == 200 and world.fake.positions["AAPL"].qty == -5
+    world.service.sync()
+    assert world.position("AAPL").qty == -5
+    alerts = [e.message for e in world.service.recent_events(20) if e.kind is EventKind.PROTECTION]
+    assert any("AAPL is SHORT 5 at the broker" in a and "/buy AAPL 5" in a for a in alerts), alerts
+    world.fake.prices["AAPL"] = 90.0
+    assert "Bought 5 AAPL" in command(world, "/flatten", 2)
+    assert world.position("AAPL") is None and world.fake.positions == {}
+    short_trade = next(t for t in world.trades() if t.entry_price == 100.0 and t.exit_price == 90.0)
+    assert short_trade.qty == 5 and short_trade.pnl == pytest.approx(50.0)  # sold at 100, bought at 90

@@ -144,7 +144,7 @@ class FillLedger:
         self, s: Session, fill: Fill, order: Order, position: Position | None
     ) -> Trade | None:
         """A sell closes (part of) a long; what it sold beyond the long is a short, as at the broker."""
-        if position is None or position.qty <= EPSILON:
+        if position is None or position.qty <= 0:
             log.error("sell fill %s for %s beyond the position on record: short", fill.fill_id, fill.symbol)
             self._open_short(s, fill, order, position, fill.qty)
             return None

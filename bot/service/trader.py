@@ -254,7 +254,7 @@ class Trader:
         the others: each outcome says what was and was not done, and a failure is alerted."""
         outcomes = []
         for position in self.reports.positions():
-            if abs(position.qty) <= EPSILON:
+            if position.qty == 0:  # a remainder however small is swept up (dust included)
                 continue
             try:
                 outcome = self._close(position, request_id, by)
@@ -273,7 +273,7 @@ class Trader:
         return outcomes
 
     def _close(self, position: Position, request_id: str, by: str) -> OrderOutcome:
-        short = position.qty < 0
+        short = position.qty < -EPSILON
         if not short:
             try:
                 rules: QtyRules | None = self.rules(position.symbol)
