@@ -97,6 +97,10 @@ def test_status_the_web_status_and_doctor_show_each_positions_stop_at_alpaca(fak
     app = entered(fake, tmp_path, **env)
     fake.add_position("MSFT", 5, 300.0)  # placed by hand, no stop anywhere
     fake.shorting_enabled = True
+    assert (
+        "Alpaca account: orders allowed; shorting enabled (a sell beyond the position would open a short)."
+        in app.banner
+    )
     caller = Caller("console", chat_id=1, user_id=7, name="ann")
     text = app.router.handle("/status", caller).text
     assert "Stops at the broker:" in text

@@ -101,7 +101,7 @@ class AlpacaBroker:
         """Alpaca's positions (a short negative), with the stop and target its orders carry."""
         rows = self.venue.position_rows()
         holdings = self.protection.holdings() if rows else {}
-        guards = {g.symbol: g for g in self.protection.guards.values()}
+        guards = {g.symbol: g for g in self.protection.guards.all()}
         out = []
         for row in rows:
             symbol = symbol_of(row)
@@ -162,7 +162,7 @@ class AlpacaBroker:
             if existing is not None:
                 return to_order(existing, intent)
             raise
-        self.protection.arm_guard(intent, raw)
+        self.protection.guards.arm(intent, raw)
         log.info(
             "Alpaca has %s %s %s as %s%s",
             intent.side.value,
@@ -235,5 +235,5 @@ class AlpacaBroker:
         self.updates.poll_fills(now)
         orders = self.updates.changed_orders()
         alerts, self.protection.alerts = self.protection.alerts, []
-        alerts += self.protection.run_guards()
+        alerts += self.protection.guards.run()
         return BrokerUpdate(fills=self.fills.pending(), orders=orders, alerts=alerts)

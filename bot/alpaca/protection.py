@@ -26,10 +26,8 @@ What touches protection, and how each keeps the invariant:
   bracket entry will protect itself is left to it. A stop that cannot be placed after the retries
   is followed by a market exit when ``emergency_exit`` is on (``EMERGENCY_EXIT``), and an alert
   either way. A short (tradebot never sells short) and stops beyond what is held are alerted.
-- **Crypto** (no brackets at Alpaca): a guard per position keeps a stop-limit at Alpaca for what is
-  held, floored to the pair's increment (a remainder below the smallest order is dust, said so),
-  and watches the target on every sync; its market exit has a client id per attempt, and if it
-  fails, the stop is put back at once.
+- **Crypto** (no brackets at Alpaca): the guards (``bot.alpaca.guards``) keep a stop-limit at
+  Alpaca for what is held and watch the target on every sync.
 
 Problems that persist (a short, a position with no stop level known) are alerted once, then again
 only when they change.
@@ -47,12 +45,11 @@ from typing import Any
 from alpaca.trading.enums import OrderStatus as AlpacaStatus
 
 from bot.alpaca import rules
-from bot.alpaca.convert import as_float, is_open, qty_key, status, symbol_of
+from bot.alpaca.convert import as_float, is_open, qty_key, symbol_of
+from bot.alpaca.guards import CryptoGuards
 from bot.alpaca.holdings import EPSILON, Holding, cover, protectable, sort_orders
 from bot.alpaca.protect import (
-    CRYPTO_STOP_LIMIT_SLIPPAGE,
     CryptoGuard,
-    crypto_stop_request,
     market_sell,
     place_protective,
     protect_stock,
@@ -61,11 +58,8 @@ from bot.alpaca.venue import AlpacaVenue, signed_qty
 from bot.brokers.base import BrokerError, OrderRejected
 from bot.domain import (
     CoverState,
-    ExitReason,
     OrderIntent,
-    OrderStatus,
     Position,
-    Side,
     StopCover,
     client_order_id,
 )
@@ -114,7 +108,7 @@ class Protection:
         self.emergency_exit = emergency_exit
         self.sleep = sleep
         self.horizon = horizon
-        self.guards: dict[str, CryptoGuard] = {}
+        self.guards = CryptoGuards(venue, self)
         self.alerts: list[str] = []  # for the next sync
         self._said: dict[str, str] = {}  # symbol -> the standing problem last alerted
         self._since: datetime | None = None  # the books' oldest open position
@@ -150,7 +144,7 @@ class Protection:
     def _cover(self, row: Any, holdings: dict[str, Holding], books: dict[str, Position]) -> StopCover:
         symbol, held = symbol_of(row), signed_qty(row)
         holding = holdings.get(symbol) or Holding(symbol)
-        guard = next((g for g in self.guards.values() if g.symbol == symbol), None)
+        guard = self.guards.of(symbol)
         pending = 0.0
         if guard is not None and guard.entry_order_id:
             entry = next((o for o in holding.buys if str(o.id) == guard.entry_order_id), None)
@@ -237,7 +231,7 @@ class Protection:
         held_before = self.venue.held(symbol)
         holding = self.holding(symbol)
         orders = holding.protective
-        guards = [g for g in self.guards.values() if g.symbol == symbol]
+        guards = self.guards.take(symbol)
         released = Released(
             symbol,
             holding.stop_price()
@@ -249,8 +243,6 @@ class Protection:
             held_before,
             held_before,
         )
-        for guard in guards:
-            self.guards.pop(guard.key, None)
         released.guards = guards
         if not orders and not holding.canceling:
             released.held_after = self.venue.held(symbol)  # a stop may have fired since the first read
@@ -259,7 +251,7 @@ class Protection:
             self._await_replace(symbol, orders)
         except BrokerError as exc:
             for guard in guards:  # nothing was canceled: the guards keep watching
-                self.guards[guard.key] = guard
+                self.guards.put(guard)
             raise BrokerError(f"{what}: {exc}", retriable=exc.retriable) from None
         try:
             for order in orders:
@@ -347,7 +339,7 @@ class Protection:
             if held <= EPSILON:
                 return f"nothing of {symbol} is held at Alpaca now: no stop to put back"
             if crypto_symbol(symbol):
-                return self._restore_guards(released, held)
+                return self.guards.restore(released, held)
             if not released.canceled:
                 if released.stop is None and released.target is None:
                     return f"{symbol} had no stop or target at Alpaca to put back"
@@ -371,21 +363,6 @@ class Protection:
             return f"{symbol}'s target {released.target} was put back for {qty_key(qty)} shares; it has NO stop at Alpaca"
         return f"{symbol}'s {levels} were put back at Alpaca for {qty_key(qty)} shares"
 
-    def _restore_guards(self, released: Released, held: float) -> str:
-        symbol = released.symbol
-        guard = released.guards[0] if released.guards else None
-        if guard is None:
-            if released.stop is None:
-                return f"{symbol} had no stop at Alpaca to put back"
-            guard = CryptoGuard(f"restore:{released.key}", "", symbol, released.stop, released.target)
-        guard.stop_client_order_id, guard.entry_order_id = None, ""
-        self.guards[guard.key] = guard
-        keep, note = self._place_guard_stop(guard, held)
-        if not keep:
-            self.guards.pop(guard.key, None)
-            return note
-        return f"{symbol}'s stop {guard.stop} was put back at Alpaca for {qty_key(guard.qty)}{note}"
-
     def protect_remainder(self, released: Released, sold: float, key: str) -> str:
         """After a partial sell: what was held before it, less what it sold, gets the stop and target back."""
         symbol = released.symbol
@@ -397,10 +374,10 @@ class Protection:
         try:
             if crypto_symbol(symbol):
                 guard = CryptoGuard(key, "", symbol, released.stop, released.target)
-                self.guards[key] = guard
-                keep, note = self._place_guard_stop(guard, remainder)
+                self.guards.put(guard)
+                keep, note = self.guards.place_stop(guard, remainder)
                 if not keep:
-                    self.guards.pop(key, None)
+                    self.guards.drop(key)
                     return note
                 return f"the {qty_key(guard.qty)} {symbol} left keep a stop at {guard.stop}{note}"
             whole = self.need(symbol, remainder)
@@ -423,17 +400,18 @@ class Protection:
         notes: list[str] = []
         rows = self.venue.position_rows()
         held = {symbol_of(r): r for r in rows}
-        for guard in list(self.guards.values()):  # a guard whose coins are gone has nothing to guard
+        for guard in self.guards.all():  # a guard whose coins are gone has nothing to guard
             if guard.symbol not in held and not guard.entry_order_id:
-                self.guards.pop(guard.key, None)
+                self.guards.drop(guard.key)
         for symbol in list(self._said):
             if symbol not in held:
                 del self._said[symbol]
         if not rows:
             return notes
         on_record = {p.symbol: p for p in books}
-        self._rearm_guards(rows, on_record)
+        self.guards.rearm(rows, on_record)
         holdings = self.holdings()
+        repaired: list[str] = []
         for row in rows:
             symbol = symbol_of(row)
             state = self._cover(row, holdings, on_record)
@@ -447,6 +425,7 @@ class Protection:
             ):
                 self._said.pop(symbol, None)
                 notes.append(self._reprotect(row, holdings.get(symbol) or Holding(symbol), state))
+                repaired.append(symbol)
                 continue
             problem = state.note
             if state.state is CoverState.UNPROTECTED:
@@ -459,7 +438,16 @@ class Protection:
             if self._said.get(symbol) != problem:
                 self._said[symbol] = problem
                 notes.append(f"{symbol}: {problem}")
-        return notes
+        return notes + self._recheck(repaired, on_record)
+
+    def _recheck(self, symbols: list[str], books: dict[str, Position]) -> list[str]:
+        """After a repair, the invariant read again at Alpaca: what is still wrong, in words."""
+        if not symbols:
+            return []
+        rows = [r for r in self.venue.position_rows() if symbol_of(r) in symbols]
+        holdings = self.holdings(symbols)
+        still = [self._cover(row, holdings, books) for row in rows]
+        return [f"{c.symbol} after the repair: {c.note}" for c in still if not c.ok]
 
     def _reprotect(self, row: Any, holding: Holding, state: StopCover) -> str:
         symbol, held = symbol_of(row), signed_qty(row)
@@ -496,18 +484,18 @@ class Protection:
                 held = self.release(symbol, what=f"re-protecting {symbol}").held_after
         except BrokerError as exc:
             return f"{symbol} has NO stop for all of it at Alpaca: {exc}"
-        guard = next((g for g in self.guards.values() if g.symbol == symbol), None)
+        guard = self.guards.of(symbol)
         if guard is None:
             guard = CryptoGuard(f"reprotect:{holding.latest or symbol}", "", symbol, state.stop, state.target)
-            self.guards[guard.key] = guard
+            self.guards.put(guard)
         guard.stop, guard.stop_client_order_id, guard.entry_order_id = state.stop, None, ""
         try:
-            keep, note = self._place_guard_stop(guard, held)
+            keep, note = self.guards.place_stop(guard, held)
         except BrokerError as exc:
             guard.stop_client_order_id = None
             return self._emergency(symbol, f"putting its stop back failed: {exc}")
         if not keep:
-            self.guards.pop(guard.key, None)
+            self.guards.drop(guard.key)
             return f"{symbol}: {note}"
         return f"{symbol} had no stop at Alpaca: put back at {guard.stop} for {qty_key(guard.qty)}{note}"
 
@@ -540,152 +528,3 @@ class Protection:
             f"{symbol} had NO stop at Alpaca and none could be placed ({why}): EMERGENCY_EXIT sold "
             f"{qty_key(qty)} at market ({raw.client_order_id})"
         )
-
-    # ------------------------------------------------------------------ crypto guards
-    def arm_guard(self, intent: OrderIntent, raw: Any) -> None:
-        """After a crypto entry with a stop or target: guard it once it has filled."""
-        if (
-            crypto_symbol(intent.symbol)
-            and intent.side is Side.BUY
-            and (intent.stop_loss or intent.take_profit)
-        ):
-            self.guards.setdefault(
-                intent.client_order_id,
-                CryptoGuard(
-                    intent.client_order_id, str(raw.id), intent.symbol, intent.stop_loss, intent.take_profit
-                ),
-            )
-
-    def _rearm_guards(self, rows: list[Any], books: dict[str, Position]) -> None:
-        """After a restart: a crypto position with levels on record is guarded again (adopting its
-        working stop), so its target is watched."""
-        guarded = {g.symbol for g in self.guards.values()}
-        for row in rows:
-            symbol = symbol_of(row)
-            position = books.get(symbol)
-            if not crypto_symbol(symbol) or symbol in guarded or position is None:
-                continue
-            if position.stop_loss is None and position.take_profit is None:
-                continue
-            key = client_order_id("guard", symbol, position.opened_at or "", position.qty)
-            guard = CryptoGuard(key, "", symbol, position.stop_loss, position.take_profit)
-            stop = next(iter(self.holding(symbol).stops), None)
-            if stop is not None:
-                guard.stop_client_order_id, guard.qty = str(stop.client_order_id), as_float(stop.qty) or 0.0
-            self.guards[key] = guard
-            log.warning(
-                "re-armed the crypto guard of %s (stop %s, target %s)", symbol, guard.stop, guard.target
-            )
-
-    def run_guards(self) -> list[str]:
-        """One sync's work for every crypto guard; problems and notes for alerts."""
-        alerts = []
-        for guard in list(self.guards.values()):
-            try:
-                keep, note = self._run_guard(guard)
-            except BrokerError as exc:
-                log.error("crypto protection for %s (%s): %s", guard.symbol, guard.key, exc)
-                alerts.append(
-                    f"{guard.symbol} may be unprotected: its stop or target could not be handled: {exc}"
-                )
-                continue
-            if note:
-                alerts.append(f"{guard.symbol}: {note.lstrip('; ')}")
-            if not keep:
-                self.guards.pop(guard.key, None)
-        return alerts
-
-    def _run_guard(self, guard: CryptoGuard) -> tuple[bool, str]:
-        """One sync's work for one guard. Returns (keep the guard, a note for an alert or "")."""
-        note = ""
-        if guard.stop_client_order_id is None:
-            held = self.venue.held(guard.symbol)
-            if guard.entry_order_id:
-                entry = self.venue.order(guard.entry_order_id)
-                if is_open(entry):
-                    return True, ""  # wait until the entry is final, then protect what filled
-                held = min(as_float(entry.filled_qty) or 0.0, held)
-                guard.entry_order_id = ""
-            keep, note = self._place_guard_stop(guard, held)
-            if not keep:
-                return False, note
-        price = self.venue.price(guard.symbol)
-        if price is None:
-            return True, note
-        stop_order = self.venue.find(guard.stop_client_order_id) if guard.stop_client_order_id else None
-        if stop_order is not None and not is_open(stop_order):
-            if status(stop_order) is OrderStatus.FILLED or stop_order.status == AlpacaStatus.REPLACED:
-                return False, note  # the stop did its job
-            guard.stop_client_order_id = None  # canceled outside the bot: place it again next time
-            return (
-                True,
-                note + f"; {guard.symbol}'s stop was {stop_order.status.value} at Alpaca: placing it again",
-            )
-        reason = None
-        if guard.target is not None and price >= guard.target:
-            reason = ExitReason.TAKE_PROFIT
-        elif stop_order is not None and price <= (as_float(stop_order.limit_price) or 0.0):
-            reason = ExitReason.STOP_LOSS  # gapped through the stop-limit's limit: get out at market
-        if reason is None:
-            return True, note
-        return self._guard_exit(guard, reason, price, note)
-
-    def _place_guard_stop(self, guard: CryptoGuard, held: float) -> tuple[bool, str]:
-        """The guard's stop-limit at Alpaca for what is held, floored to the pair's increment.
-        (False, why) when nothing can carry a stop (dust)."""
-        symbol = guard.symbol
-        step, minimum = self.venue.step(symbol)
-        qty = rules.floor_qty(held, step) if held > EPSILON else 0.0
-        if qty + 1e-12 < minimum:
-            if held <= EPSILON:
-                return False, ""
-            return False, (
-                f"{qty_key(held)} {symbol} held is below Alpaca's smallest order of {qty_key(minimum)}: "
-                "dust, no stop can carry it"
-            )
-        guard.qty = qty
-        dust = held - qty
-        note = (
-            f"; {qty_key(dust)} {symbol} below the pair's increment stays without a stop (dust)"
-            if dust > 1e-12
-            else ""
-        )
-        if guard.stop is None:
-            guard.stop_client_order_id = ""
-            return True, note
-        stop = self.venue.grid(symbol, guard.stop)
-        limit = self.venue.grid(symbol, stop * (1 - CRYPTO_STOP_LIMIT_SLIPPAGE))
-        raw, more = place_protective(
-            self.venue, lambda coid: crypto_stop_request(guard, stop, limit, coid), guard.stop_ids
-        )
-        guard.stop_client_order_id = str(raw.client_order_id)
-        log.info("crypto stop-limit %s guards %s %s at %s", raw.client_order_id, qty_key(qty), symbol, stop)
-        return True, note + (f"; {more}" if more else "")
-
-    def _guard_exit(
-        self, guard: CryptoGuard, reason: ExitReason, price: float, note: str
-    ) -> tuple[bool, str]:
-        symbol = guard.symbol
-        try:
-            released = self.release(symbol, what=f"{reason.value} exit of {symbol}")
-        except OrderRejected as exc:
-            self.guards[guard.key] = guard
-            return True, note + f"; {exc}"
-        except BrokerError as exc:  # what it canceled is back (restore re-armed the guard)
-            return True, note + f"; {exc}"
-        try:
-            qty = self.exit_qty(symbol, released.held_after, released)
-        except OrderRejected as exc:
-            return False, note + f"; {exc}"
-        guard.exits += 1
-        try:
-            raw, more = place_protective(
-                self.venue,
-                lambda coid: market_sell(symbol, qty, coid, crypto=True),
-                lambda n: guard.exit_id(reason, n),
-            )
-        except BrokerError as exc:
-            back = self.restore(released)
-            return True, note + f"; the {reason.value} market exit of {symbol} failed ({exc}). {back}"
-        log.info("crypto %s for %s at %s: market exit %s sent", reason.value, symbol, price, raw.id)
-        return False, note + (f"; {more}" if more else "")
