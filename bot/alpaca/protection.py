@@ -423,9 +423,14 @@ class Protection:
                 and state.stop is not None
                 and not self.venue.flags().refusal
             ):
-                self._said.pop(symbol, None)
-                notes.append(self._reprotect(row, holdings.get(symbol) or Holding(symbol), state))
-                repaired.append(symbol)
+                note = self._reprotect(row, holdings.get(symbol) or Holding(symbol), state)
+                if "NO stop" not in note:
+                    repaired.append(symbol)
+                    self._said.pop(symbol, None)
+                    notes.append(note)
+                elif self._said.get(symbol) != note:  # the same failure, cycle after cycle: said once
+                    self._said[symbol] = note
+                    notes.append(note)
                 continue
             problem = state.note
             if state.state is CoverState.UNPROTECTED:

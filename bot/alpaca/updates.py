@@ -62,7 +62,10 @@ class Updates:
     def _activity_fill(self, row: dict[str, Any]) -> Fill:
         order_id = str(row["order_id"])
         if order_id not in self.venue.info:
-            self.venue.order(order_id)
+            raw = self.venue.order(order_id)
+            if raw.replaces is not None and str(raw.replaces) not in self.venue.info:
+                self.venue.order(str(raw.replaces))  # a stop's replacement exits as the stop did
+                self.venue.remember(raw)
         coid, symbol, reason = self.venue.info[order_id]
         return convert.activity_fill(row, coid, symbol, reason)
 

@@ -326,6 +326,8 @@ def trigger_stop(fake: FakeAlpaca, stop: FakeOrder, price: float | None) -> Fake
     executing = stop
     if fake.stop_replacement:
         executing = replacement(stop, fake.clock.now())
+        if executing.parent is None:  # a lone stop's replacement is an order of its own
+            fake.orders.append(executing)
         fake.emit("replaced", stop)
     run_execution(fake, executing, price if price is not None else stop.stop_price, None)
     return executing
