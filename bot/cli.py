@@ -37,6 +37,7 @@ examples:
   tradebot doctor                      check configuration, database, broker and Telegram
   tradebot strategies                  installed strategies and their parameters
   tradebot backtest --strategy supertrend --csv bars.csv --plot out.png
+  tradebot data download --symbols AAPL,BTC/USD --timeframe 1m --start 2024-01-01
 """
 
 
@@ -171,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.backtest.cli_args import add_backtest_parser  # light: argparse only
 
     add_backtest_parser(sub)
+
+    from bot.data.commands import add_data_parser  # light: argparse only
+
+    add_data_parser(sub, cmd_data)
     return parser
 
 
@@ -363,6 +368,12 @@ def cmd_sim_reset(args: argparse.Namespace) -> int:
     except Refused as exc:
         _fail(f"not reset: {exc}", exc.status)
     return 1
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from bot.data.commands import cmd_data as run_data
+
+    return run_data(args, _settings(args))
 
 
 def cmd_strategies(args: argparse.Namespace) -> int:

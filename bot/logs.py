@@ -16,6 +16,10 @@ import json
 import logging
 import re
 import sys
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -61,6 +65,68 @@ class JsonFormatter(logging.Formatter):
         )
 
 
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    seq: int  # 1, 2, 3... in the order logged (since this process started)
+    time: datetime
+    level: str  # DEBUG, INFO, WARNING, ERROR, CRITICAL
+    logger: str
+    message: str  # redacted, as every handler writes it
+
+
+class RecentLines(logging.Handler):
+    """The last ``size`` log lines in memory, redacted, for the dashboard's log viewer: a ring
+    buffer, so the oldest line goes when a new one comes. ``listeners`` are told of each new line
+    (from the thread that logged it; they must not log)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.lines: deque[LogLine] = deque(maxlen=size)
+        self.seq = 0
+        self.listeners: list[Callable[[], None]] = []
+        self._guard = threading.Lock()
+
+    @property
+    def size(self) -> int:
+        return self.lines.maxlen or 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: keep what there is
+            message = str(record.msg)
+        with self._guard:
+            self.seq += 1
+            self.lines.append(
+                LogLine(
+                    self.seq,
+                    datetime.fromtimestamp(record.created, tz=UTC),
+                    record.levelname,
+                    record.name,
+                    message,
+                )
+            )
+        for listener in list(self.listeners):
+            listener()
+
+    def after(
+        self, seq: int = 0, level: str = "DEBUG", limit: int | None = None
+    ) -> tuple[list[LogLine], int]:
+        """Lines after ``seq`` at ``level`` or above, oldest first (the newest ``limit`` of them),
+        and the newest seq at any level when they were read: the ``seq`` to ask after next."""
+        levels = logging.getLevelNamesMapping()
+        least = levels.get(level.upper(), logging.DEBUG)
+        with self._guard:
+            lines = [line for line in self.lines if line.seq > seq and levels.get(line.level, 0) >= least]
+            newest = self.seq
+        return (lines[-limit:] if limit else lines), newest
+
+
+# The dashboard's log viewer (``GET /api/v1/logs``): the last RECENT_LINES lines of this process.
+RECENT_LINES = 1000
+RECENT = RecentLines(RECENT_LINES)
+
+
 class HideAlerts(logging.Filter):
     """Drop the log records of alerts: the console prints each alert itself, once."""
 
@@ -80,7 +146,8 @@ def setup_logging(
     """Log to standard error at ``level``, or at ``screen_level`` when given (the console).
 
     ``hide_alerts`` keeps alert records off standard error; ``log_file`` also writes every
-    record at ``level`` to that file (rotated), so a quiet screen loses nothing.
+    record at ``level`` to that file (rotated), so a quiet screen loses nothing. The last
+    ``RECENT_LINES`` records at ``level`` are kept in memory (``RECENT``) for the dashboard.
     """
     redact = RedactingFilter(secrets or [])
     formatter = JsonFormatter() if fmt.lower() == "json" else logging.Formatter(TEXT_FORMAT)
@@ -97,6 +164,9 @@ def setup_logging(
         if isinstance(old, logging.FileHandler):
             old.close()
     root.addHandler(screen)
+    RECENT.filters = [redact]  # the log viewer shows what the log files show: secrets masked
+    RECENT.setLevel(level)
+    root.addHandler(RECENT)
     if log_file is not None:
         from logging.handlers import RotatingFileHandler
 

@@ -31,6 +31,7 @@ CASES = {
     "db check": (["db", "check"], ""),
     "doctor": (["doctor"], ""),
     "sim reset": (["sim", "reset", "--yes"], ""),
+    "data list": (["data", "list"], ""),
     "backtest": (
         [
             "backtest",

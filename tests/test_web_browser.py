@@ -11,45 +11,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
 from bot.commands import Caller
 from bot.domain import Side
+from tests.browser import PASSWORD, chromium, loopback_only, needs_chromium
 from tests.helpers import make_app
 from tests.webapp import WebThread
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-PASSWORD = "browser test password"
-
-playwright_api = pytest.importorskip(
-    "playwright.sync_api", reason="pip install -e '.[dev]' installs playwright"
-)
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium; .ci/run does it)"
-)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield chromium
-        chromium.close()
+pytestmark = needs_chromium
+browser = pytest.fixture(scope="module")(chromium)
 
 
 def shoot(page, tmp_path: Path, name: str) -> Path:
@@ -61,19 +34,6 @@ def shoot(page, tmp_path: Path, name: str) -> Path:
         shutil.copy(path, folder / name)
     assert path.stat().st_size > 5_000  # a real picture, not an empty page
     return path
-
-
-def loopback_only(page, outside: list[str]) -> None:
-    def check(route):  # type: ignore[no-untyped-def]
-        url = route.request.url
-        host = urlsplit(url).hostname
-        if url.startswith(("file:", "data:", "blob:")) or host in {"127.0.0.1", "localhost"}:
-            route.continue_()
-        else:
-            outside.append(url)
-            route.abort()
-
-    page.route("**/*", check)
 
 
 def test_trader_logs_in_watches_a_fill_and_pauses(tmp_path, browser):
@@ -175,27 +135,9 @@ def test_trader_logs_in_watches_a_fill_and_pauses(tmp_path, browser):
 
 
 def test_html_backtest_report_opens_from_disk_and_draws(tmp_path, browser):
-    from tests.test_web_report import write_bars_csv
+    from tests.test_web_report import html_report
 
-    csv_path = write_bars_csv(tmp_path / "bars.csv", days=2)
-    report = tmp_path / "report.html"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bot",
-            "backtest",
-            "--strategy",
-            "supertrend",
-            "--csv",
-            str(csv_path),
-            "--html",
-            str(report),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    report, done = html_report(tmp_path)
     assert done.returncode == 0, done.stderr
     context = browser.new_context(viewport={"width": 1280, "height": 900}, offline=True)
     page = context.new_page()

@@ -38,6 +38,30 @@ def write_bars_csv(path: Path, days: float = 2) -> Path:
     return path
 
 
+def html_report(folder: Path, days: float = 2) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """``tradebot backtest --strategy supertrend --csv ... --html ...`` as a user runs it."""
+    csv_path = write_bars_csv(folder / "bars.csv", days=days)
+    out = folder / "report.html"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bot",
+            "backtest",
+            "--strategy",
+            "supertrend",
+            "--csv",
+            str(csv_path),
+            "--html",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return out, done
+
+
 def supertrend():
     return load_registry().strategies["supertrend"]()
 
@@ -70,25 +94,7 @@ def test_report_data_keeps_every_trade_and_thins_long_histories(monkeypatch):
 
 
 def test_backtest_html_is_one_file_with_nothing_to_fetch(tmp_path):
-    csv_path = write_bars_csv(tmp_path / "bars.csv", days=1)
-    out = tmp_path / "report.html"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bot",
-            "backtest",
-            "--strategy",
-            "supertrend",
-            "--csv",
-            str(csv_path),
-            "--html",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    out, done = html_report(tmp_path, days=1)
     assert done.returncode == 0, done.stderr
     assert f"report: {out}" in done.stdout
     text = out.read_text()

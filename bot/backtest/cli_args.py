@@ -81,13 +81,17 @@ def add_backtest_parser(subparsers: Any) -> argparse.ArgumentParser:
         "market), auto = alpaca when keys are set, else synthetic (default)",
     )
     data.add_argument(
-        "--cache-dir",
-        default=".tradebot-cache",
+        "--data-dir",
         metavar="DIR",
-        help="downloaded bars are kept here (default: %(default)s)",
+        help="the local bar store downloads are read from and kept in (default: TRADEBOT_DATA_DIR, "
+        "tradebot-data): only what it lacks is fetched",
     )
     data.add_argument(
-        "--no-cache", action="store_true", help="download again, do not read or write the cache"
+        "--no-store",
+        "--no-cache",
+        dest="no_store",
+        action="store_true",
+        help="fetch everything again; read and write nothing in the local store",
     )
 
     strategy = parser.add_argument_group("strategy and fills")

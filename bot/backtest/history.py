@@ -1,27 +1,16 @@
-"""Downloaded history for ``tradebot backtest --symbol``, cached on disk.
-
-The window is fetched in chunks of ``CHUNK_BARS`` bars aligned to the epoch, so runs over
-overlapping windows share them. A chunk that lies wholly in the past is saved as
-``<cache>/bars/<source>/<symbol>/<timeframe>/<chunk start>.npz`` and read from there next
-time; the chunk still forming is always fetched. The synthetic market is computed, not
-downloaded, so it is never cached.
-"""
+"""Downloaded history for ``tradebot backtest --symbol`` and ``--symbols``, through the local
+store (``bot.data.store``): a second backtest over the same window needs no network."""
 
 from __future__ import annotations
 
-import re
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from bot.bars import Bars, Timeframe
 from bot.data.base import BarSource, DataError
-
-CHUNK_BARS = 10_000
-_FIELDS = ("time", "open", "high", "low", "close", "volume")
+from bot.data.store import DEFAULT_DIR
 
 
 def make_source(config: Any, choice: str = "auto") -> BarSource:
@@ -47,6 +36,14 @@ def make_source(config: Any, choice: str = "auto") -> BarSource:
     return source
 
 
+def data_dir(args: Any, config: Any) -> Path | None:
+    """The store a download goes through: ``--data-dir``, else ``TRADEBOT_DATA_DIR``; None with
+    ``--no-store``."""
+    if getattr(args, "no_store", False):
+        return None
+    return Path(getattr(args, "data_dir", None) or getattr(config, "tradebot_data_dir", None) or DEFAULT_DIR)
+
+
 def load_history(
     config: Any,
     symbol: str,
@@ -55,76 +52,50 @@ def load_history(
     end: datetime,
     *,
     source: str | BarSource = "auto",
-    cache_dir: Path | None = Path(".tradebot-cache"),
+    data_dir: Path | None = Path(DEFAULT_DIR),
     progress: bool | None = None,
     now: datetime | None = None,
 ) -> tuple[Bars, str]:
-    """Closed bars of ``symbol`` with ``start <= bar start < end``, and the source's name."""
+    """Closed bars of ``symbol`` with ``start <= bar start < end``, and where they came from.
+
+    Downloaded bars go through the local store at ``data_dir`` (``bot.data.store``): what it
+    holds is read from disk, only the spans it lacks are fetched, and they are kept for the next
+    run. ``data_dir=None`` fetches everything and keeps nothing. The synthetic market is computed,
+    never stored.
+    """
     if end <= start:
         raise DataError(f"--end {end:%Y-%m-%d %H:%M} is not after --start {start:%Y-%m-%d %H:%M}")
     bar_source = make_source(config, source) if isinstance(source, str) else source
     now = now or datetime.now(UTC)
-    closed_until = timeframe.floor(now)
-    end = min(end, closed_until)
-    span = timedelta(seconds=timeframe.seconds * CHUNK_BARS)
-    first = _epoch_floor(start, span)
-    chunks = []
-    at = first
-    while at < end:
-        chunks.append(at)
-        at += span
-    cacheable = cache_dir is not None and bar_source.name != "synthetic"
-    parts = []
-    for chunk_start in _progress(chunks, progress, symbol):
-        chunk_end = chunk_start + span
-        path = _path(cache_dir, bar_source.name, symbol, timeframe, chunk_start) if cacheable else None
-        if path is not None and path.is_file():
-            parts.append(_load(path))
-            continue
-        fetched = bar_source.fetch([symbol], timeframe, chunk_start, min(chunk_end, closed_until))
-        bars = fetched.get(symbol, Bars.empty())
-        if path is not None and chunk_end <= closed_until:
-            _save(path, bars)
-        parts.append(bars)
-    bars = Bars.concat(parts)
-    lo, hi = _ns(start), _ns(end)
-    keep = (bars.time >= lo) & (bars.time < hi)
-    bars = bars[keep] if not keep.all() else bars
+    if data_dir is None or bar_source.name == "synthetic":
+        bars = _fetch_all(bar_source, symbol, timeframe, start, min(end, timeframe.floor(now)))
+        name = bar_source.name
+    else:
+        from bot.data.download import chunk_count, fill, progress_bar
+        from bot.data.store import BarStore, StoreError
+
+        store = BarStore(data_dir)
+        try:
+            total = chunk_count(store, symbol, timeframe, start, end, now)
+            with progress_bar(total, f"bars {symbol}", progress) as step:
+                bars, report = fill(store, bar_source, symbol, timeframe, start, end, now=now, progress=step)
+        except StoreError as exc:
+            raise DataError(str(exc)) from None
+        for note in report.notes:
+            print(f"note: {note}", file=sys.stderr)
+        name = bar_source.name
     if len(bars) == 0:
         raise DataError(f"{bar_source.name} has no {timeframe.label} bars for {symbol} in that window")
-    return bars, bar_source.name
+    return bars, name
 
 
-def _ns(when: datetime) -> int:
-    delta = when - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+def _fetch_all(source: BarSource, symbol: str, timeframe: Timeframe, start: datetime, end: datetime) -> Bars:
+    """Everything from the source, in windows of ``CHUNK_BARS`` bars (the synthetic market, or no store)."""
+    from bot.data.download import CHUNK_BARS
 
-
-def _epoch_floor(when: datetime, span: timedelta) -> datetime:
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    return epoch + ((when - epoch) // span) * span
-
-
-def _path(cache_dir: Path | None, source: str, symbol: str, timeframe: Timeframe, start: datetime) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", symbol)
-    return Path(cache_dir or ".") / "bars" / source / safe / timeframe.label / f"{int(start.timestamp())}.npz"
-
-
-def _save(path: Path, bars: Bars) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **{name: getattr(bars, name) for name in _FIELDS})
-    tmp.replace(path)
-
-
-def _load(path: Path) -> Bars:
-    with np.load(path) as stored:
-        return Bars(*(stored[name] for name in _FIELDS))
-
-
-def _progress(items: list, enabled: bool | None, symbol: str):
-    if enabled is False or len(items) < 2 or (enabled is None and not sys.stderr.isatty()):
-        return items
-    from tqdm import tqdm
-
-    return tqdm(items, desc=f"bars {symbol}", unit="chunk", file=sys.stderr)
+    span = timedelta(seconds=timeframe.seconds * CHUNK_BARS)
+    parts, at = [], start
+    while at < end:
+        parts.append(source.fetch([symbol], timeframe, at, min(at + span, end)).get(symbol, Bars.empty()))
+        at += span
+    return Bars.concat(parts)

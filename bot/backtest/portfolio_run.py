@@ -108,7 +108,7 @@ def load_portfolio(
         return _from_folder(Path(args.csv), symbols, wanted, args)
     if not args.start or not args.end:
         raise BadInput("--symbols needs --csv DIR, or --start and --end to download (dates like 2024-01-31)")
-    from bot.backtest.history import load_history
+    from bot.backtest.history import data_dir, load_history
 
     timeframe = wanted or _timeframe(str(config.tradebot_timeframe))
     start, end = _date(args.start, "--start"), _date(args.end, "--end")
@@ -121,7 +121,7 @@ def load_portfolio(
             start,
             end,
             source=args.source,
-            cache_dir=None if args.no_cache else Path(args.cache_dir),
+            data_dir=data_dir(args, config),
             progress=args.progress,
         )
         data.check_order(bars, f"{symbol} history")

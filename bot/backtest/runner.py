@@ -337,7 +337,7 @@ def _load_bars(args: argparse.Namespace, config) -> tuple[Bars, Timeframe | None
         raise BadInput("give --csv PATH, --sample NAME, or --symbol SYMBOL with --start and --end")
     if not args.start or not args.end:
         raise BadInput("--symbol needs --start and --end (dates like 2024-01-31)")
-    from bot.backtest.history import load_history
+    from bot.backtest.history import data_dir, load_history
 
     timeframe = timeframe or _timeframe(str(config.tradebot_timeframe))
     bars, source = load_history(
@@ -347,7 +347,7 @@ def _load_bars(args: argparse.Namespace, config) -> tuple[Bars, Timeframe | None
         _date(args.start, "--start"),
         _date(args.end, "--end"),
         source=args.source,
-        cache_dir=None if args.no_cache else Path(args.cache_dir),
+        data_dir=data_dir(args, config),
         progress=args.progress,
     )
     data.check_order(bars, f"{args.symbol} history")

@@ -276,6 +276,12 @@ class Settings(BaseModel):
         "(needs pip install 'tradebot[cluster]'); empty: local processes",
         group="Backtest",
     )
+    tradebot_data_dir: Annotated[str, Field(min_length=1, max_length=4096)] = var(
+        "tradebot-data",
+        "Folder of the local bar store (one Parquet file per symbol and timeframe) that tradebot data "
+        "download fills and backtests with --symbol read first",
+        group="Backtest",
+    )
 
     # ------------------------------------------------------------------ Web
     port: Annotated[int, Field(ge=1, le=65_535)] = var(

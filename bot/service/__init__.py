@@ -53,6 +53,7 @@ from bot.domain import (
 )
 from bot.lease import TradingLease
 from bot.notify import Notifier
+from bot.periods import Period, PeriodProfit
 from bot.risk import BOUNDS, RiskLimits
 from bot.service.alerts import AlertPrefs
 from bot.service.events import EventLog
@@ -400,6 +401,10 @@ class TradingService:
     def positions(self) -> list[Position]:
         return self._reports.positions()
 
+    def marked_positions(self) -> list[Position]:
+        """The positions at the broker's latest prices, as ``status`` prices them (for views)."""
+        return self._reports.marked(self.clock.now())[1]
+
     def orders(self, open_only: bool = True, limit: int = 20) -> list[Order]:
         return self._orders.list(open_only=open_only, limit=limit)
 
@@ -417,3 +422,7 @@ class TradingService:
 
     def risk_view(self) -> RiskView:
         return self._reports.risk_view()
+
+    def profit(self, period: Period, count: int) -> list[PeriodProfit]:
+        """Realized profit by day, week or month (``bot/periods.py``), newest first."""
+        return self._reports.profit(period, count)

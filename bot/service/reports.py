@@ -10,13 +10,15 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from bot import metrics
 from bot.brokers.base import Broker
 from bot.clock import Clock
-from bot.domain import Order, Position, Side, Trade, TradingState
+from bot.domain import Account, Order, Position, Side, Trade, TradingState
 from bot.lease import TradingLease
+from bot.periods import Period, PeriodProfit, profit_by_period, starts
 from bot.risk import BOUNDS, PortfolioState, QtyRules, WorkingEntry, is_dust
 from bot.service.store import SettingsStore
 from bot.views import PnlReport, RiskView, StatusView, StrategyPnl, TickReport
@@ -50,10 +52,9 @@ class Reports:
         self.last_tick: TickReport | None = None  # this process's last cycle (data health)
 
     def status(self) -> StatusView:
-        account = self.broker.account()
         now = self.clock.now()
+        account, positions = self.marked(now)
         with self.db.session() as s:
-            positions = repo.list_positions(s)
             open_orders = repo.list_orders(s, open_only=True)
         paused = self.store.paused()
         state = TradingState.PAUSED if paused else TradingState.ACTIVE
@@ -84,11 +85,32 @@ class Reports:
             limits=self.store.limits().as_dict(),
             limit_origins=self.store.origins(),
             today_pnl=account.equity - start_equity if start_equity is not None else 0.0,
+            holdings=tuple(positions),
         )
 
     def positions(self) -> list[Position]:
+        """The books' positions, marked at the last cycle (no broker call: the order path uses it)."""
         with self.db.session() as s:
             return repo.list_positions(s)
+
+    def marked(self, now: datetime) -> tuple[Account, list[Position]]:
+        """The account and the books' positions priced at one moment, so that one view's equity,
+        today's P&L and unrealized P&L agree: each position at the broker's latest price for ``now``
+        (its last mark when the broker has none), the equity as the cash plus those positions (the
+        broker's own formula; the books follow its quantities at each reconciliation)."""
+        account = self.broker.account()
+        with self.db.session() as s:
+            books = repo.list_positions(s)
+        positions = []
+        for position in books:
+            price = self.broker.latest_price(position.symbol, now)
+            if price is not None and math.isfinite(price):
+                position = replace(position, market_price=price)
+            positions.append(position)
+        if positions:
+            equity = account.cash + sum(p.market_value for p in positions)
+            account = replace(account, equity=equity)
+        return account, positions
 
     def position(self, symbol: str) -> Position | None:
         with self.db.session() as s:
@@ -104,12 +126,11 @@ class Reports:
 
     def pnl(self) -> PnlReport:
         now = self.clock.now()
-        account = self.broker.account()
+        account, positions = self.marked(now)
         day_start = _day_start(now)
         with self.db.session() as s:
             trades = repo.list_trades(s)
             curve = repo.equity_curve(s)
-            positions = repo.list_positions(s)
         start_equity = self.day_start_equity(now)
         equities = [e for _, e in curve] + [account.equity]
         pnls = [t.pnl for t in trades]
@@ -136,9 +157,17 @@ class Reports:
             per_strategy=tuple(per_strategy),
         )
 
+    def profit(self, period: Period, count: int) -> list[PeriodProfit]:
+        """Realized profit of the last ``count`` days, weeks or months, newest first."""
+        now = self.clock.now()
+        first = starts(now, period, count)[-1]
+        with self.db.session() as s:
+            trades = repo.list_trades(s, since=first)
+            curve = repo.equity_curve(s)
+        return profit_by_period(trades, curve, period, now, count)
+
     def risk_view(self) -> RiskView:
-        account = self.broker.account()
-        positions = self.positions()
+        account, positions = self.marked(self.clock.now())
         limits = self.store.limits()
         with self.db.session() as s:
             entries = [o for o in repo.list_orders(s, open_only=True, limit=500) if o.side is Side.BUY]

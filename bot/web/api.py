@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
@@ -18,6 +18,8 @@ from fastapi.responses import PlainTextResponse
 from bot import __version__
 from bot.commands import Caller, Reply
 from bot.domain import EventKind
+from bot.logs import RECENT, RECENT_LINES
+from bot.periods import Period
 from bot.web import schemas as s
 from bot.web.auth import Principal
 from bot.web.data import NotFound, to_csv
@@ -31,6 +33,9 @@ QTY = re.compile(r"^(all|[0-9]+(\.[0-9]+)?)$", re.IGNORECASE)
 LIMIT_NAME = re.compile(r"^[a-z_]{1,40}$")
 CONFIRMATION_ID = re.compile(r"^[0-9a-f]{8}$")
 ORDER_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+PROFIT_PERIODS = {Period.DAY: 30, Period.WEEK: 12, Period.MONTH: 12}  # shown unless ?count= says
+PROFIT_PERIODS_MAX = 366
 
 
 def _missing(exc: NotFound) -> HTTPException:
@@ -141,6 +146,20 @@ def equity(request: Request, user: User) -> s.EquityOut:
 
 
 @router.get(
+    "/profit",
+    response_model=s.ProfitOut,
+    summary="Realized profit by day, week or month (UTC; ISO weeks), newest first",
+)
+def profit(
+    request: Request,
+    user: User,
+    period: Period = Period.DAY,
+    count: Annotated[int | None, Query(ge=1, le=PROFIT_PERIODS_MAX)] = None,
+) -> s.ProfitOut:
+    return context(request).dashboard.profit(period, count or PROFIT_PERIODS[period])
+
+
+@router.get(
     "/bars/{symbol:path}",
     response_model=s.BarsOut,
     summary="A symbol's bars with the strategies' lines, entries and exits, stop and target",
@@ -160,6 +179,24 @@ def strategies(request: Request, user: User) -> list[s.StrategyOut]:
 @router.get("/risk", response_model=s.RiskOut, summary="Every limit, its source, and what is used of it")
 def risk(request: Request, user: User) -> s.RiskOut:
     return context(request).dashboard.risk()
+
+
+@router.get("/logs", response_model=s.LogsOut, summary="The recent log lines, secrets masked, oldest first")
+def logs(
+    user: User,
+    after: Annotated[int, Query(ge=0, description="only lines after this seq")] = 0,
+    level: Annotated[LogLevel, Query(description="this level and above")] = "DEBUG",
+    limit: Annotated[int, Query(ge=1, le=RECENT_LINES)] = 500,
+) -> s.LogsOut:
+    lines, newest = RECENT.after(after, level, limit)
+    return s.LogsOut(
+        lines=[
+            s.LogLineOut(seq=x.seq, time=x.time, level=x.level, logger=x.logger, message=x.message)
+            for x in lines
+        ],
+        last_seq=newest,
+        kept=RECENT.size,
+    )
 
 
 @router.get("/events/kinds", response_model=list[str], summary="Every kind of event the log records")

@@ -20,12 +20,14 @@ READS = frozenset(
         "status",
         "pnl",
         "positions",
+        "marked_positions",
         "orders",
         "trades",
         "equity_curve",
         "recent_events",
         "recent_signals",
         "risk_view",
+        "profit",
     }
 )
 

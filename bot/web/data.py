@@ -21,6 +21,8 @@ from bot.charts import ChartData, ChartError
 from bot.config import Settings
 from bot.domain import EventKind
 from bot.metrics import drawdown_pct
+from bot.periods import Period
+from bot.views import StatusView
 from bot.web import schemas as s
 from bot.web.cache import ReadCache
 
@@ -49,7 +51,9 @@ class Dashboard:
         return not self.app.lease.held or self.app.lease.draining
 
     def status(self) -> s.StatusOut:
-        view = self.service.status()
+        return self._status(self.service.status())
+
+    def _status(self, view: StatusView) -> s.StatusOut:
         read_only = self.read_only()
         return s.StatusOut(
             mode=view.mode,
@@ -79,15 +83,16 @@ class Dashboard:
         )
 
     def overview(self) -> s.OverviewOut:
+        view = self.service.status()  # one snapshot of prices: equity and the positions' P&L agree
         return s.OverviewOut(
-            status=self.status(),
-            positions=self.positions(),
+            status=self._status(view),
+            positions=[s.PositionOut.of(p) for p in view.holdings],
             orders=[s.OrderOut.of(o) for o in self.service.orders(open_only=True, limit=100)],
             events=self.events(limit=15),
         )
 
     def positions(self) -> list[s.PositionOut]:
-        return [s.PositionOut.of(p) for p in self.service.positions()]
+        return [s.PositionOut.of(p) for p in self.service.marked_positions()]
 
     # ------------------------------------------------------------------ tables
 
@@ -190,7 +195,7 @@ class Dashboard:
             )
             for m in sorted(chart.markers, key=lambda m: m.time_ns)
         ]
-        position = next((p for p in self.service.positions() if p.symbol == symbol), None)
+        position = next((p for p in self.service.marked_positions() if p.symbol == symbol), None)
         return s.BarsOut(
             symbol=symbol,
             timeframe=str(chart.timeframe),
@@ -203,6 +208,12 @@ class Dashboard:
             lines={label: _finite(line) for label, line in chart.lines.items()},
             markers=markers,
             position=s.PositionOut.of(position) if position else None,
+        )
+
+    def profit(self, period: Period, count: int) -> s.ProfitOut:
+        rows = [s.PeriodOut.of(p) for p in self.service.profit(period, count)]
+        return s.ProfitOut(
+            period=period, periods=rows, pnl=sum(r.pnl for r in rows), trades=sum(r.trades for r in rows)
         )
 
     # ------------------------------------------------------------------ strategies and risk

@@ -34,15 +34,17 @@ User = Annotated[Principal, Depends(require_user)]
 NAV = (
     ("/", "overview", "Overview"),
     ("/equity", "equity", "Equity"),
+    ("/profit", "profit", "Profit"),
     ("/trades", "trades", "Trades"),
     ("/orders", "orders", "Orders"),
     ("/strategies", "strategies", "Strategies"),
     ("/risk", "risk", "Risk"),
     ("/events", "events", "Events"),
+    ("/logs", "logs", "Logs"),
     ("/api/docs", "docs", "API"),
 )
 TITLES = {page: title for _, page, title in NAV} | {"symbol": "Chart"}
-CHART_PAGES = {"symbol", "equity"}
+CHART_PAGES = {"symbol", "equity", "profit"}
 
 
 def shell(page: str, csrf: str, *, title: str = "", symbol: str = "") -> HTMLResponse:
@@ -58,6 +60,7 @@ def shell(page: str, csrf: str, *, title: str = "", symbol: str = "") -> HTMLRes
 <meta name="csrf-token" content="{html.escape(csrf)}">
 <title>tradebot · {heading}</title>
 <link rel="stylesheet" href="/static/style.css">
+<script src="/static/theme.js"></script>
 </head>
 <body data-page="{page}" data-symbol="{html.escape(symbol)}">
 <header>
@@ -66,6 +69,7 @@ def shell(page: str, csrf: str, *, title: str = "", symbol: str = "") -> HTMLRes
   <span id="badge" class="badge">…</span>
   <span id="clock" class="clock" title="times on this account are on the simulated market's clock" hidden></span>
   <span id="live" class="live off" title="live updates">offline</span>
+  <button id="theme" class="link" type="button">Theme: auto</button>
   <button id="logout" class="link" type="button">Log out</button>
 </header>
 <div id="banner" hidden></div>
@@ -198,7 +202,8 @@ def _login_form(
     message = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>tradebot · log in</title><link rel="stylesheet" href="/static/style.css"></head>
+<title>tradebot · log in</title><link rel="stylesheet" href="/static/style.css">
+<script src="/static/theme.js"></script></head>
 <body class="login"><main><h1>tradebot</h1>{message}{form}</main></body></html>"""
     response = HTMLResponse(page, status_code=status)
     if retry_after is not None:

@@ -154,7 +154,15 @@ def write_html(result: BacktestResult, path: str | Path, tables: Sequence[Table]
 
 def _table(title: str, header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td data-label="{html.escape(h)}">{html.escape(c)}</td>'
+            for h, c in zip(header, row, strict=False)
+        )
+        + "</tr>"
+        for row in rows
+    )
     return (
         f'<h2>{html.escape(title)}</h2>\n<div class="scroll"><table class="extra"><thead><tr>{head}</tr></thead>'
         f"<tbody>{body}</tbody></table></div>\n"

@@ -11,7 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from bot.domain import CoverState, Event, Order, Position, StopCover, Trade
+from bot.domain import CoverState, Event, Order, OrderStatus, Position, StopCover, Trade
+from bot.periods import Period, PeriodProfit
 
 
 class StopCoverOut(BaseModel):
@@ -122,6 +123,11 @@ class OrderOut(BaseModel):
     created_at: datetime | None
     updated_at: datetime | None
     error: str | None
+    cancelable: bool = Field(
+        False,
+        description="working at the broker: DELETE /api/v1/orders/{client_order_id} may cancel what is left "
+        "(pending_submit waits for reconciliation)",
+    )
 
     @classmethod
     def of(cls, o: Order) -> OrderOut:
@@ -142,6 +148,7 @@ class OrderOut(BaseModel):
             created_at=o.created_at,
             updated_at=o.updated_at,
             error=o.error,
+            cancelable=o.status.is_open and o.status is not OrderStatus.PENDING_SUBMIT,
         )
 
 
@@ -330,3 +337,48 @@ class HealthOut(BaseModel):
     ok: bool
     role: str = Field(description="active (holds the trading lease) or standby")
     version: str
+
+
+class PeriodOut(BaseModel):
+    start: datetime = Field(description="the period's first instant (UTC)")
+    label: str = Field(examples=["2026-03-02", "2026-W10", "2026-03"])
+    pnl: float = Field(
+        description="realized: the P&L of the trades that exited in the period, after commission"
+    )
+    trades: int
+    wins: int = Field(description="trades with a P&L above zero")
+    start_equity: float | None = Field(description="equity when the period began; null before any snapshot")
+    return_pct: float | None = Field(description="pnl as a percentage of start_equity")
+
+    @classmethod
+    def of(cls, p: PeriodProfit) -> PeriodOut:
+        return cls(
+            start=p.start,
+            label=p.label,
+            pnl=p.pnl,
+            trades=p.trades,
+            wins=p.wins,
+            start_equity=p.start_equity,
+            return_pct=p.return_pct,
+        )
+
+
+class ProfitOut(BaseModel):
+    period: Period
+    periods: list[PeriodOut] = Field(description="newest first, periods without trades included")
+    pnl: float = Field(description="the sum over these periods")
+    trades: int
+
+
+class LogLineOut(BaseModel):
+    seq: int = Field(description="1, 2, 3... in the order logged since the process started")
+    time: datetime = Field(description="the wall clock, UTC (not the simulated market's clock)")
+    level: str = Field(description="DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    logger: str
+    message: str = Field(description="as the log files have it: every configured secret masked")
+
+
+class LogsOut(BaseModel):
+    lines: list[LogLineOut] = Field(description="oldest first")
+    last_seq: int = Field(description="the newest line's seq at any level: ask ?after= this next")
+    kept: int = Field(description="how many lines the server keeps in memory (older ones are gone)")

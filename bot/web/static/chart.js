@@ -8,12 +8,20 @@
 (function () {
   const GREEN = "#1f9d55", RED = "#d73a49", BLUE = "#1f6feb", GREY = "#6a737d";
 
-  function baseOptions(container, height) {
+  /* The colours that follow the page's theme (style.css: --card, --fg; the grid a shade off). */
+  function themeOptions(dark) {
+    const grid = dark ? "#21262d" : "#f0f2f4";
+    return {
+      layout: { background: { color: dark ? "#161b22" : "#ffffff" }, textColor: dark ? "#e6edf3" : "#24292f", fontSize: 12 },
+      grid: { vertLines: { color: grid }, horzLines: { color: grid } },
+    };
+  }
+
+  function baseOptions(container, height, dark) {
     return {
       width: container.clientWidth || 600,
       height: container.clientHeight || height,
-      layout: { background: { color: "#ffffff" }, textColor: "#24292f", fontSize: 12 },
-      grid: { vertLines: { color: "#f0f2f4" }, horzLines: { color: "#f0f2f4" } },
+      ...themeOptions(dark),
       timeScale: { timeVisible: true, secondsVisible: false, rightOffset: 3 },
       rightPriceScale: { borderVisible: false },
       crosshair: { mode: 0 },
@@ -33,18 +41,22 @@
     return data.time.map((t, i) => ({ time: t, open: data.open[i], high: data.high[i], low: data.low[i], close: data.close[i] }));
   }
 
-  /* A strategy line in two halves, as TradingView draws the Supertrend: green where the close is
-     above it (support), red where below (resistance), with a gap where it flips. */
-  function lineHalves(data, values) {
-    const up = [], down = [];
-    data.time.forEach((t, i) => {
+  /* A strategy line as TradingView draws the Supertrend (plot.style_linebr): green where the close
+     is at or above it (support), red where below (resistance), and broken where it changes side:
+     no segment joins the last bar of one side to the first bar of the other. Lightweight Charts
+     colours each segment with its starting point's colour, and joins a line across whitespace, so
+     the last point before a change of side (or before a gap) starts a transparent segment. */
+  const NONE = "rgba(0,0,0,0)";
+  function linePoints(data, values) {
+    const side = data.time.map((t, i) => {
       const v = values[i];
-      const ok = v !== null && v !== undefined && isFinite(v);
-      const above = ok && data.close[i] >= v;
-      up.push(ok && above ? { time: t, value: v } : { time: t });
-      down.push(ok && !above ? { time: t, value: v } : { time: t });
+      return v === null || v === undefined || !isFinite(v) ? 0 : data.close[i] >= v ? 1 : -1;
     });
-    return [up, down];
+    return data.time.map((t, i) => {
+      if (!side[i]) return { time: t };
+      const broken = i + 1 < side.length && side[i + 1] !== side[i];
+      return { time: t, value: values[i], color: broken ? NONE : side[i] > 0 ? GREEN : RED };
+    });
   }
 
   function markers(list) {
@@ -62,7 +74,7 @@
      markers: [{time, price, kind}], position: {avg_price, stop_loss, take_profit} | null} */
   function PriceChart(container, data, options) {
     options = options || {};
-    this.chart = LightweightCharts.createChart(container, baseOptions(container, options.height || 420));
+    this.chart = LightweightCharts.createChart(container, baseOptions(container, options.height || 420, options.dark));
     this.levels = [];
     this.candles = this.chart.addCandlestickSeries({
       upColor: GREEN, downColor: RED, borderUpColor: GREEN, borderDownColor: RED, wickUpColor: GREEN, wickDownColor: RED,
@@ -76,6 +88,7 @@
       },
     });
     this.lines = {};
+    this.hidden = new Set(options.hidden || []);
     this.priceLines = [];
     this.lastTime = null;
     this.count = 0;
@@ -97,18 +110,14 @@
     }
     for (const [label, values] of Object.entries(data.lines || {})) {
       if (!this.lines[label]) {
-        const style = { lineWidth: 2, priceLineVisible: false, lastValueVisible: false, crosshairMarkerVisible: false };
-        this.lines[label] = [
-          this.chart.addLineSeries(Object.assign({ color: GREEN }, style)),
-          this.chart.addLineSeries(Object.assign({ color: RED }, style)),
-        ];
+        this.lines[label] = this.chart.addLineSeries({
+          color: GREEN, lineWidth: 2, priceLineVisible: false, lastValueVisible: false, crosshairMarkerVisible: false,
+          visible: !this.hidden.has(label),
+        });
       }
-      lineHalves(data, values).forEach((points, half) => {
-        const series = this.lines[label][half];
-        if (appendOnly) {
-          for (const p of points) if (p.time >= this.lastTime) series.update(p);
-        } else series.setData(points);
-      });
+      /* Always the whole line: a point's colour depends on its successor, so the forming bar
+         changing side recolours the bar before it, which an append-only update cannot reach. */
+      this.lines[label].setData(linePoints(data, values));
     }
     this.candles.setMarkers(markers(data.markers || []));
     for (const line of this.priceLines) this.candles.removePriceLine(line);
@@ -127,10 +136,21 @@
     this.count = bars.length;
   };
 
+  PriceChart.prototype.theme = function (dark) {
+    this.chart.applyOptions(themeOptions(dark));
+  };
+
+  /* Show only the strategy lines named in ``labels`` (the symbol page's choice). */
+  PriceChart.prototype.showLines = function (labels) {
+    const wanted = new Set(labels);
+    this.hidden = new Set(Object.keys(this.lines).filter((label) => !wanted.has(label)));
+    for (const [label, series] of Object.entries(this.lines)) series.applyOptions({ visible: wanted.has(label) });
+  };
+
   /* Equity above, drawdown below, time scales kept in step. points: [{time (s), equity, drawdown_pct}] */
-  function EquityChart(equityBox, drawdownBox, points) {
-    this.equity = LightweightCharts.createChart(equityBox, baseOptions(equityBox, 280));
-    this.drawdown = LightweightCharts.createChart(drawdownBox, baseOptions(drawdownBox, 140));
+  function EquityChart(equityBox, drawdownBox, points, dark) {
+    this.equity = LightweightCharts.createChart(equityBox, baseOptions(equityBox, 280, dark));
+    this.drawdown = LightweightCharts.createChart(drawdownBox, baseOptions(drawdownBox, 140, dark));
     this.equitySeries = this.equity.addAreaSeries({ lineColor: BLUE, topColor: "rgba(31,111,235,0.25)", bottomColor: "rgba(31,111,235,0.02)", lineWidth: 2 });
     this.drawdownSeries = this.drawdown.addAreaSeries({ lineColor: RED, topColor: "rgba(215,58,73,0.05)", bottomColor: "rgba(215,58,73,0.35)", lineWidth: 1, invertFilledArea: true });
     resizeWith(equityBox, this.equity);
@@ -143,6 +163,30 @@
     const unique = dedupe(points);
     this.equitySeries.setData(unique.map((p) => ({ time: p.time, value: p.equity })));
     this.drawdownSeries.setData(unique.map((p) => ({ time: p.time, value: -p.drawdown_pct })));
+  };
+
+  EquityChart.prototype.theme = function (dark) {
+    this.equity.applyOptions(themeOptions(dark));
+    this.drawdown.applyOptions(themeOptions(dark));
+  };
+
+  /* Profit per period as bars, green for a gain and red for a loss. rows: [{time (s), pnl}], oldest first. */
+  function ProfitChart(container, rows, dark) {
+    this.chart = LightweightCharts.createChart(container, baseOptions(container, 260, dark));
+    this.chart.applyOptions({ timeScale: { timeVisible: false } });
+    this.bars = this.chart.addHistogramSeries({ priceLineVisible: false, lastValueVisible: false, base: 0 });
+    resizeWith(container, this.chart);
+    this.update(rows);
+  }
+
+  ProfitChart.prototype.update = function (rows) {
+    this.bars.setData(rows.map((r) => ({ time: r.time, value: r.pnl, color: r.pnl > 0 ? GREEN : r.pnl < 0 ? RED : GREY })));
+    this.chart.timeScale().fitContent();
+    this.count = rows.length;
+  };
+
+  ProfitChart.prototype.theme = function (dark) {
+    this.chart.applyOptions(themeOptions(dark));
   };
 
   function dedupe(points) {
@@ -167,5 +211,5 @@
     }
   }
 
-  window.TradebotChart = { PriceChart, EquityChart, link, dedupe };
+  window.TradebotChart = { PriceChart, EquityChart, ProfitChart, link, dedupe, baseOptions, themeOptions };
 })();

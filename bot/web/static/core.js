@@ -59,7 +59,7 @@ TB.el = function (tag, attrs, ...children) {
   return node;
 };
 
-/* columns: [{label, value: row => text|Node, cls: row => class}] */
+/* columns: [{label, value: row => text|Node, cls: row => class, num: right-aligned, wrap: long text}] */
 TB.table = function (columns, rows, empty) {
   if (!rows.length) return TB.el("p", { class: "empty" }, empty || "Nothing yet.");
   const head = TB.el("tr", {}, columns.map((c) => TB.el("th", { class: c.num ? "num" : "" }, c.label)));
@@ -68,7 +68,7 @@ TB.table = function (columns, rows, empty) {
       "tr",
       {},
       columns.map((c) =>
-        TB.el("td", { class: [c.num ? "num" : "", c.cls ? c.cls(row) : ""].join(" ").trim() || null, "data-label": c.label }, c.value(row))
+        TB.el("td", { class: [c.num ? "num" : "", c.wrap ? "wrap" : "", c.cls ? c.cls(row) : ""].join(" ").trim() || null, "data-label": c.label }, c.value(row))
       )
     )
   );
@@ -86,11 +86,58 @@ TB.replace = function (id, node) {
   else document.getElementById("app").append(node);
 };
 
+/* Toasts stack in one box, newest last, each on its own (never one over another); at most
+   TOASTS_SHOWN at once, the oldest going first; a click dismisses one. */
+TB.TOASTS_SHOWN = 4;
 TB.toast = function (text, kind) {
-  const box = TB.el("div", { class: "toast " + (kind || ""), role: "status" }, text);
-  document.body.append(box);
-  setTimeout(() => box.remove(), 6000);
+  let stack = document.getElementById("toasts");
+  if (!stack) {
+    stack = TB.el("div", { id: "toasts", "aria-live": "polite" });
+    document.body.append(stack);
+  }
+  const box = TB.el("div", { class: "toast " + (kind || ""), role: kind === "error" ? "alert" : "status" }, text);
+  box.addEventListener("click", () => box.remove());
+  stack.append(box);
+  while (stack.children.length > TB.TOASTS_SHOWN) stack.firstElementChild.remove();
+  setTimeout(() => box.remove(), kind === "error" ? 10000 : 6000);
 };
+
+/* ------------------------------------------------------------------ theme */
+
+/* "auto" follows the system (prefers-color-scheme); "dark" and "light" are the trader's choice,
+   kept in this browser. theme.js applies a choice before the page paints. */
+TB.THEME_KEY = "tradebot.theme";
+TB.onTheme = []; /* fn(dark): charts recolour themselves */
+const systemDark = window.matchMedia ? window.matchMedia("(prefers-color-scheme: dark)") : null;
+TB.themeChoice = function () {
+  try {
+    const choice = localStorage.getItem(TB.THEME_KEY);
+    return choice === "dark" || choice === "light" ? choice : "auto";
+  } catch (e) {
+    return "auto";
+  }
+};
+TB.dark = () => (TB.themeChoice() === "auto" ? !!(systemDark && systemDark.matches) : TB.themeChoice() === "dark");
+TB.applyTheme = function () {
+  const choice = TB.themeChoice();
+  if (choice === "auto") delete document.documentElement.dataset.theme;
+  else document.documentElement.dataset.theme = choice;
+  const button = document.getElementById("theme");
+  if (button) {
+    button.textContent = "Theme: " + choice;
+    button.title = choice === "auto" ? "following the system (" + (TB.dark() ? "dark" : "light") + "); click to change" : "click to change";
+  }
+  TB.onTheme.forEach((hook) => hook(TB.dark()));
+};
+TB.cycleTheme = function () {
+  const next = { auto: "dark", dark: "light", light: "auto" }[TB.themeChoice()];
+  try {
+    if (next === "auto") localStorage.removeItem(TB.THEME_KEY);
+    else localStorage.setItem(TB.THEME_KEY, next);
+  } catch (e) { /* storage off: the choice lasts this page */ }
+  TB.applyTheme();
+};
+if (systemDark) systemDark.addEventListener("change", () => TB.themeChoice() === "auto" && TB.applyTheme());
 
 /* ------------------------------------------------------------------ status badge and banner */
 
@@ -131,6 +178,7 @@ TB.showStatus = function (status) {
 
 TB.lastEventId = null;
 TB.onEvent = []; /* page hooks: fn(event) */
+TB.onLog = []; /* page hooks: fn(last_seq), when new log lines were written */
 let refreshTimer = null;
 
 TB.refreshSoon = function (delay = 150) {
@@ -159,6 +207,8 @@ TB.connect = function (attempt = 0) {
       TB.refreshSoon();
     } else if (data.type === "cycle") {
       TB.refreshSoon(300);
+    } else if (data.type === "log") {
+      TB.onLog.forEach((hook) => hook(data.last_seq));
     }
   };
   socket.onclose = (event) => {
@@ -174,9 +224,9 @@ TB.connect = function (attempt = 0) {
 
 /* ------------------------------------------------------------------ actions (confirmation step) */
 
-TB.act = async function (path, body) {
+TB.act = async function (path, body, method = "POST") {
   try {
-    const answer = await TB.api(path, { method: "POST", body });
+    const answer = await TB.api(path, { method, body });
     if (answer.confirmation) TB.confirmDialog(answer.confirmation);
     else TB.toast(answer.text);
     TB.refreshSoon();
@@ -226,6 +276,9 @@ TB.confirmDialog = function (confirmation) {
   );
   dialog.hidden = false;
 };
+
+document.getElementById("theme").addEventListener("click", TB.cycleTheme);
+TB.applyTheme();
 
 document.getElementById("logout").addEventListener("click", async () => {
   await fetch("/logout", { method: "POST", headers: { "X-CSRF-Token": TB.csrf }, credentials: "same-origin" });

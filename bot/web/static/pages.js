@@ -42,7 +42,14 @@
         { label: "Stop", num: true, value: (o) => money(o.stop_loss) },
         { label: "Target", num: true, value: (o) => money(o.take_profit) },
         { label: "Strategy", value: (o) => o.strategy },
-        { label: "Reason", value: (o) => o.error || o.reason },
+        { label: "Reason", wrap: true, value: (o) => o.error || o.reason },
+        {
+          label: "",
+          value: (o) => o.cancelable
+            ? el("button", { class: "small act cancel-order", "data-order": o.client_order_id,
+                onclick: () => TB.act("/orders/" + encodeURIComponent(o.client_order_id), undefined, "DELETE") }, "Cancel")
+            : null,
+        },
       ],
       orders,
       empty
@@ -54,7 +61,7 @@
       [
         { label: TB.clockLabel("Time"), value: (e) => time(e.time) },
         { label: "Kind", value: (e) => e.kind, cls: (e) => "sev-" + e.severity },
-        { label: "Message", value: (e) => e.message },
+        { label: "Message", wrap: true, value: (e) => e.message },
       ],
       events,
       "No events yet."
@@ -125,14 +132,36 @@
 
   /* ------------------------------------------------------------------ symbol chart */
 
+  /* Which strategy lines the chart draws: all but those the trader unticked (kept in this browser). */
+  const HIDDEN_LINES = "tradebot.hiddenLines";
+  const hiddenLines = () => { try { return JSON.parse(localStorage.getItem(HIDDEN_LINES) || "[]"); } catch (e) { return []; } };
+
+  function lineChoice(labels) {
+    const hidden = new Set(hiddenLines());
+    const boxes = labels.map((label) => el("input", { type: "checkbox", value: label, checked: !hidden.has(label) }));
+    const form = el("form", { class: "filters line-choice" }, el("span", { class: "label" }, "Lines:"),
+      boxes.map((box) => el("label", {}, box, " " + box.value)));
+    form.addEventListener("change", () => {
+      const shown = boxes.filter((b) => b.checked).map((b) => b.value);
+      const others = hiddenLines().filter((label) => !labels.includes(label));
+      localStorage.setItem(HIDDEN_LINES, JSON.stringify(others.concat(boxes.filter((b) => !b.checked).map((b) => b.value))));
+      priceChart.showLines(shown);
+    });
+    return form;
+  }
+
   let priceChart = null;
   async function symbolPage() {
     const [status, data] = await Promise.all([TB.api("/status"), TB.api("/bars/" + TB.symbol)]);
     TB.showStatus(status);
+    window.tradebotBars = data; /* what the chart draws: for tests and the curious */
+    const labels = Object.keys(data.lines);
     if (!priceChart) {
       const box = el("div", { class: "chart", id: "price-chart" });
-      TB.replace("chart-box", el("div", {}, box, el("p", { class: "hint" }, "Wheel or pinch to zoom, drag to pan. " + TB.clockLabel("Times in UTC") + ".")));
-      priceChart = new TradebotChart.PriceChart(box, data, { visibleBars: 120 });
+      TB.replace("chart-box", el("div", {}, labels.length ? lineChoice(labels) : null, box,
+        el("p", { class: "hint" }, "Wheel or pinch to zoom, drag to pan. " + TB.clockLabel("Times in UTC") + ".")));
+      priceChart = new TradebotChart.PriceChart(box, data, { visibleBars: 120, hidden: hiddenLines(), dark: TB.dark() });
+      TB.onTheme.push((dark) => priceChart.theme(dark));
       window.tradebotPriceChart = priceChart; /* for tests and the curious */
     } else priceChart.update(data);
     const last = data.close[data.close.length - 1];
@@ -150,9 +179,10 @@
     TB.showStatus(status);
     TB.replace("pnl", el("div", { class: "cards" },
       card("Equity", money(pnl.equity)), card("Return", pct(pnl.return_pct), cls(pnl.return_pct)),
-      card("Realized", signed(pnl.total_realized), cls(pnl.total_realized)), card("Unrealized", signed(pnl.unrealized), cls(pnl.unrealized)),
+      card("Today", signed(pnl.today_pnl), cls(pnl.today_pnl)), card("Realized today", signed(pnl.today_realized), cls(pnl.today_realized)),
+      card("Unrealized", signed(pnl.unrealized), cls(pnl.unrealized)), card("Realized", signed(pnl.total_realized), cls(pnl.total_realized)),
       card("Sharpe", pnl.sharpe === null ? "–" : pnl.sharpe.toFixed(2)), card("Max drawdown", pct(pnl.max_drawdown_pct)),
-      card("Win rate", pct(pnl.win_rate * 100, 0)), card("Trades", String(pnl.trades))));
+      card("Win rate", pct(pnl.win_rate, 0)), card("Trades", String(pnl.trades))));
     if (pnl.sharpe === null && pnl.history) TB.replace("pnl-note", el("p", { class: "hint" }, "Sharpe: " + pnl.history));
     const points = curve.points.map((p) => ({ time: Math.floor(Date.parse(p.time) / 1000), equity: p.equity, drawdown_pct: p.drawdown_pct }));
     if (points.length < 2) {
@@ -162,8 +192,101 @@
     if (!equityChart) {
       const top = el("div", { class: "chart medium" }), bottom = el("div", { class: "chart small" });
       TB.replace("equity-box", el("div", {}, el("h2", {}, TB.clockLabel("Equity")), top, el("h2", {}, "Drawdown %"), bottom));
-      equityChart = new TradebotChart.EquityChart(top, bottom, points);
+      equityChart = new TradebotChart.EquityChart(top, bottom, points, TB.dark());
+      TB.onTheme.push((dark) => equityChart.theme(dark));
     } else equityChart.update(points);
+  }
+
+  /* ------------------------------------------------------------------ profit by day, week, month */
+
+  const PERIODS = [["day", "Daily"], ["week", "Weekly"], ["month", "Monthly"]];
+  const PERIOD_NAMES = { day: "days", week: "weeks", month: "months" };
+  const PERIOD_COLUMN = { day: "Day", week: "Week", month: "Month" };
+  let profitChart = null;
+  const profitPeriod = () => {
+    const wanted = new URLSearchParams(location.search).get("period");
+    return PERIODS.some(([p]) => p === wanted) ? wanted : "day";
+  };
+
+  async function profitPage() {
+    const period = profitPeriod();
+    const [status, data] = await Promise.all([TB.api("/status"), TB.api("/profit?period=" + period)]);
+    TB.showStatus(status);
+    TB.replace("periods", el("div", { class: "periods" }, PERIODS.map(([p, label]) =>
+      el("button", { type: "button", class: "small" + (p === period ? " selected" : ""), "data-period": p, onclick: () => {
+        history.replaceState(null, "", "?period=" + p);
+        TB.refreshSoon(0);
+      } }, label))));
+    const wins = data.periods.reduce((n, r) => n + r.wins, 0);
+    TB.replace("profit-cards", el("div", { class: "cards" },
+      card("Realized P&L, last " + data.periods.length + " " + PERIOD_NAMES[period], signed(data.pnl), cls(data.pnl)),
+      card("Trades", String(data.trades)), card("Winning trades", String(wins))));
+    const rows = data.periods.slice().reverse().map((r) => ({ time: Math.floor(Date.parse(r.start) / 1000), pnl: r.pnl }));
+    if (!profitChart) {
+      const box = el("div", { class: "chart medium", id: "profit-chart" });
+      TB.replace("profit-box", el("div", {}, box, el("p", { class: "hint" }, "Realized: each closed trade counts on the " +
+        "day, week (Monday to Sunday) or month its exit falls in, UTC" + (TB.simulated ? ", on the simulated clock" : "") + ".")));
+      profitChart = new TradebotChart.ProfitChart(box, rows, TB.dark());
+      TB.onTheme.push((dark) => profitChart.theme(dark));
+      window.tradebotProfitChart = profitChart; /* for tests and the curious */
+    } else profitChart.update(rows);
+    TB.replace("rows", table([
+      { label: PERIOD_COLUMN[period], value: (r) => r.label },
+      { label: "P&L", num: true, value: (r) => signed(r.pnl), cls: (r) => cls(r.pnl) },
+      { label: "Return", num: true, value: (r) => pct(r.return_pct), cls: (r) => cls(r.pnl) },
+      { label: "Trades", num: true, value: (r) => String(r.trades) },
+      { label: "Wins", num: true, value: (r) => String(r.wins) },
+      { label: "Equity at start", num: true, value: (r) => money(r.start_equity) },
+    ], data.periods, "No periods."));
+  }
+
+  /* ------------------------------------------------------------------ log viewer */
+
+  const LEVELS = [["DEBUG", "all"], ["INFO", "info and above"], ["WARNING", "warnings and errors"], ["ERROR", "errors only"]];
+  const log = { after: 0, busy: false, again: false, timer: null, level: null, box: null };
+
+  async function loadLogs() {
+    if (log.busy) { log.again = true; return; }
+    log.busy = true;
+    try {
+      const level = log.level.value;
+      const data = await TB.api("/logs?limit=1000&level=" + level + "&after=" + log.after);
+      if (level !== log.level.value) return; /* the filter changed meanwhile: that load starts over */
+      const atBottom = log.box.scrollTop + log.box.clientHeight >= log.box.scrollHeight - 4;
+      log.box.append(...data.lines.map((l) => el("span", { class: "line level-" + l.level, "data-seq": String(l.seq) },
+        TB.time(l.time).slice(0, 19) + " " + l.level + " " + l.logger + ": " + l.message)));
+      while (log.box.childElementCount > data.kept) log.box.firstElementChild.remove();
+      if (!log.box.childElementCount) log.box.replaceChildren(el("span", { class: "empty" }, "No log lines at this level yet."));
+      else log.box.querySelectorAll(".empty").forEach((e) => e.remove());
+      log.after = data.last_seq;
+      if (atBottom) log.box.scrollTop = log.box.scrollHeight;
+      TB.replace("log-note", el("p", { class: "hint" }, "The last " + data.kept + " lines this process logged (kept in memory, " +
+        "secrets masked as in the log files), newest at the bottom, live. Times: the wall clock, UTC."));
+    } finally {
+      log.busy = false;
+      if (log.again) { log.again = false; loadLogs().catch((e) => TB.toast(e.message, "error")); }
+    }
+  }
+
+  async function logsPage() {
+    if (!log.box) {
+      log.level = el("select", { name: "level" }, LEVELS.map(([value, text]) => el("option", { value }, text)));
+      log.level.value = "INFO";
+      log.level.addEventListener("change", () => {
+        log.after = 0;
+        log.box.replaceChildren();
+        loadLogs().catch((e) => TB.toast(e.message, "error"));
+      });
+      log.box = el("pre", { class: "log", id: "log-lines" });
+      TB.replace("filters", el("form", { class: "filters", id: "logs-filters" }, el("label", {}, "Level ", log.level)));
+      TB.replace("rows", el("div", {}, log.box));
+      /* Live: the WebSocket says when lines were written; one read a second at most. */
+      TB.onLog.push(() => {
+        if (!log.timer) log.timer = setTimeout(() => { log.timer = null; loadLogs().catch((e) => TB.toast(e.message, "error")); }, 1000);
+      });
+    }
+    const [status] = await Promise.all([TB.api("/status"), loadLogs()]);
+    TB.showStatus(status);
   }
 
   /* ------------------------------------------------------------------ trades and orders */
@@ -223,7 +346,7 @@
     TB.showStatus(status);
     TB.replace("list", el("div", {}, list.map((s) => el("section", { class: "strategy" },
       el("h2", {}, s.label), el("p", {}, s.description),
-      el("div", { class: "cards" }, card("P&L", signed(s.pnl), cls(s.pnl)), card("Trades", String(s.trades)), card("Win rate", pct(s.win_rate * 100, 0)),
+      el("div", { class: "cards" }, card("P&L", signed(s.pnl), cls(s.pnl)), card("Trades", String(s.trades)), card("Win rate", pct(s.win_rate, 0)),
         card(TB.clockLabel("Last signal"), s.last_signal_time ? time(s.last_signal_time) : "none")),
       s.last_signal ? el("p", {}, "Last signal: " + s.last_signal) : null,
       table([{ label: "Parameter", value: (p) => p.name }, { label: "Value", num: true, value: (p) => String(p.value) },
@@ -274,6 +397,8 @@
     overview: [["summary", "controls", "health", "positions", "orders", "alerts"], overview],
     symbol: [["symbol-cards", "chart-box", "symbol-position"], symbolPage],
     equity: [["pnl", "pnl-note", "equity-box"], equityPage],
+    profit: [["periods", "profit-cards", "profit-box", "rows"], profitPage],
+    logs: [["filters", "log-note", "rows"], logsPage],
     trades: [["filters", "rows"], trades],
     orders: [["filters", "rows"], orders],
     strategies: [["list"], strategies],

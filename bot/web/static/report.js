@@ -24,11 +24,13 @@
   document.getElementById("metrics").append(...metrics.map(([label, value]) =>
     el("div", { class: "card" }, el("span", { class: "label" }, label), el("span", { class: "value" }, value))));
 
-  const price = new TradebotChart.PriceChart(document.getElementById("price"), data.price, { height: 460 });
+  /* The report follows the system's theme, as its stylesheet does. */
+  const dark = !!(window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches);
+  const price = new TradebotChart.PriceChart(document.getElementById("price"), data.price, { height: 460, dark });
   const charts = [price.chart];
   let equity = null;
   if (data.equity.length > 1) {
-    equity = new TradebotChart.EquityChart(document.getElementById("equity"), document.getElementById("drawdown"), data.equity);
+    equity = new TradebotChart.EquityChart(document.getElementById("equity"), document.getElementById("drawdown"), data.equity, dark);
     charts.push(equity.equity, equity.drawdown);
   }
   TradebotChart.link(...charts);
@@ -40,14 +42,17 @@
     document.getElementById("price").scrollIntoView({ behavior: "smooth", block: "center" });
   }
 
+  const HEAD = ["#", "Entry", "Exit", "Entry price", "Exit price", "Qty", "P&L", "Return", "Exit reason"];
+  /* Each cell carries its column's name: on a phone a row is a block of labelled cells (style.css). */
+  const cell = (i, text, cls) => el("td", Object.assign({ "data-label": HEAD[i] }, cls ? { class: cls } : {}), text);
   const rows = data.trades.map((t, i) =>
     el("tr", { class: "trade", "data-index": String(i), onclick: () => zoom(t), title: "zoom onto this trade" },
-      el("td", {}, String(i + 1)), el("td", {}, stamp(t.entry_time)), el("td", {}, stamp(t.exit_time)),
-      el("td", { class: "num" }, money(t.entry_price)), el("td", { class: "num" }, money(t.exit_price)),
-      el("td", { class: "num" }, Number(t.qty).toLocaleString("en-US", { maximumFractionDigits: 6 })),
-      el("td", { class: "num " + (t.pnl > 0 ? "up" : t.pnl < 0 ? "down" : "") }, money(t.pnl)),
-      el("td", { class: "num" }, t.return_pct.toFixed(2) + "%"), el("td", {}, t.exit_reason)));
-  const head = el("tr", {}, ["#", "Entry", "Exit", "Entry price", "Exit price", "Qty", "P&L", "Return", "Exit reason"].map((h) => el("th", {}, h)));
+      cell(0, String(i + 1)), cell(1, stamp(t.entry_time)), cell(2, stamp(t.exit_time)),
+      cell(3, money(t.entry_price), "num"), cell(4, money(t.exit_price), "num"),
+      cell(5, Number(t.qty).toLocaleString("en-US", { maximumFractionDigits: 6 }), "num"),
+      cell(6, money(t.pnl), "num " + (t.pnl > 0 ? "up" : t.pnl < 0 ? "down" : "")),
+      cell(7, t.return_pct.toFixed(2) + "%", "num"), cell(8, t.exit_reason)));
+  const head = el("tr", {}, HEAD.map((h) => el("th", {}, h)));
   document.getElementById("trades").append(rows.length
     ? el("div", { class: "scroll" }, el("table", {}, el("thead", {}, head), el("tbody", {}, rows)))
     : el("p", { class: "empty" }, "No trades."));
