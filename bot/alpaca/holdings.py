@@ -158,50 +158,40 @@ def cover(
     """The invariant for one position (``need``: what of ``held`` can carry a stop)."""
     stop = holding.stop_price() or (books.stop_loss if books else None)
     target = holding.target_price() or guard_target or (books.take_profit if books else None)
+
+    def state(kind: CoverState, covered: float, note: str) -> StopCover:
+        return StopCover(symbol, held, covered, stop, target, kind, note)
+
     if held < -EPSILON:
-        return StopCover(
-            symbol,
-            held,
-            0.0,
-            stop,
-            target,
+        short = qty_key(-held)
+        return state(
             CoverState.SHORT,
-            f"SHORT {qty_key(-held)} at Alpaca: tradebot never sells short and no stop protects a short; "
-            f"close it (/flatten, or /buy {symbol} {qty_key(-held)})",
+            0.0,
+            f"SHORT {short} at Alpaca: tradebot never sells short and no stop protects a short; "
+            f"close it (/flatten, or /buy {symbol} {short})",
         )
     stops, pending, exiting = holding.stop_qty(), holding.pending() + guard_pending, holding.exiting()
     covered = stops + pending + exiting
     if stops + pending > held + EPSILON:
-        return StopCover(
-            symbol,
-            held,
-            covered,
-            stop,
-            target,
-            CoverState.EXCESS,
-            f"stops for {qty_key(stops + pending)} on {qty_key(held)} held: a fall would sell into a short",
+        excess = (
+            f"stops for {qty_key(stops + pending)} on {qty_key(held)} held: a fall would sell into a short"
         )
+        return state(CoverState.EXCESS, covered, excess)
     if need <= EPSILON:
-        return StopCover(
-            symbol, held, covered, stop, target, CoverState.DUST, "too small for any stop Alpaca takes (dust)"
+        return state(CoverState.DUST, covered, "too small for any stop Alpaca takes (dust)")
+    if covered + EPSILON < need:
+        return state(
+            CoverState.UNPROTECTED,
+            covered,
+            f"NO stop for {qty_key(need - covered)} of {qty_key(held)} at Alpaca",
         )
-    if covered + EPSILON >= need:
-        how = []
-        if stops > EPSILON:
-            how.append("held stop leg" if any(is_held(o) for o in holding.stops) else "working stop")
-        if pending > EPSILON:
-            how.append("the working entry's stop leg")
-        if exiting > EPSILON:
-            how.append("an exit working")
-        if need < held - EPSILON:
-            how.append(f"{qty_key(held - need)} too small for a stop")
-        return StopCover(symbol, held, covered, stop, target, CoverState.PROTECTED, ", ".join(how))
-    return StopCover(
-        symbol,
-        held,
-        covered,
-        stop,
-        target,
-        CoverState.UNPROTECTED,
-        f"NO stop for {qty_key(need - covered)} of {qty_key(held)} at Alpaca",
-    )
+    how = []
+    if stops > EPSILON:
+        how.append("held stop leg" if any(is_held(o) for o in holding.stops) else "working stop")
+    if pending > EPSILON:
+        how.append("the working entry's stop leg")
+    if exiting > EPSILON:
+        how.append("an exit working")
+    if need < held - EPSILON:
+        how.append(f"{qty_key(held - need)} too small for a stop")
+    return state(CoverState.PROTECTED, covered, ", ".join(how))

@@ -152,12 +152,18 @@ class FillLedger:
             trade = self._reduce_position(s, replace(fill, qty=position.qty), order, position)
             self._open_short(s, fill, order, None, fill.qty - position.qty)
             return trade
+        return self._close(s, fill, order, position, ExitReason.SIGNAL)
+
+    def _close(self, s: Session, fill: Fill, order: Order, position: Position, default: ExitReason) -> Trade:
+        """Close what ``fill`` can of ``position`` (a long by a sell, a short by a buy): a round trip,
+        the entry's commission shared out."""
+        size, sign = abs(position.qty), (1.0 if position.qty > 0 else -1.0)
         commission_so_far = repo.position_commission(s, fill.symbol)
-        closed_qty = min(fill.qty, position.qty)
-        share = closed_qty / position.qty if position.qty > 0 else 1.0
+        closed_qty = min(fill.qty, size)
+        share = closed_qty / size if size > 0 else 1.0
         entry_commission = commission_so_far * share
-        pnl = (fill.price - position.avg_price) * closed_qty - entry_commission - fill.commission
-        reason = fill.exit_reason or order.exit_reason or ExitReason.SIGNAL
+        pnl = sign * (fill.price - position.avg_price) * closed_qty - entry_commission - fill.commission
+        reason = fill.exit_reason or order.exit_reason or default
         trade = Trade(
             symbol=fill.symbol,
             strategy=position.strategy,
@@ -171,11 +177,13 @@ class FillLedger:
             commission=entry_commission + fill.commission,
         )
         repo.add_trade(s, trade)
-        remaining = position.qty - closed_qty
+        remaining = size - closed_qty
         if remaining <= EPSILON:
             repo.delete_position(s, fill.symbol)
         else:
-            repo.save_position(s, replace(position, qty=remaining), commission_so_far - entry_commission)
+            repo.save_position(
+                s, replace(position, qty=sign * remaining), commission_so_far - entry_commission
+            )
         return trade
 
     def _open_short(
@@ -203,32 +211,10 @@ class FillLedger:
 
     def _cover_short(self, s: Session, fill: Fill, order: Order, position: Position) -> Trade:
         """A buy closes (part of) a short: a round trip whose P&L is what it was sold at less what
-        it was bought back at."""
-        commission_so_far = repo.position_commission(s, fill.symbol)
-        closed_qty = min(fill.qty, -position.qty)
-        share = closed_qty / -position.qty
-        entry_commission = commission_so_far * share
-        pnl = (position.avg_price - fill.price) * closed_qty - entry_commission - fill.commission
-        trade = Trade(
-            symbol=fill.symbol,
-            strategy=position.strategy,
-            qty=closed_qty,
-            entry_time=position.opened_at or fill.time,
-            entry_price=position.avg_price,
-            exit_time=fill.time,
-            exit_price=fill.price,
-            pnl=pnl,
-            exit_reason=(fill.exit_reason or order.exit_reason or ExitReason.MANUAL).value,
-            commission=entry_commission + fill.commission,
-        )
-        repo.add_trade(s, trade)
-        remaining = position.qty + closed_qty
-        if remaining >= -EPSILON:
-            repo.delete_position(s, fill.symbol)
-            if fill.qty > closed_qty + EPSILON:  # bought beyond the short: the rest is a long
-                self._add_to_position(s, replace(fill, qty=fill.qty - closed_qty), order, None)
-        else:
-            repo.save_position(s, replace(position, qty=remaining), commission_so_far - entry_commission)
+        it was bought back at; what it bought beyond the short is a long."""
+        trade = self._close(s, fill, order, position, ExitReason.MANUAL)
+        if fill.qty > trade.qty + EPSILON:
+            self._add_to_position(s, replace(fill, qty=fill.qty - trade.qty), order, None)
         return trade
 
     def _announce(self, fill: Fill, order: Order, trade: Trade | None) -> None:
