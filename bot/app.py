@@ -179,6 +179,26 @@ def _alpaca(settings: Settings, clock: Clock | None) -> tuple[Broker, BarSource,
     return broker, source, clock or SystemClock()
 
 
+def _alpaca_data_warnings(s: Settings, timeframe: Timeframe, symbols: list[str], *, paper: bool) -> list[str]:
+    """What about Alpaca's bars the trader must know at start: a delayed feed, and hour bars that
+    straddle the regular session (bot.data.sessions) when only regular hours are kept."""
+    from bot.alpaca.setup import check_feed
+    from bot.domain import is_crypto
+
+    lines = []
+    delayed = check_feed(s, paper)
+    if delayed:
+        lines.append(f"WARNING: {delayed}.")
+    stocks = any(not is_crypto(symbol) for symbol in symbols)
+    if stocks and not s.tradebot_extended_hours_bars and 1800 < timeframe.seconds < 86_400:
+        lines.append(
+            f"Stock bars: regular hours only; Alpaca's {timeframe.label} bars start on UTC hours, so "
+            "those straddling 09:30 or 16:00 New York time mix in extended hours and are dropped "
+            "(30m or shorter keeps the open; TRADEBOT_EXTENDED_HOURS_BARS=on keeps every bar)."
+        )
+    return lines
+
+
 def _banner(app: App, timeframe: Timeframe, speed: float, ahead: timedelta) -> list[str]:
     s = app.settings
     lines = [f"tradebot {__version__}"]
@@ -210,6 +230,8 @@ def _banner(app: App, timeframe: Timeframe, speed: float, ahead: timedelta) -> l
             lines.append(f"Alpaca account: {flags().describe()}.")
         except Exception as exc:  # the banner never stops a start; the first cycle reads them again
             lines.append(f"Alpaca account flags could not be read: {exc}")
+    if app.mode != "sim":
+        lines.extend(_alpaca_data_warnings(s, timeframe, app.engine.symbols, paper=app.mode == "paper"))
     pause = app.service.pause_state()
     if pause is not None:  # state that outlives a run says so at start
         from bot.formatting import paused

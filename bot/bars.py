@@ -21,7 +21,13 @@ COLUMNS = ("open", "high", "low", "close", "volume")
 NS = 1_000_000_000
 
 _UNITS = {"m": 60, "h": 3600, "d": 86400}
-_TF_RE = re.compile(r"^\s*(\d+)\s*(m|min|h|d)\s*$", re.IGNORECASE)
+# ASCII digits only (``\d`` would take Arabic-Indic or full-width ones), at most six of them.
+_TF_RE = re.compile(r"^\s*([0-9]{1,6})\s*(m|min|h|d)\s*$", re.IGNORECASE)
+# The longest bar the bot draws, backtests or asks a data source for: a week. Longer ones have
+# no data source (Alpaca serves up to 1d, Polygon whole days) and a chart's span of them runs
+# past the calendar (999999d x 300 bars is an OverflowError in datetime arithmetic).
+MAX_TIMEFRAME_SECONDS = 7 * 86400
+TIMEFRAME_FORMAT = "a whole number and a unit (m, h or d) from 1m to 7d, like 1m, 15m, 1h or 1d"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +38,19 @@ class Timeframe:
 
     @classmethod
     def parse(cls, text: str) -> Timeframe:
+        """The one parser of a bar length typed by a person (``/chart``, the API, ``--timeframe``).
+
+        Raises ``ValueError`` with one sentence for anything the bot cannot handle: no unit, a
+        zero, non-ASCII digits, ``1M`` (a month elsewhere: never read as a minute), or a bar longer
+        than ``MAX_TIMEFRAME_SECONDS``."""
+        shown = text if len(text) <= 24 else text[:24] + "..."
         match = _TF_RE.match(text)
-        if not match or int(match.group(1)) <= 0:
-            raise ValueError(f"invalid timeframe {text!r}: use a number and a unit, like 1m, 15m, 1h or 1d")
-        unit = match.group(2).lower()[0]
-        return cls(int(match.group(1)) * _UNITS[unit])
+        if match and match.group(2) == "M":
+            raise ValueError(f"invalid timeframe {shown!r}: M would be months; minutes are written m (15m)")
+        seconds = int(match.group(1)) * _UNITS[match.group(2).lower()[0]] if match else 0
+        if not 0 < seconds <= MAX_TIMEFRAME_SECONDS:
+            raise ValueError(f"invalid timeframe {shown!r}: allowed {TIMEFRAME_FORMAT}")
+        return cls(seconds)
 
     @property
     def label(self) -> str:

@@ -440,6 +440,8 @@ def _request_id(caller: Caller) -> str:
 
 
 def _number(text: str) -> float | None:
+    if not text.isascii():  # float() would read "١٠" or "１０" as 10
+        return None
     try:
         value = float(text)
     except ValueError:
@@ -448,7 +450,7 @@ def _number(text: str) -> float | None:
 
 
 def _positive_int(text: str) -> int | None:
-    return int(text) if text.isdigit() and int(text) > 0 else None
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 and int(text) > 0 else None
 
 
 def _ago(delta: timedelta) -> str:

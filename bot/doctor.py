@@ -165,6 +165,7 @@ def check_configuration(
                 "heroku config:set TRADEBOT_CONSOLE=off (or set TELEGRAM_BOT_TOKEN)",
             )
         )
+    problems += check_web(settings)
     if not any(p.level == FAIL for p in problems):
         mode = ("Alpaca " + ("paper" if settings.alpaca_paper else "LIVE")) if key else "simulated market"
         summary = (
@@ -174,6 +175,37 @@ def check_configuration(
         )
         problems.insert(0, Check(area, OK, summary))
     return problems
+
+
+def check_web(settings: Settings) -> list[Check]:
+    """What ``tradebot run`` checks before it binds the dashboard: credentials and password
+    strength on a public address (``bot.web.config``), and whose X-Forwarded-For it believes."""
+    from bot.web.config import WebConfig, WebConfigError
+
+    area = "configuration"
+    try:
+        config = WebConfig.from_settings(settings)
+    except WebConfigError as exc:
+        return [
+            Check(
+                area,
+                FAIL,
+                f"tradebot run would refuse to start: {exc}",
+                "change the variable it names; where only `tradebot tick` runs, TRADEBOT_WEB_PORT=off",
+            )
+        ]
+    if config is None:
+        return []
+    where = f"{config.host}:{config.port or 'any free port'}"
+    proxies = config.proxies
+    if proxies.platform:
+        believed = "X-Forwarded-For from the platform's router ($PORT is set)"
+    elif proxies.networks:
+        believed = "X-Forwarded-For from " + ", ".join(map(str, proxies.networks))
+    else:
+        believed = "no X-Forwarded-For (clients are counted by their own address)"
+    login = "password or token" if config.has_credentials else "one-time link, loopback only"
+    return [Check(area, OK, f"dashboard on {where}: {login}; believes {believed}")]
 
 
 # ---------------------------------------------------------------------- database
@@ -308,6 +340,11 @@ def check_broker(settings: Settings, timeout: float = NETWORK_TIMEOUT) -> list[C
             f"Alpaca {mode} account reachable: equity {account.equity:,.2f}, cash {account.cash:,.2f}",
         )
     ]
+    from bot.alpaca.setup import check_feed
+
+    delayed = check_feed(settings, broker.paper)  # live was refused above, as a ConfigError
+    if delayed:
+        checks.append(Check(area, WARN, delayed, "set ALPACA_DATA_FEED=iex (free) or sip (paid)"))
     try:
         flags = broker.flags()
         covers = broker.check_protection([])

@@ -162,8 +162,9 @@ class Fill:
     qty: float
     price: float
     time: datetime
-    commission: float = 0.0
+    commission: float = 0.0  # in the account's currency (a fee paid in coins, at the fill's price)
     exit_reason: ExitReason | None = None  # set when a protective stop or target filled
+    fee_qty: float = 0.0  # of ``qty``, what the broker kept as its fee: the position grows by the rest
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_TIME_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})(?:\s+(\S+))?\s*$")
+_TIME_RE = re.compile(r"^\s*([0-9]{1,2}):([0-9]{2})(?:\s+(\S+))?\s*$")  # ASCII digits only
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +42,14 @@ class SummaryTime:
 
 
 def parse_summary_time(text: str) -> SummaryTime | None:
-    """``"21:00"`` (UTC), ``"16:15 America/New_York"``; ``""``/``"off"``: no summary."""
-    if text.strip().lower() in {"", "off", "none", "false", "no"}:
+    """``"21:00"`` (UTC), ``"16:15 America/New_York"``; ``""``/``"off"``: no summary.
+
+    ``None``, ``false`` or ``no`` are refused rather than read as off: each could as well be a
+    placeholder left in a template, and a summary silently never sent is found out days later."""
+    if text.strip().lower() in {"", "off"}:
         return None
+    if text.strip().lower() in {"none", "null", "false", "no", "0"}:
+        raise ValueError(f"DAILY_SUMMARY_TIME={text!r}: write off for no summary, or HH:MM")
     match = _TIME_RE.match(text)
     if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
         raise ValueError(

@@ -290,6 +290,11 @@ def test_positions_carry_the_bracket_levels(fake, broker):
     assert {o.exit_reason for o in broker.open_orders()} == {ExitReason.STOP_LOSS, ExitReason.TAKE_PROFIT}
 
 
+# A buy of 0.1 BTC leaves 0.09975 (Alpaca's 25 bps fee comes out of the coins): the guard protects
+# that, floored to the pair's 0.0001 increment.
+BTC_GUARDED = 0.0997
+
+
 def test_crypto_entry_is_simple_gtc_then_a_stop_limit_guards_it(fake, broker):
     intent = entry("BTC/USD", qty=0.1, stop_loss=49_000.0, take_profit=52_000.0)
     broker.submit(intent)  # fills inside the POST at 50,000
@@ -300,7 +305,7 @@ def test_crypto_entry_is_simple_gtc_then_a_stop_limit_guards_it(fake, broker):
     assert (stop.type, stop.side, stop.qty, stop.stop_price, stop.limit_price) == (
         "stop_limit",
         "sell",
-        0.1,
+        BTC_GUARDED,
         49_000.0,
         48_510.0,
     )
@@ -385,12 +390,11 @@ def test_a_restart_before_the_crypto_stop_was_placed_places_it(fake):
     first.submit(intent)  # fills inside the POST
     # the process dies before any sync: no stop at Alpaca; a new process starts
     restarted = make_broker(fake)
-    assert restarted.ensure_protection([btc_position()]) == [
-        "BTC/USD had no stop at Alpaca: put back at 49000.0 for 0.1"
-    ]
+    (note,) = restarted.ensure_protection([btc_position()])
+    assert note.startswith(f"BTC/USD had no stop at Alpaca: put back at 49000.0 for {BTC_GUARDED}")
     restarted.sync(NOW)
     stops = [o for o in fake.top_orders() if o.type == "stop_limit" and o.is_live]
-    assert [(o.symbol, o.qty, o.stop_price) for o in stops] == [("BTC/USD", 0.1, 49_000.0)]
+    assert [(o.symbol, o.qty, o.stop_price) for o in stops] == [("BTC/USD", BTC_GUARDED, 49_000.0)]
     assert restarted.ensure_protection([btc_position()]) == []  # already guarded: nothing twice
     restarted.sync(NOW)
     assert len([o for o in fake.top_orders() if o.type == "stop_limit"]) == 1
@@ -408,7 +412,7 @@ def test_a_restart_adopts_the_working_crypto_stop_and_still_takes_profit(fake):
     restarted.sync(NOW)
     assert fake.order(f"{intent.client_order_id}-sl").status == "canceled"
     exits = [o for o in fake.top_orders() if o.side == "sell" and o.type == "market"]
-    assert len(exits) == 1 and exits[0].qty == 0.1
+    assert len(exits) == 1 and exits[0].qty == BTC_GUARDED
 
 
 def test_a_stock_position_whose_bracket_is_gone_is_protected_again_once(fake, broker):
@@ -422,3 +426,19 @@ def test_a_stock_position_whose_bracket_is_gone_is_protected_again_once(fake, br
         ("stop", 10, 95.0),
     ]
     assert broker.ensure_protection([stock]) == []  # protected now: nothing more to say
+
+
+@pytest.mark.parametrize("slash_404", [True, False])
+def test_crypto_rules_come_from_the_pair_whichever_name_alpaca_answers_it_under(fake, slash_404):
+    """``GET /v2/assets/BTC/USD`` may be a 404 (a slash in a path: alpaca-py#537): the pair is then
+    found as ``BTCUSD``; a stock is asked under its own name only."""
+    fake.slash_asset_404 = slash_404
+    fake.set_asset("BTC/USD", min_order_size="0.0002", min_trade_increment="0.00001")
+    broker = make_broker(fake)
+    rules = broker.qty_rules("BTC/USD")
+    assert (rules.min_qty, rules.step) == (0.0002, 0.00001)
+    placed = broker.submit(entry("BTC/USD", qty=0.12345, stop_loss=None, take_profit=None))
+    assert placed.qty == 0.12345
+    assert broker.qty_rules("AAPL").step == 1.0
+    asked = [r.path for r in fake.requests if r.path.startswith("/v2/assets/")]
+    assert asked == ["/v2/assets/BTCUSD", "/v2/assets/AAPL"]  # one look-up each, cached

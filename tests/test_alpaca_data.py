@@ -187,7 +187,7 @@ def _cache_round_trip(alpaca: FakeAlpaca) -> None:
     assert len(calls) == 1  # 2,000 bars, one request, one page
     cache.update(symbols, now + timedelta(minutes=1))
     new = alpaca.requests_to("GET", "/v2/stocks/bars")[1:]
-    assert len(new) == 1 and new[0].query["start"].startswith("2026-01-05T16:10:00")
+    assert len(new) == 1 and new[0].query["start"].startswith("2026-01-05T16:09:00")  # the last bar again
 
 
 @pytest.mark.parametrize("day_tz", ["America/Chicago", "UTC"])
@@ -239,3 +239,79 @@ def test_polygon_retry_after_is_honoured_when_sent(polygon):
     with pytest.raises(DataError):
         source.fetch(["AAPL"], M1, T0, T0 + timedelta(minutes=10))
     assert waits == [6.0, 6.0]  # the server's wait, not the policy's 1 s and 2 s
+
+
+# ------------------------------------------------------------------ splits (adjustment=split)
+
+FRIDAY = datetime(2026, 1, 9, 14, 30, tzinfo=UTC)  # 09:30 in New York
+MONDAY = datetime(2026, 1, 12, 14, 30, tzinfo=UTC)
+
+
+def flat(start: datetime, n: int, price: float) -> list[tuple]:
+    """``n`` minute rows from ``start``, every price ``price`` (a close a little above the open)."""
+    first = int(start.timestamp())
+    return [((first + 60 * i) * NS, price, price + 0.5, price - 0.5, price + 0.25, 1000.0) for i in range(n)]
+
+
+def split_market(server) -> None:
+    """AAPL around 400 all Friday, a 4-for-1 split effective Monday, then around 100."""
+    server.set_bars("AAPL", flat(FRIDAY, 390, 400.0) + flat(MONDAY, 30, 100.0))
+    server.add_split("AAPL", MONDAY.date(), 4.0)
+
+
+def test_stock_bars_are_asked_split_adjusted(alpaca):
+    """Raw bars (Alpaca's default) show a 75 % crash at Monday's open that never traded."""
+    split_market(alpaca)
+    alpaca.clock.set(MONDAY + timedelta(minutes=31))
+    window = (FRIDAY + timedelta(hours=6), MONDAY + timedelta(minutes=30))
+    bars = source_for(alpaca).fetch(["AAPL"], M1, *window)["AAPL"]
+    assert alpaca.requests_to("GET", "/v2/stocks/bars")[0].query["adjustment"] == "split"
+    assert np.allclose(bars.close, 100.2, atol=0.2)  # Friday's 400.25 is 100.0625 in Monday's shares
+    raw = requests_get(
+        alpaca, "/v2/stocks/bars", symbols="AAPL", timeframe="1Min", start="2026-01-09T20:00:00Z"
+    )
+    assert raw["bars"]["AAPL"][0]["c"] == 400.25  # the fake's raw bars do not match
+
+
+def test_a_split_rereads_the_symbols_cached_window(alpaca):
+    """The cache holds Friday at 400; on Monday the source serves Friday at 100 (split-adjusted):
+    the last cached bar, asked again, shows it, and the whole window is read again."""
+    alpaca.set_bars("AAPL", flat(FRIDAY, 390, 400.0))
+    cache = HistoryCache(source_for(alpaca), M1, 300)
+    alpaca.clock.set(FRIDAY + timedelta(hours=6, minutes=35))
+    first = cache.update(["AAPL"], FRIDAY + timedelta(hours=6, minutes=35)).bars["AAPL"]
+    assert len(first) == 295 and np.allclose(first.close, 400.25)  # 16:05 to 20:59 UTC
+    split_market(alpaca)  # Monday: the split is effective, Alpaca's split bars rescale Friday
+    asked = len(alpaca.requests_to("GET", "/v2/stocks/bars"))
+    now = MONDAY + timedelta(minutes=10, seconds=5)
+    alpaca.clock.set(now)
+    result = cache.update(["AAPL"], now)
+    bars = result.bars["AAPL"]
+    assert not result.errors and np.allclose(bars.close, 100.2, atol=0.2)  # no crash that never traded
+    assert len(bars) == 300 and bars.last_time() == MONDAY + timedelta(minutes=9)  # 290 + 10
+    monday = alpaca.requests_to("GET", "/v2/stocks/bars")[asked:]
+    starts = [r.query["start"][:16] for r in monday if not r.query.get("page_token")]
+    # the last cached bar on its own (the weekend outgrew the window), then the cached window read
+    # again from its first bar, up to now
+    assert starts == ["2026-01-09T20:59", "2026-01-09T16:05"]
+
+
+def test_polygon_serves_the_same_split_adjusted_bars_as_alpaca(alpaca, polygon):
+    split_market(alpaca)
+    polygon.set_bars("AAPL", Bars(*zip(*flat(FRIDAY, 390, 400.0) + flat(MONDAY, 30, 100.0), strict=True)))
+    polygon.add_split("AAPL", MONDAY.date(), 4.0)
+    alpaca.clock.set(MONDAY + timedelta(minutes=31))
+    window = (FRIDAY + timedelta(hours=6), MONDAY + timedelta(minutes=30))
+    from_alpaca = source_for(alpaca).fetch(["AAPL"], M1, *window)["AAPL"]
+    from_polygon = PolygonBarSource("poly-key", base_url=polygon.url).fetch(["AAPL"], M1, *window)["AAPL"]
+    assert polygon.requests[0][1]["adjusted"] == "true"
+    np.testing.assert_array_equal(from_polygon.time, from_alpaca.time)
+    np.testing.assert_allclose(from_polygon.close, from_alpaca.close)
+    np.testing.assert_allclose(from_polygon.volume, from_alpaca.volume)
+
+
+def requests_get(server, path: str, **params: str) -> dict:
+    import requests
+
+    headers = {"APCA-API-KEY-ID": "test-key", "APCA-API-SECRET-KEY": "test-secret"}
+    return requests.get(f"{server.url}{path}", params=params, headers=headers, timeout=5).json()

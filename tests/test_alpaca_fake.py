@@ -332,3 +332,92 @@ def test_the_clock_is_settable_and_follows_the_calendar(fake):
 def test_the_account_has_no_pattern_day_trader_fields(fake):
     account = get(fake, "/v2/account").json()
     assert not {"pattern_day_trader", "daytrade_count", "daytrading_buying_power"} & set(account)
+
+
+# ------------------------------------------------------------------ crypto (tests/fakes/alpaca/crypto.py)
+
+
+def test_a_crypto_buy_leaves_the_coins_less_the_fee_while_the_order_says_what_was_bought(fake):
+    fake.illiquid.add("BTC/USD")  # filled by hand, at the price the test chooses
+    cash = fake.cash
+    assert post(fake, symbol="BTC/USD", qty=0.1, side="buy", client_order_id="c1").status_code == 200
+    fake.fill("c1", price=50_000.0)
+    assert get(fake, "/v2/orders:by_client_order_id", client_order_id="c1").json()["filled_qty"] == "0.1"
+    (activity,) = get(fake, "/v2/account/activities/FILL").json()
+    assert activity["qty"] == "0.1"
+    (position,) = get(fake, "/v2/positions").json()
+    assert (position["symbol"], position["qty"]) == ("BTCUSD", "0.09975")  # alpaca-py#374
+    assert fake.cash == pytest.approx(cash - 5_000.0)  # the buy's fee is paid in coins
+
+
+def test_a_crypto_sell_pays_its_fee_in_dollars_rounded_up_to_the_cent(fake):
+    fake.illiquid.add("BTC/USD")  # filled by hand, at the price the test chooses
+    fake.add_position("BTC/USD", 0.0997, 50_000.0)
+    cash = fake.cash
+    assert post(fake, symbol="BTC/USD", qty=0.0997, side="sell", client_order_id="s1").status_code == 200
+    fake.fill("s1", price=50_001.0)  # 4,985.0997 of notional: a fee of 12.46274925, billed 12.47
+    assert fake.cash == pytest.approx(cash + 4_985.0997 - 12.47)
+    assert "BTC/USD" not in fake.positions
+
+
+def test_crypto_fees_are_listed_as_cfee_activities_only_once_the_day_has_ended(fake):
+    fake.illiquid.add("BTC/USD")  # filled by hand, at the price the test chooses
+    post(fake, symbol="BTC/USD", qty=0.1, side="buy", client_order_id="c1")
+    fake.fill("c1", price=50_000.0)
+    post(fake, symbol="BTC/USD", qty=0.0997, side="sell", client_order_id="c2")
+    fake.fill("c2", price=50_001.0)
+    assert get(fake, "/v2/account/activities/CFEE").json() == []  # "posted end of day"
+    fake.clock.set(MONDAY + timedelta(days=1))
+    rows = get(fake, "/v2/account/activities", activity_types="CFEE").json()
+    assert [(r["symbol"], r["qty"], r["net_amount"]) for r in rows] == [
+        ("BTCUSD", "0", "-12.47"),
+        ("BTCUSD", "-0.00025", "0"),
+    ]
+    assert all(r["date"] == "2026-01-05" and "order_id" not in r for r in rows)
+
+
+def test_a_crypto_buy_is_held_to_the_non_marginable_buying_power(fake):
+    fake.cash, fake.multiplier = 10_000.0, "2"
+    account = get(fake, "/v2/account").json()
+    assert (account["buying_power"], account["non_marginable_buying_power"]) == ("20000", "10000")
+    refused = post(fake, symbol="BTC/USD", qty=0.3, side="buy", client_order_id="c1")  # 15,000
+    assert refused.status_code == 403 and "insufficient balance for USD" in refused.json()["message"]
+    assert post(fake, symbol="AAPL", qty=150, side="buy", client_order_id="a1", time_in_force="day").ok
+    account = get(fake, "/v2/account").json()  # the open stock buy holds 15,000 of the cash
+    assert account["non_marginable_buying_power"] == "0"
+    assert post(fake, symbol="BTC/USD", qty=0.01, side="buy", client_order_id="c2").status_code == 403
+
+
+@pytest.mark.parametrize("slash_404", [True, False])
+def test_a_pair_is_found_by_its_compact_name_and_by_its_slashed_one_unless_switched_off(fake, slash_404):
+    fake.slash_asset_404 = slash_404
+    compact = get(fake, "/v2/assets/BTCUSD")
+    assert compact.ok and (compact.json()["symbol"], compact.json()["class"]) == ("BTC/USD", "crypto")
+    slashed = get(fake, "/v2/assets/BTC/USD")
+    assert slashed.status_code == (404 if slash_404 else 200)
+    assert get(fake, "/v2/assets/AAPL").json()["class"] == "us_equity"
+
+
+def test_the_paper_trading_stream_sends_binary_frames(fake):
+    """streaming.md: the paper trade_updates stream "uses binary frames" (alpaca-py reads both)."""
+    import json
+
+    from websockets.sync.client import connect
+
+    from tests.fakes.alpaca import FakeTradingStream
+
+    stream = FakeTradingStream(fake)
+    with connect(f"ws://127.0.0.1:{stream.port}/stream") as ws:
+        ws.send(
+            json.dumps(
+                {"action": "authenticate", "data": {"key_id": "test-key", "secret_key": "test-secret"}}
+            )
+        )
+        answer = ws.recv(timeout=5)
+        assert isinstance(answer, bytes) and json.loads(answer)["data"]["status"] == "authorized"
+        ws.send(json.dumps({"action": "listen", "data": {"streams": ["trade_updates"]}}))
+        assert isinstance(ws.recv(timeout=5), bytes)
+        fake.wait_for(lambda: stream.connected == 1, what="listening")
+        post(fake, symbol="AAPL", qty=1, side="buy", client_order_id="f1", time_in_force="day")
+        update = ws.recv(timeout=5)
+        assert isinstance(update, bytes) and json.loads(update)["data"]["event"] == "new"

@@ -191,7 +191,8 @@ def test_a_crypto_stop_whose_id_alpaca_has_under_a_canceled_order_is_placed_anew
     world.service.sync()
     working = [o for o in world.fake.top_orders() if o.type == "stop_limit" and o.is_open]
     assert len(working) == 1 and working[0].client_order_id != first_stop.client_order_id
-    assert (working[0].qty, working[0].stop_price) == (0.1, first_stop.stop_price)
+    # 0.1 less Alpaca's 25 bps fee (0.09975), floored to the pair's 0.0001 increment
+    assert (working[0].qty, working[0].stop_price) == (0.0997, first_stop.stop_price)
     kinds = (EventKind.BROKER_ERROR, EventKind.PROTECTION, EventKind.RECONCILE_DIFF)
     alerts = [e.message for e in world.service.recent_events(50) if e.kind in kinds]
     assert any(first_stop.client_order_id in a and "canceled" in a and "new one" in a for a in alerts), alerts

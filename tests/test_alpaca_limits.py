@@ -90,3 +90,29 @@ def test_a_retry_wait_never_outlasts_the_stall_budget():
     http.sleep(0.5)  # the retry policy's backoff
     http.sleep(0.3)  # nothing left: the next request fails at once, so no wait either
     assert waits == [pytest.approx(0.2)] and http.remaining == 0
+
+
+def test_a_data_429_never_delays_an_exit():
+    """Alpaca counts the trading API and the market data API apart (the fake too): with the data
+    API's minute spent, bars wait, but a sell goes out at once, without a wait and without
+    spending the cycle's stall budget."""
+    with FakeAlpaca() as fake:
+        fake.clock.set(NOW)
+        fake.prices["AAPL"] = 100.0
+        fake.add_position("AAPL", 10, 90.0)
+        fake.set_bars("AAPL", [(int((NOW - timedelta(minutes=5)).timestamp()) * 10**9, 1, 2, 0.5, 1.5, 10)])
+        waits: list[float] = []
+        http = AlpacaHttp(sleep=waits.append, stall_budget=120.0)
+        broker, data = parts(fake, http)
+        fake.data_rate_limit = 1
+        window = (NOW - timedelta(hours=1), NOW)
+        data.fetch(["AAPL"], Timeframe.parse("1m"), *window)  # the data API's one request this minute
+        with pytest.raises(DataError, match=r"429|rate limit"):
+            data.fetch(["AAPL"], Timeframe.parse("1m"), *window)
+        assert fake.requests_to("GET", "/v2/stocks/bars")[-1].status == 429
+        data_waits, budget = list(waits), http.remaining
+        order = broker.submit(OrderIntent("tb-exit-1", "AAPL", Side.SELL, 10))
+        assert order.broker_order_id and fake.requests_to("POST", "/v2/orders")[-1].status == 200
+        assert waits == data_waits  # the sell waited for nothing
+        assert http.remaining == budget == 120.0  # and the data waits spent no stall budget
+        assert http.last_limit("data")[1] == 0 and http.last_limit("trading")[1] > 0

@@ -307,13 +307,13 @@ def test_crypto_stops_and_exits_are_floored_to_the_increment_after_the_fee(world
     world.service.place_manual("BTC/USD", Side.BUY, 0.1, "msg-1")
     entry = world.fake.top_orders()[0]
     world.fake.fill(entry.client_order_id, price=50_000.0)
-    world.fake.positions["BTC/USD"].qty = 0.09975  # what the fee left
+    assert world.fake.positions["BTC/USD"].qty == pytest.approx(0.09975)  # what the 25 bps fee left
     world.fake.illiquid.clear()
     world.service.sync()
     (stop,) = [o for o in world.fake.all_orders() if o.is_stop and o.is_live]
     assert stop.qty == pytest.approx(0.0997)
-    dust = [e.message for e in world.service.recent_events(20) if "dust" in e.message]
-    assert dust and "0.00005" in dust[0]
+    (cover,) = world.service.protection()
+    assert cover.ok and "0.00005 too small for a stop" in cover.note, cover
     text = command(world, "/sell BTC/USD all", 2)
     assert text.startswith("Done: Sold 0.0997 BTC/USD"), text
     assert world.fake.positions["BTC/USD"].qty == pytest.approx(0.00005)
@@ -325,11 +325,11 @@ def test_a_partial_crypto_sell_keeps_a_stop_and_the_target_watch_for_the_rest(wo
     assert command(world, "/sell BTC/USD 0.04", 2).startswith("Done: Sold 0.04 BTC/USD")
     world.service.sync()
     (stop,) = [o for o in world.fake.all_orders() if o.is_stop and o.is_live]
-    assert stop.qty == pytest.approx(0.06)
+    assert stop.qty == pytest.approx(0.0597)  # 0.09975 held after the fee, less 0.04, on the grid
     world.fake.prices["BTC/USD"] = 60_000.0  # far above the target: the guard takes profit
     world.broker.venue.clear()
     world.service.sync()
-    assert "BTC/USD" not in world.fake.positions
+    assert world.fake.positions["BTC/USD"].qty == pytest.approx(0.00005)  # sold all but the fee's dust
 
 
 def test_a_crypto_take_profit_that_fails_puts_the_stop_back_and_tries_again_under_a_new_id(world):
@@ -341,10 +341,10 @@ def test_a_crypto_take_profit_that_fails_puts_the_stop_back_and_tries_again_unde
     world.fake.fail_next("POST", "/v2/orders", 403)  # the market exit is refused
     world.service.sync()
     assert len([o for o in world.fake.all_orders() if o.is_stop and o.is_live]) == 1  # back at once
-    assert world.fake.positions["BTC/USD"].qty == pytest.approx(0.1)
+    assert world.fake.positions["BTC/USD"].qty == pytest.approx(0.09975)  # nothing sold
     world.broker.venue.clear()
     world.service.sync()  # the target is still reached: a new attempt, under an id of its own
-    assert "BTC/USD" not in world.fake.positions
+    assert world.fake.positions["BTC/USD"].qty == pytest.approx(0.00005)  # sold all but the fee's dust
     exits = [
         o
         for o in world.fake.all_orders()

@@ -53,12 +53,12 @@ def test_installed_hardening_sends_one_post_with_a_timeout():
 
         original = http._request
 
-        def recording(sender, method, url, **kwargs):
+        def recording(sender, api, method, url, **kwargs):
             def wrapped(m, u, **kw):
                 seen.append(kw.get("timeout"))
                 return sender(m, u, **kw)
 
-            return original(wrapped, method, url, **kwargs)
+            return original(wrapped, api, method, url, **kwargs)
 
         http._request = recording  # type: ignore[method-assign]
         client._session.request = spy

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.bars import Timeframe
+from bot.data.sessions import regular_hours
 from bot.data.synthetic import SyntheticMarket
 from tests.fakes.alpaca import FakeAlpaca
 
@@ -51,7 +52,9 @@ def test_symbol_history_comes_from_alpaca_is_cached_and_matches_the_csv(fake, tm
     assert again.returncode == 0, again.stderr
     assert len(fake.requests_to("GET", "/v2/stocks/bars")) == fetched, "the second run reads the disk cache"
 
-    bars.to_frame().to_csv(tmp_path / "aapl.csv")
+    # the synthetic market trades around the clock; a backtest on Alpaca sees what the live engine
+    # would, regular hours only (TRADEBOT_EXTENDED_HOURS_BARS off)
+    regular_hours(bars, Timeframe(60)).to_frame().to_csv(tmp_path / "aapl.csv")
     from_csv = backtest(tmp_path, {}, "--csv", "aapl.csv", "--json", "csv.json")
     assert from_csv.returncode == 0, from_csv.stderr
     a, b, c = (

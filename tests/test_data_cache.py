@@ -75,7 +75,8 @@ def test_next_updates_fetch_only_new_bars():
 
     later = NOW + timedelta(minutes=3)
     result = cache.update(["AAPL", "MSFT"], later)
-    assert source.calls == [(["AAPL", "MSFT"], FLOOR, FLOOR + timedelta(minutes=3))]
+    # from the last cached bar (asked again, to see whether history was rewritten: a split)
+    assert source.calls == [(["AAPL", "MSFT"], FLOOR - timedelta(minutes=1), FLOOR + timedelta(minutes=3))]
     for symbol in ("AAPL", "MSFT"):
         bars = result.bars[symbol]
         assert len(bars) == 50  # trimmed to max_bars
@@ -92,7 +93,7 @@ def test_one_call_per_distinct_start():
     end = FLOOR + timedelta(minutes=1)
     assert sorted(source.calls) == sorted(
         [
-            (["AAPL", "MSFT"], FLOOR, end),  # cached: from their last bar + 1m
+            (["AAPL", "MSFT"], FLOOR - timedelta(minutes=1), end),  # cached: from their last bar
             (["ETH/USD", "SPY"], end - timedelta(minutes=30), end),  # new: a full window
         ]
     )
@@ -107,7 +108,10 @@ def test_long_gap_asks_only_for_the_window():
     much_later = NOW + timedelta(days=3)
     result = cache.update(["AAPL"], much_later)
     end = FLOOR + timedelta(days=3)
-    assert source.calls == [(["AAPL"], end - timedelta(minutes=20), end)]
+    assert source.calls == [
+        (["AAPL"], FLOOR - timedelta(minutes=1), FLOOR),  # its last cached bar, alone: rewritten?
+        (["AAPL"], end - timedelta(minutes=20), end),
+    ]
     assert same(result.bars["AAPL"], expected("AAPL", end - timedelta(minutes=20), end))
 
 
@@ -126,7 +130,7 @@ def test_data_error_keeps_old_bars_and_reports_every_symbol_of_the_batch():
     source.calls.clear()
     result = cache.update(["AAPL", "MSFT", "SPY"], NOW + timedelta(minutes=2))
     assert result.errors == {}
-    assert (["AAPL", "MSFT"], FLOOR, FLOOR + timedelta(minutes=2)) in source.calls
+    assert (["AAPL", "MSFT"], FLOOR - timedelta(minutes=1), FLOOR + timedelta(minutes=2)) in source.calls
     assert result.bars["AAPL"].last_time() == FLOOR + timedelta(minutes=1)
 
 
@@ -194,3 +198,55 @@ def test_memory_stays_bounded():
 def test_invalid_max_bars():
     with pytest.raises(ValueError):
         HistoryCache(SyntheticMarket(), M1, max_bars=0)
+
+
+@dataclass
+class Splitting(Recording):
+    """After ``split()``, the source serves every bar of ``symbol`` (the past included) at a
+    quarter of the price and four times the volume: split-adjusted bars after a 4-for-1 split."""
+
+    ratio: dict[str, float] = field(default_factory=dict)
+    fail_rereads: bool = False
+
+    def fetch(self, symbols, timeframe, start, end):
+        if self.fail_rereads and self.ratio and start < FLOOR - timedelta(minutes=5):
+            self.calls.append((list(symbols), start, end))
+            raise DataError("alpaca: 503 service unavailable")
+        out = super().fetch(symbols, timeframe, start, end)
+        for symbol, ratio in self.ratio.items():
+            if symbol in out:
+                b = out[symbol]
+                out[symbol] = Bars(
+                    b.time, b.open / ratio, b.high / ratio, b.low / ratio, b.close / ratio, b.volume * ratio
+                )
+        return out
+
+
+def test_a_split_rereads_the_cached_window_and_keeps_other_symbols_as_they_are():
+    source = Splitting()
+    cache = HistoryCache(source, M1, max_bars=30)
+    cache.update(["AAPL", "MSFT"], NOW)
+    source.ratio["AAPL"] = 4.0
+    source.calls.clear()
+    later = NOW + timedelta(minutes=2)
+    result = cache.update(["AAPL", "MSFT"], later)
+    end = FLOOR + timedelta(minutes=2)
+    assert source.calls == [
+        (["AAPL", "MSFT"], FLOOR - timedelta(minutes=1), end),  # the last bar again, and the new ones
+        (["AAPL"], FLOOR - timedelta(minutes=30), end),  # AAPL's cached window, read again
+    ]
+    fresh = expected("AAPL", end - timedelta(minutes=30), end)
+    np.testing.assert_allclose(result.bars["AAPL"].close, fresh.close / 4)  # one scale throughout
+    assert same(result.bars["MSFT"], expected("MSFT", end - timedelta(minutes=30), end))
+
+
+def test_a_split_whose_reread_fails_drops_the_window_rather_than_mix_two_scales():
+    source = Splitting(fail_rereads=True)
+    cache = HistoryCache(source, M1, max_bars=30)
+    cache.update(["AAPL"], NOW)
+    source.ratio["AAPL"] = 4.0
+    result = cache.update(["AAPL"], NOW + timedelta(minutes=2))
+    assert "AAPL" not in result.bars and cache.get("AAPL") is None
+    assert result.errors == {"AAPL": "alpaca: 503 service unavailable"}
+    source.fail_rereads = False  # the next cycle starts the window afresh
+    assert len(cache.update(["AAPL"], NOW + timedelta(minutes=3)).bars["AAPL"]) == 30

@@ -62,8 +62,9 @@ def telegram_says_unauthorized():
 def test_the_default_setup_is_healthy(database_url):
     status, said = doctor(DATABASE_URL=database_url)
     assert status == 0, said
-    assert said.count("\nok ") + said.startswith("ok ") == 4
+    assert said.count("\nok ") + said.startswith("ok ") == 5
     assert "simulated" in said and "does not exist yet" in said
+    assert "dashboard on 127.0.0.1:8000: one-time link, loopback only" in said
 
 
 def test_it_names_who_holds_the_trading_lease(database_url):

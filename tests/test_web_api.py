@@ -173,7 +173,7 @@ def test_non_loopback_bind_without_credentials_refuses_to_start(tmp_path):
         WebConfig.from_settings(Settings.from_mapping({"TRADEBOT_WEB_HOST": "0.0.0.0"}))
     with pytest.raises(WebConfigError):  # Heroku's $PORT means every interface
         WebConfig.from_settings(Settings.from_mapping({"PORT": "5000"}))
-    assert WebConfig.from_settings(Settings.from_mapping({"PORT": "5000", "TRADEBOT_WEB_PASSWORD": "pw"}))
+    assert WebConfig.from_settings(Settings.from_mapping({"PORT": "5000", "TRADEBOT_WEB_PASSWORD": PASSWORD}))
     local = WebConfig.from_settings(Settings.from_mapping({}))
     assert (
         local is not None and local.host == "127.0.0.1" and local.port == 8000 and not local.has_credentials

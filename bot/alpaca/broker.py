@@ -29,6 +29,7 @@ from alpaca.trading.client import TradingClient
 
 from bot.alpaca.convert import as_float, is_open, qty_key, symbol_of, to_order
 from bot.alpaca.desk import OrderDesk
+from bot.alpaca.fees import DEFAULT_CRYPTO_FEE_BPS
 from bot.alpaca.fills import FillLedger
 from bot.alpaca.holdings import Holding
 from bot.alpaca.http import AlpacaHttp
@@ -64,6 +65,7 @@ class AlpacaBroker:
         cancel_wait: float = 5.0,
         emergency_exit: bool = True,
         protection_ttl: float = 5.0,
+        crypto_fee_bps: float = DEFAULT_CRYPTO_FEE_BPS,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.paper = paper
@@ -76,7 +78,7 @@ class AlpacaBroker:
         self.protection = Protection(
             self.venue, cancel_wait=cancel_wait, emergency_exit=emergency_exit, sleep=sleep
         )
-        self.fills = FillLedger(fill_lookback)
+        self.fills = FillLedger(fill_lookback, crypto_fee_bps=crypto_fee_bps)  # fees: bot.alpaca.fees
         self.updates = Updates(self.venue, self.fills)
 
     # ------------------------------------------------------------------ reads

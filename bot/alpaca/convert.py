@@ -169,3 +169,22 @@ def activity_fill(row: dict[str, Any], coid: str, symbol: str, reason: ExitReaso
         time=parse_time(str(row["transaction_time"])),
         exit_reason=reason,
     )
+
+
+def asset_names(symbol: str) -> list[str]:
+    """The names to ask ``GET /v2/assets/{name}`` for ``symbol``, in order. A pair's slash is a
+    path separator in the URL (alpaca-py#537: ``/v2/positions/BTC/USD`` is a 404 where ``BTCUSD``
+    answers), so a pair is asked by its compact legacy name first, then as written."""
+    if "/" not in symbol:
+        return [symbol]
+    return [symbol.replace("/", ""), symbol]
+
+
+def asset_is(asset: Any, symbol: str) -> bool:
+    """Whether the asset Alpaca answered is ``symbol`` (a compact name must come back a crypto
+    pair with the same letters, never some other instrument)."""
+    answered = str(getattr(asset, "symbol", "") or "")
+    if "/" not in symbol:
+        return answered.upper() == symbol.upper()
+    crypto = str(getattr(asset.asset_class, "value", asset.asset_class)) == "crypto"
+    return crypto and answered.replace("/", "").upper() == symbol.replace("/", "").upper()

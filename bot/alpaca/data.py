@@ -8,6 +8,15 @@ taken raw (``raw_data=True``) and turned straight into numpy arrays: no pydantic
 ``start`` is always sent timezone-aware (alpaca-py reads naive datetimes as UTC and defaults a
 missing start to today's midnight). Stocks use the feed in ``ALPACA_DATA_FEED`` (``iex`` on
 free plans). Alpaca's ``end`` is inclusive; tradebot's is exclusive, so the last bar is trimmed.
+
+Stock bars are asked **split-adjusted** (``adjustment=split``; Alpaca's default is ``raw``): a
+raw window that spans a 4-for-1 split shows a 75 % crash that never happened, and a strategy
+would trade on it. Not ``all``: dividend adjustment rewrites every earlier price a little at
+each ex-dividend date, so the cached window (``bot.data.cache``, which re-reads a symbol only
+on a split-sized change) would mix adjusted and unadjusted prices (the local store,
+``bot.data.download``, re-reads on any change and would fetch whole histories every quarter), and stops derived from the
+bars would sit off the prices that trade; Polygon's ``adjusted=true``, the fallback, is
+split-only too (``bot.data.polygon``).
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from typing import Any, TypeVar
 import numpy as np
 import requests
 from alpaca.common.exceptions import APIError
-from alpaca.data.enums import DataFeed
+from alpaca.data.enums import Adjustment, DataFeed
 from alpaca.data.historical.crypto import CryptoHistoricalDataClient
 from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.data.requests import (
@@ -32,7 +41,7 @@ from alpaca.data.requests import (
 )
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
-from bot.alpaca.http import AlpacaHttp, describe, is_transient, status_of
+from bot.alpaca.http import DATA, AlpacaHttp, describe, is_transient, status_of
 from bot.bars import Bars, Timeframe
 from bot.data.base import DataError
 from bot.domain import is_crypto
@@ -44,6 +53,7 @@ T = TypeVar("T")
 
 DATA_READS = RetryPolicy(attempts=3, base=0.5, cap=4.0, budget=15.0)
 
+ADJUSTMENT = Adjustment.SPLIT  # why not raw or all: the module's docstring
 FEEDS = {"iex": DataFeed.IEX, "sip": DataFeed.SIP, "delayed_sip": DataFeed.DELAYED_SIP, "otc": DataFeed.OTC}
 
 
@@ -111,6 +121,7 @@ class AlpacaBarSource:
         self.stocks = stocks
         self.crypto = crypto
         self.feed = FEEDS[feed.lower()]
+        self.adjustment = ADJUSTMENT.value  # stock bars' adjustment, recorded by the local store
         self.http = http or AlpacaHttp(sleep=sleep)
         self.policy = policy
         self.requests = 0  # logical data requests made (each may span several pages)
@@ -127,11 +138,14 @@ class AlpacaBarSource:
         sleep: Callable[[float], None] = time.sleep,
         **kwargs: Any,
     ) -> AlpacaBarSource:
-        """Both data clients, hardened by ``http`` (shared with the trading client when given)."""
+        """Both data clients, hardened by ``http`` (shared with the trading client when given: one
+        stall budget, each API its own rate limit)."""
         http = http or AlpacaHttp(sleep=sleep)
-        stocks = http.install(StockHistoricalDataClient(api_key, secret_key, raw_data=True, url_override=url))
+        stocks = http.install(
+            StockHistoricalDataClient(api_key, secret_key, raw_data=True, url_override=url), api=DATA
+        )
         crypto = http.install(
-            CryptoHistoricalDataClient(api_key, secret_key, raw_data=True, url_override=url)
+            CryptoHistoricalDataClient(api_key, secret_key, raw_data=True, url_override=url), api=DATA
         )
         return cls(stocks, crypto, feed=feed, http=http, **kwargs)
 
@@ -147,7 +161,7 @@ class AlpacaBarSource:
                 counted,
                 retry_if=is_transient,
                 hint=self.http.wait_hint,
-                sleep=self.http.sleep,
+                sleep=self.http.sleeper(DATA),
                 what=f"Alpaca {what}",
             )
         except (
@@ -174,7 +188,12 @@ class AlpacaBarSource:
         raw: dict[str, list[dict[str, Any]]] = {}
         if stocks:
             stock_bars = StockBarsRequest(
-                symbol_or_symbols=stocks, timeframe=tf, start=start, end=end, feed=self.feed
+                symbol_or_symbols=stocks,
+                timeframe=tf,
+                start=start,
+                end=end,
+                feed=self.feed,
+                adjustment=ADJUSTMENT,
             )
             raw.update(self._call("stock bars", lambda: self.stocks.get_stock_bars(stock_bars)) or {})
         if pairs:

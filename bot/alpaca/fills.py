@@ -15,6 +15,8 @@ always bring it: a stream that skipped an execution can never make one fill coun
 Fills stay in ``pending()`` until ``acknowledge`` names them (the ``Broker`` contract): a
 database error while the service records a fill loses nothing.
 
+Each crypto fill carries Alpaca's fee (``bot.alpaca.fees``), whichever road brought it.
+
 The ledger is thread-safe: the trading stream adds to it on the event loop while a sync reads it
 in a worker thread. Every method holds one lock for a few dictionary operations, no I/O.
 """
@@ -29,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.alpaca.convert import as_float, fill_id
+from bot.alpaca.fees import DEFAULT_CRYPTO_FEE_BPS, with_crypto_fee
 from bot.domain import ExitReason, Fill, Side
 
 log = logging.getLogger(__name__)
@@ -56,8 +59,11 @@ class _OrderFills:
 
 
 class FillLedger:
-    def __init__(self, lookback: timedelta = timedelta(days=1)) -> None:
+    def __init__(
+        self, lookback: timedelta = timedelta(days=1), *, crypto_fee_bps: float = DEFAULT_CRYPTO_FEE_BPS
+    ) -> None:
         self.lookback = lookback
+        self.crypto_fee_bps = crypto_fee_bps
         self.cursor: datetime | None = None
         self._seen: set[str] = set()
         self._seen_order: deque[str] = deque()
@@ -86,6 +92,7 @@ class FillLedger:
         self._orders.setdefault(order_id, _OrderFills()).executions.setdefault(cum, (fill.qty, fill.price))
         if fill.fill_id in self._seen:
             return False
+        fill = with_crypto_fee(fill, self.crypto_fee_bps)
         self._seen.add(fill.fill_id)
         self._seen_order.append(fill.fill_id)
         while len(self._seen_order) > SEEN_LIMIT:
@@ -156,4 +163,4 @@ class FillLedger:
                 exit_reason=exit_reason,
             )
             self._record(order_id, cum_after, fill)
-            return fill
+            return self._pending.get(fill.fill_id, fill)

@@ -182,12 +182,11 @@ class CryptoGuards:
                 "dust, no stop can carry it"
             )
         guard.qty = qty
-        dust = held - qty
-        note = (
-            f"; {qty_key(dust)} {symbol} below the pair's increment stays without a stop (dust)"
-            if dust > 1e-12
-            else ""
-        )
+        if held - qty > 1e-12:  # the fee's leftover: every crypto buy leaves some; /status says so
+            log.info(
+                "%s %s below the pair's increment stays without a stop (dust)", qty_key(held - qty), symbol
+            )
+        note = ""
         if guard.stop is None:
             guard.stop_client_order_id = ""
             return True, note

@@ -11,15 +11,22 @@ client of one account (trading and market data), so they share:
 - **a timeout** on every request (``timeout`` seconds, 10 by default);
 - **no SDK retries** (``client._retry = 0``): a 429 or 5xx reaches the caller as ``APIError``, and
   the caller decides (reads retry through ``bot.retry``; an order submit never resends blindly);
-- **rate limits**: Alpaca answers 429 with ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and
-  ``X-RateLimit-Reset`` (epoch seconds); every response carries them. After a 429, or a response
-  with ``Remaining: 0``, no request is sent before the reset: a request waits for it when the
-  wait fits the stall budget, and otherwise fails at once with ``RateLimited`` (never sent);
+- **rate limits, one per API**: Alpaca counts the trading API and the market data API apart
+  (200 requests a minute each on the free plans) and answers 429 with ``X-RateLimit-Limit``,
+  ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` (epoch seconds); every response carries
+  them. After a 429, or a response with ``Remaining: 0``, no request *to that API* is sent before
+  its reset: a request waits for it when the wait fits that API's own wait budget
+  (``stall_budget`` seconds a cycle), and otherwise fails at once with ``RateLimited`` (never
+  sent). A data 429 therefore never delays an order: exits go out while bars wait;
 - **a stall budget**: the seconds this account may spend in requests that failed in transport
-  or timed out, in 5xx answers and in retry waits, per cycle (``begin_cycle``, called by the
+  or timed out, in 5xx answers and in retry backoff, per cycle (``begin_cycle``, called by the
   broker's ``sync`` at the start of every cycle). Each request's timeout is cut to what is left;
   once it is spent, requests fail at once with ``StallBudgetSpent`` (never sent) until the next
   cycle. A hung Alpaca therefore stalls one cycle ~``stall_budget`` seconds (15) in total.
+  Waiting for a rate limit's reset counts against the limited API's own budget, not this one.
+
+``install(client, api=...)`` says which API a client talks to (``TRADING`` or ``DATA``); the
+retry policies of each side take ``sleeper(api)`` and ``wait_hint``.
 
 ``NotSent`` errors subclass ``requests.ConnectionError``, so every caller already treats them as
 a transport failure; an order submit that gets one knows the order never left.
@@ -31,6 +38,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -40,6 +48,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_STALL_BUDGET = 15.0
+TRADING = "trading"
+DATA = "data"
 
 
 class NotSent(requests.ConnectionError):
@@ -56,6 +66,15 @@ class RateLimited(NotSent):
     def __init__(self, message: str, reset: float) -> None:
         super().__init__(message)
         self.reset = reset
+
+
+@dataclass
+class _Limit:
+    """One API's rate limit as last seen, and this cycle's waits for its reset."""
+
+    blocked_until: float = 0.0  # epoch seconds: X-RateLimit-Reset after a spent limit
+    waited: float = 0.0  # seconds waited for this API's reset this cycle
+    last: tuple[int, int, float] | None = None  # (limit, remaining, reset) last seen
 
 
 class AlpacaHttp:
@@ -75,13 +94,19 @@ class AlpacaHttp:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._spent = 0.0
-        self._blocked_until = 0.0  # epoch seconds: X-RateLimit-Reset after a spent limit
-        self.last_limit: tuple[int, int, float] | None = None  # (limit, remaining, reset) last seen
+        self._limits = {TRADING: _Limit(), DATA: _Limit()}
 
     # ------------------------------------------------------------------ budget
     def begin_cycle(self) -> None:
         with self._lock:
             self._spent = 0.0
+            for limit in self._limits.values():
+                limit.waited = 0.0
+
+    def last_limit(self, api: str = TRADING) -> tuple[int, int, float] | None:
+        """(limit, remaining, reset) in the last answer from ``api``."""
+        with self._lock:
+            return self._limits[api].last
 
     @property
     def remaining(self) -> float:
@@ -92,14 +117,31 @@ class AlpacaHttp:
         with self._lock:
             self._spent += max(0.0, seconds)
 
-    def sleep(self, seconds: float) -> None:
-        """A retry wait: it counts against the stall budget, and never outlasts it (once the budget
-        is spent the next request fails at once, so waiting longer would only stall the cycle)."""
-        seconds = min(seconds, self.remaining)
-        if seconds <= 0:
-            return
-        self.spend(seconds)
+    def sleep(self, seconds: float, api: str = TRADING) -> None:
+        """A retry wait before the next request to ``api``. While ``api``'s rate limit is spent it
+        is a wait for its reset, counted against that API's own budget; otherwise a backoff,
+        counted against the stall budget. Never longer than what is left of the budget it counts
+        against (once spent the next request fails at once, so waiting longer would only stall)."""
+        with self._lock:
+            limit = self._limits[api]
+            rate_wait = limit.blocked_until > self._wall()
+            left = max(0.0, self.stall_budget - limit.waited) if rate_wait else None
+        if left is None:
+            seconds = min(seconds, self.remaining)
+            if seconds <= 0:
+                return
+            self.spend(seconds)
+        else:
+            seconds = min(seconds, left)
+            if seconds <= 0:
+                return
+            with self._lock:
+                limit.waited += seconds
         self._sleep(seconds)
+
+    def sleeper(self, api: str) -> Callable[[float], None]:
+        """``sleep`` for the retry policy of ``api``'s calls."""
+        return lambda seconds: self.sleep(seconds, api)
 
     def wait_hint(self, exc: BaseException) -> float | None:
         """Seconds until Alpaca's rate limit resets, for a 429 (the retry policy's ``hint``)."""
@@ -109,22 +151,25 @@ class AlpacaHttp:
         return None if reset is None else max(0.0, reset - self._wall())
 
     # ------------------------------------------------------------------ the request path
-    def install(self, client: Any) -> Any:
-        """Route ``client``'s requests through this guard and switch off its own retries."""
+    def install(self, client: Any, api: str = TRADING) -> Any:
+        """Route ``client``'s requests (to ``api``: ``TRADING`` or ``DATA``) through this guard and
+        switch off its own retries."""
+        if api not in self._limits:
+            raise ValueError(f"unknown Alpaca API {api!r}: {TRADING} or {DATA}")
         session: requests.Session = client._session
         original = session.request
 
         def request(method: str, url: str, **kwargs: Any) -> requests.Response:
-            return self._request(original, method, url, **kwargs)
+            return self._request(original, api, method, url, **kwargs)
 
         session.request = request  # type: ignore[method-assign, assignment]
         client._retry = 0
         return client
 
     def _request(
-        self, send: Callable[..., requests.Response], method: str, url: str, **kwargs: Any
+        self, send: Callable[..., requests.Response], api: str, method: str, url: str, **kwargs: Any
     ) -> requests.Response:
-        self._respect_rate_limit(method, url)
+        self._respect_rate_limit(api, method)
         left = self.remaining
         if left <= 0:
             raise StallBudgetSpent(
@@ -137,27 +182,28 @@ class AlpacaHttp:
         except requests.RequestException:
             self.spend(self._monotonic() - started)
             raise
-        self._note_limits(response)
+        self._note_limits(api, response)
         if response.status_code >= 500:
             self.spend(self._monotonic() - started)
         return response
 
-    def _respect_rate_limit(self, method: str, url: str) -> None:
+    def _respect_rate_limit(self, api: str, method: str) -> None:
         with self._lock:
-            reset = self._blocked_until
+            limit = self._limits[api]
+            reset, left = limit.blocked_until, max(0.0, self.stall_budget - limit.waited)
         wait = reset - self._wall()
         if wait <= 0:
             return
-        if wait > self.remaining:
+        if wait > left:
             raise RateLimited(
-                f"Alpaca's rate limit is spent until {time.strftime('%H:%M:%S', time.gmtime(reset))} UTC: "
-                f"{method} not sent",
+                f"Alpaca's {api} rate limit is spent until {time.strftime('%H:%M:%S', time.gmtime(reset))} "
+                f"UTC: {method} not sent",
                 reset,
             )
-        log.warning("Alpaca rate limit spent: waiting %.1fs for its reset", wait)
-        self.sleep(wait)
+        log.warning("Alpaca %s rate limit spent: waiting %.1fs for its reset", api, wait)
+        self.sleep(wait, api)
 
-    def _note_limits(self, response: requests.Response) -> None:
+    def _note_limits(self, api: str, response: requests.Response) -> None:
         headers = response.headers
         try:
             limit = int(headers["X-RateLimit-Limit"])
@@ -167,10 +213,11 @@ class AlpacaHttp:
             if response.status_code != 429:
                 return
             limit, remaining, reset = 0, 0, self._wall() + 1.0  # a 429 without headers: wait a second
-        self.last_limit = (limit, remaining, reset)
-        if response.status_code == 429 or remaining <= 0:
-            with self._lock:
-                self._blocked_until = max(self._blocked_until, reset)
+        with self._lock:
+            state = self._limits[api]
+            state.last = (limit, remaining, reset)
+            if response.status_code == 429 or remaining <= 0:
+                state.blocked_until = max(state.blocked_until, reset)
 
 
 # --------------------------------------------------------------------------- errors

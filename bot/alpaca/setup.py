@@ -2,7 +2,7 @@
 
 The composition root calls ``build_alpaca(settings)`` when ``ALPACA_API_KEY`` is set. Wrong keys
 raise ``AuthenticationError`` with a message naming the variables to fix; nothing here ever
-falls back to the simulator.
+falls back to the simulator. A live account on the delayed SIP feed is refused (``check_feed``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from bot.config import ConfigError, Settings
 from bot.data.base import BarSource
 from bot.data.fallback import FallbackSource
 from bot.data.polygon import DEFAULT_BASE_URL, PolygonBarSource
+from bot.data.sessions import RegularHours
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,27 @@ def trading_mode(settings: Settings) -> bool:
     return paper
 
 
+DELAYED_SIP = "delayed_sip"
+
+
+def check_feed(settings: Settings, paper: bool) -> str | None:
+    """``ALPACA_DATA_FEED=delayed_sip`` serves stock bars 15 minutes late (docs.alpaca.markets,
+    "Historical API": SIP data "15 minutes delayed" on the free plan): strategies would trade
+    on prices a quarter of an hour old. Refused for live trading (``ConfigError``); for paper, the
+    warning to show (None for every other feed)."""
+    if settings.alpaca_data_feed.value != DELAYED_SIP:
+        return None
+    if not paper:
+        raise ConfigError(
+            "ALPACA_DATA_FEED=delayed_sip is refused for live trading: its stock bars are 15 minutes old, "
+            "and orders would trade on them; use iex (free) or sip (paid)"
+        )
+    return (
+        "ALPACA_DATA_FEED=delayed_sip: stock bars are 15 MINUTES OLD; signals and stops come from stale "
+        "prices. Paper only (live trading refuses it): use iex (free) or sip (paid) to trade on current prices"
+    )
+
+
 def build_alpaca(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> tuple[AlpacaBroker, BarSource]:
     """The Alpaca broker and bar source (with Polygon behind it when ``POLYGON_API_KEY`` is set).
 
@@ -66,7 +88,10 @@ def build_alpaca(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> tup
     if not key or not secret:
         raise AuthenticationError("ALPACA_API_KEY and ALPACA_API_SECRET must both be set to trade on Alpaca")
     paper = trading_mode(settings)
-    http = AlpacaHttp(timeout=timeout)  # one per account: trading and data share the stall budget
+    feed_warning = check_feed(settings, paper)
+    if feed_warning:
+        log.warning("%s", feed_warning)
+    http = AlpacaHttp(timeout=timeout)  # one per account: one stall budget, a rate limit per API
     client = http.install(
         TradingClient(key, secret, paper=paper, url_override=url_setting(settings, "ALPACA_TRADING_URL"))
     )
@@ -78,7 +103,12 @@ def build_alpaca(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> tup
         http=http,
     )
     broker = AlpacaBroker(
-        client, paper=paper, http=http, prices=alpaca_data, emergency_exit=settings.emergency_exit
+        client,
+        paper=paper,
+        http=http,
+        prices=alpaca_data,
+        crypto_fee_bps=settings.alpaca_crypto_fee_bps,
+        emergency_exit=settings.emergency_exit,
     )
     account = broker.check_credentials()
     log.info(
@@ -93,4 +123,6 @@ def build_alpaca(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> tup
     if polygon_key:
         base = settings.polygon_base_url or DEFAULT_BASE_URL
         source = FallbackSource(alpaca_data, PolygonBarSource(polygon_key, base_url=base, timeout=timeout))
+    if not settings.tradebot_extended_hours_bars:
+        source = RegularHours(source)  # Alpaca and Polygon serve extended hours with no way to ask otherwise
     return broker, source

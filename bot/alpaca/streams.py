@@ -3,18 +3,28 @@
 - **Market data** (``StockDataStream``, ``CryptoDataStream``; msgpack over websockets): minute
   bars for every symbol. When the minute bar that ends a ``TRADEBOT_TIMEFRAME`` bar arrives, the
   symbols that closed are collected for a short moment (bars of many symbols arrive together)
-  and ``on_bars_closed`` runs once: the engine's cycle, which reads the closed bars through the
+  and, no sooner than ``settle`` seconds (3) after the close, ``on_bars_closed`` runs once (the
+  REST bars endpoint serves a minute's bar only once Alpaca has computed it, "1 second after
+  the close of each minute" by alpaca.markets/learn "Stock Minute Bars", 1-3 s as a client
+  measured it, blankly-finance/blankly#189; earlier, the cycle would not see the bar that
+  triggered it): the engine's cycle, which reads the closed bars through the
   history cache. Daily bars are left to the schedule (a stock's day does not end at a UTC
   minute boundary).
 - **Trading** (``TradingStream``; JSON): every ``trade_updates`` event is handed to
   ``on_trade_update``; the wiring pushes it into the broker and runs the service's sync, so a
   fill is recorded and alerted at once, under the same ``fill_id`` polling would give it.
+- **Refusals become alerts.** alpaca-py only logs a market data stream's errors (``_dispatch``:
+  ``log.error``) or retries an authentication that failed: a 406 "connection limit exceeded"
+  (another program holds the account's one connection), a 409 "insufficient subscription" (a
+  feed the plan lacks) or a 405 "symbol limit exceeded" would leave the bot on polling alone,
+  silently. Each is handed to ``on_problem`` with what to do, once per stream and problem until
+  bars flow again (alpaca-docs ``stock-pricing-data/realtime.md``, "Errors").
 - **Drops**: alpaca-py reconnects by itself; its waits follow the bot's one retry policy
   (``bot.retry``, ``STREAM_RECONNECT``: 1 s growing to 30 s, with jitter). Every connection after
   the first calls ``on_reconnect`` (a sync and a cycle), so polling covers whatever was missed.
   If a stream gives up (``_run_forever`` returns, e.g. "insufficient subscription", or raises),
   it is restarted after the same schedule's wait (reset once a run connected); the scheduled
-  cycles go on meanwhile. The wait is injectable (``asleep``).
+  cycles go on meanwhile. The waits are injectable (``asleep``, and ``wall`` for the settle).
 
 alpaca-py's ``run()`` owns a loop of its own (``asyncio.run``), so it cannot be used inside the
 bot's; its coroutine ``_run_forever`` can, and runs here as a task. Subscriptions are made
@@ -26,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -36,7 +47,7 @@ from alpaca.data.live.stock import StockDataStream
 from alpaca.trading.stream import TradingStream
 
 from bot.bars import Timeframe
-from bot.domain import is_crypto
+from bot.domain import EventKind, Severity, is_crypto
 from bot.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -47,32 +58,83 @@ log = logging.getLogger(__name__)
 BarsClosed = Callable[[list[str], datetime], Awaitable[None]]
 TradeUpdateHandler = Callable[[Any], Awaitable[None]]
 Reconnected = Callable[[str], Awaitable[None]]
+Problem = Callable[[str, str], Awaitable[None]]  # (stream name, what happened and what to do)
+
+# Alpaca's market data stream errors (alpaca-docs stock-pricing-data/realtime.md, "Errors"): the
+# code, and what the trader can do about it.
+STREAM_ERRORS = {
+    "auth failed": (402, "check ALPACA_API_KEY and ALPACA_API_SECRET"),
+    "connection limit exceeded": (
+        406,
+        "another program (or a second tradebot) holds this account's one {name} data connection; close it",
+    ),
+    "insufficient subscription": (
+        409,
+        "ALPACA_DATA_FEED={feed} is not in this account's market data plan: set ALPACA_DATA_FEED=iex",
+    ),
+    "symbol limit exceeded": (405, "the market data plan streams fewer symbols: trade fewer"),
+}
+
+
+def stream_problem(name: str, message: str, code: Any = None, *, feed: str = "iex") -> str:
+    """An alert for a stream's refusal: what Alpaca said, and what to do."""
+    text = message.strip() or "refused"
+    known, advice = STREAM_ERRORS.get(text.lower(), (None, ""))
+    code = code if code is not None else known
+    said = f"{text} ({code})" if code is not None else text
+    advice = advice.format(name=name, feed=feed)
+    return (
+        f"Alpaca's {name} market data stream: {said}"
+        + (f": {advice}" if advice else "")
+        + ". Bars come from polling meanwhile; the stream keeps retrying."
+    )
+
 
 # Streams retry forever: only the policy's backoff schedule is used.
 STREAM_RECONNECT = RetryPolicy(base=1.0, cap=30.0)
 
 
 class _Notifying:
-    """Mixin: call ``_connected`` after each successful (re)connection and authentication."""
+    """Mixin: call ``_connected`` after each successful (re)connection and authentication, and
+    ``_problem`` with what Alpaca said when it refuses the authentication."""
 
     _connected: Callable[[], Awaitable[None]] | None = None
+    _problem: Callable[[str, Any], Awaitable[None]] | None = None
 
     async def _start_ws(self) -> None:
         await super()._start_ws()  # type: ignore[misc]
         if self._connected is not None:
             await self._connected()
 
+    async def _auth(self) -> None:
+        try:
+            await super()._auth()  # type: ignore[misc]
+        except ValueError as exc:  # alpaca-py's way of saying the server refused (406, 409, 402)
+            if self._problem is not None:
+                await self._problem(str(exc), None)
+            raise
 
-class _StockStream(_Notifying, StockDataStream):
-    """Stock bars, announcing each (re)connection."""
+
+class _MarketData(_Notifying):
+    """Mixin: an error message after the authentication (a 405 or 409 answering the subscription)
+    reaches ``_problem`` too; alpaca-py itself only logs it."""
+
+    async def _dispatch(self, msg: dict[str, Any]) -> None:
+        if msg.get("T") == "error" and self._problem is not None:
+            await self._problem(str(msg.get("msg", "")), msg.get("code"))
+        await super()._dispatch(msg)  # type: ignore[misc]
 
 
-class _CryptoStream(_Notifying, CryptoDataStream):
-    """Crypto bars, announcing each (re)connection."""
+class _StockStream(_MarketData, StockDataStream):
+    """Stock bars, announcing each (re)connection and each refusal."""
+
+
+class _CryptoStream(_MarketData, CryptoDataStream):
+    """Crypto bars, announcing each (re)connection and each refusal."""
 
 
 class _TradingStream(_Notifying, TradingStream):
-    """Trade updates, announcing each (re)connection."""
+    """Trade updates, announcing each (re)connection and each refusal."""
 
 
 def stream_endpoints(
@@ -127,7 +189,10 @@ class LiveStreams:
         on_bars_closed: BarsClosed | None = None,
         on_trade_update: TradeUpdateHandler | None = None,
         on_reconnect: Reconnected | None = None,
+        on_problem: Problem | None = None,
         debounce: float = 1.5,
+        settle: float = 3.0,
+        wall: Callable[[], float] = time.time,
         reconnect: RetryPolicy = STREAM_RECONNECT,
         asleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -135,7 +200,12 @@ class LiveStreams:
         self.on_bars_closed = on_bars_closed
         self.on_trade_update = on_trade_update
         self.on_reconnect = on_reconnect
+        self.on_problem = on_problem
+        self.feed = feed.lower()
+        self._said: dict[str, str] = {}  # stream -> the problem last alerted (until bars flow again)
         self.debounce = debounce
+        self.settle = settle
+        self._wall = wall
         self.reconnect = reconnect
         self._asleep = asleep
         stock_url, crypto_url, trading_ws = stream_endpoints(stream_url, trading_url, feed)
@@ -164,6 +234,7 @@ class LiveStreams:
         for name, stream in self.streams.items():
             stream._reconnect_delay = reconnect.backoff  # alpaca-py's own reconnects, on our schedule
             stream._connected = self._connected_hook(name)
+            stream._problem = self._problem_hook(name)
         self.connections: dict[str, int] = dict.fromkeys(self.streams, 0)
         self._pending: dict[datetime, set[str]] = {}
         self._flushers: dict[datetime, asyncio.Task[None]] = {}
@@ -225,8 +296,24 @@ class LiveStreams:
 
         return connected
 
+    def _problem_hook(self, name: str) -> Callable[[str, Any], Awaitable[None]]:
+        async def problem(message: str, code: Any) -> None:
+            if name == "trading":
+                text = f"Alpaca's trading stream: {message or 'refused'}; fills come from polling meanwhile"
+            else:
+                text = stream_problem(name, message, code, feed=self.feed)
+            log.error("%s", text)
+            if self._said.get(name) == text:
+                return  # said already; retrying streams would repeat it every few seconds
+            self._said[name] = text
+            if self.on_problem is not None:
+                await self._safely(self.on_problem(name, text), f"{name} stream problem")
+
+        return problem
+
     # ------------------------------------------------------------------ handlers
     async def _on_bar(self, bar: Any) -> None:
+        self._said.pop("crypto" if is_crypto(str(bar.get("S", ""))) else "stocks", None)  # bars flow
         start = _bar_time(bar["t"])
         if not closes_bar(start, self.timeframe):
             return
@@ -237,6 +324,9 @@ class LiveStreams:
 
     async def _flush(self, closed_at: datetime) -> None:
         await asyncio.sleep(self.debounce)  # let the other symbols' bars of this minute arrive
+        until_served = closed_at.timestamp() + self.settle - self._wall()
+        if until_served > 0:  # and the REST bars endpoint compute the bar
+            await self._asleep(until_served)
         symbols = sorted(self._pending.pop(closed_at, set()))
         self._flushers.pop(closed_at, None)
         if symbols and self.on_bars_closed is not None:
@@ -244,6 +334,7 @@ class LiveStreams:
             await self._safely(self.on_bars_closed(symbols, closed_at), "bar-close evaluation")
 
     async def _on_trade_update(self, update: Any) -> None:
+        self._said.pop("trading", None)
         if self.on_trade_update is not None:
             await self._safely(self.on_trade_update(update), "trade update")
 
@@ -290,6 +381,10 @@ async def run_streams(app: App, stop: asyncio.Event) -> None:
         else:
             await app.engine.run_tick()
 
+    async def problem(name: str, text: str) -> None:
+        kind = EventKind.BROKER_ERROR if name == "trading" else EventKind.DATA_OUTAGE
+        await asyncio.to_thread(app.service.emit, kind, text, severity=Severity.ERROR)
+
     streams = LiveStreams(
         settings.alpaca_api_key.get_secret_value(),
         settings.alpaca_api_secret.get_secret_value(),
@@ -302,6 +397,7 @@ async def run_streams(app: App, stop: asyncio.Event) -> None:
         on_bars_closed=bars_closed,
         on_trade_update=trade_update_handler(lambda: broker, lambda: app.service),
         on_reconnect=reconnected,
+        on_problem=problem,
     )
     await streams.start()
     try:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import requests
@@ -299,11 +300,17 @@ class AlpacaVenue:
         return self.cached("clock", "clock", lambda: self.read("clock", self.client.get_clock))
 
     def asset(self, symbol: str) -> Any:
+        """The asset (cached), whichever name Alpaca answers a crypto pair under."""
+
         def load() -> Any:
-            try:
-                return self.read("asset", lambda: self.client.get_asset(symbol))
-            except APIError:
-                raise OrderRejected(f"Alpaca does not know the symbol {symbol}") from None
+            for name in convert.asset_names(symbol):
+                try:
+                    found = self.read("asset", partial(self.client.get_asset, name))
+                except APIError:  # 404
+                    continue
+                if convert.asset_is(found, symbol):
+                    return found
+            raise OrderRejected(f"Alpaca does not know the symbol {symbol}")
 
         return self.cached(f"asset:{symbol}", "asset", load)
 

@@ -61,7 +61,8 @@ def load_history(
     Downloaded bars go through the local store at ``data_dir`` (``bot.data.store``): what it
     holds is read from disk, only the spans it lacks are fetched, and they are kept for the next
     run. ``data_dir=None`` fetches everything and keeps nothing. The synthetic market is computed,
-    never stored.
+    never stored. A source built from ``config`` serves a stock's regular hours only unless
+    ``TRADEBOT_EXTENDED_HOURS_BARS`` is on, as the live bot does (``bot.data.sessions``).
     """
     if end <= start:
         raise DataError(f"--end {end:%Y-%m-%d %H:%M} is not after --start {start:%Y-%m-%d %H:%M}")
@@ -84,6 +85,11 @@ def load_history(
         for note in report.notes:
             print(f"note: {note}", file=sys.stderr)
         name = bar_source.name
+    if isinstance(source, str) and bar_source.name != "synthetic" and not config.tradebot_extended_hours_bars:
+        from bot.data.sessions import RegularHours
+
+        # the bars the live bot would see on Alpaca (the store keeps every bar as served)
+        bars = RegularHours.keep(symbol, bars, timeframe)
     if len(bars) == 0:
         raise DataError(f"{bar_source.name} has no {timeframe.label} bars for {symbol} in that window")
     return bars, name

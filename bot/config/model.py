@@ -15,6 +15,9 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic import ValidationInfo as _Info
 
 from bot.config.types import (
+    PORT_RANGE,
+    PROXY_FORMAT,
+    WEB_HOST_FORMAT,
     ChatIds,
     ConsoleMode,
     DailyTime,
@@ -30,10 +33,13 @@ from bot.config.types import (
     WebhookUrl,
     WebsocketUrl,
     http_url,
+    port_number,
     url_password,
     web_host,
     web_port,
+    web_proxy,
     web_token,
+    web_user,
 )
 from bot.risk import BOUNDS
 
@@ -98,6 +104,12 @@ class Settings(BaseModel):
         "Seconds between engine cycles (clock seconds: divided by TRADEBOT_SIM_SPEED in the simulator)",
         group="General",
         unit="seconds",
+    )
+    tradebot_extended_hours_bars: bool = var(
+        "off",
+        "Stock strategies see pre-market and after-hours bars too (on); off: regular hours only, "
+        "09:30-16:00 New York (bars straddling the open or close dropped)",
+        group="General",
     )
     tradebot_history_bars: Annotated[int, Field(ge=10, le=10_000)] = var(
         "300",
@@ -250,6 +262,13 @@ class Settings(BaseModel):
     alpaca_data_feed: Annotated[DataFeed, _choice(DataFeed)] = var(
         "iex", "Stock data feed: iex (free plans), sip (paid), delayed_sip or otc", group="Alpaca"
     )
+    alpaca_crypto_fee_bps: Annotated[float, Field(ge=0, le=100)] = var(
+        "25",
+        "Alpaca's crypto fee in basis points, booked on every crypto fill (Alpaca's orders show none): "
+        "25 at tier 1; set your tier's rate",
+        group="Alpaca",
+        unit="basis points",
+    )
     alpaca_streaming: bool = var(
         "false",
         "Live streams: evaluate strategies as bars close and record fills from trade updates at once",
@@ -284,33 +303,43 @@ class Settings(BaseModel):
     )
 
     # ------------------------------------------------------------------ Web
-    port: Annotated[int, Field(ge=1, le=65_535)] = var(
+    port: Annotated[int, BeforeValidator(port_number)] = var(
         "8443",
         "Port the platform tells the web process to listen on (Heroku, Render and Railway set it); "
         "the web server's port when TRADEBOT_WEB_PORT=auto",
         group="Web",
+        allowed=f"a port number from {PORT_RANGE}",
     )
     tradebot_web_port: Annotated[str, BeforeValidator(web_port)] = var(
         "auto",
         "Dashboard, API and Telegram webhook port: auto ($PORT when set, else 8000), a number (0: any "
         "free port), or off",
         group="Web",
-        allowed="auto, off, or a port number from 0 to 65535",
+        allowed=f"auto, off, 0 (any free port) or a port number from {PORT_RANGE}",
     )
     tradebot_web_host: Annotated[str, BeforeValidator(web_host)] = var(
         "auto",
         "Address the web server binds: auto (0.0.0.0 when $PORT is set, else 127.0.0.1); anything but "
-        "loopback needs TRADEBOT_WEB_PASSWORD or TRADEBOT_WEB_TOKEN",
+        "loopback needs TRADEBOT_WEB_PASSWORD (12+ characters) or TRADEBOT_WEB_TOKEN",
         group="Web",
+        allowed=WEB_HOST_FORMAT,
     )
-    tradebot_web_user: Annotated[str, Field(min_length=1, max_length=40)] = var(
+    tradebot_web_proxy: Annotated[str, BeforeValidator(web_proxy)] = var(
+        "auto",
+        "Whose X-Forwarded-For names the client (for login limits): auto (the platform's router when "
+        "$PORT is set), none, or your proxies' addresses (127.0.0.1, 10.0.0.0/8)",
+        group="Web",
+        allowed=PROXY_FORMAT,
+    )
+    tradebot_web_user: Annotated[str, BeforeValidator(web_user)] = var(
         "trader",
         "Name the dashboard records with the actions taken from it (e.g. 'paused by trader (web)')",
         group="Web",
     )
     tradebot_web_password: SecretStr = var(
         "",
-        "Dashboard login password; empty: loopback only, with a one-time login link printed at start",
+        "Dashboard login password, at least 12 characters unless the address is loopback; empty: "
+        "loopback only, with a one-time login link printed at start",
         group="Web",
     )
     tradebot_web_token: Annotated[SecretStr, AfterValidator(web_token)] = var(

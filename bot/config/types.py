@@ -177,13 +177,15 @@ def user_ids(text: object) -> tuple[int, ...]:
     return _ids(text, "user ids (positive whole numbers)", negative=False)
 
 
+_WHOLE_NUMBER = re.compile(r"^-?[0-9]{1,20}$")  # ASCII digits: int() would also read "٣" or "３" as 3
+
+
 def _ids(text: object, what: str, *, negative: bool) -> tuple[int, ...]:
     out: list[int] = []
     for item in split_list(text):
-        try:
-            value = int(item)
-        except ValueError:
-            raise ValueError(f"{item!r} is not an id: allowed comma-separated {what}") from None
+        if not _WHOLE_NUMBER.match(item):
+            raise ValueError(f"{item[:24]!r} is not an id: allowed comma-separated {what}")
+        value = int(item)
         if value == 0 or abs(value) >= _ID_LIMIT or (value < 0 and not negative):
             raise ValueError(f"{item!r} is not an id: allowed comma-separated {what}")
         if value not in out:
@@ -318,23 +320,79 @@ DailyTime = Annotated[
 ]
 
 
+# Ports below 1024 are privileged (binding them needs root, which a trading bot should not have),
+# and no platform hands one out as $PORT.
+LOWEST_PORT = 1024
+PORT_RANGE = f"{LOWEST_PORT} to 65535"
+
+
+def port_number(text: object) -> int:
+    """PORT: ASCII digits, 1024 to 65535."""
+    value = str(text).strip()
+    if not re.fullmatch(r"[0-9]{1,5}", value) or not LOWEST_PORT <= int(value) <= 65_535:
+        raise ValueError(f"allowed a port number from {PORT_RANGE}")
+    return int(value)
+
+
 def web_port(text: object) -> str:
     """TRADEBOT_WEB_PORT: ``auto``, ``off``, or a port number (0: any free one), kept as text."""
     value = str(text).strip().lower() or "auto"
     if value in {"auto", "off"}:
         return value
-    if not value.isdigit() or not 0 <= int(value) <= 65_535:
-        raise ValueError("allowed: auto, off, or a port number from 0 to 65535")
+    if not re.fullmatch(r"[0-9]{1,5}", value) or not (int(value) == 0 or LOWEST_PORT <= int(value) <= 65_535):
+        raise ValueError(f"allowed auto, off, 0 (any free port) or a port number from {PORT_RANGE}")
     return str(int(value))
 
 
+WEB_HOST_FORMAT = "auto, localhost, or an IP address of this machine (127.0.0.1, 0.0.0.0, ::)"
+
+
 def web_host(text: object) -> str:
+    """TRADEBOT_WEB_HOST: ``auto``, ``localhost`` or an IP address. A host name is refused: what
+    it resolves to can change, and the loopback-only rule (no password) must hold for sure."""
+    import ipaddress
+
     value = str(text).strip()
     if not value or value.lower() == "auto":
         return "auto"
-    if any(ch.isspace() for ch in value) or "/" in value:
-        raise ValueError("allowed: auto, an IP address (127.0.0.1, 0.0.0.0, ::) or a host name")
+    if value.lower() == "localhost":
+        return "localhost"
+    try:
+        return str(ipaddress.ip_address(value))  # ASCII digits only: the ipaddress module insists
+    except ValueError:
+        raise ValueError(f"allowed {WEB_HOST_FORMAT}") from None
+
+
+def web_user(text: object) -> str:
+    """TRADEBOT_WEB_USER: a name shown in the audit log, one line of printable characters."""
+    value = str(text)
+    if value != value.strip() or not value.isprintable() or not 1 <= len(value) <= 40:
+        raise ValueError("allowed 1 to 40 printable characters, no tab, newline or spaces at either end")
     return value
+
+
+# ---------------------------------------------------------------------- the proxy in front
+
+PROXY_FORMAT = (
+    "auto ($PORT set: the platform's router, e.g. Heroku's), none, or the proxies' IP addresses "
+    "or networks, comma-separated (127.0.0.1, 10.0.0.0/8)"
+)
+
+
+def web_proxy(text: object) -> str:
+    """TRADEBOT_WEB_PROXY: whose X-Forwarded-For to believe, kept as normalised text."""
+    import ipaddress
+
+    value = str(text).strip().lower() or "auto"
+    if value in {"auto", "none"}:
+        return value
+    networks = []
+    for item in split_list(value):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValueError(f"{item[:24]!r} is not an address: allowed {PROXY_FORMAT}") from None
+    return ",".join(networks)
 
 
 def web_token(value: Any) -> Any:

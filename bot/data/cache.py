@@ -9,6 +9,14 @@ Only closed bars are asked for and kept: every fetch ends at the start of the ba
 forming, ``timeframe.floor(now)``. The cache does not judge the data (the engine runs
 ``validate_bars`` on what it returns); it only guarantees that each symbol's times stay
 strictly increasing.
+
+**A split re-reads the window.** Stock bars come split-adjusted (``bot.alpaca.data``): after a
+split the source serves every earlier bar at the new scale, while the cache holds the old one,
+and appending new bars to it would show a crash (or a leap) that never traded. So each fetch
+asks again for the last cached bar as well; when the source now serves it more than
+``REWRITE_TOLERANCE`` (1 %) off what is cached (a split or any other rewrite of history, far
+beyond a late trade's revision), that symbol's whole window is read again. If that read fails,
+its window is dropped rather than kept at the old scale, and the error is reported.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ __all__ = ["CacheResult", "HistoryCache"]
 log = logging.getLogger(__name__)
 
 _FIELDS = ("time", *COLUMNS)
+REWRITE_TOLERANCE = 0.01  # a cached bar served this far off (relative close): history was rewritten
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +86,13 @@ class HistoryCache:
     def update(self, symbols: list[str], now: datetime) -> CacheResult:
         """Fetch the bars each of ``symbols`` is missing up to ``timeframe.floor(now)`` and merge them.
 
-        A symbol with cached bars asks from its last bar's start + timeframe; a new one (or one
-        whose gap is longer than the window) asks for the last ``max_bars`` bars. Symbols with
-        the same start share one ``source.fetch`` call. A ``DataError`` (or any other failure)
-        of that call is reported for every symbol in it, and their cached bars stay as they were.
+        A symbol with cached bars asks from its last bar's start (that bar again, to see whether
+        the source rewrote history); a new one (or one whose gap is longer than the window) asks
+        for the last ``max_bars`` bars, and a cached one of those has its last bar asked for on
+        its own. Symbols with the same start share one ``source.fetch`` call. A ``DataError``
+        (or any other failure) of that call is reported for every symbol in it, and their cached
+        bars stay as they were. A symbol whose history was rewritten has its whole cached window
+        read again.
         """
         if now.tzinfo is None:
             now = now.replace(tzinfo=UTC)
@@ -90,40 +102,109 @@ class HistoryCache:
         window_start = end_ns - self.max_bars * step
 
         batches: dict[int, list[str]] = {}
+        probes: dict[int, list[str]] = {}  # a gap longer than the window: its last bar, asked alone
         for symbol in dict.fromkeys(symbols):
             cached = self._bars.get(symbol)
             start = window_start
             if cached is not None and len(cached):
-                start = max(start, int(cached.time[-1]) + step)
+                last = int(cached.time[-1])
+                if max(start, last + step) >= end_ns:
+                    continue  # no bar can have closed since the last one cached
+                if last >= start:
+                    start = last
+                else:
+                    probes.setdefault(last, []).append(symbol)
             if start < end_ns:
                 batches.setdefault(start, []).append(symbol)
 
+        rewritten = self._probe(probes)
         errors: dict[str, str] = {}
         for start_ns, batch in batches.items():
-            start_at = _datetime(start_ns)
-            try:
-                fetched = self.source.fetch(batch, self.timeframe, start_at, end)
-            except DataError as exc:
-                message = str(exc) or type(exc).__name__
-                errors.update(dict.fromkeys(batch, message))
-                continue
-            except Exception as exc:  # a bug or an unwrapped transport error: isolate this batch
-                log.exception("bar source %s failed for %s", self.source.name, ", ".join(batch))
-                message = f"{self.source.name} failed: {type(exc).__name__}: {exc}"
-                errors.update(dict.fromkeys(batch, message))
+            batch = [s for s in batch if s not in rewritten]
+            fetched = self._fetch(batch, start_ns, end, errors) if batch else None
+            if fetched is None:
                 continue
             for symbol in batch:
                 new = fetched.get(symbol)
                 if new is not None and len(new):
+                    if self._rewritten(symbol, new):
+                        rewritten.append(symbol)
+                        continue
                     self._merge(symbol, new, start_ns, end_ns, _ns(now))
                 if symbol not in self._bars:
-                    errors[symbol] = (
-                        f"no {self.timeframe} bars for {symbol} from {self.source.name}"
-                        f" between {start_at:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC"
-                    )
+                    errors[symbol] = self._none(symbol, start_ns, end)
+        for symbol in rewritten:
+            self._reread(symbol, end, now, errors)
 
         bars = {s: self._bars[s] for s in dict.fromkeys(symbols) if s in self._bars}
         return CacheResult(bars=bars, errors=errors)
+
+    def _probe(self, probes: dict[int, list[str]]) -> list[str]:
+        """Ask for the last cached bar of symbols whose gap outgrew the window; those the source
+        now serves at another scale. A failed probe proves nothing (the main fetch reports)."""
+        step = self.timeframe.seconds * NS
+        rewritten: list[str] = []
+        for last, batch in probes.items():
+            fetched = self._fetch(batch, last, _datetime(last + step), {})
+            for symbol in batch if fetched is not None else []:
+                new = fetched.get(symbol) if fetched is not None else None
+                if new is not None and len(new) and self._rewritten(symbol, new):
+                    rewritten.append(symbol)
+        return rewritten
+
+    def _fetch(
+        self, batch: list[str], start_ns: int, end: datetime, errors: dict[str, str]
+    ) -> dict[str, Bars] | None:
+        """One ``source.fetch``; None (and ``errors`` filled in for the batch) when it failed."""
+        try:
+            return self.source.fetch(batch, self.timeframe, _datetime(start_ns), end)
+        except DataError as exc:
+            message = str(exc) or type(exc).__name__
+        except Exception as exc:  # a bug or an unwrapped transport error: isolate this batch
+            log.exception("bar source %s failed for %s", self.source.name, ", ".join(batch))
+            message = f"{self.source.name} failed: {type(exc).__name__}: {exc}"
+        errors.update(dict.fromkeys(batch, message))
+        return None
+
+    def _none(self, symbol: str, start_ns: int, end: datetime) -> str:
+        return (
+            f"no {self.timeframe} bars for {symbol} from {self.source.name}"
+            f" between {_datetime(start_ns):%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC"
+        )
+
+    def _rewritten(self, symbol: str, new: Bars) -> bool:
+        """Whether ``new`` serves the last cached bar of ``symbol`` at another scale."""
+        cached = self._bars.get(symbol)
+        if cached is None or not len(cached):
+            return False
+        last = int(cached.time[-1])
+        hits = np.flatnonzero(np.asarray(new.time, dtype=np.int64) == last)
+        if not len(hits):
+            return False
+        old, served = float(cached.close[-1]), float(new.close[int(hits[0])])
+        if not (np.isfinite(old) and old > 0) or abs(served / old - 1.0) <= REWRITE_TOLERANCE:
+            return False  # the same bar (or one validation will refuse anyway)
+        log.warning(
+            "%s: the source now serves its %s bar closing at %g, cached at %g (a split?): "
+            "re-reading its whole window",
+            symbol,
+            _datetime(last).isoformat(),
+            served,
+            old,
+        )
+        return True
+
+    def _reread(self, symbol: str, end: datetime, now: datetime, errors: dict[str, str]) -> None:
+        """The source rewrote ``symbol``'s history (a split): read its cached window again, from its
+        first bar. If that fails the window is dropped, not kept at the old scale."""
+        old = self._bars.pop(symbol)
+        first = int(old.time[0])
+        fetched = self._fetch([symbol], first, end, errors)
+        new = fetched.get(symbol) if fetched is not None else None
+        if new is not None and len(new):
+            self._merge(symbol, new, first, _ns(end), _ns(now))
+        if symbol not in self._bars and symbol not in errors:
+            errors[symbol] = self._none(symbol, first, end)
 
     def _merge(self, symbol: str, new: Bars, start_ns: int, end_ns: int, now_ns: int) -> None:
         """Append ``new`` after the cached bars: closed bars in the asked window only, strictly

@@ -5,6 +5,12 @@ one ticker per request (Polygon has no multi-ticker aggregates), crypto as ``X:B
 followed through ``next_url``. The key travels in the ``Authorization`` header, never in a URL,
 so it cannot end up in a log line.
 
+Bars are asked ``adjusted=true``: adjusted for splits, prices and volume alike (Polygon's
+default; massive.com knowledge base, "Why doesn't a bar from the REST API match the flat files":
+"the default REST bar ... adjusted for the one-for-three reverse split"), the same adjustment
+Alpaca is asked for (``adjustment=split``, ``bot.alpaca.data``), so a fallback bar matches the
+ones around it.
+
 Every request has a timeout. A 429, a 5xx or a transport failure is retried on the bot's one
 retry policy (``bot.retry``, ``POLYGON_READS``): growing waits, a ``Retry-After`` honoured when
 Polygon sends one (it documents none), never more than 15 s of waiting in one request. Polygon's
@@ -32,6 +38,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.polygon.io"
 POLYGON_READS = RetryPolicy(attempts=3, base=1.0, cap=8.0, budget=15.0)
+ADJUSTED = "true"  # split-adjusted, as Alpaca's bars are asked (adjustment=split)
 
 
 class _Transient(Exception):
@@ -129,7 +136,7 @@ class PolygonBarSource:
         url: str | None = (
             f"{self.base_url}/v2/aggs/ticker/{polygon_ticker(symbol)}/range/{multiplier}/{span}/{start_ms}/{end_ms}"
         )
-        params: dict[str, Any] | None = {"adjusted": "true", "sort": "asc", "limit": 50000}
+        params: dict[str, Any] | None = {"adjusted": ADJUSTED, "sort": "asc", "limit": 50000}
         rows: list[dict[str, Any]] = []
         while url:
             body = self._get(url, params)

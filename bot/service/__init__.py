@@ -124,6 +124,11 @@ class TradingService:
         """The risk limits in force: the configured ones with ``/risk set`` changes applied."""
         return self._store.limits()
 
+    def instance_key(self, name: str) -> bytes:
+        """A random 32-byte key kept in the database under ``name``, made on first use, the same
+        for every instance on this database and across restarts (the web's device cookies)."""
+        return self._store.random_key(name)
+
     def pause(self, by: str = "") -> bool:
         """Stop new entries. Returns False if already paused. Exits, stops and targets keep working."""
         with self._lock:

@@ -3,8 +3,9 @@
 ``sync`` takes the broker's fills and order updates since the last call. Each fill is recorded
 under its broker fill id, so one reported twice (a crash before the acknowledgement, the
 stream and the poll both delivering it) changes nothing the second time. A buy fill opens or
-adds to the position; a sell fill closes (part of) it and records the round trip as a trade,
-with the entry's commission shared out. Positions are then marked to the latest prices and
+adds to the position (net of a fee the broker kept in the coins, ``Fill.fee_qty``); a sell fill
+closes (part of) it and records the round trip as a trade, with the entry's commission shared out
+and the exit's own added, so a round trip's P&L is what the cash did. Positions are then marked to the latest prices and
 equity is snapshotted every ``SNAPSHOT_EVERY`` (and after every fill).
 """
 
@@ -19,7 +20,18 @@ from sqlmodel import Session
 
 from bot.brokers.base import Broker
 from bot.clock import Clock
-from bot.domain import EventKind, ExitReason, Fill, Order, OrderStatus, Position, Severity, Side, Trade
+from bot.domain import (
+    EventKind,
+    ExitReason,
+    Fill,
+    Order,
+    OrderStatus,
+    Position,
+    Severity,
+    Side,
+    Trade,
+    is_crypto,
+)
 from bot.formatting import qty as fmt_qty
 from bot.service.events import EventLog
 from bot.service.orders import OrderRouter
@@ -125,8 +137,9 @@ class FillLedger:
                 stop_loss=order.stop_loss,
                 take_profit=order.take_profit,
             )
-        qty = position.qty + fill.qty
-        avg = (position.avg_price * position.qty + fill.price * fill.qty) / qty
+        received = fill.qty - fill.fee_qty  # a crypto buy's fee comes out of the coins
+        qty = position.qty + received
+        avg = (position.avg_price * position.qty + fill.price * received) / qty
         repo.save_position(
             s,
             replace(
@@ -143,12 +156,16 @@ class FillLedger:
     def _reduce_position(
         self, s: Session, fill: Fill, order: Order, position: Position | None
     ) -> Trade | None:
-        """A sell closes (part of) a long; what it sold beyond the long is a short, as at the broker."""
+        """A sell closes (part of) a long; what a stock sell sold beyond the long is a short, as at
+        the broker (crypto cannot be sold short: a crypto excess is the books' fee estimate being a
+        hair off what the broker kept, and reconciliation settles it)."""
+        short_possible = not is_crypto(fill.symbol)
         if position is None or position.qty <= 0:
-            log.error("sell fill %s for %s beyond the position on record: short", fill.fill_id, fill.symbol)
-            self._open_short(s, fill, order, position, fill.qty)
+            log.error("sell fill %s for %s beyond the position on record", fill.fill_id, fill.symbol)
+            if short_possible:
+                self._open_short(s, fill, order, position, fill.qty)
             return None
-        if fill.qty > position.qty + EPSILON:
+        if fill.qty > position.qty + EPSILON and short_possible:
             trade = self._reduce_position(s, replace(fill, qty=position.qty), order, position)
             self._open_short(s, fill, order, None, fill.qty - position.qty)
             return trade

@@ -139,6 +139,23 @@ class SettingsStore:
         with self.db.session() as s:
             repo.set_setting(s, key, value)
 
+    def random_key(self, key: str) -> bytes:
+        """32 random bytes stored under ``key``, made by whichever instance asks first; the
+        others (and later starts) read the same ones."""
+        import secrets
+
+        from storage.db import DatabaseError
+
+        found = self.get(key)
+        if found is None:
+            try:
+                with self.db.session() as s:
+                    repo.insert_setting(s, key, secrets.token_hex(32))
+            except DatabaseError:  # another instance stored one first: use that
+                pass
+            found = self.get(key)
+        return bytes.fromhex(str(found))
+
 
 def stored_overrides(database_url: str) -> dict[str, dict[str, Any]]:
     """The ``/risk set`` overrides a bot keeps in ``database_url`` (for ``tradebot config``),

@@ -6,6 +6,9 @@ Rules (``AllowList.check``):
 * In a group, supergroup or channel, the sender must also be in ``TELEGRAM_ALLOWED_USER_IDS``
   (otherwise any member of an allowed group could trade). Empty list: nobody in groups.
 * Button presses (callback queries) pass the same check as messages, with the presser as sender.
+* In a private chat the sender must be the chat: Telegram never delivers anything else (a private
+  chat's id is its user's id, Bot API "Chat"), so an update that says otherwise is forged or
+  broken, and refused (defence in depth).
 
 Refused updates get no answer at all. Each refusal is logged and recorded as an UNAUTHORIZED
 event, at most once per sender every ``per_sender_seconds`` and at most ``per_hour`` in all,
@@ -54,6 +57,8 @@ class AllowList:
     def check(self, chat_id: int | None, chat_type: str, user_id: int | None) -> Access:
         if chat_id is None or chat_id not in self.chat_ids:
             return Access(False, "chat not in TELEGRAM_ALLOWED_CHAT_IDS")
+        if chat_type == "private" and user_id != chat_id:
+            return Access(False, "a private chat whose sender is not the chat's user")
         if chat_type != "private" and (user_id is None or user_id not in self.user_ids):
             return Access(False, "group member not in TELEGRAM_ALLOWED_USER_IDS")
         return Access(True)

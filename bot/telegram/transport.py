@@ -237,7 +237,7 @@ class TelegramFrontEnd:
                 allowed_updates=ALLOWED_UPDATES,
                 drop_pending_updates=False,
             )
-            self.app.web.add_webhook(path, self._on_webhook)
+            self.app.web.add_webhook(path, self._on_webhook, self.config.webhook_secret)
             self._webhook_path = path
             return
         await updater.start_webhook(

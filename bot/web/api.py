@@ -22,7 +22,7 @@ from bot.logs import RECENT, RECENT_LINES
 from bot.periods import Period
 from bot.web import schemas as s
 from bot.web.auth import Principal
-from bot.web.data import NotFound, to_csv
+from bot.web.data import Invalid, NotFound, to_csv
 from bot.web.security import context, require_csrf, require_user
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_csrf)])
@@ -169,6 +169,8 @@ def bars(request: Request, user: User, symbol: str, timeframe: str | None = None
         return context(request).dashboard.bars(symbol, timeframe)
     except NotFound as exc:
         raise _missing(exc) from None
+    except Invalid as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 @router.get("/strategies", response_model=list[s.StrategyOut], summary="Running strategies and how they do")

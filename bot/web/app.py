@@ -19,7 +19,9 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from bot import __version__
 from bot.web import api, pages
 from bot.web.auth import Auth, TooManyAttempts
+from bot.web.config import Proxies
 from bot.web.data import Dashboard
+from bot.web.limits import BodyGuard
 from bot.web.live import LiveHub
 from bot.web.schemas import HealthOut
 from bot.web.security import LoginRequired, SecurityHeaders, principal_of, same_origin
@@ -40,6 +42,8 @@ class WebContext:
     hub: LiveHub
     dashboard: Dashboard
     webhooks: dict[str, Webhook] = field(default_factory=dict)
+    webhook_secrets: dict[str, str] = field(default_factory=dict)  # path -> the header the sender must send
+    proxies: Proxies = field(default_factory=Proxies.none)
 
 
 DESCRIPTION = """\
@@ -65,6 +69,7 @@ def create_app(ctx: WebContext) -> FastAPI:
         openapi_url=None,  # served behind the login by pages.openapi
     )
     web.state.ctx = ctx
+    web.add_middleware(BodyGuard, context=lambda: ctx)  # inside SecurityHeaders: its answers get them too
     web.add_middleware(SecurityHeaders)
     web.include_router(api.router)
     web.include_router(pages.router)

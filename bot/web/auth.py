@@ -10,6 +10,17 @@ Plain logic, no HTTP (``bot/web/security.py`` applies it to requests):
 * **Comparisons** are constant-time: both sides are hashed to equal length, then compared with
   ``hmac.compare_digest``.
 * **Login attempts** are rate-limited: 5 failures per client per minute, 30 per minute overall.
+  A client is an address (``bot.web.config.Proxies`` says which one to believe). Nobody else's
+  failures lock the owner out:
+
+  - a right API token always gets through (compared first; it is 16+ characters, and a wrong
+    one counts as a failure and is answered 401, or 429 once its client is over the limit);
+  - a browser that logged in before carries a device cookie (signed with a key kept in the
+    database, 90 days), which takes it past the per-client and overall limits: only failures
+    made with that cookie count against it (OWASP's "device cookies" defence);
+  - the one-time login link is 192 random bits: it is never rate-limited, so guesses cannot
+    lock it;
+  - a logged-in session is never checked against the limits at all.
 """
 
 from __future__ import annotations
@@ -29,6 +40,8 @@ MAX_SESSIONS = 1000
 FAILURES_PER_CLIENT = 5
 FAILURES_OVERALL = 30
 FAILURE_WINDOW_SECONDS = 60.0
+MAX_CLIENTS_TRACKED = 10_000  # distinct clients with recent failures kept in memory; the oldest go first
+DEVICE_SECONDS = 90 * 86400
 
 
 def same_secret(given: str, expected: str) -> bool:
@@ -77,7 +90,8 @@ class TooManyAttempts(Exception):
 
 @dataclass
 class LoginLimiter:
-    """Sliding-window count of failed logins, per client and overall."""
+    """Sliding-window count of failed logins, per client and overall, in bounded memory: each
+    client keeps its last ``per_client`` failure times, the overall count its last ``overall``."""
 
     per_client: int = FAILURES_PER_CLIENT
     overall: int = FAILURES_OVERALL
@@ -87,36 +101,54 @@ class LoginLimiter:
     _all: deque[float] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def check(self, client: str) -> None:
-        """Raise TooManyAttempts if this client (or everyone) has failed too often lately."""
+    def __post_init__(self) -> None:
+        self._all = deque(maxlen=self.overall)
+
+    def check(self, client: str, *, overall: bool = True) -> None:
+        """Raise TooManyAttempts if this client (or, with ``overall``, everyone) failed too often lately."""
         with self._lock:
             now = self.clock()
-            self._expire(now)
-            mine = self._clients.get(client, deque())
             waits = []
-            if len(mine) >= self.per_client:
+            mine = self._clients.get(client)
+            if mine is not None and len(mine) >= self.per_client and mine[0] > now - self.window:
                 waits.append(mine[0] + self.window - now)
-            if len(self._all) >= self.overall:
+            if overall and len(self._all) >= self.overall and self._all[0] > now - self.window:
                 waits.append(self._all[0] + self.window - now)
             if waits:
                 raise TooManyAttempts(max(1.0, max(waits)))
 
-    def failed(self, client: str) -> None:
+    def failed(self, client: str, *, overall: bool = True) -> None:
         with self._lock:
             now = self.clock()
-            self._clients.setdefault(client, deque()).append(now)
-            self._all.append(now)
+            mine = self._clients.pop(client, None) or deque(maxlen=self.per_client)
+            mine.append(now)
+            self._clients[client] = mine  # re-inserted: the dict stays ordered by last failure
+            while len(self._clients) > MAX_CLIENTS_TRACKED:
+                del self._clients[next(iter(self._clients))]
+            if overall:
+                self._all.append(now)
 
-    def _expire(self, now: float) -> None:
-        cutoff = now - self.window
-        while self._all and self._all[0] < cutoff:
-            self._all.popleft()
-        for key in list(self._clients):
-            times = self._clients[key]
-            while times and times[0] < cutoff:
-                times.popleft()
-            if not times:
-                del self._clients[key]
+
+class DeviceCookies:
+    """Signed random ids given to browsers that logged in, so that strangers' failures never
+    lock them out (OWASP, "Slow Down Online Guessing Attacks with Device Cookies")."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def issue(self) -> str:
+        nonce = secrets.token_urlsafe(18)
+        return f"{nonce}.{self._sign(nonce)}"
+
+    def verify(self, cookie: str) -> str:
+        """The cookie's id if its signature holds, else empty."""
+        nonce, _, signature = cookie.partition(".")
+        if not nonce or len(cookie) > 100 or not hmac.compare_digest(signature, self._sign(nonce)):
+            return ""
+        return nonce
+
+    def _sign(self, nonce: str) -> str:
+        return hmac.new(self._key, nonce.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 class Auth:
@@ -128,12 +160,14 @@ class Auth:
         token: str = "",
         clock: Callable[[], float] = time.monotonic,
         on_new_link: Callable[[str], None] | None = None,
+        device_key: bytes = b"",
     ) -> None:
         self.user = user
         self._password = password
         self._token = token
         self.clock = clock
         self.limiter = LoginLimiter(clock=clock)
+        self.devices = DeviceCookies(device_key or secrets.token_bytes(32))
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
         self._on_new_link = on_new_link
@@ -150,37 +184,42 @@ class Auth:
 
     # ------------------------------------------------------------------ logging in
 
-    def login_with_secret(self, given: str, client: str) -> Session | None:
-        """The login page: the password, or the API token. None (and a counted failure) otherwise."""
-        self.limiter.check(client)
+    def login_with_secret(self, given: str, client: str, device: str = "") -> Session | None:
+        """The login page: the password, or the API token. None (and a counted failure) otherwise.
+
+        ``device``: the browser's device cookie, if any; a valid one is limited on its own
+        failures only, so nobody else's guesses can keep its owner out."""
+        device_id = self.devices.verify(device) if device else ""
+        key, overall = (f"device {device_id}", False) if device_id else (client, True)
+        self.limiter.check(key, overall=overall)
         via = "password" if same_secret(given, self._password) else ""
         if not via and same_secret(given, self._token):
             via = "token"
         if not via:
-            self.limiter.failed(client)
+            self.limiter.failed(key, overall=overall)
             return None
         return self._new_session(via)
 
     def login_with_link(self, given: str, client: str) -> Session | None:
-        """The one-time link printed at start. Once used, a new link is made (and announced)."""
-        self.limiter.check(client)
+        """The one-time link printed at start. Once used, a new link is made (and announced).
+        Never rate-limited: 192 random bits cannot be guessed, and a limit would let anyone's
+        wrong guesses lock the owner out."""
         with self._lock:
             ok = bool(self._link_token) and same_secret(given, self._link_token)
             if ok:
                 self._link_token = secrets.token_urlsafe(24)
                 fresh = self._link_token
         if not ok:
-            self.limiter.failed(client)
             return None
         if self._on_new_link is not None:
             self._on_new_link(fresh)
         return self._new_session("link")
 
     def bearer(self, given: str, client: str) -> Principal | None:
-        """A script's ``Authorization: Bearer`` token."""
-        self.limiter.check(client)
+        """A script's ``Authorization: Bearer`` token: the right one always gets through."""
         if same_secret(given, self._token):
             return Principal(self.user, "bearer", _number_of("bearer:" + self._token))
+        self.limiter.check(client)
         self.limiter.failed(client)
         return None
 

@@ -37,6 +37,10 @@ class NotFound(LookupError):
     """What was asked for does not exist; the message says what."""
 
 
+class Invalid(ValueError):
+    """A parameter the bot cannot use (a timeframe of 999999d); the message says what is allowed."""
+
+
 class Dashboard:
     def __init__(self, app: App) -> None:
         self.app = app
@@ -181,7 +185,7 @@ class Dashboard:
             try:
                 frame = Timeframe.parse(timeframe)
             except ValueError as exc:
-                raise NotFound(str(exc)) from None
+                raise Invalid(str(exc)) from None
         try:
             chart = self.charts.price(symbol, frame)
         except ChartError as exc:

@@ -16,8 +16,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from bot.web.assets import STATIC, VENDOR, MissingAsset
-from bot.web.auth import Principal, TooManyAttempts, same_secret
+from bot.web.auth import DEVICE_SECONDS, Principal, TooManyAttempts, same_secret
 from bot.web.security import (
+    DEVICE_COOKIE,
     LOGIN_COOKIE,
     SESSION_COOKIE,
     client_key,
@@ -158,8 +159,9 @@ async def login(request: Request) -> Response:
     next_path = form.get("next", "/")
     if not same_secret(form.get("nonce", ""), request.cookies.get(LOGIN_COOKIE, "")):
         return _login_form(request, "The login form expired: try again.", next_path, status=403)
+    device = request.cookies.get(DEVICE_COOKIE, "")
     try:
-        session = ctx.auth.login_with_secret(form.get("password", ""), client_key(request))
+        session = ctx.auth.login_with_secret(form.get("password", ""), client_key(request), device)
     except TooManyAttempts as exc:
         return _login_form(request, str(exc), next_path, status=429, retry_after=exc.retry_after)
     if session is None:
@@ -167,6 +169,16 @@ async def login(request: Request) -> Response:
     response = RedirectResponse(_safe_next(next_path), status_code=303)
     set_session_cookie(response, session, is_https(request))
     response.delete_cookie(LOGIN_COOKIE, path="/login")
+    if not ctx.auth.devices.verify(device):  # this browser proved itself: strangers cannot lock it out
+        response.set_cookie(
+            DEVICE_COOKIE,
+            ctx.auth.devices.issue(),
+            max_age=int(DEVICE_SECONDS),
+            httponly=True,
+            samesite="strict",
+            secure=is_https(request),
+            path="/login",
+        )
     return response
 
 

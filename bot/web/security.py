@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 SESSION_COOKIE = "tradebot_session"
 LOGIN_COOKIE = "tradebot_login"
+DEVICE_COOKIE = "tradebot_device"  # a browser that logged in before: see bot/web/auth.py
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 CSP = (
@@ -49,12 +50,10 @@ def context(connection: HTTPConnection) -> WebContext:
 
 
 def client_key(connection: HTTPConnection) -> str:
-    """The client's address for rate limits: the one the nearest proxy saw (the last
-    X-Forwarded-For entry, which Heroku's router appends), else the peer's."""
-    forwarded = connection.headers.get("x-forwarded-for", "")
-    if forwarded.strip():
-        return forwarded.split(",")[-1].strip()
-    return connection.client.host if connection.client else "unknown"
+    """The client's address for the login limits: the connection's own, or what a trusted proxy
+    says in X-Forwarded-For (``bot.web.config.Proxies``); a header from anyone else is ignored."""
+    peer = connection.client.host if connection.client else "unknown"
+    return context(connection).proxies.client(peer, connection.headers.getlist("x-forwarded-for"))
 
 
 def is_https(connection: HTTPConnection) -> bool:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STOP_SECONDS = 3
+DEVICE_KEY = "web.device_key"
 
 
 class WebStartError(RuntimeError):
@@ -46,6 +47,7 @@ class WebServer:
         self.port = sock.getsockname()[1]
         self.auth = auth
         self.webhooks: dict[str, Webhook] = {}
+        self.webhook_secrets: dict[str, str] = {}
         self.ctx: WebContext | None = None  # once built
         self.asgi: Any = None
         self.server: Any = None
@@ -85,7 +87,9 @@ class WebServer:
     def _build(self) -> None:
         import uvicorn
 
+        from bot.web import limits
         from bot.web.app import WebContext, create_app
+        from bot.web.connections import guarded_protocol
         from bot.web.data import Dashboard
         from bot.web.live import LiveHub
 
@@ -102,6 +106,8 @@ class WebServer:
             hub=LiveHub(self.app.service.feed),
             dashboard=Dashboard(self.app),
             webhooks=self.webhooks,
+            webhook_secrets=self.webhook_secrets,
+            proxies=self.config.proxies,
         )
         self.asgi = create_app(ctx)
         self.server = QuietServer(
@@ -110,10 +116,13 @@ class WebServer:
                 log_config=None,  # our logging set-up (and its redaction) applies
                 access_log=False,  # access lines would carry query strings (the one-time login link)
                 lifespan="off",
+                http=guarded_protocol(self.config.proxies),  # h11 with header, time and connection caps
+                h11_max_incomplete_event_size=limits.HEADER_BYTES,
                 ws="websockets-sansio",
                 ws_ping_interval=20.0,
+                ws_max_size=limits.WEBSOCKET_MESSAGE_BYTES,
                 timeout_graceful_shutdown=STOP_SECONDS,
-                timeout_keep_alive=30,  # longer than a browser's or a script's pause between requests
+                timeout_keep_alive=limits.IDLE_SECONDS,  # longer than a browser's or a script's pause
                 server_header=False,
                 proxy_headers=False,  # X-Forwarded-* is read where it matters (security.py)
             )
@@ -139,12 +148,16 @@ class WebServer:
             log.warning("web server stopped with %s: %s", type(exc).__name__, exc)
         self.socket.close()
 
-    def add_webhook(self, path: str, handler: Webhook) -> None:
-        """Let a transport receive POSTs on ``path`` (Telegram's webhook) on this server's port."""
+    def add_webhook(self, path: str, handler: Webhook, secret: str) -> None:
+        """Let a transport receive POSTs on ``path`` (Telegram's webhook) on this server's port.
+        A request without ``secret`` in ``X-Telegram-Bot-Api-Secret-Token`` is refused (403)
+        before its body is read."""
+        self.webhook_secrets["/" + path.strip("/")] = secret
         self.webhooks["/" + path.strip("/")] = handler
 
     def remove_webhook(self, path: str) -> None:
         self.webhooks.pop("/" + path.strip("/"), None)
+        self.webhook_secrets.pop("/" + path.strip("/"), None)
 
     def cycle_finished(self, report: TickReport | None) -> None:
         if self.ctx is not None:
@@ -214,7 +227,13 @@ async def start_web(app: App, say: Callable[[str], None]) -> WebServer | None:
         if server is not None:
             say(f"Dashboard login link (one use; for another browser): {server.url}/login?token={token}")
 
-    auth = Auth(user=config.user, password=config.password, token=config.token, on_new_link=new_link)
+    auth = Auth(
+        user=config.user,
+        password=config.password,
+        token=config.token,
+        on_new_link=new_link,
+        device_key=await asyncio.to_thread(_device_key, app),
+    )
     server = WebServer(app, config, sock, auth)
     server.start()
     log.info("dashboard and API listening on %s:%d (%s)", config.host, server.port, _who(config))
@@ -225,6 +244,20 @@ async def start_web(app: App, say: Callable[[str], None]) -> WebServer | None:
     else:
         say(f"Dashboard: {server.url}/")
     return server
+
+
+def _device_key(app: App) -> bytes:
+    """The key that signs device cookies, from the database, so they outlive a restart (a random
+    one for this run when the database cannot give it: browsers then log in as new ones)."""
+    import secrets
+
+    from storage.db import DatabaseError
+
+    try:
+        return app.service.instance_key(DEVICE_KEY)
+    except DatabaseError as exc:
+        log.warning("device cookies last until the next restart: the database did not answer (%s)", exc)
+        return secrets.token_bytes(32)
 
 
 def _who(config: WebConfig) -> str:

@@ -43,7 +43,7 @@ from storage.repository.positions import (
     position_commission,
     save_position,
 )
-from storage.repository.settings import get_setting, set_setting
+from storage.repository.settings import get_setting, insert_setting, set_setting
 from storage.repository.signals import add_signal, recent_signals
 
 __all__ = [
@@ -66,6 +66,7 @@ __all__ = [
     "get_position",
     "get_setting",
     "has_fill",
+    "insert_setting",
     "last_equity_before",
     "latest_event_id",
     "list_cursors",

@@ -23,3 +23,8 @@ def set_setting(session: Session, key: str, value: Any) -> None:
     else:
         row.value = json.dumps(value)
         session.add(row)
+
+
+def insert_setting(session: Session, key: str, value: Any) -> None:
+    """Add ``key``; fails at commit (a unique violation) if another writer added it first."""
+    session.add(SettingRow(key=key, value=json.dumps(value)))

@@ -5,6 +5,13 @@ in epoch milliseconds (both inclusive), answered in pages of ``page_size`` resul
 ``next_url`` (which, as at Polygon, carries no API key). Requests without the expected
 ``Authorization: Bearer`` key get 401. Every request is recorded.
 
+Splits: ``add_split(ticker, ex_date, ratio)``; bars before the ex-date (midnight New York) are
+served with prices divided by ``ratio`` and volume multiplied by it unless the request says
+``adjusted=false`` (Polygon adjusts by default: massive.com knowledge base, "Why doesn't a bar
+from the REST API match the flat files": "The default REST bar ... opens at 61.02 on about
+15,293 shares, adjusted for the one-for-three reverse split", the flat file "opens at 20.34 on
+about 45,879 shares").
+
 Limits and failures:
 
 - ``rate_limit``: requests a minute (None: unlimited, as on paid plans; the free plan allows 5,
@@ -21,9 +28,12 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import date, datetime
+from datetime import time as clock_time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 
 class FakePolygon:
@@ -37,6 +47,7 @@ class FakePolygon:
         self.rate_limit: int | None = None
         self.retry_after: str | None = None
         self._window: tuple[int, int] = (0, 0)  # (minute, requests in it)
+        self.splits: dict[str, list[tuple[int, float]]] = {}  # ticker -> (ex-date midnight ns, ratio)
         self._server: ThreadingHTTPServer | None = None
 
     def set_bars(self, ticker: str, bars: Any) -> None:
@@ -47,6 +58,10 @@ class FakePolygon:
                 strict=True,
             )
         )
+
+    def add_split(self, ticker: str, ex_date: date, ratio: float) -> None:
+        cut = datetime.combine(ex_date, clock_time(0), ZoneInfo("America/New_York"))
+        self.splits.setdefault(ticker, []).append((int(cut.timestamp()) * 1_000_000_000, ratio))
 
     def start(self) -> FakePolygon:
         fake = self
@@ -115,6 +130,14 @@ class FakePolygon:
         pieces = parts.path.split("/")  # ['', 'v2', 'aggs', 'ticker', T, 'range', m, span, from, to]
         ticker, start_ms, end_ms = pieces[4], int(pieces[8]), int(pieces[9])
         rows = [r for r in self.bars.get(ticker, []) if start_ms <= r[0] // 1_000_000 <= end_ms]
+        if query.get("adjusted", "true") != "false":
+            for cut, ratio in self.splits.get(ticker, []):
+                rows = [
+                    (t, o / ratio, h / ratio, low / ratio, c / ratio, v * ratio)
+                    if t < cut
+                    else (t, o, h, low, c, v)
+                    for t, o, h, low, c, v in rows
+                ]
         offset = int(query.get("cursor", 0))
         page = rows[offset : offset + self.page_size]
         body: dict[str, Any] = {

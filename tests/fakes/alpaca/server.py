@@ -7,12 +7,15 @@ calendar, bar aggregation), ``stream`` (the ``trade_updates`` websocket).
 
 Besides those, this module models:
 
-- **Rate limits** (alpaca-docs trading-api ``_index.md``: "200 requests every minute per API
-  key", answered 429; broker-api ``_index.md`` and docs.alpaca.markets "Rate Limits": every
-  response carries ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset``, the
-  UNIX epoch in seconds of the window's reset; no ``Retry-After``). Windows are real time
-  (``time.time``), apart from the settable market clock. ``rate_limit`` sets the limit per
-  minute (trading and data are counted apart).
+- **Rate limits, one per API** (alpaca-docs trading-api ``_index.md``: "200 requests every
+  minute per API key", answered 429; market data: ``content/market-data/_index.md``, "Historical
+  API calls 200/min" on the free plan, counted apart from trading; docs.alpaca.markets "About
+  Market Data API": 10,000/min on Algo Trader Plus; broker-api ``_index.md`` and
+  docs.alpaca.markets "Rate Limits": every response carries ``X-RateLimit-Limit``,
+  ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset``, the UNIX epoch in seconds of the window's
+  reset; no ``Retry-After``). Windows are real time (``time.time``), apart from the settable
+  market clock. ``rate_limit`` sets the trading API's limit per minute, ``data_rate_limit`` the
+  market data API's; a 429 on one never touches the other's window.
 - **The account** (docs.alpaca.markets changelog 2026-07-06 "Pattern day trading fields and
   configurations removed"): no ``pattern_day_trader``, ``daytrade_count`` or
   ``daytrading_buying_power``.
@@ -32,7 +35,9 @@ the trading stream running ahead of the activities endpoint), ``fail_next`` (the
 a method and path prefix answers a status; a 429 carries a reset one second away).
 Orders fill when a test says (``fill``; a bracket's stop through ``trigger_stop``) and market
 orders at once with ``auto_fill`` (on: inside the POST, at ``prices[symbol]`` or the last bar's
-close; a stock only while the market is open; never on a symbol in ``illiquid``). With
+close; a stock only while the market is open; never on a symbol in ``illiquid``). The market data
+API (``marketdata``) serves bars outside regular hours, a just-closed bar only ``bar_delay``
+seconds later, and ``adjustment`` around the splits ``add_split`` records. With
 ``fill_step`` set, an auto-filled order executes at most that quantity at once and the next part
 each time a test calls ``trade`` (an order larger than the book fills in several executions,
 ``partially_filled`` until the last: orders.md, "Order Lifecycle").
@@ -51,14 +56,13 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
-from zoneinfo import ZoneInfo
 
-from tests.fakes.alpaca import trading
-from tests.fakes.alpaca.market import NEW_YORK, FakeClock, aggregate, market_clock
+from tests.fakes.alpaca import crypto, marketdata, trading
+from tests.fakes.alpaca.market import FakeClock, market_clock
 from tests.fakes.alpaca.orders import ACCOUNT_ID, FakeOrder, FakePosition, can_execute, compact, iso, num
 
 
@@ -89,10 +93,15 @@ class FakeAlpaca:
         self.activities_held = False
         self._unposted: list[dict[str, Any]] = []
         self.bars: dict[str, list[tuple[int, float, float, float, float, float]]] = {}
+        self.bar_delay = 3.0  # seconds after a minute ends before its bar is served (marketdata.py)
+        self.splits: dict[str, list[tuple[date, float]]] = {}  # symbol -> (ex-date, ratio), add_split
         self.prices: dict[str, float] = {}
         self.assets: dict[str, dict[str, Any]] = {}
         self.cash = 100_000.0
         self.multiplier = "1"
+        self.slash_asset_404 = True  # GET /v2/assets/BTC/USD answers 404 (crypto.py)
+        self.crypto_fee_bps = 25.0  # tier 1 (crypto.py)
+        self.crypto_fees: list[dict[str, Any]] = []  # CFEE activities, listed once their day ends
         self.auto_fill = True
         self.illiquid: set[str] = set()
         self.fill_step: float | None = None
@@ -110,7 +119,8 @@ class FakeAlpaca:
         self._fail_next: list[tuple[str, str, int]] = []
         self.crypto_day_tz = "America/Chicago"
         self.same_ms_reversed = False
-        self.rate_limit = 200
+        self.rate_limit = 200  # trading API, requests a minute
+        self.data_rate_limit = 200  # market data API (free plan), requests a minute
         self._windows: dict[str, tuple[int, int]] = {}  # api -> (window start epoch, count)
         self.stream: Any = None  # a FakeTradingStream, when a test starts one
         self.fail_after_accept: list[int | str] = []
@@ -167,6 +177,12 @@ class FakeAlpaca:
             rows = [tuple(r) for r in bars]
         with self.lock:
             self.bars[symbol] = sorted(rows)  # type: ignore[arg-type]
+
+    def add_split(self, symbol: str, ex_date: date, ratio: float) -> None:
+        """A ``ratio``-for-1 split of ``symbol`` effective ``ex_date`` (the rows set stay as traded:
+        ``adjustment=split`` divides the prices before it, marketdata.py)."""
+        with self.lock:
+            self.splits.setdefault(symbol, []).append((ex_date, ratio))
 
     def add_position(self, symbol: str, qty: float, avg_price: float, current: float | None = None) -> None:
         with self.lock:
@@ -255,7 +271,7 @@ class FakeAlpaca:
     def settle(self, count: int | None = None) -> None:
         """Complete the pending cancels due by request ``count`` (all of them when None)."""
         with self.lock:
-            trading.settle(self, count)
+            trading.settle_cancels(self, count)
 
     def hold_replace(self, client_order_id: str) -> None:
         """The order is being replaced (``pending_replace``) until ``end_replace``: cancels are refused."""
@@ -304,7 +320,7 @@ class FakeAlpaca:
         """The trader cancels an order in Alpaca's dashboard (its group goes with it), a while ago."""
         with self.lock:
             trading.cancel_order(self, self.order(client_order_id).id)
-            trading.settle(self, None)
+            trading.settle_cancels(self, None)
 
     def execute(self, order: FakeOrder, price: float | None, qty: float | None) -> None:
         trading.run_execution(self, order, price, qty)
@@ -347,7 +363,8 @@ class FakeAlpaca:
             window, count = start, 0
         count += 1
         self._windows[api] = (window, count)
-        return self.rate_limit, max(self.rate_limit - count, 0), window + 60
+        limit = self.data_rate_limit if api == "data" else self.rate_limit
+        return limit, max(limit - count, 0), window + 60
 
     def handle(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int | str, Any]:
         if path.startswith(("/v2/stocks/", "/v1beta3/crypto/")):
@@ -356,7 +373,7 @@ class FakeAlpaca:
             return self._data(path, query)
         with self.lock:
             self.trading_requests += 1
-            trading.settle(self, self.trading_requests)
+            trading.settle_cancels(self, self.trading_requests)
             if method == "GET" and self.read_failures > 0:
                 self.read_failures -= 1
                 return 503, {"code": 50300000, "message": "service unavailable"}
@@ -375,7 +392,7 @@ class FakeAlpaca:
                 "next_close": iso(next_close),
             }
         if path.startswith("/v2/assets/") and method == "GET":
-            return 200, self.asset(unquote(path[len("/v2/assets/") :]))
+            return crypto.asset_answer(self, unquote(path[len("/v2/assets/") :]))
         if path == "/v2/orders" and method == "POST":
             return self._submit(body)
         if path == "/v2/orders" and method == "GET":
@@ -404,6 +421,11 @@ class FakeAlpaca:
             return 200, out
         if path == "/v2/account/activities/FILL" and method == "GET":
             return 200, self._activities(query)
+        if method == "GET" and (
+            path == "/v2/account/activities/CFEE"
+            or (path == "/v2/account/activities" and query.get("activity_types") == "CFEE")
+        ):
+            return 200, crypto.fee_activities(self)
         return 404, {"code": 40410000, "message": f"endpoint not found: {method} {path}"}
 
     def _account(self) -> dict[str, Any]:
@@ -418,7 +440,7 @@ class FakeAlpaca:
             "currency": "USD",
             "buying_power": num(cash * float(self.multiplier)),
             "regt_buying_power": num(cash),
-            "non_marginable_buying_power": num(cash),
+            "non_marginable_buying_power": num(crypto.non_marginable_buying_power(self)),
             "cash": num(self.cash),
             "portfolio_value": num(equity),
             "equity": num(equity),
@@ -470,42 +492,7 @@ class FakeAlpaca:
         return rows[: min(int(query.get("page_size", "100")), 100)]
 
     def _data(self, path: str, query: dict[str, str]) -> tuple[int, Any]:
-        now = self.clock.now()
-        if path.endswith("/bars"):
-            symbols = [s for s in query.get("symbols", "").split(",") if s]
-            start = _parse_time(query["start"]) if query.get("start") else None
-            end = _parse_time(query["end"]) if query.get("end") else None
-            limit = min(int(query.get("limit") or self.page_size), self.page_size)
-            offset = int(query.get("page_token") or 0)
-            crypto = path.startswith("/v1beta3/crypto/")
-            day_tz = ZoneInfo(self.crypto_day_tz) if crypto else NEW_YORK
-            rows: list[tuple[str, tuple]] = []
-            with self.lock:
-                for symbol in sorted(symbols):
-                    for bar in aggregate(
-                        self.bars.get(symbol, []), query.get("timeframe", "1Min"), day_tz=day_tz, now=now
-                    ):
-                        if (start is None or bar[0] >= start) and (end is None or bar[0] <= end):
-                            rows.append((symbol, bar))
-            page = rows[offset : offset + limit]
-            out: dict[str, list[dict[str, Any]]] = {}
-            for symbol, (t, o, h, low, c, v) in page:
-                stamp = t.strftime("%Y-%m-%dT%H:%M:%SZ")
-                out.setdefault(symbol, []).append(
-                    {"t": stamp, "o": o, "h": h, "l": low, "c": c, "v": v, "n": 1, "vw": c}
-                )
-            token = str(offset + limit) if offset + limit < len(rows) else None
-            return 200, {"bars": out, "next_page_token": token}
-        if path.endswith(("/trades/latest", "/latest/trades")):
-            symbols = [s for s in query.get("symbols", "").split(",") if s]
-            with self.lock:
-                trades = {
-                    s: {"t": iso(now), "x": "V", "p": self.last_price(s), "s": 1, "c": [], "i": 1, "z": "C"}
-                    for s in symbols
-                    if s in self.bars or s in self.prices
-                }
-            return 200, {"trades": trades}
-        return 404, {"message": "not found"}
+        return marketdata.answer(self, path, query)
 
 
 def _parse_time(text: str) -> datetime:

@@ -21,20 +21,23 @@ For ``fill`` and ``partial_fill`` the ``order`` is the order after the execution
 - ``execution_id``, ``position_qty`` and ``timestamp`` as in the example.
 
 The bot must record the right executions under every reading (``tests/test_alpaca_fills.py``).
+
+Frames are binary (``binary``, True by default): streaming.md, "The ``trade_updates`` stream
+coming from ``wss://paper-api.alpaca.markets/stream`` uses binary frames, which differs from the
+text frames that comes from the ``wss://data.alpaca.markets/stream`` stream". False sends text.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import uuid
 from datetime import datetime
 from typing import Any
 
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 
 from tests.fakes.alpaca.orders import FakeOrder, iso, num
+from tests.fakes.alpaca.wsserver import WebsocketServer
 
 
 class FakeTradingStream:
@@ -43,37 +46,25 @@ class FakeTradingStream:
         self.price_mode = "execution"
         self.qty_mode = "execution"
         self.paused = False  # while True, events are kept back (a dropped stream)
+        self.binary = True  # the paper stream's frames (module docstring)
         self.sent: list[dict[str, Any]] = []
         self._held: list[dict[str, Any]] = []
         self._clients: set[ServerConnection] = set()
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._stopping: asyncio.Event | None = None
-        self.port = 0
-        self._thread = threading.Thread(target=self._run, name="fake-alpaca-stream", daemon=True)
-        self._thread.start()
-        self._ready.wait(5)
+        self._server = WebsocketServer(self._handler, lambda: list(self._clients), "fake-alpaca-stream")
         fake.stream = self
+
+    @property
+    def port(self) -> int:
+        return self._server.port
 
     @property
     def url(self) -> str:
         """The trading API origin whose ``/stream`` this is (``LiveStreams(trading_url=...)``)."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://127.0.0.1:{self._server.port}"
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-
-        async def main() -> None:
-            self._stopping = asyncio.Event()
-            async with serve(self._handler, "127.0.0.1", 0) as server:
-                self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-                self._ready.set()
-                await self._stopping.wait()
-                for ws in list(self._clients):
-                    await ws.close()
-
-        self._loop.run_until_complete(main())
-        self._loop.close()
+    def _frame(self, message: dict[str, Any]) -> str | bytes:
+        text = json.dumps(message)
+        return text.encode() if self.binary else text
 
     async def _handler(self, ws: ServerConnection) -> None:
         auth = json.loads(await ws.recv())
@@ -82,18 +73,18 @@ class FakeTradingStream:
             or (auth["data"]["key_id"], auth["data"]["secret_key"]) != self.fake.keys
         ):
             await ws.send(
-                json.dumps(
+                self._frame(
                     {"stream": "authorization", "data": {"status": "unauthorized", "action": "authenticate"}}
                 )
             )
             return
         await ws.send(
-            json.dumps(
+            self._frame(
                 {"stream": "authorization", "data": {"status": "authorized", "action": "authenticate"}}
             )
         )
         listen = json.loads(await ws.recv())
-        await ws.send(json.dumps({"stream": "listening", "data": {"streams": listen["data"]["streams"]}}))
+        await ws.send(self._frame({"stream": "listening", "data": {"streams": listen["data"]["streams"]}}))
         self._clients.add(ws)
         try:
             await ws.wait_closed()
@@ -126,15 +117,13 @@ class FakeTradingStream:
 
     def _send(self, message: dict[str, Any]) -> None:
         self.sent.append(message)
-        text = json.dumps(message)
+        frame = self._frame(message)
         for ws in list(self._clients):
-            asyncio.run_coroutine_threadsafe(ws.send(text), self._loop)
+            self._server.send(ws, frame)
 
     @property
     def connected(self) -> int:
         return len(self._clients)
 
     def stop(self) -> None:
-        if self._stopping is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stopping.set)
-            self._thread.join(10)
+        self._server.stop()

@@ -27,7 +27,8 @@ Every refusal names its source; status codes and messages are Alpaca's where a s
   instantaneously"): with ``auto_fill`` (on by default), a market order on a symbol not in
   ``illiquid`` has filled by the time the POST is answered, while the answer still says ``new``
   ("Submitting is not filling": a caller must read the order or the position again).
-- 403 ``40310000`` "insufficient buying power" for a buy beyond the cash.
+- 403 ``40310000`` "insufficient buying power" for a stock buy beyond the buying power; a crypto
+  buy is held to ``non_marginable_buying_power`` (``crypto``).
 - 422 ``42210000`` "invalid limit_price X. sub-penny increment does not fulfill minimum pricing
   criteria": stock prices >= $1 take 2 decimals, below $1 4 (orders.md, "Sub-penny increments").
   Crypto prices must sit on the pair's ``price_increment``; crypto quantities at least
@@ -64,6 +65,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from tests.fakes.alpaca.crypto import buy_refusal, settle
 from tests.fakes.alpaca.orders import (
     OPEN,
     FakeOrder,
@@ -194,8 +196,8 @@ def submit(fake: FakeAlpaca, body: dict[str, Any]) -> Answer:
         refusal = _sell_refusal(fake, symbol, qty, asset)
         if refusal:
             return refusal
-    elif qty * float(body.get("limit_price") or market) > fake.cash + 1e-9:
-        return _err(403, 40310000, "insufficient buying power")
+    elif refusal := buy_refusal(fake, symbol, qty, float(body.get("limit_price") or market)):
+        return refusal
     return 200, _create(fake, body, coid, qty, order_class, take, stop)
 
 
@@ -316,7 +318,7 @@ def cancel_order(fake: FakeAlpaca, order_id: str) -> Answer:
     if fake.on_cancel is not None:
         fake.on_cancel(order)
     if fake.cancel_latency <= 0:
-        fake.settle(None)
+        settle_cancels(fake, None)
     return 204, None
 
 
@@ -333,7 +335,7 @@ def trigger_stop(fake: FakeAlpaca, stop: FakeOrder, price: float | None) -> Fake
     return executing
 
 
-def settle(fake: FakeAlpaca, count: int | None) -> None:
+def settle_cancels(fake: FakeAlpaca, count: int | None) -> None:
     for done in finish_cancels(fake.all_orders(), fake.clock.now(), count):
         fake.emit("canceled", done)
 
@@ -344,12 +346,12 @@ def run_execution(fake: FakeAlpaca, order: FakeOrder, price: float | None, qty: 
     price = price if price is not None else (order.limit_price or fake.last_price(order.symbol))
     qty = order.remaining if qty is None else min(qty, order.remaining)
     row, events = execute(order, qty, price, fake.clock.now())
-    signed = qty if order.side == "buy" else -qty
+    signed, cash = settle(fake, order, qty, price)  # a crypto fee comes out of what is received
     position = fake.positions.get(order.symbol)
     if position is None:
         fake.positions[order.symbol] = FakePosition(order.symbol, signed, price)
     else:
-        new_qty = position.qty + signed
+        new_qty = round(position.qty + signed, 9)
         if abs(new_qty) < 1e-12:
             del fake.positions[order.symbol]
         else:
@@ -360,7 +362,7 @@ def run_execution(fake: FakeAlpaca, order: FakeOrder, price: float | None, qty: 
             elif (new_qty > 0) != (position.qty > 0):  # through zero: the rest opened the other side
                 position.avg_entry_price = price
             position.qty = new_qty
-    fake.cash -= signed * price
+    fake.cash += cash
     fake.add_activity(row)
     fake.emit("fill" if order.status == "filled" else "partial_fill", order, qty=qty, price=price)
     for event, other in events:
