@@ -18,6 +18,7 @@ from bot.commands import Caller
 from bot.doctor import run_doctor
 from tests.fakes.alpaca import FakeAlpaca
 from tests.test_alpaca_e2e import LAST_BAR, NOW, app_for, env_for, flip_up
+from tests.test_doctor import restore_logging  # noqa: F401  (autouse: the doctor installs its log handlers)
 from tests.webapp import WebThread
 
 TOKEN = "script-token-0123456789abcdef"
