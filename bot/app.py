@@ -28,7 +28,6 @@ from bot.risk import RiskLimits
 from bot.service import TradingService
 from bot.service.alerts import GROUPS as ALERT_GROUPS
 from bot.strategy import Strategy
-from storage import repository as repo
 from storage.db import Database, DatabaseError, safe_url
 from storage.revisions import ensure_newest
 
@@ -87,9 +86,12 @@ def build_app(settings: Settings, *, accelerate: bool = True, clock: Clock | Non
     if settings.alpaca_enabled:
         broker, source, clock = _alpaca(settings, clock)
     else:
+        from bot.simaccount import resume_time
+
         speed = settings.tradebot_sim_speed if accelerate else 1.0
-        resume = _resume_time(db)
-        ahead = resume - datetime.now(UTC)
+        wall = datetime.now(UTC)
+        resume = resume_time(db, wall)  # where the last process left the clock, plus the time since
+        ahead = resume - wall
         clock = clock or AcceleratedClock(resume, speed)
         broker, source = _simulator(settings, db, clock, timeframe)
 
@@ -111,7 +113,7 @@ def build_app(settings: Settings, *, accelerate: bool = True, clock: Clock | Non
     )
     cache = HistoryCache(source, timeframe, settings.tradebot_history_bars)
     engine = Engine(service, cache, strategies, symbols, timeframe, clock)
-    router = CommandRouter(service, registry, clock)
+    router = CommandRouter(service, registry, clock, confirm_ttl=settings.tradebot_confirm_seconds)
     app = App(
         settings=settings,
         db=db,
@@ -130,16 +132,6 @@ def build_app(settings: Settings, *, accelerate: bool = True, clock: Clock | Non
     )
     app.banner = _banner(app, timeframe, speed, ahead)
     return app
-
-
-def _resume_time(db: Database) -> datetime:
-    """The simulated clock never runs backwards: resume from the later of now and the last cycle."""
-    now = datetime.now(UTC)
-    with db.session() as s:
-        last = repo.get_setting(s, "last_tick")
-    if last:
-        return max(now, datetime.fromisoformat(last))
-    return now
 
 
 def _simulator(
@@ -217,8 +209,8 @@ def _banner(app: App, timeframe: Timeframe, speed: float, ahead: timedelta) -> l
 
             lines.append(
                 f"The simulated account's clock is {duration(ahead.total_seconds())} ahead of real time "
-                "(earlier accelerated runs; it never runs backwards): `tradebot sim reset` starts a fresh "
-                "simulated account."
+                "(earlier accelerated runs; it never runs backwards, and between runs it moves at real "
+                "speed): `tradebot sim reset` starts a fresh simulated account."
             )
     elif app.mode == "paper":
         lines.append("Trading the Alpaca PAPER account (no real money).")

@@ -4,18 +4,27 @@ The console and Telegram both hand text to ``CommandRouter.handle`` and send bac
 ``Reply`` objects it returns. Handlers are synchronous (the service is); transports call
 them through ``asyncio.to_thread``.
 
-Dangerous commands (/buy, /sell, /flatten, /cancel ORDER_ID, /risk set) do not act at once: they return a
-``Confirmation`` the transport shows as a button (Telegram) or as ``/confirm ID`` (console),
-valid for ``confirm_ttl`` seconds, for the same chat only.
+Dangerous commands (/buy, /sell, /flatten, /cancel ORDER_ID, /risk set|reset) do not act at once:
+they return a ``Confirmation`` the transport shows as a button (Telegram, the web) or as
+``/confirm ID`` (console), valid for ``confirm_ttl`` seconds, for the same chat and user only.
+
+One confirmation rule for every transport: a confirmation does exactly what it showed. Each
+command computes its ``Question`` from the state now: the words shown, the exact action
+(``what``: symbols, quantities, order ids, values) and the function that does it. On confirm
+the question is computed again, holding the service's lock (``TradingService.exclusive``) so
+nothing changes between that check and the action; if the action is no longer the one shown
+(a third position opened before /flatten was confirmed, a position grew before /sell all),
+nothing is done and the new question is asked instead, with its own confirmation.
 """
 
 from __future__ import annotations
 
+import difflib
 import logging
 import math
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -24,11 +33,13 @@ from bot.clock import AcceleratedClock, Clock, SystemClock
 from bot.domain import OutcomeStatus, Side
 from bot.plugins import Registry
 from bot.service import TradingService
+from bot.views import OrderOutcome
 from storage.db import DatabaseError
 
 log = logging.getLogger(__name__)
 
 STALE_AFTER = timedelta(seconds=60)
+EXPIRED_KEPT = timedelta(hours=1)  # an expired question is remembered this long, to say what it was
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +64,9 @@ class Confirmation:
     token: str
     prompt: str
     expires_at: datetime
+    # Set when this question replaces one that was confirmed after the state changed: why the
+    # earlier one was not done ("Not done: ..."). Telegram writes it under the old prompt.
+    replaces: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +92,34 @@ class Command:
     changes_state: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Question:
+    """What a dangerous command would do if confirmed now.
+
+    ``summary`` is the words shown ("close all 2 positions (10 AAPL, 0.5 BTC/USD) at market");
+    ``what`` is the exact action (symbols, quantities, ids, values), compared on confirm;
+    ``act`` does it.
+    """
+
+    summary: str
+    what: Hashable
+    act: Callable[[], Reply]
+
+
+# Computes the question from the state now, or the answer when there is nothing to ask (a refusal).
+Asker = Callable[[], "Question | Reply"]
+
+
 @dataclass(slots=True)
 class _Pending:
-    action: Callable[[], Reply]
+    ask: Asker
+    question: Question
     caller: Caller
     expires_at: datetime
-    summary: str
+
+    @property
+    def summary(self) -> str:
+        return self.question.summary
 
 
 @dataclass
@@ -138,8 +174,8 @@ class CommandRouter:
             ),
             Command(
                 "cancel",
-                "Cancel a working order (its id from /orders), or a pending action",
-                "/cancel ORDER_ID|CONFIRMATION_ID",
+                "Cancel a working order (its id from /orders), or the question waiting (no id)",
+                "/cancel [ORDER_ID|CONFIRMATION_ID]",
                 self._cancel_cmd,
                 changes_state=True,
             ),
@@ -171,7 +207,12 @@ class CommandRouter:
             return Reply(f"/{name} ignored: forwarded messages are never run as commands. Send it yourself.")
         command = self.commands.get(name)
         if command is None:
-            return Reply(f"Unknown command /{name}. Send /help for the list.")
+            guess = self._did_you_mean(name)
+            return Reply(
+                f"Unknown command /{name}: did you mean /{guess}? Send /help for the list."
+                if guess
+                else f"Unknown command /{name}. Send /help for the list."
+            )
         if command.changes_state and caller.sent_at is not None:
             age = self.human_now() - caller.sent_at
             if age > STALE_AFTER:
@@ -192,59 +233,95 @@ class CommandRouter:
                 f"/{name} failed: {type(exc).__name__}. The details are in the log; nothing was changed."
             )
 
+    def _did_you_mean(self, name: str) -> str:
+        """The command a near miss meant (a typo, a letter left out), else ``""``."""
+        names = [n for n in self.commands if n != "confirm"] + ["confirm"]
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+        if not close:  # "/pos": the start of exactly one command
+            starts = [n for n in names if len(name) >= 2 and n.startswith(name)]
+            close = starts if len(starts) == 1 else []
+        return close[0] if close else ""
+
     def confirm(self, token: str, caller: Caller) -> Reply:
+        """Do what the question ``token`` showed, if it is still exactly what would be done;
+        otherwise do nothing and ask the new question (see the module's docstring)."""
         with self._lock:
-            pending = self._pending.pop(token, None)
+            pending = self._pending.get(token)
+            refusal = self._not_yours(pending, caller) if pending is not None else None
+            if pending is not None and refusal is None:
+                del self._pending[token]
         if pending is None:
             return Reply("Nothing to confirm: unknown or already used.")
-        if pending.caller.chat_id != caller.chat_id or pending.caller.transport != caller.transport:
-            with self._lock:
-                self._pending[token] = pending
-            return Reply("This confirmation belongs to another chat.")
-        if pending.caller.user_id is not None and caller.user_id != pending.caller.user_id:
-            with self._lock:  # only the person who asked may confirm, whatever the chat allows
-                self._pending[token] = pending
-            return Reply("This confirmation belongs to the user who asked for it.")
+        if refusal is not None:
+            return Reply(refusal)
         if self.human_now() > pending.expires_at:
-            return Reply(f"Expired: {pending.summary} was not done. Send the command again.")
-        return pending.action()
+            return Reply(_expired(pending))
+        # Nothing may change between this check and the action: no cycle, no sync, no other
+        # chat's order runs while the service's lock is held (the actions take it again: RLock).
+        with self.service.exclusive():
+            now = pending.ask()
+            if isinstance(now, Reply):  # the state changed so far that nothing would be done now
+                return Reply(f"Not done: {pending.summary} is no longer possible.\n{now.text}")
+            if now.what != pending.question.what:
+                return self._register(
+                    caller,
+                    pending.ask,
+                    now,
+                    replaces=f"Not done: things changed since you were asked to {pending.summary}.",
+                )
+            return pending.question.act()
+
+    def _not_yours(self, pending: _Pending, caller: Caller) -> str | None:
+        if pending.caller.chat_id != caller.chat_id or pending.caller.transport != caller.transport:
+            return "This confirmation belongs to another chat."
+        if pending.caller.user_id is not None and caller.user_id != pending.caller.user_id:
+            return "This confirmation belongs to the user who asked for it."  # whatever the chat allows
+        return None
+
+    def _mine(self, caller: Caller) -> list[tuple[str, _Pending]]:
+        """The questions this caller may answer (their chat, their own), expired ones included."""
+        with self._lock:
+            return [(t, p) for t, p in self._pending.items() if self._not_yours(p, caller) is None]
 
     def pending_for(self, caller: Caller) -> list[tuple[str, str]]:
         """(token, summary) of the unexpired actions this caller may confirm (their chat, their own)."""
         now = self.human_now()
-        with self._lock:
-            return [
-                (token, p.summary)
-                for token, p in self._pending.items()
-                if p.caller.chat_id == caller.chat_id
-                and p.caller.transport == caller.transport
-                and p.caller.user_id in (None, caller.user_id)  # only the asker may confirm
-                and p.expires_at >= now
-            ]
+        return [(token, p.summary) for token, p in self._mine(caller) if p.expires_at >= now]
 
     def cancel(self, token: str, caller: Caller) -> Reply:
         with self._lock:
             pending = self._pending.get(token)
             if pending is None or pending.caller.chat_id != caller.chat_id:
                 return Reply("Nothing to cancel.")
-            if pending.caller.user_id is not None and caller.user_id != pending.caller.user_id:
-                return Reply("This confirmation belongs to the user who asked for it.")
+            refusal = self._not_yours(pending, caller)
+            if refusal is not None:
+                return Reply(refusal)
             del self._pending[token]
+        if self.human_now() > pending.expires_at:
+            return Reply(f"Nothing to cancel. {_expired(pending)}")
         return Reply(f"Canceled: {pending.summary}.")
 
-    def _ask(self, caller: Caller, summary: str, action: Callable[[], Reply]) -> Reply:
+    def _ask(self, caller: Caller, ask: Asker) -> Reply:
+        """Compute the question now; ask it, or answer at once when there is nothing to ask."""
+        question = ask()
+        if isinstance(question, Reply):
+            return question
+        return self._register(caller, ask, question)
+
+    def _register(self, caller: Caller, ask: Asker, question: Question, replaces: str = "") -> Reply:
         token = secrets.token_hex(4)
-        expires = self.human_now() + timedelta(seconds=self.confirm_ttl)
+        now = self.human_now()
+        expires = now + timedelta(seconds=self.confirm_ttl)
         with self._lock:
-            now = self.human_now()
-            for key in [k for k, p in self._pending.items() if p.expires_at < now]:
+            for key in [k for k, p in self._pending.items() if p.expires_at < now - EXPIRED_KEPT]:
                 del self._pending[key]
-            self._pending[token] = _Pending(action, caller, expires, summary)
-        prompt = f"Confirm: {summary}?"
+            self._pending[token] = _Pending(ask, question, caller, expires)
+        prompt = f"Confirm: {question.summary}?"
         hint = (
-            "" if caller.transport == "telegram" else f"\nSend /confirm {token} within {self.confirm_ttl:g}s."
+            f"\nSend /confirm {token} within {self.confirm_ttl:g}s." if caller.transport == "console" else ""
         )
-        return Reply(prompt + hint, confirmation=Confirmation(token, prompt, expires))
+        text = (f"{replaces}\n" if replaces else "") + prompt + hint
+        return Reply(text, confirmation=Confirmation(token, prompt, expires, replaces))
 
     # ------------------------------------------------------------------ handlers
 
@@ -264,7 +341,12 @@ class CommandRouter:
         if args and args[0].lower() != "all":
             raise UsageError()
         everything = bool(args)
-        return Reply(fmt.orders(self.service.orders(open_only=not everything), open_only=not everything))
+        simulated = self.service.broker.mode == "sim"
+        return Reply(
+            fmt.orders(
+                self.service.orders(open_only=not everything), open_only=not everything, simulated=simulated
+            )
+        )
 
     def _trades(self, args: list[str], caller: Caller) -> Reply:
         count = _positive_int(args[0]) if args else 10
@@ -291,29 +373,36 @@ class CommandRouter:
         if not args:
             return Reply(fmt.risk(self.service.risk_view(), simulated=self.service.broker.mode == "sim"))
         if len(args) == 2 and args[0].lower() == "reset":
-            return self._risk_reset(args[1].lower(), caller)
+            name = args[1].lower()
+            return self._ask(caller, lambda: self._risk_reset(name, caller))
         if len(args) != 3 or args[0].lower() != "set":
             raise UsageError("Example: /risk set max_open_trades 3  or  /risk reset all")
         name, raw = args[1].lower(), args[2]
         value = _number(raw)
         if value is None:
             raise UsageError(f"{raw!r} is not a number.")
+        return self._ask(caller, lambda: self._risk_set(name, value, caller))
+
+    def _risk_set(self, name: str, value: float, caller: Caller) -> Question | Reply:
+        limits = self.service.limits()
         try:
-            self.service.limits().with_value(name, value)  # validate before asking
+            limits.with_value(name, value)  # validate before asking
         except ValueError as exc:
             return Reply(f"Not changed: {exc}.")
+        current = float(getattr(limits, name))
 
         def apply() -> Reply:
             try:
-                limits = self.service.set_risk(name, value, by=caller.label)
+                changed = self.service.set_risk(name, value, by=caller.label)
             except ValueError as exc:
                 return Reply(f"Not changed: {exc}.")
-            return Reply(f"Risk limit {name} is now {getattr(limits, name):g}.")
+            return Reply(f"Risk limit {name} is now {getattr(changed, name):g}.")
 
-        return self._ask(caller, f"set {name} to {value:g}", apply)
+        return Question(f"set {name} from {current:g} to {value:g}", (name, current, value), apply)
 
-    def _risk_reset(self, name: str, caller: Caller) -> Reply:
-        origins = self.service.risk_view().origins
+    def _risk_reset(self, name: str, caller: Caller) -> Question | Reply:
+        view = self.service.risk_view()
+        origins = view.origins
         if name != "all" and name not in origins:
             return Reply(f"Not changed: unknown limit {name!r}: one of {', '.join(origins)} or all.")
         names = [n for n, o in origins.items() if o.overridden and name in ("all", n)]
@@ -321,13 +410,14 @@ class CommandRouter:
             return Reply(
                 "Nothing to reset: " + ("no limit is" if name == "all" else f"{name} is not") + " overridden."
             )
-        what = ", ".join(f"{n} to {origins[n].configured:g}" for n in names)
+        changes = [(n, float(view.limits[n]), float(origins[n].configured)) for n in names]
+        what = ", ".join(f"{n} from {now:g} to {configured:g}" for n, now, configured in changes)
 
         def apply() -> Reply:
             dropped = self.service.reset_risk(name, by=caller.label)
             return Reply("Back to the configured values: " + (", ".join(dropped) or "nothing to reset") + ".")
 
-        return self._ask(caller, f"reset {what}", apply)
+        return Question(f"reset {what}", tuple(changes), apply)
 
     def _strategies(self, args: list[str], caller: Caller) -> Reply:
         return Reply(fmt.strategies(self.registry, self.service.strategies))
@@ -339,22 +429,19 @@ class CommandRouter:
         if qty is None or qty <= 0:
             raise UsageError(f"{args[1]!r} is not a positive quantity.")
         request = _request_id(caller)
-        early = self.service.preview_manual(
-            symbol, Side.BUY, qty, request
-        )  # answered now, not after a question
-        if early is not None:
-            return Reply(
-                fmt.outcome(early)
-                if early.status is OutcomeStatus.DUPLICATE
-                else f"Not bought: {early.message}."
-            )
 
-        def apply() -> Reply:
-            return Reply(
-                fmt.outcome(self.service.place_manual(symbol, Side.BUY, qty, request, by=caller.label))
-            )
+        def ask() -> Question | Reply:
+            early = self.service.preview_manual(symbol, Side.BUY, qty, request)  # answered now, not after
+            if early is not None:
+                return _early(early, "Not bought")
 
-        return self._ask(caller, f"buy {fmt.qty(qty)} {symbol} at market", apply)
+            def apply() -> Reply:
+                outcome = self.service.place_manual(symbol, Side.BUY, qty, request, by=caller.label)
+                return Reply(fmt.outcome(outcome))
+
+            return Question(f"buy {fmt.qty(qty)} {symbol} at market", (symbol, qty), apply)
+
+        return self._ask(caller, ask)
 
     def _sell(self, args: list[str], caller: Caller) -> Reply:
         if len(args) != 2:
@@ -364,34 +451,45 @@ class CommandRouter:
         if args[1].lower() != "all" and (qty is None or qty <= 0):
             raise UsageError(f"{args[1]!r} is not a positive quantity or 'all'.")
         request = _request_id(caller)
-        early = self.service.preview_manual(symbol, Side.SELL, qty, request)
-        if early is not None:
-            return Reply(
-                fmt.outcome(early)
-                if early.status is OutcomeStatus.DUPLICATE
-                else f"Not sold: {early.message}."
-            )
 
-        def apply() -> Reply:
-            return Reply(
-                fmt.outcome(self.service.place_manual(symbol, Side.SELL, qty, request, by=caller.label))
-            )
+        def ask() -> Question | Reply:
+            early = self.service.preview_manual(symbol, Side.SELL, qty, request)
+            if early is not None:
+                return _early(early, "Not sold")
+            held = self.service.position(symbol)
+            whole = held.qty if held is not None else 0.0
+            shown = f"all {fmt.qty(whole)}" if qty is None else fmt.qty(qty)
 
-        return self._ask(caller, f"sell {'all' if qty is None else fmt.qty(qty)} {symbol} at market", apply)
+            def apply() -> Reply:
+                # "all" is the quantity shown: the service re-reads the position under the same
+                # lock this runs under, so "all" cannot have become more.
+                outcome = self.service.place_manual(symbol, Side.SELL, qty, request, by=caller.label)
+                return Reply(fmt.outcome(outcome))
+
+            what = (symbol, "all", whole) if qty is None else (symbol, qty)
+            return Question(f"sell {shown} {symbol} at market", what, apply)
+
+        return self._ask(caller, ask)
 
     def _flatten(self, args: list[str], caller: Caller) -> Reply:
-        positions = self.service.positions()
-        if not positions:
-            return Reply("No open positions: nothing to close.")
         request = _request_id(caller)
 
-        def apply() -> Reply:
-            outcomes = self.service.flatten(request, by=caller.label)
-            return Reply("Flatten:\n" + "\n".join(fmt.outcome(o) for o in outcomes))
+        def ask() -> Question | Reply:
+            positions = sorted(self.service.positions(), key=lambda p: p.symbol)
+            if not positions:
+                return Reply("No open positions: nothing to close.")
 
-        names = ", ".join(p.symbol for p in positions)
-        which = "the 1 position" if len(positions) == 1 else f"all {len(positions)} positions"
-        return self._ask(caller, f"close {which} ({names}) at market", apply)
+            def apply() -> Reply:
+                outcomes = self.service.flatten(request, by=caller.label)
+                return Reply("Flatten:\n" + "\n".join(fmt.outcome(o) for o in outcomes))
+
+            held = ", ".join(f"{fmt.qty(p.qty)} {p.symbol}" for p in positions)
+            which = "the 1 position" if len(positions) == 1 else f"all {len(positions)} positions"
+            return Question(
+                f"close {which} ({held}) at market", tuple((p.symbol, p.qty) for p in positions), apply
+            )
+
+        return self._ask(caller, ask)
 
     def _confirm_cmd(self, args: list[str], caller: Caller) -> Reply:
         if len(args) > 1:
@@ -400,22 +498,43 @@ class CommandRouter:
             return self.confirm(args[0], caller)
         waiting = self.pending_for(caller)  # no ID: the only action waiting in this chat, if one
         if not waiting:
-            return Reply("Nothing to confirm.")
+            return Reply(self._expired_note(caller) or "Nothing to confirm.")
         if len(waiting) > 1:
             listed = "\n".join(f"/confirm {token}: {summary}" for token, summary in waiting)
             return Reply(f"{len(waiting)} actions wait for confirmation; name one:\n{listed}")
         return self.confirm(waiting[0][0], caller)
 
+    def _expired_note(self, caller: Caller) -> str:
+        """Say what the caller's questions that ran out of time were (once), else ``""``."""
+        now = self.human_now()
+        expired = [(t, p) for t, p in self._mine(caller) if p.expires_at < now]
+        with self._lock:
+            for token, _ in expired:
+                self._pending.pop(token, None)
+        return "\n".join(_expired(p) for _, p in expired)
+
     def _cancel_cmd(self, args: list[str], caller: Caller) -> Reply:
-        if len(args) != 1:
+        if len(args) > 1:
             raise UsageError("ORDER_ID: an open order's id, as /orders shows it.")
+        if not args:  # no id: drop the question waiting in this chat
+            waiting = self.pending_for(caller)
+            if len(waiting) == 1:
+                return self.cancel(waiting[0][0], caller)
+            if waiting:
+                listed = "\n".join(f"/cancel {token}: {summary}" for token, summary in waiting)
+                return Reply(f"{len(waiting)} actions wait for confirmation; name one:\n{listed}")
+            expired = self._expired_note(caller)
+            if expired:
+                return Reply(f"Nothing to cancel.\n{expired}")
+            raise UsageError("ORDER_ID: an open order's id, as /orders shows it. No question is waiting.")
         with self._lock:
             confirmation = args[0] in self._pending
         if confirmation:
             return self.cancel(args[0], caller)
-        return self._cancel_order(args[0], caller)
+        client_order_id = args[0]
+        return self._ask(caller, lambda: self._cancel_order(client_order_id, caller))
 
-    def _cancel_order(self, client_order_id: str, caller: Caller) -> Reply:
+    def _cancel_order(self, client_order_id: str, caller: Caller) -> Question | Reply:
         refusal = self.service.cancel_refusal(client_order_id)
         order = self.service.order(client_order_id)
         if refusal or order is None:
@@ -429,7 +548,19 @@ class CommandRouter:
         def apply() -> Reply:
             return Reply(fmt.outcome(self.service.cancel_order(client_order_id, by=caller.label)))
 
-        return self._ask(caller, summary, apply)
+        what = (client_order_id, order.status.value, order.qty, order.filled_qty)
+        return Question(summary, what, apply)
+
+
+def _early(outcome: OrderOutcome, refused: str) -> Reply:
+    """``preview_manual``'s answer as the reply: "Already done" for a replay, else the refusal."""
+    if outcome.status is OutcomeStatus.DUPLICATE:
+        return Reply(fmt.outcome(outcome))
+    return Reply(f"{refused}: {outcome.message}.")
+
+
+def _expired(pending: _Pending) -> str:
+    return f"Expired: {pending.summary} was not done. Send the command again."
 
 
 def _request_id(caller: Caller) -> str:

@@ -1,8 +1,10 @@
 """The console front end: the same slash commands as Telegram, typed on standard input.
 
-Replies and alerts go to standard output. Alerts come from the transport-neutral event feed
-(``service.feed``), as the web's WebSocket gets them (``ConsoleAlerts`` below). End of input (Ctrl-D or a closed pipe) ends the
-session like any REPL, so ``printf '/status\\n' | tradebot run`` works in scripts.
+Replies and alerts go to standard output; each alert starts with its time. Alerts come from the
+transport-neutral event feed (``service.feed``), as the web's WebSocket gets them
+(``ConsoleAlerts`` below). End of input (Ctrl-D or a closed pipe) ends the session like any
+REPL, so ``printf '/status\\n' | tradebot run`` works in scripts; an input that ends before its
+first line is no console at all (``run_console``). Commands wait for the run's start-up.
 
 Standard input is read by a daemon thread of its own, with ``os.read`` on the raw descriptor:
 a read blocked on a terminal then never holds the process at exit (a thread of asyncio's
@@ -71,7 +73,7 @@ class ConsolePrinter:
                     self.on_closed()
 
     def alert(self, event: Event) -> None:
-        self.print("ALERT " + fmt.alert(event))
+        self.print(fmt.console_alert(event))
 
     def reply(self, reply: Reply) -> None:
         text = reply.text
@@ -139,18 +141,55 @@ async def read_lines(source: TextIO) -> asyncio.Queue[str | None]:
     return queue
 
 
-async def run_console(router: CommandRouter, printer: ConsolePrinter, stdin: TextIO | None = None) -> None:
-    """Read commands until end of input. (Alerts reach the printer through ``ConsoleAlerts``.)"""
-    printer.print("Type /help for the commands. Ctrl-D quits (Ctrl-C too).")
-    queue = await read_lines(stdin or sys.stdin)
+async def run_console(
+    router: CommandRouter,
+    printer: ConsolePrinter,
+    stdin: TextIO | None = None,
+    *,
+    ready: asyncio.Event | None = None,
+    optional: bool = False,
+) -> bool:
+    """Read commands until end of input; True when that end should end the run.
+
+    ``ready``: commands wait for it (start-up done: the lease taken and the start-up checks run,
+    or standby), so a piped ``/pause`` is not handled before the run has said how it starts.
+    ``optional`` (TRADEBOT_CONSOLE=auto, input not a terminal): an input that ends before its
+    first line means nobody is there to type (``< /dev/null``, a closed pipe, a platform with no
+    terminal): the bot trades on without a console and says so once. (Alerts reach the printer
+    through ``ConsoleAlerts``.)
+    """
+    source = stdin if stdin is not None else sys.stdin
+    if source is not None and is_terminal(source):
+        printer.print("Type /help for the commands. Ctrl-D quits (Ctrl-C too).")
+    queue = await read_lines(source) if source is not None else _ended()
+    seen = False
     while True:
         line = await queue.get()
         if line is None:  # end of input
-            return
+            if optional and not seen:
+                printer.print(NO_INPUT)
+                log.info("%s", NO_INPUT)
+                return False
+            return True
+        seen = True
         if not line.strip():
             continue
+        if ready is not None and not ready.is_set():
+            await ready.wait()
         reply = await asyncio.to_thread(router.handle, line, CALLER)
         printer.reply(reply)
+
+
+NO_INPUT = (
+    "No standard input: trading on without a console (commands: Telegram or the dashboard; "
+    "Ctrl-C or SIGTERM stops). TRADEBOT_CONSOLE=on makes the end of input stop the run."
+)
+
+
+def _ended() -> asyncio.Queue[str | None]:
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    queue.put_nowait(None)
+    return queue
 
 
 class ConsoleAlerts:

@@ -1,8 +1,12 @@
 """``tradebot doctor``: is this deployment able to trade, and if not, what to change.
 
-Four checks, each printed as one line (ok, warn or FAIL) with a "fix:" line under every problem:
-configuration, database (reachable, schema revision, who holds the trading lease), broker
-(Alpaca keys accepted, or the simulator) and Telegram (token accepted, webhook as configured).
+Checks, each printed as one line (ok, warn or FAIL) with a "fix:" line under every problem:
+configuration (the console setting, and the dashboard's address, port, password or token as
+``run`` checks them before it starts), web (that port free now, the Telegram webhook reaching the
+server that receives it), database (reachable, schema revision, who holds the trading lease),
+broker (Alpaca keys accepted, or the simulator) and Telegram (token accepted, webhook as
+configured). What ``run``
+refuses, the doctor fails: it never says all is well for a configuration ``run`` will not start.
 Every network call has a time limit. Every line passes through the log redaction filter, so no
 configured secret (and nothing shaped like a Telegram token) is ever printed.
 
@@ -20,10 +24,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from bot.config import ConfigError, Settings, checks, unknown_names
+from bot.config.types import ConsoleMode
 from bot.logs import RedactingFilter, setup_logging
 
 if TYPE_CHECKING:
     from bot.strategy import Strategy
+    from bot.web.config import WebConfig
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 NETWORK_TIMEOUT = 10.0
@@ -32,7 +38,7 @@ EXIT_CONFIG = 2
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    area: str  # configuration, database, broker, telegram
+    area: str  # configuration, web, database, broker, telegram
     level: str  # ok, warn, FAIL
     message: str
     fix: str = ""
@@ -63,6 +69,7 @@ def run_doctor(
     redact = RedactingFilter(settings.secrets()).redact
     setup_logging("ERROR", "text", settings.secrets())  # library warnings stay out of the report
     found = check_configuration(settings, environ, env_file, strategies, registry.errors)
+    found += check_listening(settings)
     found += _bounded("database", lambda: check_database(settings), timeout * 2)
     found += _bounded("broker", lambda: check_broker(settings, timeout), timeout * 2)
     found += _bounded("telegram", lambda: check_telegram(settings, timeout), timeout * 2)
@@ -156,13 +163,24 @@ def check_configuration(
                 "heroku addons:create heroku-postgresql:essential-0 (it sets DATABASE_URL)",
             )
         )
-    if env.get("DYNO") and settings.wants_console():
+    if env.get("DYNO") and settings.tradebot_console is ConsoleMode.ON:
         problems.append(
             Check(
                 area,
                 FAIL,
-                "the console is on, but a dyno has no standard input: `tradebot run` would stop at once",
-                "heroku config:set TRADEBOT_CONSOLE=off (or set TELEGRAM_BOT_TOKEN)",
+                f"{settings.origin('TRADEBOT_CONSOLE')} turns the console on, but a dyno has no standard "
+                "input: `tradebot run` would stop at once",
+                "heroku config:unset TRADEBOT_CONSOLE (auto trades on without a console) or set it to off",
+            )
+        )
+    webhook = settings.telegram_webhook_url
+    if webhook and not token:
+        problems.append(
+            Check(
+                area,
+                WARN,
+                "TELEGRAM_WEBHOOK_URL is set but TELEGRAM_BOT_TOKEN is not: no Telegram updates are received",
+                "set TELEGRAM_BOT_TOKEN, or empty TELEGRAM_WEBHOOK_URL",
             )
         )
     problems += check_web(settings)
@@ -171,10 +189,24 @@ def check_configuration(
         summary = (
             f"{mode}; {len(settings.tradebot_symbols)} symbols on {settings.tradebot_timeframe} bars; "
             f"strategies {', '.join(s.label for s in strategies)}; "
-            f"front end {'Telegram' if token else 'console'}; {kernels.implementation()} indicator kernels"
+            f"{_front_ends(settings)}; "
+            f"{kernels.implementation()} indicator kernels"
         )
         problems.insert(0, Check(area, OK, summary))
     return problems
+
+
+def _front_ends(settings: Settings) -> str:
+    """Telegram, and what ``run`` does with standard input (TRADEBOT_CONSOLE)."""
+    mode = settings.tradebot_console
+    if mode is ConsoleMode.ON:
+        console = "the console (the end of standard input stops the run)"
+    elif mode is ConsoleMode.OFF or settings.telegram_enabled:
+        console = ""
+    else:
+        console = "the console on standard input (with none, it trades on without one)"
+    shown = [name for name in ("Telegram" if settings.telegram_enabled else "", console) if name]
+    return "front end " + (" and ".join(shown) or "none but the dashboard (TRADEBOT_CONSOLE=off)")
 
 
 def check_web(settings: Settings) -> list[Check]:
@@ -191,7 +223,8 @@ def check_web(settings: Settings) -> list[Check]:
                 area,
                 FAIL,
                 f"tradebot run would refuse to start: {exc}",
-                "change the variable it names; where only `tradebot tick` runs, TRADEBOT_WEB_PORT=off",
+                "change the variable it names (`tradebot config` shows each value and where it came from); "
+                "where only `tradebot tick` runs, TRADEBOT_WEB_PORT=off",
             )
         ]
     if config is None:
@@ -206,6 +239,84 @@ def check_web(settings: Settings) -> list[Check]:
         believed = "no X-Forwarded-For (clients are counted by their own address)"
     login = "password or token" if config.has_credentials else "one-time link, loopback only"
     return [Check(area, OK, f"dashboard on {where}: {login}; believes {believed}")]
+
+
+# ---------------------------------------------------------------------- web
+
+
+def check_listening(settings: Settings) -> list[Check]:
+    """Where ``run`` will listen, checked on this machine now: the dashboard's port is free (an
+    explicit port in use stops ``run``; the default one turns the dashboard off), and Telegram's
+    webhook reaches the server that receives it."""
+    from bot.web.config import WebConfig, WebConfigError
+
+    try:
+        config = WebConfig.from_settings(settings)
+    except WebConfigError:
+        return []  # the configuration check failed it already
+    checks = [] if config is None else _port_free(config)
+    return checks + _webhook_reachable(settings, config)
+
+
+def _port_free(config: WebConfig) -> list[Check]:
+    from bot.web.server import PortInUse, WebStartError, bind
+
+    area = "web"
+    if config.port == 0:
+        return []
+    try:
+        bind(config).close()
+    except PortInUse as exc:
+        if config.explicit:
+            return [
+                Check(
+                    area,
+                    FAIL,
+                    f"tradebot run would refuse to start: {exc}",
+                    "stop what uses it, or pick another",
+                )
+            ]
+        return [
+            Check(
+                area,
+                WARN,
+                f"{exc}: `tradebot run` would start with the dashboard off",
+                "stop what uses it, or set TRADEBOT_WEB_PORT",
+            )
+        ]
+    except WebStartError as exc:
+        return [Check(area, FAIL, f"tradebot run would refuse to start: {exc}", "check TRADEBOT_WEB_HOST")]
+    return [Check(area, OK, f"port {config.port} on {config.host} is free now")]
+
+
+def _webhook_reachable(settings: Settings, config: WebConfig | None) -> list[Check]:
+    """Telegram posts to TELEGRAM_WEBHOOK_URL; `run`'s web server must be where that leads."""
+    webhook = settings.telegram_webhook_url
+    if not webhook or not settings.telegram_enabled:
+        return []
+    area = "web"
+    if config is None:
+        return [
+            Check(
+                area,
+                OK,
+                f"Telegram webhook: python-telegram-bot's own server takes it on 0.0.0.0:{settings.port} "
+                f"({settings.origin('PORT')}), the dashboard being off",
+            )
+        ]
+    if config.loopback:
+        return [
+            Check(
+                area,
+                WARN,
+                f"Telegram posts to {webhook}, but the web server listens on {config.host}:{config.port} only "
+                f"({settings.origin('TRADEBOT_WEB_HOST')}): Telegram reaches it only through a proxy on this "
+                "machine",
+                "run behind a reverse proxy that forwards the webhook URL, or set TRADEBOT_WEB_HOST=0.0.0.0 "
+                "with TRADEBOT_WEB_PASSWORD",
+            )
+        ]
+    return [Check(area, OK, f"Telegram webhook: received by the web server on port {config.port}")]
 
 
 # ---------------------------------------------------------------------- database

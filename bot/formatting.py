@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date, datetime
 
-from bot.domain import Event, Order, OutcomeStatus, Position, Severity, Trade, TradingState
+from bot.domain import Event, EventKind, Order, OutcomeStatus, Position, Severity, Trade, TradingState
 from bot.plugins import Registry
 from bot.views import LimitOrigin, OrderOutcome, Pause, PnlReport, RiskView, StatusView, TickReport
 
@@ -186,18 +186,23 @@ def positions(items: list[Position]) -> str:
     return "\n".join(lines)
 
 
-def orders(items: list[Order], open_only: bool = True) -> str:
+def orders(items: list[Order], open_only: bool = True, *, simulated: bool = False) -> str:
+    """Orders with the time each was placed; a working one with the id /cancel takes."""
     if not items:
         return "No open orders." if open_only else "No orders yet."
-    lines = ["Open orders:" if open_only else "Recent orders:"]
+    heading = "Open orders" if open_only else "Recent orders"
+    lines = [heading + (f" (placed, {SIMULATED_CLOCK}, UTC):" if simulated else " (placed, UTC):")]
     for o in items:
         filled = f" @ {money(o.filled_avg_price)}" if o.filled_avg_price else ""
         if o.filled_avg_price and o.status.value != "filled":
             filled = f" ({qty(o.filled_qty)} filled @ {money(o.filled_avg_price)})"
-        ident = f" id {o.client_order_id}" if open_only else ""
-        lines.append(f"{o.side.value} {qty(o.qty)} {o.symbol} {o.status.value}{filled} [{o.strategy}]{ident}")
-    if open_only:
-        lines.append("/cancel ID cancels what is left of one (it asks first).")
+        ident = f" id {o.client_order_id}" if o.status.is_open else ""
+        placed = f"{o.created_at:%m-%d %H:%M:%S} " if o.created_at is not None else ""
+        lines.append(
+            f"{placed}{o.side.value} {qty(o.qty)} {o.symbol} {o.status.value}{filled} [{o.strategy}]{ident}"
+        )
+    if any(o.status.is_open for o in items):
+        lines.append("/cancel ID cancels what is left of a working order (it asks first).")
     return "\n".join(lines)
 
 
@@ -329,6 +334,17 @@ OUTCOME_TEXT = {
 def alert(event: Event) -> str:
     marker = {Severity.INFO: "", Severity.WARNING: "[!] ", Severity.ERROR: "[ERROR] "}[event.severity]
     return f"{marker}{event.message}"
+
+
+def console_alert(event: Event) -> str:
+    """An alert as a line of the console a trader reads all day: its time first (UTC, on the
+    clock that recorded it: the simulated one in the simulator), and the order id when /cancel
+    could use it."""
+    ident = ""
+    order_id = event.data.get("client_order_id")
+    if event.kind is EventKind.ORDER_PLACED and order_id:
+        ident = f" id {order_id}"
+    return f"{event.time:%H:%M:%S} ALERT {alert(event)}{ident}"
 
 
 def daily_summary(day: date, status_view: StatusView, report: PnlReport) -> str:

@@ -24,7 +24,8 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from bot.app import App
-from bot.console import ConsoleAlerts, ConsolePrinter, run_console
+from bot.config.types import ConsoleMode
+from bot.console import ConsoleAlerts, ConsolePrinter, is_terminal, run_console
 from bot.domain import Event, EventKind, Severity
 from bot.engine import start_scheduler
 from bot.outage import is_database_failure
@@ -93,21 +94,27 @@ async def serve(app: App, *, console: bool, stdin: TextIO | None = None, stdout:
     from bot.web.server import start_web  # WebStartError reaches the CLI as a one-line refusal
 
     app.web = await start_web(app, printer.print)
-    tasks: list[asyncio.Task[None]] = []
+    tasks: list[asyncio.Task[bool]] = []
     alerts: ConsoleAlerts | None = None
+    ready = asyncio.Event()  # start-up done (or standby): commands typed meanwhile wait for it
     if console:  # the console answers /status in standby too
         alerts = ConsoleAlerts(app.service.feed, printer)
         await alerts.start()  # before "started" is recorded, so it is shown
-        console_task = asyncio.create_task(run_console(app.router, printer, stdin))
+        source = stdin if stdin is not None else sys.stdin
+        optional = app.settings.tradebot_console is ConsoleMode.AUTO and not is_terminal(source)
+        console_task = asyncio.create_task(
+            run_console(app.router, printer, source, ready=ready, optional=optional)
+        )
         console_task.add_done_callback(lambda task: _transport_ended(task, stop))
         tasks.append(console_task)
     scheduler = None
     transports: list[asyncio.Task[None]] = []
     status = 0
     try:
-        if not await _acquire_lease(app, stop, printer):
+        if not await _acquire_lease(app, stop, printer, on_standby=ready.set):
             return _exit_status(received, 0)
         await asyncio.to_thread(_startup, app)
+        ready.set()
         app.engine.overruns.interval = app.interval_seconds
         scheduler = start_scheduler(
             _tick_job(app, stop),  # no cycle unless this process holds the lease
@@ -145,6 +152,8 @@ async def serve(app: App, *, console: bool, stdin: TextIO | None = None, stdout:
         await asyncio.gather(*tasks, *transports, return_exceptions=True)
         if app.web is not None:
             await app.web.stop()
+        if scheduler is not None and app.mode == "sim":
+            await asyncio.to_thread(_leave_clock, app)
         if finished:
             try:
                 await asyncio.to_thread(app.lease.release)
@@ -158,6 +167,17 @@ async def serve(app: App, *, console: bool, stdin: TextIO | None = None, stdout:
     return _exit_status(received, status)
 
 
+def _leave_clock(app: App) -> None:
+    """The simulated clock's state for the next process (`tradebot tick`, the next run), which
+    resumes from it plus the real time since (``bot/simaccount.py``)."""
+    from bot.simaccount import save_clock
+
+    try:
+        save_clock(app.db, app.clock.now(), datetime.now(UTC))
+    except Exception as exc:  # the last cycle's state stays: the next process resumes from that
+        log.warning("could not record where the simulated clock stopped: %s", exc)
+
+
 def _exit_status(received: list[int], status: int) -> int:
     """130 after Ctrl-C (unless something worse happened), otherwise ``status``."""
     if status == 0 and received and received[0] == signal.SIGINT:
@@ -165,8 +185,11 @@ def _exit_status(received: list[int], status: int) -> int:
     return status
 
 
-async def _acquire_lease(app: App, stop: asyncio.Event, printer: ConsolePrinter) -> bool:
-    """Wait in standby until this process holds the trading lease; False if told to stop first."""
+async def _acquire_lease(
+    app: App, stop: asyncio.Event, printer: ConsolePrinter, on_standby: Callable[[], object] = lambda: None
+) -> bool:
+    """Wait in standby until this process holds the trading lease; False if told to stop first.
+    ``on_standby`` is called when another instance holds it (the console answers from then on)."""
     lease = app.lease
     poll = min(5.0, lease.seconds / 6)
     waited_for: str | None = None
@@ -193,6 +216,7 @@ async def _acquire_lease(app: App, stop: asyncio.Event, printer: ConsolePrinter)
                 )
                 log.warning("%s", message)
                 printer.print(message)
+                on_standby()
         except DatabaseError as exc:
             log.warning("cannot reach the database to take the trading lease: %s", exc)
         with contextlib.suppress(TimeoutError):
@@ -272,9 +296,13 @@ def _database_lost(app: App, stop: asyncio.Event, reason: str) -> None:
     stop.set()
 
 
-def _transport_ended(task: asyncio.Task[None], stop: asyncio.Event) -> None:
-    if not task.cancelled() and task.exception() is not None:
+def _transport_ended(task: asyncio.Task[bool], stop: asyncio.Event) -> None:
+    if task.cancelled():
+        return
+    if task.exception() is not None:
         log.error("console front end failed", exc_info=task.exception())
+    elif task.result() is False:  # no standard input at all: trade on without a console
+        return
     stop.set()
 
 

@@ -1,7 +1,11 @@
 """The simulated account: how far its clock is ahead of real time, and starting it afresh.
 
-The simulated market's clock never runs backwards across restarts (it resumes from the later of
-now and the last cycle), so after accelerated runs the account lives hours or days in the future.
+The simulated market's clock never runs backwards across restarts, so after accelerated runs the
+account lives hours or days in the future. Between processes it moves at real speed: each
+process leaves the clock's state (the simulated time and the real time then: ``save_clock``, at
+every cycle and when `run` stops), and the next one resumes from it plus the real time since
+(``resume_time``). So `tradebot tick` from cron after an accelerated `run` computes a new
+simulated minute each real minute, instead of the last cycle's minute again and again.
 ``tradebot sim reset`` deletes the account's books, both the bot's (orders, fills, positions,
 trades, equity, signals) and the simulated exchange's (``sim_*``), and the clock restarts at real
 time. Kept: the audit log (events), risk overrides, the pause, Telegram alert settings.
@@ -21,7 +25,7 @@ from sqlalchemy import delete, func, not_
 from sqlmodel import Session, col, select
 
 from bot.domain import Event, EventKind, Severity
-from bot.service.store import LAST_TICK, PAUSED, PAUSED_AT
+from bot.service.store import CLOCK_STATE, LAST_TICK, PAUSED, PAUSED_AT
 from storage import repository as repo
 from storage.db import Database, DatabaseError, safe_url
 from storage.models import (
@@ -127,10 +131,53 @@ def reset(db: Database, now: datetime, by: str) -> None:
             s.exec(delete(table))
         s.exec(delete(SimAccountRow))
         repo.set_setting(s, LAST_TICK, now.isoformat())
+        repo.set_setting(s, CLOCK_STATE, {"simulated": now.isoformat(), "wall": now.isoformat()})
         if repo.get_setting(s, PAUSED, False):
             repo.set_setting(s, PAUSED_AT, now.isoformat())  # the old time was on the old clock
         message = f"Simulated account reset by {by}: deleted {before.describe()}."
         repo.add_event(s, Event(kind=EventKind.INFO, message=message, time=now, severity=Severity.WARNING))
+
+
+@dataclass(frozen=True, slots=True)
+class ClockState:
+    """Where the simulated clock was (``simulated``) at real time ``wall``."""
+
+    simulated: datetime
+    wall: datetime
+
+    def at(self, wall: datetime) -> datetime:
+        """The simulated time at real time ``wall``, the clock having moved at real speed since."""
+        return self.simulated + (wall - self.wall)
+
+
+def clock_state(db: Database) -> ClockState | None:
+    with db.session() as s:
+        stored = repo.get_setting(s, CLOCK_STATE)
+    if not isinstance(stored, dict):
+        return None
+    try:
+        return ClockState(datetime.fromisoformat(stored["simulated"]), datetime.fromisoformat(stored["wall"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def save_clock(db: Database, simulated: datetime, wall: datetime) -> None:
+    """Leave the clock's state for the next process (``run`` calls it when it stops)."""
+    with db.session() as s:
+        repo.set_setting(s, CLOCK_STATE, {"simulated": simulated.isoformat(), "wall": wall.isoformat()})
+
+
+def resume_time(db: Database, wall: datetime) -> datetime:
+    """Where the simulated clock starts at real time ``wall``: where the last process left it plus
+    the real time since; never before the last cycle, never before real time."""
+    candidates = [wall]
+    last = _last_tick(db)
+    if last is not None:
+        candidates.append(last)
+    state = clock_state(db)
+    if state is not None:
+        candidates.append(state.at(wall))
+    return max(candidates)
 
 
 def _last_tick(db: Database) -> datetime | None:

@@ -28,6 +28,7 @@ from bot.alpaca.broker import AlpacaBroker
 from bot.alpaca.http import AlpacaHttp
 from bot.bars import Timeframe
 from bot.brokers.base import Broker, BrokerUpdate, OrderRejected
+from bot.brokers.rules import fill_price
 from bot.brokers.sim import SimBroker
 from bot.clock import ManualClock
 from bot.data.synthetic import SyntheticMarket
@@ -77,7 +78,14 @@ def _sim(tmp_path) -> Iterator[Venue]:
     def build() -> SimBroker:
         return SimBroker(db, market, clock, timeframe=MINUTE, starting_cash=100_000, max_fill_qty=PART)
 
-    yield Venue("sim", build(), clock, lambda: market.price_at(SYMBOL, clock.now()), {"build": build})
+    # The exchange's tick grid: stocks fill at the nearest cent (bot.brokers.rules.fill_price).
+    yield Venue(
+        "sim",
+        build(),
+        clock,
+        lambda: fill_price(SYMBOL, market.price_at(SYMBOL, clock.now())),
+        {"build": build},
+    )
     db.dispose()
 
 

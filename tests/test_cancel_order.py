@@ -89,7 +89,7 @@ def test_cancel_refuses_what_cannot_be_canceled_without_asking(world):
     filled = commands.handle(f"/cancel {cid}", ann(world))
     assert filled.confirmation is None
     assert filled.text == f"Not canceled: order {cid} is filled already: nothing left to cancel."
-    assert commands.handle("/cancel", ann(world)).text.startswith("Usage: /cancel ORDER_ID|CONFIRMATION_ID")
+    assert commands.handle("/cancel", ann(world)).text.startswith("Usage: /cancel [ORDER_ID|CONFIRMATION_ID]")
 
 
 def test_a_protective_leg_of_an_open_position_is_not_canceled(world):

@@ -32,7 +32,7 @@ def chat(clock, chat_id=1, message_id=None, age_seconds=0):
 def test_risk_set_asks_then_applies_and_persists(bot, tmp_path):
     app, clock = bot
     reply = app.router.handle("/risk set max_open_trades 3", chat(clock))
-    assert reply.confirmation is not None and "set max_open_trades to 3" in reply.text
+    assert reply.confirmation is not None and "set max_open_trades from 5 to 3" in reply.text
     assert app.service.limits().max_open_trades == 5  # not yet
     done = app.router.confirm(reply.confirmation.token, chat(clock))
     assert done.text == "Risk limit max_open_trades is now 3."
@@ -98,7 +98,10 @@ def test_the_risk_checks_run_again_when_the_buy_is_confirmed(bot):
     token = app.router.handle("/buy AAPL 2", chat(clock, message_id=5)).confirmation.token
     app.service.pause(by="ann")  # between the question and the answer
     reply = app.router.confirm(token, chat(clock, message_id=5))
-    assert reply.text == "Blocked: trading is paused: no new entries (exits still run)"
+    assert reply.text == (
+        "Not done: buy 2 AAPL at market is no longer possible.\n"
+        "Not bought: trading is paused: no new entries (exits still run)."
+    )
     assert app.service.positions() == []
 
 
@@ -110,7 +113,7 @@ def test_sell_all_and_flatten(bot):
     token = app.router.handle("/sell AAPL all", chat(clock, message_id=3)).confirmation.token
     assert app.router.confirm(token, chat(clock, message_id=3)).text.startswith("Done: Sold 2 AAPL")
     asked = app.router.handle("/flatten", chat(clock, message_id=4))
-    assert "close the 1 position (BTC/USD) at market?" in asked.text
+    assert "close the 1 position (0.01 BTC/USD) at market?" in asked.text
     result = app.router.confirm(asked.confirmation.token, chat(clock, message_id=4))
     assert "Sold 0.01 BTC/USD" in result.text
     assert app.service.positions() == []
@@ -140,3 +143,51 @@ def test_stale_state_changing_commands_are_ignored_but_reads_are_answered(bot):
 def test_malformed_commands_get_a_clear_answer(bot, text, answer):
     app, clock = bot
     assert app.router.handle(text, chat(clock)).text.startswith(answer)
+
+
+@pytest.mark.parametrize(
+    ("typed", "answer"),
+    [
+        ("/posiitons", "Unknown command /posiitons: did you mean /positions? Send /help for the list."),
+        ("/stauts", "Unknown command /stauts: did you mean /status? Send /help for the list."),
+        ("/flaten", "Unknown command /flaten: did you mean /flatten? Send /help for the list."),
+        ("/pos", "Unknown command /pos: did you mean /positions? Send /help for the list."),
+        ("/xyzzy", "Unknown command /xyzzy. Send /help for the list."),
+    ],
+)
+def test_a_mistyped_command_gets_the_near_one(bot, typed, answer):
+    app, clock = bot
+    assert app.router.handle(typed, chat(clock)).text == answer
+
+
+def test_cancel_with_no_id_drops_the_waiting_question(bot):
+    app, clock = bot
+    assert app.router.handle("/cancel", chat(clock)).text.startswith(
+        "Usage: /cancel [ORDER_ID|CONFIRMATION_ID]"
+    )
+    app.router.handle("/buy AAPL 1", chat(clock, message_id=1))
+    assert app.router.handle("/cancel", chat(clock)).text == "Canceled: buy 1 AAPL at market."
+    assert app.router.handle("/confirm", chat(clock)).text == "Nothing to confirm."
+    first = app.router.handle("/buy AAPL 1", chat(clock, message_id=2)).confirmation.token
+    second = app.router.handle("/buy BTC/USD 0.01", chat(clock, message_id=3)).confirmation.token
+    assert app.router.handle("/cancel", chat(clock)).text == (
+        "2 actions wait for confirmation; name one:\n"
+        f"/cancel {first}: buy 1 AAPL at market\n/cancel {second}: buy 0.01 BTC/USD at market"
+    )
+    clock.advance(seconds=61)
+    assert app.router.handle("/cancel", chat(clock)).text == (
+        "Nothing to cancel.\nExpired: buy 1 AAPL at market was not done. Send the command again.\n"
+        "Expired: buy 0.01 BTC/USD at market was not done. Send the command again."
+    )
+    assert app.service.positions() == []
+
+
+def test_orders_show_when_each_was_placed_and_the_id_of_a_working_one(bot):
+    app, clock = bot
+    token = app.router.handle("/buy AAPL 2", chat(clock, message_id=1)).confirmation.token
+    app.router.confirm(token, chat(clock, message_id=1))
+    shown = app.router.handle("/orders all", chat(clock)).text.splitlines()
+    assert shown[0] == "Recent orders (placed, simulated clock, UTC):"
+    assert shown[1].startswith(f"{clock.now():%m-%d %H:%M:%S} buy 2 AAPL filled @ ")
+    assert " id " not in shown[1]  # filled: nothing to cancel
+    assert app.router.handle("/orders", chat(clock)).text == "No open orders."

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -212,12 +211,28 @@ def test_the_database_password_stays_out_of_logs_and_errors(tmp_path):
 
 
 def test_env_example_lists_every_variable_with_a_comment():
+    """Every variable, with its comment; those whose mere presence changes what tradebot does
+    (PORT, LOG_LEVEL) commented out, so the copy runs as if there were no .env."""
     text = (ROOT / ".env.example").read_text()
     lines = text.splitlines()
     for var in all_variables():
-        matches = [i for i, line in enumerate(lines) if re.match(rf"^{var.name}=", line)]
+        prefix = "" if var.in_example else "# "
+        matches = [i for i, line in enumerate(lines) if line.startswith(f"{prefix}{var.name}=")]
         assert matches, f"{var.name} is missing from .env.example"
         assert lines[matches[0] - 1].startswith("# "), f"{var.name} has no comment line above it"
+    assert {var.name for var in all_variables() if not var.in_example} == {"PORT", "LOG_LEVEL"}
+
+
+def test_the_example_copied_to_dot_env_sets_nothing_that_changes_behaviour(tmp_path):
+    """Values equal to the defaults, and no variable whose presence alone changes what runs."""
+    from bot.web.config import WebConfig
+
+    copied = tmp_path / ".env"
+    copied.write_text((ROOT / ".env.example").read_text())
+    settings = Settings.load({}, env_file=copied)
+    assert settings.model_dump() == Settings.from_mapping({}).model_dump()
+    assert not settings.is_set("PORT") and not settings.is_set("LOG_LEVEL")
+    assert WebConfig.from_settings(settings) == WebConfig.from_settings(Settings.load({}, env_file=None))
 
 
 def test_env_example_is_what_tradebot_config_example_prints():

@@ -117,7 +117,7 @@ def test_a_history_shorter_than_a_strategy_needs(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "tradebot: error: TRADEBOT_HISTORY_BARS='20' is invalid: supertrend(period=50,multiplier=3) "
-        "needs 52 bars of history; allowed 52 to 10000"
+        "needs 52 bars of history; allowed 52 to 10000; set in the environment"
     ]
 
 

@@ -65,7 +65,9 @@ def test_paused_state_survives_a_restart(tmp_path):
 
 
 def test_end_of_input_exits_cleanly_even_with_no_commands(tmp_path):
-    result = run_bot(tmp_path, "")
+    """With the console asked for; unset (auto), an input with no line is no console at all and
+    the run trades on (tests/test_run_startup.py)."""
+    result = run_bot(tmp_path, "", TRADEBOT_CONSOLE="on")
     assert result.returncode == 0
     assert "Traceback" not in result.stderr
 
@@ -150,6 +152,6 @@ def test_the_console_shows_the_feed_so_a_standby_sees_the_active_instances_alert
         for process in (standby, active):
             if process is not None:
                 process.wait(timeout=60)
-    shown = re.findall(r"^ALERT (.+)$", seen, re.M)
+    shown = re.findall(r"^\d\d:\d\d:\d\d ALERT (.+)$", seen, re.M)
     assert any(line.startswith("Bought ") for line in shown)
     assert len(shown) == len(set(shown)), shown  # each once (fills differ in quantity, price or symbol)

@@ -62,7 +62,9 @@ def telegram_says_unauthorized():
 def test_the_default_setup_is_healthy(database_url):
     status, said = doctor(DATABASE_URL=database_url)
     assert status == 0, said
-    assert said.count("\nok ") + said.startswith("ok ") == 5
+    # configuration: summary, dashboard; web: port 8000 free (a warning if something else holds it
+    # on this machine); database, broker, telegram
+    assert said.count("\nok ") + said.startswith("ok ") >= 5
     assert "simulated" in said and "does not exist yet" in said
     assert "dashboard on 127.0.0.1:8000: one-time link, loopback only" in said
 
@@ -99,14 +101,28 @@ def test_sqlite_on_heroku_is_a_failure(tmp_path):
     status, said = doctor(DATABASE_URL=f"sqlite:///{tmp_path / 'x.db'}", DYNO="worker.1")
     assert status == 1
     assert "heroku addons:create heroku-postgresql" in said
-    assert "TRADEBOT_CONSOLE=off" in said  # no stdin on a dyno
+    assert "console" not in said.split("FAIL", 1)[1].split("\n")[0]  # auto: trades on without stdin
+
+
+def test_a_console_asked_for_on_heroku_is_a_failure(tmp_path):
+    """A dyno has no standard input: with TRADEBOT_CONSOLE=on the end of it stops the run."""
+    status, said = doctor(
+        DATABASE_URL="postgresql://u@127.0.0.1:1/db",
+        DYNO="web.1",
+        TRADEBOT_CONSOLE="on",
+        TRADEBOT_WEB_PORT="off",
+    )
+    assert status == 1
+    assert "TRADEBOT_CONSOLE='on' (from the environment) turns the console on, but a dyno" in said
+    assert "heroku config:unset TRADEBOT_CONSOLE" in said
 
 
 def test_a_bad_variable_is_one_line_and_exit_status_2():
     status, said = doctor(TRADEBOT_LEASE_SECONDS="1")
     assert status == 2
     assert said.splitlines() == [
-        "FAIL  configuration TRADEBOT_LEASE_SECONDS='1' is invalid: allowed a number from 3 to 600 seconds"
+        "FAIL  configuration TRADEBOT_LEASE_SECONDS='1' is invalid: allowed a number from 3 to 600 seconds; "
+        "set in the environment"
     ]
 
 
@@ -115,7 +131,7 @@ def test_risk_limits_from_the_environment_are_held_to_the_bounds_of_risk_set():
     assert status == 2
     assert said.splitlines() == [
         "FAIL  configuration MAX_POSITION_PCT='100' is invalid: "
-        "allowed a number from 1 to 50 (the bounds /risk set allows)"
+        "allowed a number from 1 to 50 (the bounds /risk set allows); set in the environment"
     ]
 
 

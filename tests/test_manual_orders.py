@@ -179,11 +179,17 @@ def test_confirm_without_an_id_lists_several_and_ignores_other_chats(bot):
     assert app.router.handle("/confirm", chat(clock, 5)).text.startswith("Done: Bought 1 MSFT")
 
 
-def test_confirm_without_an_id_skips_an_expired_question(bot):
+def test_confirm_without_an_id_says_the_question_expired_and_what_it_was(bot):
+    """Issue 18, point 4: an expired confirmation says it expired and what it was (once)."""
     app, clock = bot
     app.router.handle("/buy AAPL 2", chat(clock, 1))
     clock.advance(seconds=61)
-    assert app.router.handle("/confirm", chat(clock, 2)).text == "Nothing to confirm."
+    assert (
+        app.router.handle("/confirm", chat(clock, 2)).text
+        == "Expired: buy 2 AAPL at market was not done. Send the command again."
+    )
+    assert app.router.handle("/confirm", chat(clock, 3)).text == "Nothing to confirm."
+    assert app.service.positions() == []
 
 
 # --------------------------------------------------------------------- dust left by an older version
@@ -219,7 +225,7 @@ def test_flatten_sweeps_up_dust(bot, tmp_path):
     leave_dust(app, "AAPL", 1e-300, 200.0)
     leave_dust(app, "BTC/USD", 1e-9, 50_000.0)
     asked = app.router.handle("/flatten", chat(clock, 1))
-    assert "close all 2 positions (AAPL, BTC/USD) at market?" in asked.text
+    assert "close all 2 positions (1e-300 AAPL, 0.000000001 BTC/USD) at market?" in asked.text
     result = app.router.confirm(asked.confirmation.token, chat(clock, 1)).text
     assert result.count("Done: Sold") == 2, result
     assert app.service.positions() == []

@@ -18,6 +18,7 @@ from bot.backtest.portfolio import PortfolioSettings, simulate_portfolio
 from bot.backtest.portfolio_report import portfolio_stats
 from bot.backtest.report import iso_times
 from bot.bars import NS, Bars, Timeframe
+from bot.brokers.rules import fill_price
 from bot.risk import RiskLimits
 from plugins.supertrend import SupertrendStrategy
 
@@ -132,10 +133,15 @@ def test_the_equity_curve_is_cash_plus_positions_at_their_last_close():
         s = bars[run.symbols[int(run.symbol[i])]]
         at = int(np.searchsorted(s.time, run.entry_time[i]))
         assert s.time[at] == run.entry_time[i]
-        assert run.entry_price[i] == pytest.approx(s.open[at] * 1.0005, rel=1e-12)
+        # on the exchange's tick grid, as the simulated exchange fills (bot.brokers.rules.fill_price)
+        assert run.entry_price[i] == pytest.approx(
+            fill_price(run.symbols[int(run.symbol[i])], s.open[at] * 1.0005), rel=1e-12
+        )
         if run.reason[i] == signal_exit:
             out = int(np.searchsorted(s.time, run.exit_time[i]))
-            assert run.exit_price[i] == pytest.approx(s.open[out] * 0.9995, rel=1e-12)
+            assert run.exit_price[i] == pytest.approx(
+                fill_price(run.symbols[int(run.symbol[i])], s.open[out] * 0.9995), rel=1e-12
+            )
     assert (run.reason == list(REASONS).index("stop_loss")).any()
     stats = portfolio_stats(run, 5_000)
     assert stats.final_equity == float(run.equity[-1]) and stats.n_trades == run.n_trades

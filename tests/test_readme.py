@@ -48,6 +48,11 @@ INSTALL = re.compile(r"^pip install -e (?:\.|'\.\[dev\]') && ")
 PENDING: dict[str, str] = {}
 
 TIMEOUT = 300
+# Commands that run until stopped (`tradebot run` trades on when standard input is empty, as on a
+# platform): run as written until their output shows ``marker``, then stopped with SIGTERM as a
+# platform stops them, which must end them with status 0 and the stop announced.
+UNTIL_STOPPED = {r"tradebot run +#": r"ALERT (Buy|Sell) .* placed"}
+STOP_SECONDS = 30
 
 
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)  # (language, body), in order
@@ -121,6 +126,10 @@ def test_readme_command_runs_as_written(command: str, fresh_clone: Path, tmp_pat
     if reason:
         pytest.skip(reason)
     runnable = INSTALL.sub("", command)
+    marker = next((m for pattern, m in UNTIL_STOPPED.items() if re.match(pattern, runnable)), None)
+    if marker is not None:
+        run_until(runnable, marker, fresh_clone, user_environment(tmp_path))
+        return
     result = subprocess.run(
         ["bash", "-c", runnable],
         cwd=fresh_clone,
@@ -137,6 +146,39 @@ def test_readme_command_runs_as_written(command: str, fresh_clone: Path, tmp_pat
     for pattern, check in EXPECTED.items():
         if re.match(pattern, runnable):
             check(result.stdout)
+
+
+def run_until(runnable: str, marker: str, cwd: Path, env: dict[str, str]) -> None:
+    """Run until a line of standard output matches ``marker``, then SIGTERM: exit status 0."""
+    import signal
+    import time
+
+    out = cwd / "stdout.txt"
+    with out.open("w") as sink:
+        process = subprocess.Popen(
+            ["bash", "-c", runnable], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=sink,
+            stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + TIMEOUT
+        try:
+            while (
+                not re.search(marker, out.read_text())
+                and process.poll() is None
+                and time.monotonic() < deadline
+            ):
+                time.sleep(0.2)
+            seen = re.search(marker, out.read_text())
+            os.killpg(process.pid, signal.SIGTERM)
+            _, stderr = process.communicate(timeout=STOP_SECONDS)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+    shown = f"$ {runnable}\n--- stdout\n{out.read_text()[-3000:]}\n--- stderr\n{stderr[-3000:]}"
+    assert seen, f"no line matching {marker!r}:\n{shown}"
+    assert process.returncode == 0, shown
+    assert "tradebot stopped." in out.read_text(), shown
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, shown
 
 
 def _script_example(out: str) -> None:

@@ -53,7 +53,7 @@ def test_risk_reset_drops_overrides_after_confirmation(tmp_path):
     assert "unknown limit 'nosuch'" in app.router.handle("/risk reset nosuch", ann(clock)).text
 
     asked = app.router.handle("/risk reset max_open_trades", ann(clock))
-    assert "reset max_open_trades to 5" in asked.text
+    assert "reset max_open_trades from 3 to 5" in asked.text
     assert app.service.limits().max_open_trades == 3  # not before the confirmation
     done = app.router.confirm(asked.confirmation.token, ann(clock)).text
     assert done == "Back to the configured values: max_open_trades."

@@ -9,10 +9,11 @@ import pytest
 
 from bot.bars import NS, Bars, Timeframe
 from bot.brokers.base import OrderRejected
+from bot.brokers.rules import fill_price
 from bot.brokers.sim import SimBroker, first_touch
 from bot.clock import ManualClock
 from bot.data.synthetic import SyntheticMarket
-from bot.domain import ExitReason, OrderIntent, OrderStatus, Side
+from bot.domain import ExitReason, OrderIntent, OrderStatus, OrderType, Side
 from storage import migrate
 from storage.db import Database
 from storage.revisions import ensure_newest
@@ -35,9 +36,14 @@ def buy(qty, cid="b1", stop=None, target=None, symbol="AAPL"):
     return OrderIntent(cid, symbol, Side.BUY, qty, stop_loss=stop, take_profit=target, strategy="t")
 
 
+def on_the_penny_grid(price: float) -> bool:
+    return abs(price * 100 - round(price * 100)) < 1e-6
+
+
 def test_market_order_fills_at_the_next_price_with_commission(exchange):
     broker, market, clock = exchange
-    price = market.price_at("AAPL", clock.now())
+    price = fill_price("AAPL", market.price_at("AAPL", clock.now()))  # the nearest cent
+    assert on_the_penny_grid(price) and abs(price - market.price_at("AAPL", clock.now())) <= 0.005
     order = broker.submit(buy(10))
     assert order.status is OrderStatus.FILLED
     assert order.filled_avg_price == pytest.approx(price)
@@ -92,14 +98,14 @@ def test_protective_exit_on_the_first_bar_that_reaches_the_level(exchange, kind,
     hits = np.flatnonzero(bars.low <= stop) if kind == "stop" else np.flatnonzero(bars.high >= target)
     assert len(hits), "the synthetic market should reach a 0.3% level within 12 hours"
     i = hits[0]
-    expected = min(bars.open[i], stop) if kind == "stop" else max(bars.open[i], target)
+    expected = fill_price("AAPL", min(bars.open[i], stop) if kind == "stop" else max(bars.open[i], target))
     fills = []
     while not fills and clock.now() < later:
         clock.set(min(clock.now() + step, later))
         fills = broker.sync(clock.now()).fills
     (fill,) = fills
     assert fill.exit_reason is (ExitReason.STOP_LOSS if kind == "stop" else ExitReason.TAKE_PROFIT)
-    assert fill.price == pytest.approx(expected)
+    assert fill.price == pytest.approx(expected) and on_the_penny_grid(fill.price)
     assert fill.time == datetime.fromtimestamp(int(bars.time[i]) / NS, tz=UTC)
     assert broker.positions() == []
 
@@ -159,3 +165,68 @@ def test_an_order_placed_at_a_bar_start_is_checked_on_that_bar(tmp_path):
         assert len(exits) == expected, f"placed {placed} s into the bar"
         if exits:
             assert exits[0].price == 96.0 and exits[0].time == datetime.fromtimestamp(t0 / NS, tz=UTC)
+
+
+@pytest.mark.parametrize(
+    ("price", "filled"),
+    [(241.95653, 241.96), (241.23066, 241.23), (100.005, 100.01), (0.123456, 0.1235), (0.99996, 1.0)],
+)
+def test_a_stock_fills_on_the_exchanges_tick_grid(price, filled):
+    """A cent at $1 and above, $0.0001 below (the prices Alpaca accepts); nearest tick, halves up."""
+    assert fill_price("AAPL", price) == pytest.approx(filled, abs=1e-9)
+
+
+def test_crypto_fills_at_the_price_as_it_is(exchange):
+    broker, market, clock = exchange
+    order = broker.submit(buy(0.01, symbol="BTC/USD"))
+    assert order.filled_avg_price == market.price_at("BTC/USD", clock.now())
+    assert fill_price("BTC/USD", 43_210.123456) == 43_210.123456
+
+
+def test_every_stock_fill_is_on_the_penny_grid(exchange):
+    """Market, protective and limit fills alike, over a day of the synthetic market."""
+    broker, market, clock = exchange
+    broker.submit(buy(5, "m1", stop=1.0, target=10_000.0))
+    limit = market.price_at("MSFT", clock.now()) * 1.01  # off the grid: the fill is on it all the same
+    broker.submit(OrderIntent("l1", "MSFT", Side.BUY, 2, order_type=OrderType.LIMIT, limit_price=limit))
+    broker.submit(buy(3, "p1", symbol="SPY"))
+    entry = broker.get_order_by_client_id("p1").filled_avg_price
+    broker.submit(OrderIntent("p1-x", "SPY", Side.SELL, 3, stop_loss=None))
+    clock.set(START + timedelta(hours=2))
+    fills = broker.sync(clock.now()).fills
+    assert len(fills) >= 4
+    assert all(on_the_penny_grid(f.price) for f in fills), [f.price for f in fills]
+    assert on_the_penny_grid(entry)
+
+
+def test_a_trades_pnl_is_recomputed_from_the_prices_shown(tmp_path):
+    """Issue 18, point 1: /trades showed prices to the cent while fills were sub-penny, so
+    (exit - entry) x qty missed the P&L shown by up to a cent a share."""
+    import re
+
+    from bot.commands import Caller
+    from tests.helpers import make_app
+
+    app, clock = make_app(
+        tmp_path / "bot.db",
+        TRADEBOT_SYMBOLS="AAPL,MSFT",
+        TRADEBOT_STRATEGIES="supertrend:period=10,multiplier=100",
+    )
+    console = Caller("console", chat_id=0, name="console")
+    checked = 0
+    for k, symbol in enumerate(["AAPL", "MSFT"] * 3):
+        clock.advance(minutes=7)
+        asked = app.router.handle(f"/buy {symbol} 40", console)
+        assert app.router.confirm(asked.confirmation.token, console).text.startswith("Done: Bought")
+        clock.advance(minutes=13 + k)
+        app.service.sync()
+        asked = app.router.handle(f"/sell {symbol} all", console)
+        assert app.router.confirm(asked.confirmation.token, console).text.startswith("Done: Sold")
+    shown = app.router.handle("/trades 10", console).text
+    for line in shown.splitlines()[1:]:
+        match = re.search(r" (\d+): ([\d,.]+) -> ([\d,.]+) P&L ([+-][\d,.]+) ", line)
+        assert match, line
+        qty, entry, exit_, pnl = (float(g.replace(",", "")) for g in match.groups())
+        assert round((exit_ - entry) * qty, 2) == pnl, line
+        checked += 1
+    assert checked == 6

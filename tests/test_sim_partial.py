@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from bot.bars import Timeframe
+from bot.brokers.rules import fill_price
 from bot.brokers.sim import SimBroker
 from bot.clock import ManualClock
 from bot.data.synthetic import SyntheticMarket
@@ -42,7 +43,8 @@ def test_the_rest_of_a_market_order_fills_at_the_open_of_each_later_bar(database
     fills = broker.sync(clock.now()).fills
     bar_open = [market.fetch(["AAPL"], MINUTE, START.replace(second=0) + timedelta(minutes=m), START.replace(second=0) + timedelta(minutes=m + 1))["AAPL"].open[0] for m in (1, 2)]  # fmt: skip
     assert [(f.fill_id, f.qty) for f in fills] == [("sim-b1-4", 4), ("sim-b1-8", 4), ("sim-b1-10", 2)]
-    assert [f.price for f in fills] == pytest.approx([market.price_at("AAPL", START), *bar_open])
+    expected = [market.price_at("AAPL", START), *bar_open]
+    assert [f.price for f in fills] == pytest.approx([fill_price("AAPL", p) for p in expected])  # cents
 
 
 def test_a_sells_rest_is_canceled_once_nothing_is_left_to_sell(database_url):

@@ -57,7 +57,7 @@ def trade_until_a_trade_closes(tmp_path: Path) -> str:
     try:
         for line in process.stdout:
             seen.append(line)
-            if line.startswith("ALERT Sold"):
+            if "ALERT Sold" in line:
                 break
         process.stdin.write("/trades\n/status\n")
         process.stdin.close()

@@ -118,6 +118,39 @@ def test_a_confirmed_buy_fills_and_alerts(bot):
     bot.server.wait_reply(ME, "Bought 0.5 ETH/USD at", after=mark, timeout=20, methods=("sendMessage",))
 
 
+def press_confirm(bot, prompt, contains):
+    confirm = prompt.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    mark = bot.server.mark()
+    bot.server.press(ME, prompt.message_id, confirm)
+    return bot.server.wait_reply(ME, contains, after=mark), mark
+
+
+def test_a_confirmation_refused_after_a_change_asks_again_with_its_own_button(bot):
+    """Issue 18, point 2: the question changed under the press; the old prompt says nothing was
+    done, and the new question arrives with buttons of its own."""
+    setup = bot.ask(ME, "/risk set max_open_trades 4", "Confirm: set max_open_trades")
+    press_confirm(bot, setup, "Risk limit max_open_trades is now 4.")
+    first = bot.ask(ME, "/risk set max_open_trades 3", "Confirm: set max_open_trades from 4 to 3?")
+    meanwhile = bot.ask(ME, "/risk set max_open_trades 2", "Confirm: set max_open_trades from 4 to 2?")
+    press_confirm(bot, meanwhile, "Risk limit max_open_trades is now 2.")
+
+    edited, mark = press_confirm(bot, first, "Not done: things changed")
+    assert edited.method == "editMessageText" and "reply_markup" not in edited.params
+    assert edited.params["text"] == (
+        "Confirm: set max_open_trades from 4 to 3?\n\n"
+        "Not done: things changed since you were asked to set max_open_trades from 4 to 3."
+    )
+    again = bot.server.wait_reply(
+        ME, "Confirm: set max_open_trades from 2 to 3?", after=mark, methods=("sendMessage",)
+    )
+    buttons = again.params["reply_markup"]["inline_keyboard"][0]
+    old = first.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+    assert buttons[0]["callback_data"].startswith("c:") and buttons[0]["callback_data"] != old
+    done, _ = press_confirm(bot, again, "Risk limit max_open_trades is now 3.")
+    assert done.method == "editMessageText"
+    assert "Mode:" in bot.ask(ME, "/status", "Mode:").text
+
+
 def test_a_stale_pause_is_ignored(bot):
     reply = bot.ask(ME, "/pause", "ignored", date=time.time() - 90)
     assert "ignored: sent while the bot was offline" in reply.text

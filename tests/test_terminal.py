@@ -99,7 +99,7 @@ def test_ctrl_d_still_ends_the_session(terminal):
     assert term.wait_exit(EXIT_WITHIN) == 0, term.screen[-3000:]
 
 
-ALERT_LINE = re.compile(r"^ALERT (.+)$", re.MULTILINE)
+ALERT_LINE = re.compile(r"^\d\d:\d\d:\d\d ALERT (.+?)(?: id tb-\S+)?$", re.MULTILINE)
 
 
 def test_the_screen_shows_replies_and_each_alert_once_and_the_log_goes_to_a_file(terminal, tmp_path):

@@ -488,3 +488,47 @@ def test_connections_are_served_without_nagle_delay(web):
             assert client.get("/api/v1/version").status_code == 200
         flags = web.call(nodelay_flags)
     assert flags and all(flags), flags
+
+
+def test_a_confirmation_refused_after_a_change_answers_with_the_new_question(web, session):
+    """Issue 18, point 2, over the API: /flatten asked with one position, a second opens, the
+    POST of the first confirmation does nothing and answers with the new question."""
+    client, csrf = session
+    headers = {"X-CSRF-Token": csrf}
+    bought = client.post(
+        "/api/v1/orders", json={"side": "buy", "symbol": "AAPL", "qty": "2"}, headers=headers
+    )
+    client.post(f"/api/v1/confirmations/{bought.json()['confirmation']['id']}", headers=headers)
+    asked = client.post("/api/v1/flatten", headers=headers).json()
+    assert asked["text"] == "Confirm: close the 1 position (2 AAPL) at market?"  # no console hint
+    bought = client.post(
+        "/api/v1/orders", json={"side": "buy", "symbol": "BTC/USD", "qty": "0.01"}, headers=headers
+    )
+    client.post(f"/api/v1/confirmations/{bought.json()['confirmation']['id']}", headers=headers)
+
+    refused = client.post(f"/api/v1/confirmations/{asked['confirmation']['id']}", headers=headers).json()
+    new = refused["confirmation"]
+    assert new["prompt"] == "Confirm: close all 2 positions (2 AAPL, 0.01 BTC/USD) at market?"
+    assert new["replaces"] == (
+        "Not done: things changed since you were asked to close the 1 position (2 AAPL) at market."
+    )
+    assert refused["text"] == f"{new['replaces']}\n{new['prompt']}"
+    assert sorted(p["symbol"] for p in client.get("/api/v1/positions").json()) == ["AAPL", "BTC/USD"]
+    done = client.post(f"/api/v1/confirmations/{new['id']}", headers=headers).json()
+    assert done["text"].count("Done: Sold") == 2 and done["confirmation"] is None
+    assert client.get("/api/v1/positions").json() == []
+
+
+def test_risk_reset_over_the_api_asks_and_refuses_after_a_change(web, session):
+    client, csrf = session
+    headers = {"X-CSRF-Token": csrf}
+    web.app.service.set_risk("max_open_trades", 3, by="bob")
+    asked = client.delete("/api/v1/risk/all", headers=headers).json()
+    assert asked["confirmation"]["prompt"] == "Confirm: reset max_open_trades from 3 to 5?"
+    web.app.service.set_risk("max_open_trades", 4, by="bob")
+    refused = client.post(f"/api/v1/confirmations/{asked['confirmation']['id']}", headers=headers).json()
+    assert refused["confirmation"]["prompt"] == "Confirm: reset max_open_trades from 4 to 5?"
+    assert web.app.service.limits().max_open_trades == 4
+    client.post(f"/api/v1/confirmations/{refused['confirmation']['id']}", headers=headers)
+    assert web.app.service.limits().max_open_trades == 5
+    assert client.delete("/api/v1/risk/DROP%20TABLE", headers=headers).status_code == 422

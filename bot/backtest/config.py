@@ -62,6 +62,9 @@ def load_backtest_config(
         key = name.upper()
         return env[key] if key in env else dotenv.get(key)
 
+    def came_from(name: str) -> str:  # worded as bot.config.loading.came_from words it
+        return "; set in the environment" if name.upper() in env else "; set in .env"
+
     values: dict[str, object] = {}
     problems: list[str] = []
     defaults = RiskLimits()
@@ -72,7 +75,7 @@ def load_backtest_config(
             continue
         number, problem = _risk_value(name, text)
         if problem:
-            problems.append(problem)
+            problems.append(problem + came_from(name))
         values[name] = number
     scheduler = raw("tradebot_dask_scheduler")
     values["tradebot_dask_scheduler"] = "" if scheduler is None else scheduler
@@ -81,7 +84,10 @@ def load_backtest_config(
         if pure.lower() in _TRUE | _FALSE:
             values["tradebot_pure_python"] = pure.lower() in _TRUE
         else:
-            problems.append(f"TRADEBOT_PURE_PYTHON={_shown(pure)} is invalid: allowed true or false")
+            problems.append(
+                f"TRADEBOT_PURE_PYTHON={_shown(pure)} is invalid: allowed true or false"
+                + came_from("tradebot_pure_python")
+            )
     if problems:
         raise BacktestConfigError(problems)
     return BacktestConfig(**values)  # type: ignore[arg-type]

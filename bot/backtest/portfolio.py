@@ -25,7 +25,7 @@ import numpy as np
 
 from bot.backtest.engine import REASONS
 from bot.bars import NS, Bars, Timeframe
-from bot.brokers.rules import buy_refusal, first_touch
+from bot.brokers.rules import buy_refusal, fill_price, first_touch
 from bot.domain import ExitReason, Position
 from bot.risk import (
     Decision,
@@ -146,8 +146,14 @@ class _Series:
         self.regular = self.regular and bool((np.diff(self.time) == tf_ns).all())
 
     def price_at(self, t: int) -> float:
-        """The price at instant ``t``: the open of the bar under way (or starting) then, else the
-        close of the last bar before it (``tests/replay.py`` serves the live engine the same)."""
+        """The price at instant ``t``, on the exchange's tick grid (``fill_price``): the open of
+        the bar under way (or starting) then, else the close of the last bar before it
+        (``tests/replay.py`` serves the live engine the same). Fills and marks both use it, as
+        the simulated exchange fills and marks at its tick-grid price."""
+        return fill_price(self.name, self.raw_price_at(t))
+
+    def raw_price_at(self, t: int) -> float:
+        """The bar's price at instant ``t`` as the data has it (slippage applies to this)."""
         if self.regular:
             j = min((t - self.first) // self.tf_ns, len(self.time) - 1) if t >= self.first else -1
         else:
@@ -294,7 +300,9 @@ class _Account:
         if not decision.approved:
             self._block(decision)
             return
-        fill = s.price_at(t) * (1.0 + self.settings.slippage)
+        fill = fill_price(
+            s.name, s.raw_price_at(t) * (1.0 + self.settings.slippage)
+        )  # the grid, after slippage
         if buy_refusal(qty, fill, self.cash, self.settings.commission) is not None:
             self.rejected += 1
             return
@@ -338,13 +346,15 @@ class _Account:
         hit = _scan(s.bars, j, sell if sell >= 0 else len(s.time) - 1, held.stop, held.target)
         if hit is not None:
             m, price, reason = hit
-            held.exit_price = price * (1.0 - slip) if reason is ExitReason.STOP_LOSS else price
+            held.exit_price = fill_price(
+                s.name, price * (1.0 - slip) if reason is ExitReason.STOP_LOSS else price
+            )
             held.exit_reason, held.exit_time = reason, int(s.time[m])
             return (held.exit_time + s.tf_ns, _STOP, self.rank[k], k)
         if sell >= 0:
             tick = int(s.time[sell]) + s.tf_ns
             held.exit_price, held.exit_reason, held.exit_time = (
-                s.price_at(tick) * (1.0 - slip),
+                fill_price(s.name, s.raw_price_at(tick) * (1.0 - slip)),
                 ExitReason.SIGNAL,
                 tick,
             )

@@ -3,6 +3,9 @@
 Fill model (stated here and in the README):
 - a market order fills in full at the next price: the synthetic market's price at the moment
   the order arrives (the market is a pure function of time, so that price is deterministic);
+- every stock fill is on the tick grid, a cent at $1 and above (``bot.brokers.rules.fill_price``:
+  the market's price rounded to the nearest tick), so a trade's P&L can be recomputed from the
+  prices shown; positions and equity are marked at the same prices; crypto as it is;
 - a limit buy (sell) fills at the first bar starting at or after the order whose low (high)
   reaches the limit, at the limit or at that bar's open if it gapped through;
 - an entry's stop-loss and take-profit are working exit orders: each closed bar that started at
@@ -36,7 +39,7 @@ from sqlmodel import Session, col, select
 
 from bot.bars import NS, Bars, Timeframe
 from bot.brokers.base import BrokerUpdate, OrderRejected
-from bot.brokers.rules import buy_refusal, first_touch
+from bot.brokers.rules import buy_refusal, fill_price, first_touch
 from bot.clock import Clock
 from bot.domain import (
     Account,
@@ -112,7 +115,7 @@ class SimBroker:
         with self.db.session() as s:
             cash = s.get(SimAccountRow, 1).cash  # type: ignore[union-attr]
             value = sum(
-                row.qty * self.market.price_at(row.symbol, now)
+                row.qty * self._market_price(row.symbol, now)
                 for row in s.exec(select(SimPositionRow).order_by(SimPositionRow.symbol))
             )
         return Account(cash=cash, equity=cash + value, buying_power=cash)
@@ -126,7 +129,7 @@ class SimBroker:
                 symbol=r.symbol,
                 qty=r.qty,
                 avg_price=r.avg_price,
-                market_price=self.market.price_at(r.symbol, now),
+                market_price=self._market_price(r.symbol, now),
                 stop_loss=r.stop_loss,
                 take_profit=r.take_profit,
                 opened_at=aware(r.opened_at),
@@ -148,7 +151,7 @@ class SimBroker:
         return True  # the simulated market never closes
 
     def latest_price(self, symbol: str, now: datetime) -> float | None:
-        return self.market.price_at(symbol, now)
+        return self._market_price(symbol, now)
 
     def qty_rules(self, symbol: str) -> QtyRules:
         """Whole shares for stocks (the entries' brackets), 0.000001 for crypto; any sell of what
@@ -184,7 +187,7 @@ class SimBroker:
             else:
                 s.add(row)
                 if intent.order_type is OrderType.MARKET:
-                    self._fill(s, row, self.market.price_at(intent.symbol, now), now, self._share(row))
+                    self._fill(s, row, self._market_price(intent.symbol, now), now, self._share(row))
         if problem:
             raise OrderRejected(problem)
         return self.get_order_by_client_id(intent.client_order_id)  # type: ignore[return-value]
@@ -209,10 +212,16 @@ class SimBroker:
         row.reported = False
         s.add(row)
 
+    def _market_price(self, symbol: str, now: datetime) -> float:
+        """The price of ``symbol`` now, on the tick grid: what a market order arriving now fills at,
+        and what positions and equity are marked at (so a position is worth what it cost the
+        moment it fills)."""
+        return fill_price(symbol, self.market.price_at(symbol, now))
+
     def _reject_reason(self, s: Session, intent: OrderIntent, now: datetime) -> str | None:
         if intent.qty <= 0:
             return f"quantity must be positive, got {intent.qty}"
-        price = intent.limit_price or self.market.price_at(intent.symbol, now)
+        price = intent.limit_price or self._market_price(intent.symbol, now)
         if intent.side is Side.BUY:
             cash = s.get(SimAccountRow, 1).cash  # type: ignore[union-attr]
             return buy_refusal(intent.qty, price, cash, self.commission)
@@ -358,7 +367,8 @@ class SimBroker:
             hit = first_touch(bars, stop=position.stop_loss, target=position.take_profit)
             if hit is None:
                 continue
-            index, price, reason = hit
+            index, touched, reason = hit
+            price = fill_price(position.symbol, touched)
             when = _bar_time(bars, index)
             suffix = "sl" if reason is ExitReason.STOP_LOSS else "tp"
             exit_row = SimOrderRow(
@@ -390,7 +400,7 @@ class SimBroker:
                     price = max(limit, float(bars.open[i]))
                 else:
                     continue
-                if not self._execute_part(s, row, price, _bar_time(bars, i)):
+                if not self._execute_part(s, row, fill_price(row.symbol, price), _bar_time(bars, i)):
                     break
 
     def _run_remainders(self, s: Session, since: datetime | None, now: datetime) -> None:
@@ -402,7 +412,8 @@ class SimBroker:
         for row in list(s.exec(query)):
             bars = self._closed_bars(row.symbol, aware(row.submitted_at), since, now)  # type: ignore[arg-type]
             for i in range(len(bars)):
-                if not self._execute_part(s, row, float(bars.open[i]), _bar_time(bars, i)):
+                opening = fill_price(row.symbol, float(bars.open[i]))
+                if not self._execute_part(s, row, opening, _bar_time(bars, i)):
                     break
 
     def _execute_part(self, s: Session, row: SimOrderRow, price: float, when: datetime) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.config.loading import ConfigError, shown_value
+from bot.config.loading import ConfigError, came_from, shown_value
 from bot.config.model import Settings
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ def strategies(settings: Settings, registry: Registry | None = None) -> list[Str
             problems.append(
                 f"TRADEBOT_STRATEGIES={shown_value('TRADEBOT_STRATEGIES', spec)} is invalid: {exc}; "
                 "`tradebot strategies` lists what is allowed"
+                + came_from(settings.source("TRADEBOT_STRATEGIES"))
             )
     if problems:
         raise ConfigError(problems)
@@ -43,6 +44,7 @@ def strategies(settings: Settings, registry: Registry | None = None) -> list[Str
                 [
                     f"TRADEBOT_HISTORY_BARS={shown_value('TRADEBOT_HISTORY_BARS', str(bars))} is invalid: "
                     f"{strategy.label} needs {needed} bars of history; allowed {needed} to 10000"
+                    + came_from(settings.source("TRADEBOT_HISTORY_BARS"))
                 ]
             )
     return built

@@ -42,6 +42,7 @@ class Variable:
     help: str
     group: str
     secret: bool
+    in_example: bool = True  # False: .env.example shows it commented out (``var(example=False)``)
 
 
 def all_variables() -> tuple[Variable, ...]:
@@ -55,6 +56,7 @@ def all_variables() -> tuple[Variable, ...]:
                 help=str(info.description),
                 group=str(extra.get("group", "General")),
                 secret=info.annotation is SecretStr,
+                in_example=bool(extra.get("example", True)),
             )
         )
     return tuple(rows)
@@ -91,7 +93,7 @@ def _build(raw: dict[str, str], sources: dict[str, Source]) -> Settings:
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_lines(exc, raw)) from None
+        raise ConfigError(_lines(exc, raw, sources)) from None
     settings._sources = sources
     problems = cross_checks(settings)
     if problems:
@@ -107,7 +109,8 @@ def cross_checks(settings: Settings) -> list[str]:
         problems.append(
             f"TRADEBOT_HISTORY_BARS={settings.tradebot_history_bars} for {len(settings.tradebot_symbols)} "
             f"symbols holds {cached:,} bars in memory: allowed at most {MAX_CACHED_BARS:,} "
-            f"(about 120 MB); lower TRADEBOT_HISTORY_BARS or TRADEBOT_SYMBOLS"
+            f"(about 120 MB); lower TRADEBOT_HISTORY_BARS ({where(settings.source('TRADEBOT_HISTORY_BARS'))}) "
+            f"or TRADEBOT_SYMBOLS ({where(settings.source('TRADEBOT_SYMBOLS'))})"
         )
     return problems
 
@@ -115,7 +118,7 @@ def cross_checks(settings: Settings) -> list[str]:
 # ---------------------------------------------------------------------- messages
 
 
-def _lines(exc: ValidationError, raw: Mapping[str, str]) -> list[str]:
+def _lines(exc: ValidationError, raw: Mapping[str, str], sources: Mapping[str, Source]) -> list[str]:
     lines: list[str] = []
     seen: set[str] = set()
     for error in exc.errors(include_url=False):
@@ -127,8 +130,25 @@ def _lines(exc: ValidationError, raw: Mapping[str, str]) -> list[str]:
         reason = ""
         if error["type"] == "value_error":
             reason = str(error.get("ctx", {}).get("error", ""))
-        lines.append(f"{name}={shown_value(name, value)} is invalid: {reason or allowed(name)}")
+        lines.append(
+            f"{name}={shown_value(name, value)} is invalid: {reason or allowed(name)}"
+            + came_from(sources.get(name, Source.DEFAULT))
+        )
     return lines
+
+
+def where(source: Source) -> str:
+    """Where a value was set, in words: ``set in .env``, ``set in the environment``, ``the default``."""
+    return {
+        Source.DOTENV: "set in .env",
+        Source.ENVIRONMENT: "set in the environment",
+        Source.DEFAULT: "the default",
+    }[source]
+
+
+def came_from(source: Source) -> str:
+    """Where a refused value was set, as the end of its message: ``; set in .env``."""
+    return "; that is its default" if source is Source.DEFAULT else f"; {where(source)}"
 
 
 def _default_of(name: str) -> str:
@@ -230,11 +250,14 @@ def env_example() -> str:
     lines = [
         "# tradebot configuration. Copy to .env and edit; real environment variables win over this file.",
         "# With nothing set, tradebot trades a simulated market and stores its state in tradebot.db.",
+        "# Copied as it is, it runs as if there were no .env; the lines left commented out change what",
+        "# tradebot does when set (even to the value shown), so set them only when you mean to.",
     ]
     group = None
     for var in all_variables():
         if var.group != group:
             group = var.group
             lines += ["", f"# --- {group} ---"]
-        lines += [f"# {var.help}", f"{var.name}={'' if var.secret else var.default}"]
+        line = f"{var.name}={'' if var.secret else var.default}"
+        lines += [f"# {var.help}", line if var.in_example else f"# {line}"]
     return "\n".join(lines) + "\n"

@@ -49,11 +49,19 @@ from bot.risk import BOUNDS
 MAX_CACHED_BARS = 1_000_000
 
 
-def var(default: str, help: str, *, group: str, unit: str = "", allowed: str = "") -> Any:
+def var(
+    default: str, help: str, *, group: str, unit: str = "", allowed: str = "", example: bool = True
+) -> Any:
     """A variable: its default as it would be written in ``.env``, a one-line help, its
-    ``.env.example`` group; ``unit`` and ``allowed`` complete the message shown for a bad value."""
+    ``.env.example`` group; ``unit`` and ``allowed`` complete the message shown for a bad value.
+    ``example=False``: ``.env.example`` shows it commented out, because setting it, even to its
+    default, changes what tradebot does (``PORT`` makes the dashboard listen on every address;
+    ``LOG_LEVEL`` shows the full log at a terminal): the example copied to ``.env`` must run as
+    if there were no ``.env``."""
     return Field(
-        default, description=help, json_schema_extra={"group": group, "unit": unit, "allowed": allowed}
+        default,
+        description=help,
+        json_schema_extra={"group": group, "unit": unit, "allowed": allowed, "example": example},
     )
 
 
@@ -117,6 +125,13 @@ class Settings(BaseModel):
         group="General",
         unit="bars",
     )
+    tradebot_confirm_seconds: Annotated[float, Field(ge=5, le=600)] = var(
+        "60",
+        "Seconds a dangerous command's question (/buy, /sell, /flatten, /cancel, /risk set) waits for "
+        "/confirm or its button, 5 to 600",
+        group="General",
+        unit="seconds",
+    )
     tradebot_console: Annotated[ConsoleMode, _choice(ConsoleMode)] = var(
         "auto", "Read commands from standard input: auto (when no Telegram token), on, off", group="General"
     )
@@ -126,7 +141,11 @@ class Settings(BaseModel):
         group="General",
     )
     log_level: Annotated[LogLevel, _choice(LogLevel)] = var(
-        "INFO", "Log level: DEBUG, INFO, WARNING or ERROR", group="General"
+        "INFO",
+        "Log level: DEBUG, INFO, WARNING or ERROR; unset, a terminal shows only warnings and the full log "
+        "goes to tradebot.log",
+        group="General",
+        example=False,
     )
     log_format: Annotated[LogFormat, _choice(LogFormat)] = var(
         "text", "Log format: text or json (one JSON object per line)", group="General"
@@ -305,10 +324,11 @@ class Settings(BaseModel):
     # ------------------------------------------------------------------ Web
     port: Annotated[int, BeforeValidator(port_number)] = var(
         "8443",
-        "Port the platform tells the web process to listen on (Heroku, Render and Railway set it); "
-        "the web server's port when TRADEBOT_WEB_PORT=auto",
+        "Port the platform tells the web process to listen on (Heroku, Render and Railway set it; leave it "
+        "unset on your machine): the web server's port, on every address, when TRADEBOT_WEB_PORT=auto",
         group="Web",
         allowed=f"a port number from {PORT_RANGE}",
+        example=False,
     )
     tradebot_web_port: Annotated[str, BeforeValidator(web_port)] = var(
         "auto",
@@ -380,6 +400,20 @@ class Settings(BaseModel):
     def source(self, name: str) -> Source:
         """Where ``NAME``'s value came from: default, .env or environment."""
         return self._sources.get(name.upper(), Source.DEFAULT)
+
+    def origin(self, name: str) -> str:
+        """``NAME=value`` and where it came from, for a message about a refusal it caused:
+        ``PORT='8443' (from .env)``, ``TRADEBOT_WEB_HOST='auto' (the default)``; secrets masked."""
+        from bot.config.loading import shown, shown_value
+
+        value = shown_value(name.upper(), shown(getattr(self, name.lower()), name.upper()))
+        source = self.source(name)
+        where = {
+            Source.DEFAULT: "the default",
+            Source.DOTENV: "from .env",
+            Source.ENVIRONMENT: "from the environment",
+        }[source]
+        return f"{name.upper()}={value} ({where})"
 
     def is_set(self, name: str) -> bool:
         """Was ``NAME`` given (environment or ``.env``), rather than left at its default?"""

@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from bot import formatting as fmt
@@ -109,6 +110,14 @@ class TradingService:
             db, broker, clock, self._store, lease, symbols=symbols, strategies=strategies, timeframe=timeframe
         )
         self._trader = Trader(broker, clock, self._store, self._events, self._orders, self._reports)
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the service's lock across several calls: nothing else changes the books or the
+        settings meanwhile (no cycle, no sync, no order of another chat). A confirmation reads the
+        state it showed again and acts on it inside one of these (``bot/commands.py``)."""
+        with self._lock:
+            yield
 
     # ------------------------------------------------------------------ state
 
@@ -386,9 +395,10 @@ class TradingService:
         return applied, diffs
 
     def record_tick(self, report: TickReport) -> None:
-        """The engine's report of one cycle: its time (persisted) and its data health."""
+        """The engine's report of one cycle: its time (persisted, with the real time then, so the
+        next process resumes the simulated clock where this one left it) and its data health."""
         self._reports.last_tick = report
-        self._store.set_last_tick(report.finished)
+        self._store.set_last_tick(report.finished, wall=datetime.now(UTC))
 
     # ------------------------------------------------------------------ reports
 
@@ -402,6 +412,10 @@ class TradingService:
         except Exception as exc:  # the status still answers; it says the stops could not be read
             log.warning("stops could not be read at the broker: %s", exc)
             return replace(view, protection_error=f"{type(exc).__name__}: {exc}")
+
+    def position(self, symbol: str) -> Position | None:
+        """The open position in ``symbol`` as the books hold it, or None."""
+        return self._reports.position(symbol.upper())
 
     def positions(self) -> list[Position]:
         return self._reports.positions()

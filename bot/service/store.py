@@ -27,6 +27,9 @@ PAUSED_BY = "paused_by"
 PAUSE_BLOCKED = "pause_blocked"  # entries blocked since the pause began
 RISK_OVERRIDES = "risk_overrides"
 LAST_TICK = "last_tick"
+# The simulated clock's state: {"simulated": ISO time, "wall": ISO time} read together, so the next
+# process (`tradebot tick`, the next `run`) resumes where this one left it (bot/simaccount.py).
+CLOCK_STATE = "sim_clock"
 
 
 class SettingsStore:
@@ -126,9 +129,12 @@ class SettingsStore:
             text = repo.get_setting(s, LAST_TICK)
         return datetime.fromisoformat(text) if text else None
 
-    def set_last_tick(self, when: datetime) -> None:
+    def set_last_tick(self, when: datetime, wall: datetime | None = None) -> None:
+        """The last cycle's time; with ``wall`` (real time then), the clock's state as well."""
         with self.db.session() as s:
             repo.set_setting(s, LAST_TICK, when.isoformat())
+            if wall is not None:
+                repo.set_setting(s, CLOCK_STATE, {"simulated": when.isoformat(), "wall": wall.isoformat()})
 
     def get(self, key: str, default: Any = None) -> Any:
         """A JSON value stored under ``key``."""

@@ -4,7 +4,9 @@ Every command goes through ``CommandRouter.handle``, the same path as the consol
 here parses arguments or formats answers. Confirmations are inline buttons whose
 ``callback_data`` is ``c:<token>`` (confirm) or ``x:<token>`` (cancel), a dozen bytes. A press
 is answered first, then the prompt is edited to show the outcome (which removes the
-buttons). A prompt nobody answers is edited to "Expired" when its time is up.
+buttons). A prompt nobody answers is edited to "Expired" when its time is up. A press on a
+question whose action is no longer what it showed (the state changed) edits the prompt to say
+nothing was done, and the new question follows in a message with buttons of its own.
 """
 
 from __future__ import annotations
@@ -249,15 +251,20 @@ class Handlers:
         decide = self.router.confirm if action == "c" else self.router.cancel
         reply = await asyncio.to_thread(decide, token, caller_of(update))
         original = prompt.text if prompt is not None else getattr(query.message, "text", None) or ""
-        text = f"{original}\n\n{reply.text}".strip()
+        # The state changed since the question: nothing was done. The old prompt says so (and
+        # loses its buttons); the new question follows as a message with buttons of its own.
+        outcome = reply.confirmation.replaces if reply.confirmation is not None else reply.text
+        text = f"{original}\n\n{outcome}".strip()
         try:
             await self._send(lambda: query.edit_message_text(text))
         except BadRequest as exc:
-            if "not modified" in str(exc).lower():
-                return
-            log.info("could not edit the prompt (%s); answering in a new message", exc)
-            if update.effective_chat is not None:
-                await self._send_text(context.bot, update.effective_chat.id, reply.text)
+            if "not modified" not in str(exc).lower():
+                log.info("could not edit the prompt (%s); answering in a new message", exc)
+                if update.effective_chat is not None and reply.confirmation is None:
+                    await self._send_text(context.bot, update.effective_chat.id, reply.text)
+        if reply.confirmation is not None and update.effective_chat is not None:
+            question = Reply(reply.confirmation.prompt, confirmation=reply.confirmation)
+            await self.send_reply(context.bot, update.effective_chat.id, question)
 
     # ------------------------------------------------------------------ errors
 

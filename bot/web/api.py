@@ -2,8 +2,10 @@
 
 Reads call ``Dashboard`` (the service's public methods) in FastAPI's worker threads. Actions go
 through the same ``CommandRouter`` as Telegram and the console: the same parsing, checks and
-confirmation step (buy, sell, flatten and risk set answer with a confirmation to POST back
-within 60 s), recorded with the web user's name. A standby instance answers actions with 409.
+confirmation step (buy, sell, flatten, cancel and risk set or reset answer with a confirmation to
+POST back within TRADEBOT_CONFIRM_SECONDS), recorded with the web user's name. A confirmation does exactly what its
+prompt showed: if the state changed meanwhile, the POST does nothing and answers with the new
+question (its own confirmation, ``replaces`` saying why). A standby instance answers actions with 409.
 """
 
 from __future__ import annotations
@@ -240,6 +242,17 @@ def set_risk(request: Request, user: User, body: s.RiskSetIn) -> s.ActionOut:
     return _command(request, user, f"/risk set {body.name} {body.value!r}")
 
 
+@router.delete(
+    "/risk/{name}",
+    response_model=s.ActionOut,
+    summary="Reset a risk limit (or all) to its configured value (asks for confirmation)",
+)
+def reset_risk(request: Request, user: User, name: str) -> s.ActionOut:
+    if not LIMIT_NAME.match(name):
+        raise HTTPException(422, f"{name!r} is not a limit name (or all)")
+    return _command(request, user, f"/risk reset {name}")
+
+
 @router.post("/orders", response_model=s.ActionOut, summary="Buy or sell at market (asks for confirmation)")
 def place_order(request: Request, user: User, body: s.OrderIn) -> s.ActionOut:
     if not SYMBOL.match(body.symbol):
@@ -309,12 +322,12 @@ def _caller(user: Principal) -> Caller:
 
 def _out(reply: Reply) -> s.ActionOut:
     confirmation = None
-    text = reply.text
     if reply.confirmation is not None:
         c = reply.confirmation
-        confirmation = s.ConfirmationOut(id=c.token, prompt=c.prompt, expires_at=c.expires_at)
-        text = c.prompt
-    return s.ActionOut(text=text, confirmation=confirmation)
+        confirmation = s.ConfirmationOut(
+            id=c.token, prompt=c.prompt, expires_at=c.expires_at, replaces=c.replaces
+        )
+    return s.ActionOut(text=reply.text, confirmation=confirmation)
 
 
 def _csv(text: str, name: str) -> PlainTextResponse:

@@ -52,8 +52,11 @@ Everything the tradebot dashboard shows, as JSON, and the same actions as Telegr
 **Authentication**: `Authorization: Bearer <TRADEBOT_WEB_TOKEN>` for scripts, or the session cookie
 of a logged-in browser (then every POST and DELETE needs the `X-CSRF-Token` header).
 
-**Actions** that move money or limits (`POST /orders`, `/flatten`, `/risk`) answer with a
-`confirmation`; nothing happens until `POST /confirmations/{id}` within 60 seconds.
+**Actions** that move money or limits (`POST /orders`, `/flatten`, `/risk`, `DELETE /orders/{id}`,
+`/risk/{name}`) answer with a `confirmation`; nothing happens until `POST /confirmations/{id}`
+within TRADEBOT_CONFIRM_SECONDS (60 by default). The confirmation does exactly what its prompt
+showed: if the state changed meanwhile (another position opened before a flatten), nothing is done
+and the answer carries the new question's `confirmation`, its `replaces` saying why.
 
 **Live events**: the WebSocket `/api/v1/ws` (`?after=ID` resumes after the last event id seen).
 """

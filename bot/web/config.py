@@ -14,6 +14,8 @@ import ipaddress
 from dataclasses import dataclass
 
 from bot.config import Settings
+from bot.config.loading import where
+from bot.config.types import Source
 
 DEFAULT_PORT = 8000
 LOOPBACK_NAMES = {"localhost"}
@@ -119,8 +121,9 @@ class WebConfig:
         )
         if not config.loopback and not config.has_credentials:
             raise WebConfigError(
-                f"the dashboard would listen on {host}:{port} with no password: set TRADEBOT_WEB_PASSWORD "
-                "(or TRADEBOT_WEB_TOKEN), or TRADEBOT_WEB_HOST=127.0.0.1, or TRADEBOT_WEB_PORT=off"
+                f"the dashboard would listen on {host}:{port} with no password, because "
+                f"{_why_host(settings, platform_port)}: set TRADEBOT_WEB_PASSWORD (or TRADEBOT_WEB_TOKEN), "
+                f"or TRADEBOT_WEB_HOST=127.0.0.1, or TRADEBOT_WEB_PORT=off{_unset_port_hint(settings)}"
             )
         strength = len(config.password.strip())
         if not config.loopback and config.password and strength < MIN_PUBLIC_PASSWORD:
@@ -128,9 +131,26 @@ class WebConfig:
                 f"TRADEBOT_WEB_PASSWORD has {strength} characters and the dashboard would listen on "
                 f"{host}:{port}, open to anyone who can reach it: allowed at least {MIN_PUBLIC_PASSWORD} "
                 "(spaces at either end not counted), e.g. python3 -c 'import secrets; "
-                "print(secrets.token_urlsafe(18))'"
+                f"print(secrets.token_urlsafe(18))'; TRADEBOT_WEB_PASSWORD is {where(settings.source('TRADEBOT_WEB_PASSWORD'))}"
             )
         return config
+
+
+def _why_host(settings: Settings, platform_port: int | None) -> str:
+    """Which variables chose the address, and where each value came from."""
+    if settings.tradebot_web_host != "auto" or not platform_port:
+        return settings.origin("TRADEBOT_WEB_HOST")
+    return (
+        f"{settings.origin('PORT')} with {settings.origin('TRADEBOT_WEB_HOST')} means every address "
+        "(a platform's web process)"
+    )
+
+
+def _unset_port_hint(settings: Settings) -> str:
+    """PORT in ``.env`` is a copied example's, not a platform's (platforms set the environment)."""
+    if settings.tradebot_web_host == "auto" and settings.source("PORT") is Source.DOTENV:
+        return ", or remove PORT from .env (only a platform sets it)"
+    return ""
 
 
 def _proxies(value: str, *, platform: bool) -> Proxies:

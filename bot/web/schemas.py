@@ -311,8 +311,13 @@ class StrategyOut(BaseModel):
 
 class ConfirmationOut(BaseModel):
     id: str
-    prompt: str
+    prompt: str = Field(description="the exact action: symbols, quantities, order ids, values")
     expires_at: datetime
+    replaces: str = Field(
+        "",
+        description="set when a confirmation was refused because the state changed since its "
+        "question: why it was not done (this new question replaces it)",
+    )
 
 
 class RiskSetIn(BaseModel):

@@ -255,7 +255,13 @@ TB.confirmDialog = function (confirmation) {
     close();
     try {
       const result = await TB.api("/confirmations/" + confirmation.id, { method });
-      TB.toast(result.text, method === "POST" ? "" : "muted");
+      if (result.confirmation) {
+        // The state changed since the question: nothing was done; the new question (which
+        // says why, in its first line) is asked instead.
+        TB.confirmDialog(result.confirmation);
+      } else {
+        TB.toast(result.text, method === "POST" ? "" : "muted");
+      }
     } catch (error) {
       TB.toast(error.message, "error");
     }
@@ -265,6 +271,7 @@ TB.confirmDialog = function (confirmation) {
     TB.el(
       "div",
       { class: "box", role: "dialog", "aria-modal": "true" },
+      confirmation.replaces ? TB.el("p", { class: "replaces" }, confirmation.replaces) : null,
       TB.el("p", {}, confirmation.prompt, seconds),
       TB.el(
         "div",
