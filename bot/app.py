@@ -216,6 +216,12 @@ def _banner(app: App, timeframe: Timeframe, speed: float, ahead: timedelta) -> l
         lines.append("Trading the Alpaca PAPER account (no real money).")
     else:
         lines.append("Trading the Alpaca LIVE account: REAL MONEY.")
+    flags = getattr(app.broker, "flags", None)
+    if app.mode != "sim" and flags is not None:
+        try:
+            lines.append(f"Alpaca account: {flags().describe()}.")
+        except Exception as exc:  # the banner never stops a start; the first cycle reads them again
+            lines.append(f"Alpaca account flags could not be read: {exc}")
     if app.mode != "sim":
         lines.extend(_alpaca_data_warnings(s, timeframe, app.engine.symbols, paper=app.mode == "paper"))
     pause = app.service.pause_state()

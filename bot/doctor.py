@@ -444,7 +444,7 @@ def check_broker(settings: Settings, timeout: float = NETWORK_TIMEOUT) -> list[C
             )
         ]
     mode = "paper" if paper else "LIVE (real money)"
-    found = [
+    checks = [
         Check(
             area,
             OK,
@@ -455,8 +455,35 @@ def check_broker(settings: Settings, timeout: float = NETWORK_TIMEOUT) -> list[C
 
     delayed = check_feed(settings, broker.paper)  # live was refused above, as a ConfigError
     if delayed:
-        found.append(Check(area, WARN, delayed, "set ALPACA_DATA_FEED=iex (free) or sip (paid)"))
-    return found
+        checks.append(Check(area, WARN, delayed, "set ALPACA_DATA_FEED=iex (free) or sip (paid)"))
+    try:
+        flags = broker.flags()
+        covers = broker.check_protection([])
+    except BrokerError as exc:
+        return [*checks, Check(area, FAIL, f"cannot read the positions' stops at Alpaca: {exc}", "try again")]
+    refusal = flags.refusal
+    checks.append(
+        Check(
+            area,
+            FAIL if refusal else OK,
+            f"Alpaca account: {flags.describe()}",
+            "the account's owner or Alpaca must lift it (dashboard, support)" if refusal else "",
+        )
+    )
+    if not covers:
+        checks.append(Check(area, OK, "no open positions at Alpaca"))
+    for cover in covers:
+        stop = f" at {cover.stop:,.2f}" if cover.stop is not None else ""
+        line = f"{cover.symbol} {cover.qty:g}: stop {cover.state.value}{stop}" + (
+            f" ({cover.note})" if cover.note else ""
+        )
+        fix = (
+            ""
+            if cover.ok
+            else f"place a stop at Alpaca for it, or close it (/sell {cover.symbol} all, /flatten)"
+        )
+        checks.append(Check(area, OK if cover.ok else FAIL, line, fix))
+    return checks
 
 
 # ---------------------------------------------------------------------- telegram

@@ -198,6 +198,34 @@ class Position:
         return max(0.0, (price - self.stop_loss) * self.qty)
 
 
+class CoverState(StrEnum):
+    """One position's protection at the broker (the invariant: a working stop for its whole quantity)."""
+
+    PROTECTED = "protected"  # working stops (a held one counts) cover every share that can carry one
+    DUST = "dust"  # too small for any stop the broker takes (a crypto remainder, a fraction of a share)
+    UNPROTECTED = "unprotected"  # some or all of it has no working stop
+    EXCESS = "excess"  # stops for more than is held: a fall would sell into a short
+    SHORT = "short"  # tradebot never sells short: no stop protects this; close it
+
+
+@dataclass(frozen=True, slots=True)
+class StopCover:
+    """The invariant for one position, as read at the broker: what is held, what working stops
+    cover (held stop legs, a working bracket entry's legs for what it filled, a working exit)."""
+
+    symbol: str
+    qty: float  # held at the broker; negative: short
+    covered: float  # the quantity working stops (or a working exit) will sell
+    stop: float | None
+    target: float | None
+    state: CoverState
+    note: str = ""  # how it is covered, or what is wrong, in words
+
+    @property
+    def ok(self) -> bool:
+        return self.state in (CoverState.PROTECTED, CoverState.DUST)
+
+
 @dataclass(frozen=True, slots=True)
 class Trade:
     """A closed round trip."""
@@ -246,6 +274,8 @@ class EventKind(StrEnum):
     RISK_CHANGED = "risk_changed"
     RECONCILE_DIFF = "reconcile_diff"
     BROKER_ERROR = "broker_error"  # the broker failed or reported a problem
+    # A position's stop at the broker: put back, or missing (no alert group: always sent).
+    PROTECTION = "protection"
     DAILY_SUMMARY = "daily_summary"
     UNAUTHORIZED = "unauthorized"
     STARTED = "started"

@@ -147,7 +147,24 @@ def status(view: StatusView) -> str:
         lines += [f"  {symbol}: {problem}" for symbol, problem in sorted(view.data_problems.items())]
     else:
         lines.append("Data: all symbols healthy" if view.last_tick else "Data: no cycle yet")
+    lines += protection(view)
     return "\n".join(lines)
+
+
+def protection(view: StatusView) -> list[str]:
+    """The invariant per position, as the broker has it: a stop for the whole quantity."""
+    if view.protection_error:
+        return [f"Stops: could not be read at the broker ({view.protection_error})"]
+    if not view.protection:
+        return []
+    lines = ["Stops at the broker:"]
+    for cover in view.protection:
+        stop = f" at {money(cover.stop)}" if cover.stop is not None else ""
+        word = "ok" if cover.ok else cover.state.value.upper()
+        lines.append(
+            f"  {cover.symbol} {qty(cover.qty)}: {word}{stop}" + (f" ({cover.note})" if cover.note else "")
+        )
+    return lines
 
 
 def positions(items: list[Position]) -> str:

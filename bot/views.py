@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.domain import Order, OutcomeStatus, Position, TradingState
+from bot.domain import Order, OutcomeStatus, Position, StopCover, TradingState
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,9 @@ class StatusView:
     today_pnl: float = 0.0
     books_behind: str | None = None  # why the books miss what the broker has (no entries until reconciled)
     holdings: tuple[Position, ...] = ()  # the positions, priced as ``equity`` is (one snapshot)
+    # Every position's stop as the broker has it (the invariant).
+    protection: tuple[StopCover, ...] = ()
+    protection_error: str = ""  # why the stops could not be read at the broker ("" when they were)
 
 
 @dataclass(frozen=True, slots=True)

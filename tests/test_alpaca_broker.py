@@ -27,11 +27,13 @@ def fake():
 
 
 def make_broker(
-    fake: FakeAlpaca, *, key: str = "test-key", secret: str = "test-secret", timeout: float = 5.0
+    fake: FakeAlpaca, *, key: str = "test-key", secret: str = "test-secret", timeout: float = 5.0, **kw
 ):
     http = AlpacaHttp(timeout=timeout, sleep=lambda s: None)
     client = http.install(TradingClient(key, secret, paper=True, url_override=fake.url))
-    return AlpacaBroker(client, paper=True, http=http, cancel_wait=2.0, sleep=lambda s: None)
+    return AlpacaBroker(
+        client, paper=True, http=http, prices=_Prices(fake), cancel_wait=2.0, sleep=lambda s: None, **kw
+    )
 
 
 @pytest.fixture
@@ -74,7 +76,7 @@ def test_account_and_clock(fake, broker):
     assert account.cash == 100_000 and account.equity == 100_000 and account.currency == "USD"
     assert broker.is_tradable_now("AAPL", NOW)
     fake.clock.set(datetime(2026, 1, 3, 15, 0, tzinfo=UTC))  # a Saturday
-    broker._cache.clear()
+    broker.venue.clear()
     assert not broker.is_tradable_now("AAPL", datetime(2026, 1, 3, 15, 0, tzinfo=UTC))
     assert broker.is_tradable_now("BTC/USD", NOW)  # crypto trades around the clock, no clock call
     calls = len(fake.requests_to("GET", "/v2/clock"))
@@ -134,7 +136,8 @@ def test_sdk_does_not_resend_a_submit_by_itself(fake, broker, failure):
     fake.fail_after_accept = [failure]
     order = broker.submit(entry())
     assert len(fake.requests_to("POST", "/v2/orders")) == 1  # alpaca-py's own 429/504 retry is off
-    assert len(fake.top_orders()) == 1 and order.status is OrderStatus.NEW
+    # found by its client id: a market order on a liquid symbol has filled inside the POST
+    assert len(fake.top_orders()) == 1 and order.status is OrderStatus.FILLED
 
 
 def test_timeout_after_accept_finds_the_order(fake):
@@ -165,7 +168,10 @@ def test_422_duplicate_client_id_is_treated_as_placed(fake, broker):
     assert [r.status for r in fake.requests_to("POST", "/v2/orders")] == [200, 422]
 
 
-def test_resending_a_placed_bracket_returns_it(fake, broker):
+@pytest.mark.parametrize("liquid", [True, False])
+def test_resending_a_placed_bracket_returns_it(fake, broker, liquid):
+    if not liquid:
+        fake.illiquid.add("AAPL")  # the entry rests: the resend reaches Alpaca, which says "unique"
     first = broker.submit(entry())
     again = broker.submit(entry())
     assert again.broker_order_id == first.broker_order_id
@@ -183,7 +189,7 @@ def test_reads_retry_on_5xx_with_backoff(fake, broker):
     fake.read_failures = 2
     assert broker.account().equity == 100_000
     fake.read_failures = 10
-    broker._cache.clear()
+    broker.venue.clear()
     with pytest.raises(BrokerError, match="503") as info:
         broker.account()
     assert info.value.retriable
@@ -209,8 +215,8 @@ def test_wash_trade_is_refused_before_sending(fake, broker):
     broker.submit(
         OrderIntent("tb-limit-sell", "AAPL", Side.SELL, 5, order_type=OrderType.LIMIT, limit_price=120.0)
     )
-    with pytest.raises(OrderRejected, match="wash trade"):
-        broker.submit(entry())
+    with pytest.raises(OrderRejected, match="wash trade"):  # a simple buy; a bracket is a complex order
+        broker.submit(entry(stop_loss=None, take_profit=None))
     assert len(fake.requests_to("POST", "/v2/orders")) == 1
 
 
@@ -229,8 +235,7 @@ def test_a_small_margin_account_trades_without_pattern_day_trader_fields(fake, b
 
 
 def test_sync_reports_fills_once_with_bracket_exit_reason(fake, broker):
-    placed = broker.submit(entry())
-    fake.fill(placed.client_order_id, price=100.0)
+    placed = broker.submit(entry())  # fills inside the POST at 100
     update = broker.sync(NOW)
     assert [(f.client_order_id, f.qty, f.price, f.exit_reason) for f in update.fills] == [
         (placed.client_order_id, 10.0, 100.0, None)
@@ -253,6 +258,7 @@ def test_sync_reports_fills_once_with_bracket_exit_reason(fake, broker):
 
 
 def test_partial_fills_have_distinct_ids(fake, broker):
+    fake.illiquid.add("AAPL")
     placed = broker.submit(entry())
     fake.fill(placed.client_order_id, price=100.0, qty=4)
     fake.fill(placed.client_order_id, price=101.0, qty=6)
@@ -261,8 +267,7 @@ def test_partial_fills_have_distinct_ids(fake, broker):
 
 
 def test_exit_cancels_the_bracket_legs_first(fake, broker):
-    placed = broker.submit(entry())
-    fake.fill(placed.client_order_id, price=100.0)
+    placed = broker.submit(entry())  # fills inside the POST at 100
     sell = OrderIntent("tb-exit", "AAPL", Side.SELL, 10, exit_reason=ExitReason.SIGNAL)
     broker.submit(sell)
     legs = fake.order(placed.client_order_id).legs
@@ -279,8 +284,7 @@ def test_positions_map_crypto_symbols_back(fake, broker):
 
 
 def test_positions_carry_the_bracket_levels(fake, broker):
-    placed = broker.submit(entry())
-    fake.fill(placed.client_order_id, price=100.0)
+    broker.submit(entry())  # fills inside the POST at 100
     (position,) = broker.positions()
     assert position.stop_loss == 95.0 and position.take_profit == 110.0
     assert {o.exit_reason for o in broker.open_orders()} == {ExitReason.STOP_LOSS, ExitReason.TAKE_PROFIT}
@@ -293,10 +297,9 @@ BTC_GUARDED = 0.0997
 
 def test_crypto_entry_is_simple_gtc_then_a_stop_limit_guards_it(fake, broker):
     intent = entry("BTC/USD", qty=0.1, stop_loss=49_000.0, take_profit=52_000.0)
-    broker.submit(intent)
+    broker.submit(intent)  # fills inside the POST at 50,000
     body = fake.requests_to("POST", "/v2/orders")[0].body
     assert body["time_in_force"] == "gtc" and "order_class" not in body and body["symbol"] == "BTC/USD"
-    fake.fill(intent.client_order_id, price=50_000.0)
     broker.acknowledge([f.fill_id for f in broker.sync(NOW).fills])
     stop = fake.order(f"{intent.client_order_id}-sl")
     assert (stop.type, stop.side, stop.qty, stop.stop_price, stop.limit_price) == (
@@ -308,13 +311,11 @@ def test_crypto_entry_is_simple_gtc_then_a_stop_limit_guards_it(fake, broker):
     )
     # price reaches the target: the stop is canceled, a market sell goes out, reported as take-profit
     fake.prices["BTC/USD"] = 52_500.0
-    broker._cache.clear()
-    broker.prices = _Prices(fake)
+    broker.venue.clear()
     broker.sync(NOW)
     assert stop.status == "canceled"
     exit_order = fake.order(f"{intent.client_order_id}-tp")
-    assert exit_order.side == "sell" and exit_order.type == "market"
-    fake.fill(exit_order.client_order_id, price=52_500.0)
+    assert exit_order.side == "sell" and exit_order.type == "market"  # filled inside the POST
     fills = broker.sync(NOW).fills
     assert [f.exit_reason for f in fills] == [ExitReason.TAKE_PROFIT]
 
@@ -329,8 +330,7 @@ class _Prices:
 
 @pytest.mark.parametrize("failure", ["refused", "unreachable"])
 def test_an_exit_that_fails_after_canceling_the_legs_puts_the_protection_back(fake, broker, failure):
-    placed = broker.submit(entry())
-    fake.fill(placed.client_order_id, price=100.0)
+    broker.submit(entry())  # fills inside the POST at 100
     if failure == "refused":  # e.g. the asset was halted between the cancel and the sell
         original = fake.asset
 
@@ -343,7 +343,7 @@ def test_an_exit_that_fails_after_canceling_the_legs_puts_the_protection_back(fa
         fake.fail_before_accept = [503]
     with pytest.raises(BrokerError, match="put back at Alpaca"):
         broker.submit(OrderIntent("tb-exit", "AAPL", Side.SELL, 10, exit_reason=ExitReason.SIGNAL))
-    working = [o for o in fake.all_orders() if o.is_open and o.side == "sell"]
+    working = [o for o in fake.all_orders() if o.is_live and o.side == "sell"]
     assert sorted((o.order_class, o.type, o.qty) for o in working) == [
         ("oco", "limit", 10),
         ("oco", "stop", 10),
@@ -353,19 +353,17 @@ def test_an_exit_that_fails_after_canceling_the_legs_puts_the_protection_back(fa
 
 
 def test_a_partial_sell_protects_the_remainder(fake, broker):
-    placed = broker.submit(entry())
-    fake.fill(placed.client_order_id, price=100.0)
+    placed = broker.submit(entry())  # fills inside the POST at 100
     broker.submit(OrderIntent("tb-part", "AAPL", Side.SELL, 4, exit_reason=ExitReason.MANUAL))
-    working = [o for o in fake.all_orders() if o.is_open and o.side == "sell" and o.order_class == "oco"]
+    working = [o for o in fake.all_orders() if o.is_live and o.side == "sell" and o.order_class == "oco"]
     assert sorted((o.type, o.qty) for o in working) == [("limit", 6), ("stop", 6)]
     assert [o.status for o in fake.order(placed.client_order_id).legs] == ["canceled", "canceled"]
 
 
 def test_a_crypto_stop_that_cannot_be_placed_is_reported_for_an_alert(fake, broker):
     intent = entry("BTC/USD", qty=0.1, stop_loss=49_000.0, take_profit=52_000.0)
-    broker.submit(intent)
-    fake.fill(intent.client_order_id, price=50_000.0)
-    fake.fail_before_accept = [503]
+    broker.submit(intent)  # fills inside the POST
+    fake.fail_before_accept = [503] * 4  # every try of the stop fails this cycle
     update = broker.sync(NOW)
     assert len(update.alerts) == 1 and update.alerts[0].startswith("BTC/USD may be unprotected")
     # the next sync places the stop after all, and has nothing to report
@@ -389,13 +387,13 @@ def btc_position(**kw) -> Position:
 def test_a_restart_before_the_crypto_stop_was_placed_places_it(fake):
     first = make_broker(fake)
     intent = entry("BTC/USD", qty=0.1, stop_loss=49_000.0, take_profit=52_000.0)
-    first.submit(intent)
-    fake.fill(intent.client_order_id, price=50_000.0)
+    first.submit(intent)  # fills inside the POST
     # the process dies before any sync: no stop at Alpaca; a new process starts
     restarted = make_broker(fake)
-    assert restarted.ensure_protection([btc_position()]) == []
+    (note,) = restarted.ensure_protection([btc_position()])
+    assert note.startswith(f"BTC/USD had no stop at Alpaca: put back at 49000.0 for {BTC_GUARDED}")
     restarted.sync(NOW)
-    stops = [o for o in fake.top_orders() if o.type == "stop_limit" and o.is_open]
+    stops = [o for o in fake.top_orders() if o.type == "stop_limit" and o.is_live]
     assert [(o.symbol, o.qty, o.stop_price) for o in stops] == [("BTC/USD", BTC_GUARDED, 49_000.0)]
     assert restarted.ensure_protection([btc_position()]) == []  # already guarded: nothing twice
     restarted.sync(NOW)
@@ -405,13 +403,12 @@ def test_a_restart_before_the_crypto_stop_was_placed_places_it(fake):
 def test_a_restart_adopts_the_working_crypto_stop_and_still_takes_profit(fake):
     first = make_broker(fake)
     intent = entry("BTC/USD", qty=0.1, stop_loss=49_000.0, take_profit=52_000.0)
-    first.submit(intent)
-    fake.fill(intent.client_order_id, price=50_000.0)
+    first.submit(intent)  # fills inside the POST
     first.sync(NOW)  # the stop is placed
     restarted = make_broker(fake)
     restarted.ensure_protection([btc_position()])
     fake.prices["BTC/USD"] = 52_500.0
-    restarted.prices = _Prices(fake)
+    restarted.venue.clear()
     restarted.sync(NOW)
     assert fake.order(f"{intent.client_order_id}-sl").status == "canceled"
     exits = [o for o in fake.top_orders() if o.side == "sell" and o.type == "market"]
@@ -422,8 +419,8 @@ def test_a_stock_position_whose_bracket_is_gone_is_protected_again_once(fake, br
     fake.add_position("AAPL", 10, 100.0)
     stock = Position(symbol="AAPL", qty=10, avg_price=100.0, stop_loss=95.0, take_profit=110.0)
     (note,) = broker.ensure_protection([stock])
-    assert note.startswith("AAPL had no stop or target working at Alpaca: put back")
-    working = [o for o in fake.all_orders() if o.is_open]
+    assert note.startswith("AAPL had no stop for 10 of 10 at Alpaca: put back")
+    working = [o for o in fake.all_orders() if o.is_live]
     assert sorted((o.type, o.qty, o.stop_price or o.limit_price) for o in working) == [
         ("limit", 10, 110.0),
         ("stop", 10, 95.0),

@@ -26,6 +26,7 @@ def world(db):
         fake.prices.update({"BTC/USD": 50_000.0})
         # BTC/USD as Alpaca lists it today: quantities to 9 decimals, so all that is held can be sold
         fake.set_asset("BTC/USD", min_order_size="0.000026", min_trade_increment="0.000000001")
+        fake.illiquid.add("BTC/USD")  # the tests fill each order by hand, at the price they choose
         yield AlpacaWorld(fake, db, MONDAY)
 
 

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from bot.bars import NS
-from tests.fakes.alpaca import FakeAlpaca
+from tests.fakes.alpaca import FakeAlpaca, FakeTradingStream
 
 MONDAY = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # 10:00 in New York
 H = {"APCA-API-KEY-ID": "test-key", "APCA-API-SECRET-KEY": "test-secret"}
@@ -33,6 +33,8 @@ def get(fake, path, **params):
 
 
 def bracket(fake, coid="b1", qty=10):
+    """A market bracket for AAPL that rests until a test fills it (AAPL made illiquid)."""
+    fake.illiquid.add("AAPL")
     answer = post(
         fake, symbol="AAPL", qty=qty, side="buy", client_order_id=coid, order_class="bracket",
         take_profit={"limit_price": 110, "client_order_id": "mine-tp"}, stop_loss={"stop_price": 95},
@@ -41,7 +43,15 @@ def bracket(fake, coid="b1", qty=10):
     return answer.json()
 
 
-def test_open_listing_nested_hides_the_legs_of_a_filled_bracket(fake):
+def statuses(fake, coid):
+    """The statuses of a group as Alpaca answers them: {type: status}, through the parent."""
+    top = fake.order(coid)
+    answer = get(fake, f"/v2/orders/{top.id}", nested="true").json()
+    return {answer["type"] + "*": answer["status"]} | {leg["type"]: leg["status"] for leg in answer["legs"]}
+
+
+def test_a_filled_brackets_stop_leg_stays_held_and_only_its_parent_or_status_all_shows_it(fake):
+    """Issue 17, section 1.1; the old fake turned both legs ``new`` and listed the stop as open."""
     bracket(fake)
     assert [o["client_order_id"] for o in get(fake, "/v2/orders", status="open", nested="true").json()] == [
         "b1"
@@ -49,11 +59,161 @@ def test_open_listing_nested_hides_the_legs_of_a_filled_bracket(fake):
     assert [o["client_order_id"] for o in get(fake, "/v2/orders", status="open", nested="false").json()] == [
         "b1"
     ]
+    assert statuses(fake, "b1") == {"market*": "new", "limit": "held", "stop": "held"}
     fake.fill("b1", price=100)
+    assert statuses(fake, "b1") == {"market*": "filled", "limit": "new", "stop": "held"}
     assert get(fake, "/v2/orders", status="open", nested="true").json() == []  # the parent is filled
     flat = get(fake, "/v2/orders", status="open", nested="false").json()
-    assert sorted(o["type"] for o in flat) == ["limit", "stop"]
+    assert [o["type"] for o in flat] == ["limit"]  # the held stop is not listed as open
     assert all(o["client_order_id"] != "mine-tp" for o in flat)  # leg ids are Alpaca's own
+    closed = get(fake, "/v2/orders", status="closed", nested="false").json()
+    assert {(o["type"], o["status"]) for o in closed} == {("market", "filled"), ("stop", "held")}
+    (top,) = get(fake, "/v2/orders", status="all", nested="true").json()
+    assert sorted((leg["type"], leg["status"]) for leg in top["legs"]) == [("limit", "new"), ("stop", "held")]
+    by_id = get(fake, f"/v2/orders/{top['id']}").json()
+    assert by_id["legs"] is None  # legs only with nested=true
+    (position,) = get(fake, "/v2/positions").json()
+    assert position["qty_available"] == "0"  # the group holds the shares
+
+
+def test_an_ocos_stop_leg_is_held_too(fake):
+    fake.add_position("AAPL", 10, 90.0)
+    answer = post(
+        fake, symbol="AAPL", qty=10, side="sell", type="limit", client_order_id="o1", order_class="oco",
+        take_profit={"limit_price": 110}, stop_loss={"stop_price": 95},
+    )  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    assert statuses(fake, "o1") == {"limit*": "new", "stop": "held"}
+    assert [o["type"] for o in get(fake, "/v2/orders", status="open").json()] == ["limit"]
+
+
+@pytest.mark.parametrize("replaced", [False, True])
+def test_a_stop_that_fires_fills_and_replaces_the_target(fake, replaced):
+    fake.stop_replacement = replaced
+    stream = FakeTradingStream(fake)
+    bracket(fake)
+    fake.fill("b1", price=100)
+    filled = fake.trigger_stop("AAPL", price=94.9)
+    legs = {leg.type: leg for leg in fake.order("b1").legs}
+    assert legs["limit"].status == "replaced" and legs["limit"].replaced_by == filled.id
+    assert filled.status == "filled" and "AAPL" not in fake.positions
+    if replaced:  # the stop through a replacement order of a new id
+        assert legs["stop"].status == "replaced" and legs["stop"].replaced_by == filled.id
+        assert filled.id != legs["stop"].id and filled.replaces == legs["stop"].id
+    else:
+        assert filled is legs["stop"]
+    (row,) = [a for a in fake.activities if a["side"] == "sell"]
+    assert row["order_id"] == filled.id and row["price"] == "94.9"
+    events = [(m["data"]["event"], m["data"]["order"]["id"]) for m in stream.sent]
+    assert ("fill", filled.id) in events and ("replaced", legs["limit"].id) in events
+    stream.stop()
+
+
+def test_a_target_fill_cancels_the_stop_without_a_trade_update(fake):
+    stream = FakeTradingStream(fake)
+    bracket(fake)
+    fake.fill("b1", price=100)
+    target = next(leg for leg in fake.order("b1").legs if leg.type == "limit")
+    stop = next(leg for leg in fake.order("b1").legs if leg.type == "stop")
+    fake.fill(target.client_order_id)
+    assert stop.status == "canceled"
+    assert [m["data"]["event"] for m in stream.sent if m["data"]["order"]["id"] == stop.id] == []
+    stream.stop()
+
+
+def test_canceling_any_order_of_a_group_cancels_the_rest_after_pending_cancel(fake):
+    bracket(fake)
+    fake.fill("b1", price=100)
+    target = next(leg for leg in fake.order("b1").legs if leg.type == "limit")
+    answer = requests.delete(f"{fake.url}/v2/orders/{target.id}", headers=H, timeout=5)
+    assert answer.status_code == 204
+    assert statuses(fake, "b1") == {"market*": "filled", "limit": "pending_cancel", "stop": "pending_cancel"}
+    assert statuses(fake, "b1") == {"market*": "filled", "limit": "canceled", "stop": "canceled"}
+    assert get(fake, "/v2/positions").json()[0]["qty_available"] == "10"
+
+
+def test_pending_replace_refuses_a_cancel(fake):
+    bracket(fake)
+    fake.fill("b1", price=100)
+    stop = next(leg for leg in fake.order("b1").legs if leg.type == "stop")
+    fake.hold_replace(stop.client_order_id)
+    answer = requests.delete(f"{fake.url}/v2/orders/{stop.id}", headers=H, timeout=5)
+    assert answer.status_code == 422 and "pending_replace" in answer.json()["message"]
+    fake.end_replace(stop.client_order_id)
+    assert statuses(fake, "b1")["stop"] == "held"
+
+
+def test_a_stop_can_fill_while_a_cancel_is_in_flight(fake):
+    bracket(fake)
+    fake.fill("b1", price=100)
+    fake.stop_fires_on_cancel = True
+    target = next(leg for leg in fake.order("b1").legs if leg.type == "limit")
+    assert requests.delete(f"{fake.url}/v2/orders/{target.id}", headers=H, timeout=5).status_code == 204
+    fake.settle()
+    assert statuses(fake, "b1") == {"market*": "filled", "limit": "replaced", "stop": "filled"}
+    assert "AAPL" not in fake.positions
+
+
+def test_a_market_order_fills_inside_the_post_while_the_answer_says_new(fake):
+    answer = post(fake, symbol="AAPL", qty=3, side="buy", client_order_id="m", time_in_force="day").json()
+    assert answer["status"] == "new" and answer["filled_qty"] == "0"
+    assert fake.order("m").status == "filled" and fake.positions["AAPL"].qty == 3
+    fake.illiquid.add("MSFT")
+    post(fake, symbol="MSFT", qty=1, side="buy", client_order_id="n", time_in_force="day")
+    assert fake.order("n").status == "new"
+
+
+def test_a_sell_beyond_the_position_opens_a_short_when_shorting_is_enabled(fake):
+    assert get(fake, "/v2/account").json()["shorting_enabled"] is True
+    answer = post(fake, symbol="AAPL", qty=5, side="sell", client_order_id="s1", time_in_force="day")
+    assert answer.ok
+    (position,) = get(fake, "/v2/positions").json()
+    assert (position["qty"], position["side"]) == ("-5", "short")
+    fake.add_position("MSFT", 3, 50.0)
+    assert post(fake, symbol="MSFT", qty=5, side="sell", client_order_id="s2", time_in_force="day").ok
+    assert fake.positions["MSFT"].qty == -2  # the harsher reading: the excess opens a short
+    fake.flip_refused = True
+    fake.add_position("MSFT", 3, 50.0)
+    assert post(fake, symbol="MSFT", qty=5, side="sell", client_order_id="s3").status_code == 403
+    fake.shorting_enabled = False
+    assert post(fake, symbol="MSFT", qty=5, side="sell", client_order_id="s4").status_code == 403
+    assert post(fake, symbol="IBM", qty=1, side="sell", client_order_id="s5").status_code == 403
+
+
+@pytest.mark.parametrize("flag", ["trading_blocked", "trade_suspended_by_user", "account_blocked"])
+def test_account_flags_refuse_submits_and_allow_cancels(fake, flag):
+    bracket(fake)
+    setattr(fake, flag, True)
+    assert get(fake, "/v2/account").json()[flag] is True
+    answer = post(fake, symbol="MSFT", qty=1, side="buy", client_order_id="x", time_in_force="day")
+    assert answer.status_code == 403
+    assert requests.delete(f"{fake.url}/v2/orders/{fake.order('b1').id}", headers=H, timeout=5).ok
+
+
+def test_calculated_after_a_fill_and_done_for_day_at_the_close(fake):
+    bracket(fake)
+    fake.fill("b1", price=100)
+    fake.illiquid.add("MSFT")
+    assert post(fake, symbol="MSFT", qty=10, side="buy", client_order_id="b2").ok
+    fake.fill("b2", price=100, qty=4)
+    order_id = fake.order("b1").id
+    assert get(fake, f"/v2/orders/{order_id}").json()["status"] == "filled"
+    fake.clock.set(MONDAY + timedelta(hours=7))  # 17:00 in New York
+    assert get(fake, f"/v2/orders/{order_id}").json()["status"] == "calculated"
+    assert get(fake, f"/v2/orders/{fake.order('b2').id}").json()["status"] == "done_for_day"
+    listed = {o["client_order_id"] for o in get(fake, "/v2/orders", status="open").json()}
+    assert {"b1", "b2"} <= listed  # both read as open: neither can trade
+    fake.clock.set(MONDAY + timedelta(days=1))
+    assert get(fake, f"/v2/orders/{order_id}").json()["status"] == "filled"
+    fake.calculated_now = True
+    assert get(fake, f"/v2/orders/{order_id}").json()["status"] == "calculated"
+
+
+def test_fail_next_answers_a_429_once_with_a_near_reset(fake):
+    fake.fail_next("DELETE", "/v2/orders/", 429)
+    answer = requests.delete(f"{fake.url}/v2/orders/nope", headers=H, timeout=5)
+    assert answer.status_code == 429 and answer.headers["X-RateLimit-Remaining"] == "0"
+    assert requests.delete(f"{fake.url}/v2/orders/nope", headers=H, timeout=5).status_code == 404
 
 
 def test_open_sells_hold_the_quantity(fake):
@@ -163,7 +323,6 @@ def test_the_clock_is_settable_and_follows_the_calendar(fake):
     fake.clock.set(datetime(2026, 1, 19, 15, 0, tzinfo=UTC))  # Martin Luther King Jr. Day
     clock = get(fake, "/v2/clock").json()
     assert not clock["is_open"] and clock["next_open"] == "2026-01-20T14:30:00.000000Z"
-    fake.auto_fill = True
     order = post(fake, symbol="AAPL", qty=1, side="buy", client_order_id="w", time_in_force="day").json()
     assert order["status"] == "accepted" and order["filled_qty"] == "0"  # waits for the open
     fake.set_time(datetime(2026, 1, 20, 14, 31, tzinfo=UTC))
@@ -179,6 +338,7 @@ def test_the_account_has_no_pattern_day_trader_fields(fake):
 
 
 def test_a_crypto_buy_leaves_the_coins_less_the_fee_while_the_order_says_what_was_bought(fake):
+    fake.illiquid.add("BTC/USD")  # filled by hand, at the price the test chooses
     cash = fake.cash
     assert post(fake, symbol="BTC/USD", qty=0.1, side="buy", client_order_id="c1").status_code == 200
     fake.fill("c1", price=50_000.0)
@@ -191,6 +351,7 @@ def test_a_crypto_buy_leaves_the_coins_less_the_fee_while_the_order_says_what_wa
 
 
 def test_a_crypto_sell_pays_its_fee_in_dollars_rounded_up_to_the_cent(fake):
+    fake.illiquid.add("BTC/USD")  # filled by hand, at the price the test chooses
     fake.add_position("BTC/USD", 0.0997, 50_000.0)
     cash = fake.cash
     assert post(fake, symbol="BTC/USD", qty=0.0997, side="sell", client_order_id="s1").status_code == 200
@@ -200,6 +361,7 @@ def test_a_crypto_sell_pays_its_fee_in_dollars_rounded_up_to_the_cent(fake):
 
 
 def test_crypto_fees_are_listed_as_cfee_activities_only_once_the_day_has_ended(fake):
+    fake.illiquid.add("BTC/USD")  # filled by hand, at the price the test chooses
     post(fake, symbol="BTC/USD", qty=0.1, side="buy", client_order_id="c1")
     fake.fill("c1", price=50_000.0)
     post(fake, symbol="BTC/USD", qty=0.0997, side="sell", client_order_id="c2")

@@ -37,7 +37,8 @@ def test_delayed_sip_on_paper_is_warned_loudly(fake, tmp_path):
     (line,) = [line for line in app.banner if "ALPACA_DATA_FEED=delayed_sip" in line]
     assert line.startswith("WARNING:") and "15 MINUTES OLD" in line
     settings = Settings.from_mapping(env_for(fake, tmp_path / "t.db", ALPACA_DATA_FEED="delayed_sip"))
-    assert [c.level for c in check_broker(settings)] == ["ok", WARN]  # tradebot doctor says it too
+    checks = check_broker(settings)  # tradebot doctor says it too (then the account and the stops)
+    assert [c.level for c in checks][:2] == ["ok", WARN] and "delayed_sip" in checks[1].message
 
 
 @pytest.mark.parametrize("feed", ["iex", "sip"])

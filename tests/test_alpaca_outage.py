@@ -23,9 +23,8 @@ def world(db):
 
 
 def test_a_week_of_fills_while_the_bot_was_down_is_recorded_once(world):
-    outcome = world.service.place_manual("AAPL", Side.BUY, 120, "msg-1")
+    outcome = world.service.place_manual("AAPL", Side.BUY, 120, "msg-1")  # fills inside the POST at 100
     coid = outcome.order.client_order_id
-    world.fake.fill(coid, price=100.0)
     world.service.sync()
     assert world.position("AAPL").qty == 120
     # the process dies. During the week its take-profit leg fills, one share at a time: more
@@ -61,10 +60,10 @@ def test_with_nothing_on_record_the_first_sync_looks_back_a_day(world):
 def test_the_reading_starts_at_the_oldest_order_still_open(world):
     """An order placed before the last recorded fill, still open when the bot went down: its fills
     are read however old they are."""
+    world.fake.illiquid.add("AAPL")
     resting = world.service.place_manual("AAPL", Side.BUY, 5, "msg-early")  # market: open till filled
     world.set_time(MONDAY + timedelta(days=2))
-    later = world.service.place_manual("MSFT", Side.BUY, 3, "msg-later")
-    world.fake.fill(later.order.client_order_id, price=50.0)
+    world.service.place_manual("MSFT", Side.BUY, 3, "msg-later")  # fills inside the POST at 50
     world.service.sync()
     world.restart()
     world.set_time(MONDAY + timedelta(days=9))

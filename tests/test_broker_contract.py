@@ -6,6 +6,12 @@ Each test runs on both venues. A venue is a broker plus what the test needs to d
 of an order that fills in parts), ``restart`` builds a new broker object over the same account and
 books, as a new process would. Both venues fill at most ``PART`` of one order per bar, so a larger
 order fills in several executions.
+
+Every entry carries a stop and a target, as every entry the bot sends does, and after every money
+path the invariant is checked at the venue (``assert_protected``): every position it holds has a
+working stop for its whole quantity, by the broker's own ``check_protection`` and, on Alpaca,
+independently by the fake's own state (a held stop leg counts; a working bracket entry's legs
+count for what it has filled).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from bot.brokers.rules import fill_price
 from bot.brokers.sim import SimBroker
 from bot.clock import ManualClock
 from bot.data.synthetic import SyntheticMarket
-from bot.domain import Fill, Order, OrderIntent, OrderStatus, OrderType, Side
+from bot.domain import Fill, Order, OrderIntent, OrderStatus, OrderType, Position, Side
 from storage import migrate
 from storage.db import Database
 from tests.fakes.alpaca import FakeAlpaca
@@ -103,7 +109,11 @@ def venue(request, tmp_path) -> Iterator[Venue]:
     yield from (_sim(tmp_path) if request.param == "sim" else _alpaca())
 
 
-def buy(qty: float, coid: str = "tb-contract-1", **kw: Any) -> OrderIntent:
+def buy(qty: float, coid: str = "tb-contract-1", *, near: float = 240.0, **kw: Any) -> OrderIntent:
+    """An entry with its stop 10 % and its target 10 % from ``near`` (the limit, or about the price)."""
+    level = kw.get("limit_price") or near
+    kw.setdefault("stop_loss", round(level * 0.9, 2))
+    kw.setdefault("take_profit", round(level * 1.1 + 50, 2))  # above the price on both venues
     return OrderIntent(coid, SYMBOL, Side.BUY, qty, strategy="contract", **kw)
 
 
@@ -117,6 +127,35 @@ def fills_of(update: BrokerUpdate, coid: str) -> list[Fill]:
 
 def held(broker: Broker) -> float:
     return sum(p.qty for p in broker.positions() if p.symbol == SYMBOL)
+
+
+def assert_protected(venue: Venue) -> None:
+    """The invariant, at the venue: a working stop for every position's whole quantity."""
+    covers = venue.broker.check_protection([])
+    held_now = {p.symbol: p.qty for p in venue.broker.positions() if abs(p.qty) > 1e-9}
+    assert {c.symbol: c.qty for c in covers} == held_now
+    for cover in covers:
+        assert cover.ok and cover.qty > 0, cover
+    if venue.name == "alpaca":  # the fake's own state says the same, without the bot's reading
+        fake: FakeAlpaca = venue.extras["fake"]
+        with fake.lock:
+            for symbol, position in fake.positions.items():
+                assert position.qty > 0, f"{symbol} short at Alpaca"
+                stops = sum(
+                    o.remaining
+                    for o in fake.all_orders()
+                    if o.symbol == symbol
+                    and o.is_stop
+                    and o.is_live
+                    and (o.parent is None or o.parent.side == "sell" or o.parent.status == "filled")
+                )
+                entries = sum(
+                    o.filled_qty
+                    for o in fake.top_orders()
+                    if o.symbol == symbol and o.side == "buy" and o.is_open and o.legs
+                )
+                assert position.qty <= stops + entries + 1e-9, (symbol, position.qty, stops, entries)
+                assert stops <= position.qty + 1e-9, (symbol, position.qty, stops)
 
 
 # --------------------------------------------------------------------------- submit
@@ -141,6 +180,7 @@ def test_submit_returns_the_order_under_our_client_id_and_never_places_it_twice(
     assert found is not None and found.broker_order_id == placed.broker_order_id
     assert venue.broker.get_order_by_client_id("tb-never-sent") is None
     assert held(venue.broker) == 2  # one order's worth, not two
+    assert_protected(venue)
 
 
 # --------------------------------------------------------------------------- fill
@@ -158,6 +198,7 @@ def test_a_market_order_fills_and_the_fill_is_reported(venue):
     assert order.filled_avg_price == pytest.approx(price)
     assert held(venue.broker) == 3
     assert "tb-contract-1" not in {o.client_order_id for o in venue.broker.open_orders()}
+    assert_protected(venue)
 
 
 # --------------------------------------------------------------------------- partial fill
@@ -174,6 +215,7 @@ def test_an_order_larger_than_a_bar_fills_in_parts_each_reported_once(venue):
         seen.update({f.fill_id: f for f in new})
         venue.broker.acknowledge([f.fill_id for f in new])
         statuses.append(venue.broker.get_order_by_client_id("tb-contract-1").status)
+        assert_protected(venue)  # a partly filled bracket entry: its own legs cover what it filled
         venue.next_bar()
     assert [f.qty for f in seen.values()] == [PART, PART, 10 - 2 * PART]
     assert statuses == [OrderStatus.PARTIALLY_FILLED, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED]
@@ -182,6 +224,7 @@ def test_an_order_larger_than_a_bar_fills_in_parts_each_reported_once(venue):
     assert order.filled_qty == 10 and order.filled_avg_price == pytest.approx(notional / 10)
     assert held(venue.broker) == 10
     assert fills_of(venue.sync(), "tb-contract-1") == []  # all acknowledged: nothing more
+    assert_protected(venue)
 
 
 def test_a_partly_filled_order_is_open_until_its_last_part(venue):
@@ -193,6 +236,7 @@ def test_a_partly_filled_order_is_open_until_its_last_part(venue):
     venue.next_bar()
     venue.sync()
     assert "tb-contract-1" not in {o.client_order_id for o in venue.broker.open_orders()}
+    assert_protected(venue)
 
 
 # --------------------------------------------------------------------------- cancel
@@ -210,6 +254,7 @@ def test_cancel_stops_a_resting_order_and_sync_reports_it(venue):
     assert "tb-contract-1" not in {o.client_order_id for o in venue.broker.open_orders()}
     venue.next_bar()
     assert [o for o in venue.sync().orders if o.client_order_id == "tb-contract-1"] == []  # said once
+    assert_protected(venue)
 
 
 def test_cancel_keeps_what_filled_and_stops_the_rest(venue):
@@ -217,10 +262,15 @@ def test_cancel_keeps_what_filled_and_stops_the_rest(venue):
     (first,) = fills_of(venue.sync(), "tb-contract-1")
     canceled = venue.broker.cancel("tb-contract-1")
     assert canceled.status is OrderStatus.CANCELED and canceled.filled_qty == PART
+    # the bracket's legs went with its entry: the part held is protected again at the next check,
+    # from the levels on record (the service passes its books)
+    books = Position(SYMBOL, PART, 240.0, stop_loss=216.0, take_profit=314.0)
+    venue.broker.ensure_protection([books])
     venue.next_bar()
     update = venue.sync()
     assert [f.fill_id for f in fills_of(update, "tb-contract-1")] == [first.fill_id]  # nothing new
     assert held(venue.broker) == PART
+    assert_protected(venue)
 
 
 def test_cancel_of_a_filled_order_returns_it_filled_and_of_an_unknown_one_refuses(venue):
@@ -229,6 +279,7 @@ def test_cancel_of_a_filled_order_returns_it_filled_and_of_an_unknown_one_refuse
     assert venue.broker.cancel("tb-contract-1").status is OrderStatus.FILLED
     with pytest.raises(OrderRejected):
         venue.broker.cancel("tb-never-sent")
+    assert_protected(venue)
 
 
 # --------------------------------------------------------------------------- reject
@@ -240,12 +291,35 @@ def test_a_buy_beyond_the_cash_is_rejected_with_a_reason(venue):
     assert "insufficient" in str(refused.value)
     assert held(venue.broker) == 0
     assert fills_of(venue.sync(), "tb-contract-1") == []
+    assert_protected(venue)
 
 
 def test_a_sell_of_what_is_not_held_is_rejected(venue):
     with pytest.raises(OrderRejected):
         venue.broker.submit(sell(1))
     assert held(venue.broker) == 0
+    assert_protected(venue)
+
+
+# --------------------------------------------------------------------------- exits
+
+
+def test_a_partial_sell_leaves_the_rest_protected(venue):
+    venue.broker.submit(buy(PART))
+    venue.sync()
+    venue.broker.submit(sell(1))
+    venue.sync()
+    assert held(venue.broker) == PART - 1
+    assert_protected(venue)
+
+
+def test_a_whole_sell_leaves_nothing_to_protect(venue):
+    venue.broker.submit(buy(PART))
+    venue.sync()
+    venue.broker.submit(sell(PART))
+    venue.sync()
+    assert held(venue.broker) == 0 and venue.broker.check_protection([]) == []
+    assert_protected(venue)
 
 
 # --------------------------------------------------------------------------- acknowledge
@@ -263,6 +337,7 @@ def test_a_fill_is_reported_again_until_it_is_acknowledged(venue):
     assert [f.fill_id for f in venue.sync().fills] == [ids["tb-contract-2"]]
     venue.broker.acknowledge([ids["tb-contract-2"]])
     assert venue.sync().fills == []
+    assert_protected(venue)
 
 
 # --------------------------------------------------------------------------- restart
@@ -278,6 +353,7 @@ def test_a_restarted_broker_finds_what_the_old_one_left(venue):
     venue.broker.acknowledge([ids["tb-contract-1"]])  # the service recorded one, then the process died
 
     venue.restart()
+    assert_protected(venue)
     again = {f.fill_id for f in venue.sync().fills}
     assert ids["tb-contract-2"] in again  # never acknowledged: reported again, same id
     assert held(venue.broker) == 3
@@ -286,3 +362,4 @@ def test_a_restarted_broker_finds_what_the_old_one_left(venue):
     assert found is not None and found.status is OrderStatus.FILLED
     resent = venue.broker.submit(buy(2))  # the old process's order, replayed: not placed twice
     assert resent.broker_order_id == found.broker_order_id and held(venue.broker) == 3
+    assert_protected(venue)

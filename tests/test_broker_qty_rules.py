@@ -58,8 +58,8 @@ def test_a_manual_crypto_order_off_alpacas_grid_is_refused_before_the_question(w
     fine = commands.handle("/buy BTC/USD 0.0002", ann(world, 3))
     assert fine.confirmation is not None and fine.text.startswith("Confirm: buy 0.0002 BTC/USD at market?")
     done = commands.confirm(fine.confirmation.token, ann(world, 3))
-    assert done.text.startswith("Placed: Buy 0.0002 BTC/USD placed"), done.text
-    assert [o.qty for o in world.fake.top_orders()] == [0.0002]
+    assert done.text == "Done: Bought 0.0002 BTC/USD at 50,000.00", done.text  # filled inside the POST
+    assert [(o.side, o.qty) for o in world.fake.top_orders() if o.type == "market"] == [("buy", 0.0002)]
 
 
 def test_flatten_reports_a_remainder_below_the_minimum_as_dust_instead_of_sending_it(world):
@@ -72,11 +72,7 @@ def test_flatten_reports_a_remainder_below_the_minimum_as_dust_instead_of_sendin
     assert btc.status in (OutcomeStatus.PLACED, OutcomeStatus.FILLED), btc.message
     sent = [o for o in world.fake.top_orders() if o.symbol == "BTC/USD"]
     assert [o.qty for o in sent] == [0.0002]  # Alpaca's grid: 0.00005 stays behind
-    world.fake.fill(sent[0].client_order_id, price=50_000.0)
-    world.fake.fill(
-        next(o for o in world.fake.top_orders() if o.symbol == "AAPL").client_order_id, price=100.0
-    )
-    world.service.sync()
+    world.service.sync()  # both filled inside their POSTs
     [left] = world.service.positions()
     assert left.symbol == "BTC/USD" and left.qty == pytest.approx(0.00005)
 

@@ -25,6 +25,7 @@ MONDAY = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # 10:00 in New York: the marke
 def world(db):
     with FakeAlpaca() as fake:
         fake.prices.update({"AAPL": 100.0, "MSFT": 50.0})
+        fake.illiquid.add("AAPL")  # AAPL's orders work until a test fills them
         yield AlpacaWorld(fake, db, MONDAY)
 
 
@@ -71,7 +72,7 @@ def test_cancel_asks_then_cancels_the_rest_of_a_working_entry(world):
     # again at once (a stop and a target for 4), not at the next reconciliation.
     working = [o for o in world.fake.all_orders() if o.symbol == "AAPL" and o.is_live]
     assert sorted((o.type, o.qty) for o in working) == [("limit", 4), ("stop", 4)], working
-    [put_back] = world.service.recent_events(10, kind=EventKind.RECONCILE_DIFF)
+    [put_back] = world.service.recent_events(10, kind=EventKind.PROTECTION)
     assert "put back" in put_back.message and "4 shares" in put_back.message
 
 
@@ -106,7 +107,7 @@ def test_a_protective_leg_of_an_open_position_is_not_canceled(world):
             "take-profit): canceling it would leave the position unprotected. /sell AAPL all or /flatten "
             "closes the position and its protection with it."
         )
-    assert all(world.fake.order(leg.client_order_id).is_open for leg in legs)
+    assert all(world.fake.order(leg.client_order_id).is_live for leg in legs)
 
 
 def test_cancel_with_a_confirmation_id_still_drops_that_question(world):

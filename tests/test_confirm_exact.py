@@ -233,6 +233,7 @@ MONDAY = datetime(2026, 1, 5, 15, 0, tzinfo=UTC)  # 10:00 in New York: the marke
 def world(db):
     with FakeAlpaca() as fake:
         fake.prices.update({"AAPL": 100.0})
+        fake.illiquid.add("AAPL")  # the orders work until a test fills them
         yield AlpacaWorld(fake, db, MONDAY)
 
 

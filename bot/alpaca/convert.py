@@ -43,6 +43,14 @@ LEG_CLASSES = (OrderClass.BRACKET, OrderClass.OCO, OrderClass.OTO)
 
 
 def status(order: Any) -> OrderStatus:
+    """Alpaca's status in tradebot's words. ``calculated`` ("completed for the day ..., settlement
+    calculations still pending", orders.md) reads as what filled: a filled order never turns back
+    to open; ``held`` (a bracket's waiting stop) is open: it still protects."""
+    if order.status == AlpacaStatus.CALCULATED:
+        qty, filled = as_float(order.qty) or 0.0, as_float(order.filled_qty) or 0.0
+        if qty > 0 and filled >= qty - 1e-9:
+            return OrderStatus.FILLED
+        return OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.ACCEPTED
     return STATUS.get(order.status, OrderStatus.ACCEPTED)
 
 

@@ -1,24 +1,27 @@
-"""Protective orders at Alpaca: placing them so none is ever silently dropped, and the crypto guard.
+"""Protective orders at Alpaca: the requests, and placing them so none is ever silently dropped.
 
-**Placing.** ``place_protective`` sends a stop/target order under a deterministic client id. If
-Alpaca answers 422 "client_order_id must be unique", the order under that id is looked up: still
-working, it is adopted; filled, it is returned as it is; canceled, expired or rejected (a stop
-canceled earlier, then re-armed after a restart under the same id), a new id is used and the
-caller is told, for an alert. A client id is unique forever at Alpaca, even after a cancel
-(orders.md: "Each order has a unique identifier provided by the client").
+**Placing.** ``place_protective`` sends a stop/target order under a client id made for this
+attempt (the caller's key: the orders it replaces, or the newest order on the symbol, so each
+attempt has ids of its own and a position can always be protected again). A failure that may
+pass (429, 5xx, transport) is retried on the venue's retry policy. If Alpaca answers 422
+"client_order_id must be unique", the order under that id is looked up: still working (open or
+``held``), it is adopted; otherwise (filled, canceled, expired, rejected, replaced) it never counts
+as protection and the next id is used, and the caller is told, for an alert. A client id is unique
+forever at Alpaca, even after a cancel (orders.md: "Each order has a unique identifier provided by
+the client").
 
 **Stocks** carry their stop and target as a bracket's legs. When they must be put back (an exit
-refused after the legs were canceled, a partial sell that canceled them, a reconciliation that
-finds none working), an OCO sell for the quantity held replaces them (orders.md, "OCO Orders":
-type limit, ``take_profit.limit_price`` and ``stop_loss.stop_price``), or a lone GTC stop when
-no target is on record.
+refused after the legs were canceled, a partial sell, a reconciliation that finds none working),
+an OCO sell replaces them (orders.md, "OCO Orders": type limit, ``take_profit.limit_price`` and
+``stop_loss.stop_price``), or a lone GTC stop when no target is on record.
 
 **Crypto** takes no brackets or OCO (orders.md, "crypto orders not allowed for advanced
 order_class"). After a crypto entry fills, a GTC stop-limit sell guards the stop at Alpaca (it
-works while the bot is down; its limit sits ``CRYPTO_STOP_LIMIT_SLIPPAGE`` below the stop); the
-target is watched on every sync against the latest trade price, which then cancels the stop and
-sells at market. A take-profit limit cannot rest beside the stop: the open stop holds the coins
-("insufficient balance", see ``bot.alpaca.rules``).
+works while the bot is down; its limit sits ``CRYPTO_STOP_LIMIT_SLIPPAGE`` below the stop) for
+what is held, floored to the pair's ``min_trade_increment`` (the fee comes out of the coins: a buy
+of 0.1 BTC leaves about 0.09975); the target is watched on every sync (``bot.alpaca.protection``).
+A take-profit limit cannot rest beside the stop: the open stop holds the coins ("insufficient
+balance", see ``bot.alpaca.rules``).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from alpaca.trading.enums import OrderClass, TimeInForce
 from alpaca.trading.enums import OrderSide as AlpacaSide
@@ -39,44 +42,34 @@ from alpaca.trading.requests import (
     TakeProfitRequest,
 )
 
-from bot.alpaca.convert import STOP_TYPES, as_float, is_open, status
-from bot.alpaca.rules import floor_qty
+from bot.alpaca.convert import is_open
 from bot.brokers.base import BrokerError, OrderRejected
-from bot.domain import ExitReason, OrderStatus, client_order_id
-from bot.risk import QtyRules
+from bot.domain import ExitReason, client_order_id
+
+if TYPE_CHECKING:
+    from bot.alpaca.venue import AlpacaVenue
 
 log = logging.getLogger(__name__)
 
 CRYPTO_STOP_LIMIT_SLIPPAGE = 0.01
+MAX_IDS = 20  # client ids tried for one protective order before giving up
 
 
-class Venue(Protocol):
-    """What protection needs from the broker (``AlpacaBroker`` implements it)."""
-
-    def submit_raw(self, request: Any) -> Any: ...
-
-    def find(self, client_order_id: str) -> Any | None: ...
-
-    def order_by_id(self, order_id: str) -> Any: ...
-
-    def held(self, symbol: str) -> float: ...
-
-    def price(self, symbol: str) -> float | None: ...
-
-    def release(self, symbol: str, orders: list[Any]) -> None: ...
-
-    def grid(self, symbol: str, price: float) -> float: ...
-
-    def qty_rules(self, symbol: str) -> QtyRules: ...
-
-
-def place_protective(venue: Venue, build: Callable[[str], Any], ids: Callable[[int], str]) -> tuple[Any, str]:
-    """Send ``build(ids(0))``; on a 422 "unique" whose order is no longer working, ``build(ids(1))``.
-    Returns the working (or filled) order and a note for an alert ("" when nothing unusual)."""
+def place_protective(
+    venue: AlpacaVenue, build: Callable[[str], Any], ids: Callable[[int], str]
+) -> tuple[Any, str]:
+    """Send ``build(ids(0))`` (retried while it may pass); on a 422 "unique" whose order is not
+    working, ``build(ids(1))``, and so on. Returns the working order (or the one a lost answer
+    placed) and a note for an alert ("" when nothing unusual). Raises ``BrokerError``."""
     note = ""
-    for attempt in range(3):
-        coid = ids(attempt)
-        raw = venue.submit_raw(build(coid))
+    for n in range(MAX_IDS):
+        coid = ids(n)
+        raw = venue.policy.call(
+            lambda coid=coid: venue.submit_raw(build(coid)),  # type: ignore[misc]
+            retry_if=_may_pass,
+            sleep=venue.http.sleep,
+            what=f"protective order {coid}",
+        )
         if raw is not None:
             return raw, note
         existing = venue.find(coid)
@@ -84,13 +77,17 @@ def place_protective(venue: Venue, build: Callable[[str], Any], ids: Callable[[i
             raise BrokerError(
                 f"protective order {coid}: Alpaca says it exists but cannot find it", retriable=True
             )
-        if is_open(existing) or status(existing) is OrderStatus.FILLED:
+        if is_open(existing):
             return existing, note
-        note = (
-            f"its earlier protective order {coid} is {existing.status.value} at Alpaca; a new one was placed"
-        )
-        log.warning("protective order %s is %s: placing a new one", coid, existing.status.value)
-    raise BrokerError(f"protective order {ids(0)}: no usable client id after 3 tries", retriable=True)
+        state = str(getattr(existing.status, "value", existing.status))
+        note = f"its earlier protective order {coid} is {state} at Alpaca (it protects nothing); a new one was placed"
+        log.warning("protective order %s is %s: placing a new one", coid, state)
+    raise BrokerError(f"protective order {ids(0)}: no free client id after {MAX_IDS} tries", retriable=True)
+
+
+def _may_pass(exc: BaseException) -> bool:
+    """429, 5xx, a transport failure: the same request may pass on another try."""
+    return isinstance(exc, BrokerError) and exc.retriable and not isinstance(exc, OrderRejected)
 
 
 def stock_protection_request(
@@ -117,9 +114,10 @@ def stock_protection_request(
 
 
 def protect_stock(
-    venue: Venue, symbol: str, qty: float, stop: float | None, target: float | None, key: str
+    venue: AlpacaVenue, symbol: str, qty: float, stop: float | None, target: float | None, key: str
 ) -> tuple[Any, str]:
-    """Put a stock position's stop and target back at Alpaca. Raises when it cannot."""
+    """Put a stock position's stop and target at Alpaca for ``qty`` whole shares, under ids of the
+    attempt ``key``. Raises when it cannot."""
     if qty <= 0 or (stop is None and target is None):
         raise OrderRejected(f"{symbol}: nothing to protect")
     stop = venue.grid(symbol, stop) if stop is not None else None
@@ -152,12 +150,28 @@ class CryptoGuard:
     target: float | None
     stop_client_order_id: str | None = None  # "" when there is no stop to place
     qty: float = 0.0
+    exits: int = 0  # market exits tried so far: each attempt has ids of its own
 
     def stop_ids(self, n: int) -> str:
         return f"{self.key}-sl" if n == 0 else client_order_id("guard", self.key, n) + "-sl"
 
-    def exit_id(self, reason: ExitReason) -> str:
-        return f"{self.key}-{'tp' if reason is ExitReason.TAKE_PROFIT else 'sl-mkt'}"
+    def exit_id(self, reason: ExitReason, n: int = 0) -> str:
+        """The client id of market exit attempt ``self.exits`` (try ``n`` of it)."""
+        suffix = "tp" if reason is ExitReason.TAKE_PROFIT else "sl-mkt"
+        if self.exits <= 1 and n == 0:
+            return f"{self.key}-{suffix}"
+        return f"{client_order_id('guard', self.key, 'exit', self.exits, n)}-{suffix}"
+
+
+def market_sell(symbol: str, qty: float, coid: str, *, crypto: bool) -> Any:
+    """A market sell: GTC for crypto (gtc or ioc only), a day order for stocks (fractions allowed)."""
+    return MarketOrderRequest(
+        symbol=symbol,
+        qty=qty,
+        side=AlpacaSide.SELL,
+        time_in_force=TimeInForce.GTC if crypto else TimeInForce.DAY,
+        client_order_id=coid,
+    )
 
 
 def crypto_stop_request(guard: CryptoGuard, stop: float, limit: float, coid: str) -> Any:
@@ -170,68 +184,3 @@ def crypto_stop_request(guard: CryptoGuard, stop: float, limit: float, coid: str
         limit_price=limit,
         client_order_id=coid,
     )
-
-
-def run_guard(venue: Venue, guard: CryptoGuard) -> tuple[bool, str]:
-    """One sync's work for one guard. Returns (keep the guard, a note for an alert or "")."""
-    note = ""
-    if guard.stop_client_order_id is None:
-        held = venue.held(guard.symbol)
-        if guard.entry_order_id:
-            entry = venue.order_by_id(guard.entry_order_id)
-            if is_open(entry):
-                return True, ""  # wait until the entry is final, then protect what filled
-            guard.qty = min(as_float(entry.filled_qty) or 0.0, held)
-        else:
-            guard.qty = held
-        # the fee came out of the coins: what is held sits off the pair's increment (0.09975 of 0.1)
-        guard.qty = floor_qty(guard.qty, venue.qty_rules(guard.symbol).step)
-        if guard.qty <= 0:
-            return False, ""
-        if guard.stop is None:
-            guard.stop_client_order_id = ""
-        else:
-            stop = venue.grid(guard.symbol, guard.stop)
-            limit = venue.grid(guard.symbol, stop * (1 - CRYPTO_STOP_LIMIT_SLIPPAGE))
-            raw, note = place_protective(
-                venue, lambda coid: crypto_stop_request(guard, stop, limit, coid), guard.stop_ids
-            )
-            guard.stop_client_order_id = str(raw.client_order_id)
-            log.info(
-                "crypto stop-limit %s guards %s %s at %s", raw.client_order_id, guard.qty, guard.symbol, stop
-            )
-    price = venue.price(guard.symbol)
-    if price is None:
-        return True, note
-    stop_order = venue.find(guard.stop_client_order_id) if guard.stop_client_order_id else None
-    if stop_order is not None and not is_open(stop_order):
-        if status(stop_order) is OrderStatus.FILLED:
-            return False, note  # the stop did its job
-        guard.stop_client_order_id = None  # canceled outside the bot: place it again next time
-        return (
-            True,
-            note + f"; {guard.symbol}'s stop was {stop_order.status.value} at Alpaca: placing it again",
-        )
-    reason = None
-    if guard.target is not None and price >= guard.target:
-        reason = ExitReason.TAKE_PROFIT
-    elif stop_order is not None and price <= (as_float(stop_order.limit_price) or 0.0):
-        reason = ExitReason.STOP_LOSS  # gapped through the stop-limit's limit: get out at market
-    if reason is None:
-        return True, note
-    if stop_order is not None:
-        venue.release(guard.symbol, [stop_order])
-    request = MarketOrderRequest(
-        symbol=guard.symbol,
-        qty=guard.qty,
-        side=AlpacaSide.SELL,
-        time_in_force=TimeInForce.GTC,
-        client_order_id=guard.exit_id(reason),
-    )
-    raw, more = place_protective(venue, lambda coid: request, lambda n: guard.exit_id(reason))
-    log.info("crypto %s for %s at %s: market exit %s sent", reason.value, guard.symbol, price, raw.id)
-    return False, note + more
-
-
-def working_stop(orders: list[Any]) -> Any | None:
-    return next((o for o in orders if o.type in STOP_TYPES and is_open(o)), None)

@@ -9,9 +9,10 @@ sources ``tests/fakes/alpaca`` cites for the fake's refusals):
 - **Quantities**: crypto at least ``min_order_size`` and a multiple of ``min_trade_increment``;
   fractional stock quantities only on fractionable assets, simple market/day orders
   (orders.yaml: "Can be fractionable for only market and day order types"); brackets whole shares.
-- **Wash trades**: an order is refused while an opposite-side order on the same symbol is open
-  ("potential wash trade detected. use complex orders", 403/40310000; forum.alpaca.markets
-  threads 13817 and 18200; 422/42210000 in Petersoj/alpaca-java#145).
+- **Wash trades**: a simple order is refused while an opposite-side order on the same symbol is
+  open ("potential wash trade detected. use complex orders", 403/40310000; forum.alpaca.markets
+  threads 13817 and 18200; 422/42210000 in Petersoj/alpaca-java#145). A complex order (a bracket
+  entry) is what the refusal points to: it is not checked here.
 - **Quantity held by open orders**: a sell beyond the position's ``qty_available`` (the position
   less what open sells hold) is refused ("insufficient qty available for order", Alpaca-API#90,
   QuantConnect/Lean#3875).

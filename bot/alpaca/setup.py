@@ -103,14 +103,20 @@ def build_alpaca(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> tup
         http=http,
     )
     broker = AlpacaBroker(
-        client, paper=paper, http=http, prices=alpaca_data, crypto_fee_bps=settings.alpaca_crypto_fee_bps
+        client,
+        paper=paper,
+        http=http,
+        prices=alpaca_data,
+        crypto_fee_bps=settings.alpaca_crypto_fee_bps,
+        emergency_exit=settings.emergency_exit,
     )
     account = broker.check_credentials()
     log.info(
-        "Alpaca %s account: equity %.2f, buying power %.2f",
+        "Alpaca %s account: equity %.2f, buying power %.2f; %s",
         broker.mode.upper(),
         account.equity,
         account.buying_power,
+        broker.flags().describe(),
     )
     source: BarSource = alpaca_data
     polygon_key = settings.polygon_api_key.get_secret_value()

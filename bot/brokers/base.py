@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from bot.domain import Account, Fill, Order, OrderIntent, Position
+from bot.domain import Account, Fill, Order, OrderIntent, Position, StopCover
 from bot.risk import QtyRules
 
 
@@ -87,8 +87,15 @@ class Broker(Protocol):
         ...
 
     def ensure_protection(self, positions: list[Position]) -> list[str]:
-        """Make sure each position's stop-loss and take-profit on record are working at the broker
-        (after a restart, say); return what could not be ensured, for an alert."""
+        """Every cycle and at reconciliation: check at the broker that every position it holds has
+        a working stop for its whole quantity, and repair what does not (``positions``: the books,
+        for the stop and target levels the broker does not show). Returns what was done or is
+        wrong, for alerts."""
+        ...
+
+    def check_protection(self, positions: list[Position]) -> list[StopCover]:
+        """The same invariant, read only, one ``StopCover`` per position the broker holds: for
+        /status, the web status and ``tradebot doctor``."""
         ...
 
     def is_tradable_now(self, symbol: str, now: datetime) -> bool:

@@ -43,6 +43,7 @@ from bot.brokers.rules import buy_refusal, fill_price, first_touch
 from bot.clock import Clock
 from bot.domain import (
     Account,
+    CoverState,
     ExitReason,
     Fill,
     Order,
@@ -51,6 +52,7 @@ from bot.domain import (
     OrderType,
     Position,
     Side,
+    StopCover,
 )
 from bot.risk import QtyRules
 from storage.db import Database, DatabaseError
@@ -326,6 +328,20 @@ class SimBroker:
     def ensure_protection(self, positions: list[Position]) -> list[str]:
         """Stops and targets live in the exchange's own books (``sim_positions``): nothing to re-arm."""
         return []
+
+    def check_protection(self, positions: list[Position]) -> list[StopCover]:
+        """A stop on the exchange's books closes the whole position (the fill model above)."""
+        out = []
+        for held in self.positions():
+            if held.stop_loss is not None:
+                state, note = CoverState.PROTECTED, "stop on the simulated exchange's books"
+            else:
+                state, note = CoverState.UNPROTECTED, "no stop on the simulated exchange's books"
+            covered = held.qty if held.stop_loss is not None else 0.0
+            out.append(
+                StopCover(held.symbol, held.qty, covered, held.stop_loss, held.take_profit, state, note)
+            )
+        return out
 
     def _closed_bars(self, symbol: str, placed: datetime, since: datetime | None, now: datetime) -> Bars:
         """Bars to check for an order placed at ``placed``: those starting at or after that moment

@@ -293,6 +293,11 @@ class Settings(BaseModel):
         "Live streams: evaluate strategies as bars close and record fills from trade updates at once",
         group="Alpaca",
     )
+    emergency_exit: bool = var(
+        "true",
+        "Sell a position at market when no stop can be placed for it at Alpaca after the retries (alerted either way)",
+        group="Alpaca",
+    )
     polygon_api_key: SecretStr = var(
         "",
         "Polygon API key; when set, Polygon's aggregates serve bars Alpaca's data API could not",

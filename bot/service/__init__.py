@@ -49,6 +49,7 @@ from bot.domain import (
     Severity,
     Side,
     Signal,
+    StopCover,
     Trade,
 )
 from bot.lease import TradingLease
@@ -350,7 +351,26 @@ class TradingService:
         if self._orders.books_behind:
             applied, _ = self._reconcile_locked()  # entries wait for this
             return applied
-        return self._ledger.sync()
+        applied = self._ledger.sync()
+        self._protect_locked()
+        return applied
+
+    def _protect_locked(self) -> None:
+        """The invariant, checked at the broker after every sync (every cycle, every order, every
+        fill the stream brings): every position has a working stop for its whole quantity there.
+        The broker repairs what it can; each note is an alert."""
+        try:
+            notes = self.broker.ensure_protection(self._reports.positions())
+        except Exception as exc:  # the check failed: say so, the next sync tries again
+            log.warning("protection could not be checked at the broker: %s", exc)
+            notes = [f"stops could not be checked at the broker: {exc}"]
+        for note in notes:  # a stop put back is a warning; anything still unprotected an error
+            repaired = "put back" in note and "NO stop" not in note
+            self.emit(EventKind.PROTECTION, note, severity=Severity.WARNING if repaired else Severity.ERROR)
+
+    def protection(self) -> list[StopCover]:
+        """Every position's stop as the broker has it now (the invariant), for /status and the web."""
+        return self.broker.check_protection(self._reports.positions())
 
     def snapshot_equity(self, force: bool = False) -> None:
         """Record equity and cash, at most every 5 minutes unless ``force``, and at the first call
@@ -385,7 +405,13 @@ class TradingService:
     def status(self) -> StatusView:
         view = self._reports.status()
         behind = self._orders.books_behind
-        return replace(view, books_behind=behind) if behind else view
+        if behind:
+            view = replace(view, books_behind=behind)
+        try:
+            return replace(view, protection=tuple(self.protection()))
+        except Exception as exc:  # the status still answers; it says the stops could not be read
+            log.warning("stops could not be read at the broker: %s", exc)
+            return replace(view, protection_error=f"{type(exc).__name__}: {exc}")
 
     def position(self, symbol: str) -> Position | None:
         """The open position in ``symbol`` as the books hold it, or None."""

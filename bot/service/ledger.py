@@ -20,7 +20,18 @@ from sqlmodel import Session
 
 from bot.brokers.base import Broker
 from bot.clock import Clock
-from bot.domain import EventKind, ExitReason, Fill, Order, OrderStatus, Position, Severity, Side, Trade
+from bot.domain import (
+    EventKind,
+    ExitReason,
+    Fill,
+    Order,
+    OrderStatus,
+    Position,
+    Severity,
+    Side,
+    Trade,
+    is_crypto,
+)
 from bot.formatting import qty as fmt_qty
 from bot.service.events import EventLog
 from bot.service.orders import OrderRouter
@@ -94,12 +105,24 @@ class FillLedger:
             status = OrderStatus.FILLED if filled + EPSILON >= order.qty else OrderStatus.PARTIALLY_FILLED
             repo.save_order(s, replace(order, filled_qty=filled, filled_avg_price=avg, status=status), now)
             repo.add_fill(s, fill)
-            if fill.side is Side.BUY:
+            short_before = position is not None and position.qty < -EPSILON
+            if fill.side is Side.BUY and short_before:
+                trade = self._cover_short(s, fill, order, position)  # type: ignore[arg-type]
+            elif fill.side is Side.BUY:
                 trade = None
                 self._add_to_position(s, fill, order, position)
             else:
                 trade = self._reduce_position(s, fill, order, position)
+            after = repo.get_position(s, fill.symbol)
         self._announce(fill, order, trade)
+        if after is not None and after.qty < -EPSILON and not short_before:
+            self.events.record(
+                EventKind.PROTECTION,
+                f"{fill.symbol} is SHORT {fmt_qty(-after.qty)} at the broker: a sell went beyond the position. "
+                f"tradebot never sells short; close it with /flatten or /buy {fill.symbol} {fmt_qty(-after.qty)}",
+                severity=Severity.ERROR,
+                symbol=fill.symbol,
+            )
         return True
 
     def _add_to_position(self, s: Session, fill: Fill, order: Order, position: Position | None) -> None:
@@ -133,15 +156,31 @@ class FillLedger:
     def _reduce_position(
         self, s: Session, fill: Fill, order: Order, position: Position | None
     ) -> Trade | None:
-        if position is None:
-            log.warning("sell fill %s for %s with no position on record", fill.fill_id, fill.symbol)
+        """A sell closes (part of) a long; what a stock sell sold beyond the long is a short, as at
+        the broker (crypto cannot be sold short: a crypto excess is the books' fee estimate being a
+        hair off what the broker kept, and reconciliation settles it)."""
+        short_possible = not is_crypto(fill.symbol)
+        if position is None or position.qty <= 0:
+            log.error("sell fill %s for %s beyond the position on record", fill.fill_id, fill.symbol)
+            if short_possible:
+                self._open_short(s, fill, order, position, fill.qty)
             return None
+        if fill.qty > position.qty + EPSILON and short_possible:
+            trade = self._reduce_position(s, replace(fill, qty=position.qty), order, position)
+            self._open_short(s, fill, order, None, fill.qty - position.qty)
+            return trade
+        return self._close(s, fill, order, position, ExitReason.SIGNAL)
+
+    def _close(self, s: Session, fill: Fill, order: Order, position: Position, default: ExitReason) -> Trade:
+        """Close what ``fill`` can of ``position`` (a long by a sell, a short by a buy): a round trip,
+        the entry's commission shared out."""
+        size, sign = abs(position.qty), (1.0 if position.qty > 0 else -1.0)
         commission_so_far = repo.position_commission(s, fill.symbol)
-        closed_qty = min(fill.qty, position.qty)
-        share = closed_qty / position.qty if position.qty > 0 else 1.0
+        closed_qty = min(fill.qty, size)
+        share = closed_qty / size if size > 0 else 1.0
         entry_commission = commission_so_far * share
-        pnl = (fill.price - position.avg_price) * closed_qty - entry_commission - fill.commission
-        reason = fill.exit_reason or order.exit_reason or ExitReason.SIGNAL
+        pnl = sign * (fill.price - position.avg_price) * closed_qty - entry_commission - fill.commission
+        reason = fill.exit_reason or order.exit_reason or default
         trade = Trade(
             symbol=fill.symbol,
             strategy=position.strategy,
@@ -155,11 +194,44 @@ class FillLedger:
             commission=entry_commission + fill.commission,
         )
         repo.add_trade(s, trade)
-        remaining = position.qty - closed_qty
+        remaining = size - closed_qty
         if remaining <= EPSILON:
             repo.delete_position(s, fill.symbol)
         else:
-            repo.save_position(s, replace(position, qty=remaining), commission_so_far - entry_commission)
+            repo.save_position(
+                s, replace(position, qty=sign * remaining), commission_so_far - entry_commission
+            )
+        return trade
+
+    def _open_short(
+        self, s: Session, fill: Fill, order: Order, position: Position | None, qty: float
+    ) -> None:
+        """A short at the broker (never meant: tradebot never sells short), kept in the books as it
+        is there so that /flatten and /buy can close it."""
+        if position is None:
+            position = Position(
+                symbol=fill.symbol,
+                qty=0.0,
+                avg_price=fill.price,
+                strategy=order.strategy,
+                opened_at=fill.time,
+            )
+        total = position.qty - qty
+        avg = (position.avg_price * -position.qty + fill.price * qty) / -total
+        repo.save_position(
+            s,
+            replace(
+                position, qty=total, avg_price=avg, market_price=fill.price, stop_loss=None, take_profit=None
+            ),
+            repo.position_commission(s, fill.symbol) + fill.commission,
+        )
+
+    def _cover_short(self, s: Session, fill: Fill, order: Order, position: Position) -> Trade:
+        """A buy closes (part of) a short: a round trip whose P&L is what it was sold at less what
+        it was bought back at; what it bought beyond the short is a long."""
+        trade = self._close(s, fill, order, position, ExitReason.MANUAL)
+        if fill.qty > trade.qty + EPSILON:
+            self._add_to_position(s, replace(fill, qty=fill.qty - trade.qty), order, None)
         return trade
 
     def _announce(self, fill: Fill, order: Order, trade: Trade | None) -> None:

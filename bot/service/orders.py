@@ -272,8 +272,12 @@ class OrderRouter:
         return OrderOutcome(OutcomeStatus.FAILED, intent.symbol, str(exc), failed)
 
     def _on_placed(self, intent: OrderIntent, pending: Order, placed: Order) -> OrderOutcome:
+        # The broker may place less than asked: an exit capped to what it holds (its stop sold the
+        # rest first), a quantity floored to its increment. The books follow the broker's order.
+        qty = placed.qty if 0 < placed.qty < intent.qty - 1e-9 else intent.qty
         order = replace(
             pending,
+            qty=qty,
             status=placed.status,
             broker_order_id=placed.broker_order_id,
             filled_qty=0.0,
@@ -281,17 +285,18 @@ class OrderRouter:
         )
         self.save(order)
         side = "Buy" if intent.side is Side.BUY else "Sell"
+        less = f" (of {fmt_qty(intent.qty)} asked)" if qty < intent.qty else ""
         protection = ""
         if intent.stop_loss is not None:
             protection = f", stop {intent.stop_loss:,.2f}, target {intent.take_profit:,.2f}"
         self.events.record(
             EventKind.ORDER_PLACED,
-            f"{side} {fmt_qty(intent.qty)} {intent.symbol} placed "
+            f"{side} {fmt_qty(qty)} {intent.symbol} placed{less} "
             f"({intent.strategy}: {intent.reason}{protection})",
             symbol=intent.symbol,
             client_order_id=intent.client_order_id,
-            qty=intent.qty,
+            qty=qty,
         )
         return OrderOutcome(
-            OutcomeStatus.PLACED, intent.symbol, f"{side} {fmt_qty(intent.qty)} {intent.symbol} placed", order
+            OutcomeStatus.PLACED, intent.symbol, f"{side} {fmt_qty(qty)} {intent.symbol} placed{less}", order
         )

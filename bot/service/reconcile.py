@@ -45,7 +45,7 @@ class Reconciler:
                     )
                     diffs.append(
                         f"adopted {symbol}: {fmt_qty(theirs.qty)} at {theirs.avg_price:,.2f} "
-                        "appeared at the broker (placed outside the bot?)"
+                        "appeared at the broker (placed outside the bot?)" + _short(symbol, theirs.qty)
                     )
                 elif theirs is None and mine is not None:
                     repo.delete_position(s, symbol)
@@ -57,6 +57,7 @@ class Reconciler:
                     repo.save_position(s, replace(mine, qty=theirs.qty, avg_price=theirs.avg_price))
                     diffs.append(
                         f"corrected {symbol}: {fmt_qty(mine.qty)} on record, {fmt_qty(theirs.qty)} at the broker"
+                        + _short(symbol, theirs.qty)
                     )
             open_orders = repo.list_orders(s, open_only=True, limit=500)
             protected = [
@@ -91,3 +92,13 @@ class Reconciler:
                     f"order {order.side.value} {order.symbol} ({order.client_order_id}) was placed before a restart"
                 ]
         return []
+
+
+def _short(symbol: str, qty: float) -> str:
+    """What to do about a short: tradebot never sells short, so it is a mistake to close."""
+    if qty >= -EPSILON:
+        return ""
+    return (
+        f". It is SHORT: tradebot never sells short and no stop protects it; close it with /flatten "
+        f"or /buy {symbol} {fmt_qty(-qty)}"
+    )

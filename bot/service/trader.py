@@ -10,7 +10,8 @@ sell, the risk checks) and again when confirmed. Quantities follow the broker's 
 blocks no entry; /flatten sells it where the broker takes such a sell, and reports it as dust
 where it does not (Alpaca crypto below the pair's ``min_order_size``), rather than sending an
 order that is refused on every /flatten. Exits sell what is held, never more (no
-short selling). Every request maps to a deterministic ``client_order_id``, and one that is on
+short selling); a short found at the broker (a mistake: tradebot never sells short) is closed by
+/flatten or by a /buy of at most its size, which passes no entry risk check (it reduces exposure). Every request maps to a deterministic ``client_order_id``, and one that is on
 record already is reported as a duplicate instead of being sent again.
 """
 
@@ -29,6 +30,7 @@ from bot.domain import (
     OrderStatus,
     OrderType,
     OutcomeStatus,
+    Position,
     Severity,
     Side,
     Signal,
@@ -122,6 +124,9 @@ class Trader:
         Asked before the confirmation question, so a typo, a missing position or an entry the
         risk checks would block is answered at once; ``manual`` asks again when confirmed.
         """
+        position = self.reports.position(symbol)
+        if position is not None and position.qty < -EPSILON:
+            return self._short_problem(symbol, side, qty, position.qty)
         if side is Side.BUY:
             problem = self._buy_problem(symbol, qty)
             if problem:
@@ -132,7 +137,6 @@ class Trader:
             grid = on_grid(symbol, qty or 0.0, self.rules(symbol))
             decision, _planned = self._entry_decision(symbol, price, grid)
             return None if decision.approved else decision.reason
-        position = self.reports.position(symbol)
         if position is None or position.qty <= 0:
             return f"no {symbol} position to sell"
         try:
@@ -140,6 +144,24 @@ class Trader:
         except OrderRejected as exc:
             return str(exc)
         return order_qty_problem(symbol, position.qty if qty is None else qty, held=position.qty, rules=rules)
+
+    def _short_problem(self, symbol: str, side: Side, qty: float | None, held: float) -> str | None:
+        """A short (tradebot never sells short: a mistake to close): a buy of at most the short
+        covers it, with no entry risk check (it reduces exposure); anything else is refused."""
+        short = fmt_qty(-held)
+        if side is Side.SELL:
+            return (
+                f"{symbol} is held SHORT ({short}): a sell would add to it; /buy {symbol} {short} covers it"
+            )
+        if qty is None or qty > -held + EPSILON:
+            return (
+                f"{symbol} is held SHORT ({short}): /buy {symbol} {short} covers it; a buy beyond that would "
+                "open a position without a stop"
+            )
+        try:
+            return order_qty_problem(symbol, qty, held=-held, rules=self.rules(symbol))
+        except OrderRejected as exc:
+            return str(exc)
 
     def preview(self, symbol: str, side: Side, qty: float | None, request_id: str) -> OrderOutcome | None:
         """``manual``'s answer when it would send nothing (a duplicate, a refusal); else None."""
@@ -156,6 +178,9 @@ class Trader:
         if duplicate:
             return duplicate
         who = f"manual{f' by {by}' if by else ''}"
+        held = self.reports.position(symbol)
+        if held is not None and held.qty < -EPSILON:
+            return self._cover(symbol, side, qty, cid, who, held)
         if side is Side.BUY:
             problem = self._buy_problem(symbol, qty)
             price = self._price(symbol)
@@ -184,6 +209,27 @@ class Trader:
             )
         )
 
+    def _cover(
+        self, symbol: str, side: Side, qty: float | None, cid: str, who: str, position: Position
+    ) -> OrderOutcome:
+        """A trader's buy that closes (part of) a short: no bracket, no entry risk check."""
+        problem = self._short_problem(symbol, side, qty, position.qty)
+        if problem or qty is None:
+            return OrderOutcome(
+                OutcomeStatus.BLOCKED, symbol, problem or f"/buy {symbol} QTY covers the short"
+            )
+        return self.orders.submit(
+            OrderIntent(
+                client_order_id=cid,
+                symbol=symbol,
+                side=Side.BUY,
+                qty=qty,
+                strategy=position.strategy,
+                reason=f"{who} (cover the short)",
+                exit_reason=ExitReason.MANUAL,
+            )
+        )
+
     def _buy_problem(self, symbol: str, qty: float | None) -> str | None:
         if symbol not in self.reports.symbols:
             traded = ", ".join(self.reports.symbols) or "none"
@@ -203,11 +249,32 @@ class Trader:
         return price if price is not None and math.isfinite(price) and price > 0 else None
 
     def flatten(self, request_id: str, by: str) -> list[OrderOutcome]:
-        """A market sell of every position."""
+        """A market order closing every position: a sell of each long, a buy of each short (tradebot
+        never sells short; a short there is a mistake to close). One position failing never stops
+        the others: each outcome says what was and was not done, and a failure is alerted."""
         outcomes = []
         for position in self.reports.positions():
-            if position.qty <= 0:
+            if position.qty == 0:  # a remainder however small is swept up (dust included)
                 continue
+            try:
+                outcome = self._close(position, request_id, by)
+            except Exception as exc:  # the broker's state is unknown: say so, go on with the next
+                log.exception("flatten of %s failed", position.symbol)
+                outcome = OrderOutcome(
+                    OutcomeStatus.FAILED, position.symbol, f"{position.symbol} not closed: {exc}"
+                )
+                self.events.record(
+                    EventKind.ORDER_FAILED,
+                    f"/flatten: {position.symbol} not closed: {exc}",
+                    severity=Severity.ERROR,
+                    symbol=position.symbol,
+                )
+            outcomes.append(outcome)
+        return outcomes
+
+    def _close(self, position: Position, request_id: str, by: str) -> OrderOutcome:
+        short = position.qty < -EPSILON
+        if not short:
             try:
                 rules: QtyRules | None = self.rules(position.symbol)
             except Exception as exc:  # the order itself will hear the broker's answer
@@ -218,31 +285,27 @@ class Trader:
             if rules and is_dust(position.symbol, position.qty, rules) and not rules.sells_any_remainder:
                 # Below the broker's smallest order, and it takes no smaller sell: an order would
                 # only be refused, on every /flatten. Said as what it is instead.
-                outcomes.append(
-                    OrderOutcome(
-                        OutcomeStatus.IGNORED,
-                        position.symbol,
-                        f"{fmt_qty(position.qty)} {position.symbol} is dust, below the broker's smallest "
-                        f"order ({fmt_qty(rules.min_qty)}): it cannot be sold and is left as it is",
-                    )
+                return OrderOutcome(
+                    OutcomeStatus.IGNORED,
+                    position.symbol,
+                    f"{fmt_qty(position.qty)} {position.symbol} is dust, below the broker's smallest "
+                    f"order ({fmt_qty(rules.min_qty)}): it cannot be sold and is left as it is",
                 )
-                continue
-            cid = client_order_id("flatten", position.symbol, request_id, "sell")
-            duplicate = self.orders.already_placed(cid)
-            if duplicate:
-                outcomes.append(duplicate)
-                continue
-            intent = OrderIntent(
-                client_order_id=cid,
-                symbol=position.symbol,
-                side=Side.SELL,
-                qty=position.qty,
-                strategy=position.strategy,
-                reason=f"flatten{f' by {by}' if by else ''}",
-                exit_reason=ExitReason.FLATTEN,
-            )
-            outcomes.append(self.orders.submit(intent))
-        return outcomes
+        side = Side.BUY if short else Side.SELL
+        cid = client_order_id("flatten", position.symbol, request_id, side.value)
+        duplicate = self.orders.already_placed(cid)
+        if duplicate:
+            return duplicate
+        intent = OrderIntent(
+            client_order_id=cid,
+            symbol=position.symbol,
+            side=side,
+            qty=abs(position.qty),
+            strategy=position.strategy,
+            reason=f"flatten{' (cover the short)' if short else ''}{f' by {by}' if by else ''}",
+            exit_reason=ExitReason.FLATTEN,
+        )
+        return self.orders.submit(intent)
 
     def enter(
         self,

@@ -82,6 +82,8 @@ class Dashboard:
             timeframe=view.timeframe,
             now=view.now,
             clock_speed=view.clock_speed,
+            protection=[s.StopCoverOut.of(c) for c in view.protection],
+            protection_error=view.protection_error,
         )
 
     def overview(self) -> s.OverviewOut:

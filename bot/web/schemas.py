@@ -11,8 +11,36 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from bot.domain import Event, Order, OrderStatus, Position, Trade
+from bot.domain import CoverState, Event, Order, OrderStatus, Position, StopCover, Trade
 from bot.periods import Period, PeriodProfit
+
+
+class StopCoverOut(BaseModel):
+    """One position's stop as the broker has it: the invariant "a working stop for the whole quantity"."""
+
+    symbol: str
+    qty: float = Field(description="held at the broker; negative: short")
+    covered: float = Field(description="the quantity working stops (a held stop leg included) will sell")
+    stop: float | None
+    target: float | None
+    state: CoverState = Field(
+        description="protected, dust, unprotected, excess (stops beyond what is held) or short"
+    )
+    ok: bool = Field(description="true when protected (or too small for any stop)")
+    note: str = Field(description="how it is covered, or what is wrong, in words")
+
+    @classmethod
+    def of(cls, cover: StopCover) -> StopCoverOut:
+        return cls(
+            symbol=cover.symbol,
+            qty=cover.qty,
+            covered=cover.covered,
+            stop=cover.stop,
+            target=cover.target,
+            state=cover.state,
+            ok=cover.ok,
+            note=cover.note,
+        )
 
 
 class StatusOut(BaseModel):
@@ -41,6 +69,10 @@ class StatusOut(BaseModel):
         None,
         description="why the books miss what the broker has: no new entries until a reconciliation succeeds",
     )
+    protection: list[StopCoverOut] = Field(
+        default_factory=list, description="every position's stop as the broker has it (read at the broker)"
+    )
+    protection_error: str = Field("", description="why the stops could not be read at the broker, if so")
 
 
 class PositionOut(BaseModel):

@@ -119,8 +119,14 @@
     TB.replace("positions", section("Open positions", positionsTable(data.positions)));
     TB.replace("orders", section("Open orders", ordersTable(data.orders, "No open orders.")));
     const problems = Object.entries(s.data_problems);
-    TB.replace("health", problems.length ? section("Data problems (not trading these)", table(
-      [{ label: "Symbol", value: (r) => r[0] }, { label: "Problem", value: (r) => r[1] }], problems)) : el("div", {}));
+    const stops = (s.protection || []).map((c) => [c.symbol, c.ok ? "ok" : c.state.toUpperCase(), c.stop === null ? "-" : money(c.stop), c.note]);
+    if (s.protection_error) stops.push(["-", "not read", "-", s.protection_error]);
+    TB.replace("health", el("div", {},
+      problems.length ? section("Data problems (not trading these)", table(
+        [{ label: "Symbol", value: (r) => r[0] }, { label: "Problem", value: (r) => r[1] }], problems)) : el("div", {}),
+      stops.length ? section("Stops at the broker", table(
+        [{ label: "Symbol", value: (r) => r[0] }, { label: "Stop", value: (r) => r[1] },
+         { label: "At", value: (r) => r[2] }, { label: "How", value: (r) => r[3] }], stops)) : el("div", {})));
     TB.replace("alerts", section("Latest events", eventsTable(data.events)));
   }
 

@@ -25,19 +25,28 @@ Besides those, this module models:
   current page. Ids are ``<ms timestamp>::<uuid>``, so activities of the same millisecond come
   back in no fixed order (``same_ms_reversed`` forces the reverse of their execution order).
 
-Switches inject the failures tradebot must survive: ``fail_after_accept`` (the next N submits are
+Switches inject the failures tradebot must survive (the Alpaca behaviours of ``orders`` and
+``trading`` are on by default; these are off): ``fail_after_accept`` (the next N submits are
 stored, then answered with a status, or ``"drop"`` to close the connection), ``fail_before_accept``,
 ``hang_seconds`` (a submit stored, answered late), ``hang_all`` (every request answered only after
 that long), ``data_outage``, ``read_failures`` (the next N trading GETs answer 503), ``keys``,
 ``activities_held`` (executions are not yet listed as FILL activities, until ``post_activities``:
-the trading stream running ahead of the activities endpoint).
-Orders fill when a test says (``fill``) or at once with ``auto_fill`` (market orders, at
-``prices[symbol]`` or the last bar's close; a stock only while the market is open). The market data
+the trading stream running ahead of the activities endpoint), ``fail_next`` (the next request to
+a method and path prefix answers a status; a 429 carries a reset one second away).
+Orders fill when a test says (``fill``; a bracket's stop through ``trigger_stop``) and market
+orders at once with ``auto_fill`` (on: inside the POST, at ``prices[symbol]`` or the last bar's
+close; a stock only while the market is open; never on a symbol in ``illiquid``). The market data
 API (``marketdata``) serves bars outside regular hours, a just-closed bar only ``bar_delay``
 seconds later, and ``adjustment`` around the splits ``add_split`` records. With
 ``fill_step`` set, an auto-filled order executes at most that quantity at once and the next part
 each time a test calls ``trade`` (an order larger than the book fills in several executions,
 ``partially_filled`` until the last: orders.md, "Order Lifecycle").
+Timing switches for the races of issue 17: ``cancel_latency`` (trading requests a cancel stays
+``pending_cancel``), ``on_cancel`` and ``stop_fires_on_cancel`` (a stop filling while an exit's
+cancel is in flight), ``stop_replacement`` (a stop fills through a replacement order),
+``hold_replace``/``end_replace`` (an order ``pending_replace``), ``calculated_now`` (a filled order
+reads ``calculated`` at once), and the account's ``shorting_enabled`` (on), ``flip_refused``,
+``trading_blocked``, ``trade_suspended_by_user`` and ``account_blocked``.
 """
 
 from __future__ import annotations
@@ -54,7 +63,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.fakes.alpaca import crypto, marketdata, trading
 from tests.fakes.alpaca.market import FakeClock, market_clock
-from tests.fakes.alpaca.orders import ACCOUNT_ID, FakeOrder, FakePosition, compact, iso, num
+from tests.fakes.alpaca.orders import ACCOUNT_ID, FakeOrder, FakePosition, can_execute, compact, iso, num
 
 
 @dataclass
@@ -93,8 +102,21 @@ class FakeAlpaca:
         self.slash_asset_404 = True  # GET /v2/assets/BTC/USD answers 404 (crypto.py)
         self.crypto_fee_bps = 25.0  # tier 1 (crypto.py)
         self.crypto_fees: list[dict[str, Any]] = []  # CFEE activities, listed once their day ends
-        self.auto_fill = False
+        self.auto_fill = True
+        self.illiquid: set[str] = set()
         self.fill_step: float | None = None
+        self.trading_requests = 0  # trading API requests so far: the clock of asynchronous cancels
+        self.cancel_latency = 2
+        self.on_cancel: Any = None  # (order) -> None, called as a cancel request is accepted
+        self.stop_fires_on_cancel = False
+        self.stop_replacement = False
+        self.calculated_now = False
+        self.shorting_enabled = True
+        self.flip_refused = False
+        self.trading_blocked = False
+        self.trade_suspended_by_user = False
+        self.account_blocked = False
+        self._fail_next: list[tuple[str, str, int]] = []
         self.crypto_day_tz = "America/Chicago"
         self.same_ms_reversed = False
         self.rate_limit = 200  # trading API, requests a minute
@@ -181,8 +203,8 @@ class FakeAlpaca:
             "status": "active",
             "tradable": True,
             "marginable": not crypto,
-            "shortable": False,
-            "easy_to_borrow": False,
+            "shortable": not crypto,
+            "easy_to_borrow": not crypto,
             "fractionable": True,
             # the BTC/USD pair object of docs.alpaca.markets "Crypto Spot Trading"
             "min_order_size": "0.0001" if crypto else None,
@@ -224,13 +246,56 @@ class FakeAlpaca:
         return out
 
     def fill(self, client_order_id: str, price: float | None = None, qty: float | None = None) -> FakeOrder:
-        """One execution (all that remains, or ``qty``) of an order; position, cash, activity, stream."""
+        """One execution (all that remains, or ``qty``) of an order; position, cash, activity, stream.
+        A bracket's or OCO's stop leg fires as ``trigger_stop`` says (the order that filled is returned)."""
         with self.lock:
             order = self.order(client_order_id)
-            if not order.is_open:
+            if not can_execute(order):
                 raise AssertionError(f"order {client_order_id} is {order.status}: it cannot fill")
+            if order.is_stop and order.parent is not None and qty is None:
+                return trading.trigger_stop(self, order, price)
             self.execute(order, price, qty)
             return order
+
+    def trigger_stop(self, symbol: str, price: float | None = None) -> FakeOrder:
+        """The market falls through ``symbol``'s stop: the one stop order that can fire does."""
+        with self.lock:
+            stops = [o for o in self.all_orders() if o.symbol == symbol and o.is_stop and can_execute(o)]
+            if len(stops) != 1:
+                raise AssertionError(f"{len(stops)} stops can fire on {symbol}")
+            if stops[0].parent is None:
+                self.execute(stops[0], price if price is not None else stops[0].stop_price, None)
+                return stops[0]
+            return trading.trigger_stop(self, stops[0], price)
+
+    def settle(self, count: int | None = None) -> None:
+        """Complete the pending cancels due by request ``count`` (all of them when None)."""
+        with self.lock:
+            trading.settle_cancels(self, count)
+
+    def hold_replace(self, client_order_id: str) -> None:
+        """The order is being replaced (``pending_replace``) until ``end_replace``: cancels are refused."""
+        with self.lock:
+            order = self.order(client_order_id)
+            order.before_replace, order.status = order.status, "pending_replace"
+
+    def end_replace(self, client_order_id: str) -> None:
+        with self.lock:
+            order = self.order(client_order_id)
+            order.status = order.before_replace
+
+    def fail_next(self, method: str, path: str, status: int) -> None:
+        """The next ``method`` request to a path starting with ``path`` answers ``status``."""
+        with self.lock:
+            self._fail_next.append((method, path, status))
+
+    def scripted(self, method: str, path: str) -> int | None:
+        """The status ``fail_next`` set for this request, once (None: answer it as usual)."""
+        for i, (m, prefix, status) in enumerate(self._fail_next):
+            if m == method and path.startswith(prefix):
+                del self._fail_next[i]
+                return status
+        return None
 
     def trade(self) -> list[FakeOrder]:
         """Time passes on the exchange: the next ``fill_step`` of every auto-filled market order
@@ -252,9 +317,10 @@ class FakeAlpaca:
             self._unposted, self.activities_held = [], False
 
     def cancel(self, client_order_id: str) -> None:
-        """The trader cancels an order in Alpaca's dashboard (its group goes with it)."""
+        """The trader cancels an order in Alpaca's dashboard (its group goes with it), a while ago."""
         with self.lock:
             trading.cancel_order(self, self.order(client_order_id).id)
+            trading.settle_cancels(self, None)
 
     def execute(self, order: FakeOrder, price: float | None, qty: float | None) -> None:
         trading.run_execution(self, order, price, qty)
@@ -306,6 +372,8 @@ class FakeAlpaca:
                 return 503, {"message": "service unavailable"}
             return self._data(path, query)
         with self.lock:
+            self.trading_requests += 1
+            trading.settle_cancels(self, self.trading_requests)
             if method == "GET" and self.read_failures > 0:
                 self.read_failures -= 1
                 return 503, {"code": 50300000, "message": "service unavailable"}
@@ -329,17 +397,19 @@ class FakeAlpaca:
             return self._submit(body)
         if path == "/v2/orders" and method == "GET":
             return trading.list_orders(self, query)
+        now = self.clock.now()
         if path == "/v2/orders:by_client_order_id" and method == "GET":
             wanted = query.get("client_order_id", "")
             for order in self.all_orders():
-                if order.client_order_id == wanted:
-                    return 200, order.to_json()
+                if order.client_order_id == wanted:  # no ``nested`` here: legs only through the id
+                    return 200, order.to_json(False, now, self.calculated_now)
             return 404, {"code": 40410000, "message": "order not found for " + wanted}
         if path.startswith("/v2/orders/") and method == "GET":
             order_id = path.rsplit("/", 1)[1]
+            nested = query.get("nested", "false").lower() == "true"
             for order in self.all_orders():
                 if order.id == order_id:
-                    return 200, order.to_json()
+                    return 200, order.to_json(nested, now, self.calculated_now)
             return 404, {"code": 40410000, "message": "order not found"}
         if path.startswith("/v2/orders/") and method == "DELETE":
             return trading.cancel_order(self, path.rsplit("/", 1)[1])
@@ -360,6 +430,7 @@ class FakeAlpaca:
 
     def _account(self) -> dict[str, Any]:
         equity = self.cash + sum(p.qty * self.last_price(s) for s, p in self.positions.items())
+        short = sum(p.qty * self.last_price(s) for s, p in self.positions.items() if p.qty < 0)
         cash = max(self.cash, 0.0)
         return {
             "id": ACCOUNT_ID,
@@ -374,14 +445,14 @@ class FakeAlpaca:
             "portfolio_value": num(equity),
             "equity": num(equity),
             "last_equity": num(equity),
-            "long_market_value": num(equity - self.cash),
-            "short_market_value": "0",
+            "long_market_value": num(equity - self.cash - short),
+            "short_market_value": num(short),
             "multiplier": self.multiplier,
-            "trading_blocked": False,
+            "trading_blocked": self.trading_blocked,
             "transfers_blocked": False,
-            "account_blocked": False,
-            "trade_suspended_by_user": False,
-            "shorting_enabled": False,
+            "account_blocked": self.account_blocked,
+            "trade_suspended_by_user": self.trade_suspended_by_user,
+            "shorting_enabled": self.shorting_enabled,
             "created_at": "2024-01-01T00:00:00Z",
         }
 
@@ -399,7 +470,7 @@ class FakeAlpaca:
                 self.lock.acquire()
         if self.fail_after_accept:
             return self.fail_after_accept.pop(0), {"code": 50000000, "message": "internal server error"}
-        return 200, answer.to_json()
+        return 200, answer
 
     def _activities(self, query: dict[str, str]) -> list[dict[str, Any]]:
         after = _parse_time(query["after"]) if query.get("after") else None
@@ -450,11 +521,17 @@ class _Handler(BaseHTTPRequestHandler):
             limit, remaining, reset = fake.limits(api)
             hang = fake.hang_all
             fake.hung += 1 if hang else 0
+            scripted = fake.scripted(method, parts.path)
         if hang:
             time.sleep(hang)
         status: int | str
         if (self.headers.get("APCA-API-KEY-ID"), self.headers.get("APCA-API-SECRET-KEY")) != fake.keys:
             status, payload = 401, {"code": 40110000, "message": "request is not authorized"}
+        elif scripted is not None:
+            status, payload = scripted, {"code": scripted * 100000, "message": f"scripted HTTP {scripted}"}
+            if scripted == 429:
+                payload["message"] = "rate limit exceeded"
+                remaining, reset = 0, int(time.time()) + 1
         elif remaining <= 0 and fake._windows[api][1] > limit:
             status, payload = 429, {"code": 42910000, "message": "rate limit exceeded"}
         else:
