@@ -10,8 +10,9 @@ Fill model (stated here and in the README):
   reaches the limit, at the limit or at that bar's open if it gapped through;
 - an entry's stop-loss and take-profit are working exit orders: each closed bar that started at
   or after the entry is checked, the stop when the low reaches it, the target when the high
-  reaches it, the stop first when a bar touches both; a gap through a level fills at the bar's
-  open (``bot.brokers.rules.first_touch``, which the portfolio backtest calls too);
+  reaches it; a bar that opens beyond a level (a gap) fills the order its open crosses, at the
+  open, whatever the bar does next; a bar that opens between the levels and touches both fills
+  the stop (``bot.brokers.rules.first_touch``: the backtests' rule too);
 - commission is a fraction of notional, charged on every fill;
 - no shorting, no margin: a buy needs the cash, a sell needs the shares;
 - liquidity (``max_fill_qty``, off by default): at most that quantity of one order executes per
