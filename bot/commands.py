@@ -67,6 +67,9 @@ class Confirmation:
     # Set when this question replaces one that was confirmed after the state changed: why the
     # earlier one was not done ("Not done: ..."). Telegram writes it under the old prompt.
     replaces: str = ""
+    # How long it is valid from when it was asked: a browser counts down from this, not from
+    # ``expires_at`` against its own clock, which may be off from the server's.
+    seconds: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,7 +324,7 @@ class CommandRouter:
             f"\nSend /confirm {token} within {self.confirm_ttl:g}s." if caller.transport == "console" else ""
         )
         text = (f"{replaces}\n" if replaces else "") + prompt + hint
-        return Reply(text, confirmation=Confirmation(token, prompt, expires, replaces))
+        return Reply(text, confirmation=Confirmation(token, prompt, expires, replaces, self.confirm_ttl))
 
     # ------------------------------------------------------------------ handlers
 

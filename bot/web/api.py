@@ -325,7 +325,7 @@ def _out(reply: Reply) -> s.ActionOut:
     if reply.confirmation is not None:
         c = reply.confirmation
         confirmation = s.ConfirmationOut(
-            id=c.token, prompt=c.prompt, expires_at=c.expires_at, replaces=c.replaces
+            id=c.token, prompt=c.prompt, expires_at=c.expires_at, expires_in=c.seconds, replaces=c.replaces
         )
     return s.ActionOut(text=reply.text, confirmation=confirmation)
 

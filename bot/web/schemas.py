@@ -313,6 +313,10 @@ class ConfirmationOut(BaseModel):
     id: str
     prompt: str = Field(description="the exact action: symbols, quantities, order ids, values")
     expires_at: datetime
+    expires_in: float = Field(
+        description="seconds it stays valid from this answer: count down from it rather than from "
+        "expires_at against a clock that may differ from the server's"
+    )
     replaces: str = Field(
         "",
         description="set when a confirmation was refused because the state changed since its "

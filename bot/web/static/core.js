@@ -243,7 +243,9 @@ TB.act = async function (path, body, method = "POST") {
 TB.confirmDialog = function (confirmation) {
   const dialog = document.getElementById("dialog");
   const seconds = TB.el("span", { class: "countdown" });
-  const until = Date.parse(confirmation.expires_at);
+  // Counted from this answer with the browser's own clock: a browser whose clock is off from the
+  // server's (or a server on a simulated clock) would otherwise close the dialog at once.
+  const until = Date.now() + confirmation.expires_in * 1000;
   const tick = setInterval(() => {
     const left = Math.max(0, Math.round((until - Date.now()) / 1000));
     seconds.textContent = ` (${left} s)`;
