@@ -338,7 +338,7 @@ class CommandRouter:
         return Reply(fmt.status(self.service.status()))
 
     def _positions(self, args: list[str], caller: Caller) -> Reply:
-        return Reply(fmt.positions(self.service.positions()))
+        return Reply(fmt.positions(self.service.marked_positions()))
 
     def _orders(self, args: list[str], caller: Caller) -> Reply:
         if args and args[0].lower() != "all":

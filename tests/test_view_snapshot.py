@@ -50,3 +50,16 @@ def test_status_equity_is_cash_plus_the_positions_it_lists(tmp_path):
     # The positions as views read them are marked at the current prices too (/api/v1/positions).
     assert {p.symbol: p.market_price for p in app.service.marked_positions()} == prices
     app.db.dispose()
+
+
+def test_positions_in_the_console_and_telegram_are_priced_as_status_prices_them(tmp_path):
+    from bot import formatting as fmt
+    from bot.commands import Caller, CommandRouter
+    from bot.plugins import Registry
+
+    app, prices = _moved(tmp_path)
+    router = CommandRouter(app.service, Registry(), app.service.clock)
+    text = router.handle("/positions", Caller(transport="console", chat_id=0, name="test")).text
+    for symbol, price in prices.items():
+        assert f"{symbol}: " in text and f"now {fmt.money(price)} " in text, text
+    app.db.dispose()
