@@ -97,10 +97,16 @@ def test_the_supertrend_line_breaks_where_the_trend_flips(web, browser):
     # Live updates: new bars arrive (the clock moves, a cycle message refreshes the page); the
     # trader's zoom onto older bars stays where it was.
     visible = "() => window.tradebotPriceChart.chart.timeScale().getVisibleRange()"
+    # The chart applies a new range on its next animation frame: read it after two frames, or
+    # "zoomed" is still the range from before the zoom.
     page.evaluate(
-        "() => window.tradebotPriceChart.chart.timeScale().setVisibleLogicalRange({from: 40, to: 100})"
+        """() => new Promise((done) => {
+          window.tradebotPriceChart.chart.timeScale().setVisibleLogicalRange({from: 40, to: 100});
+          requestAnimationFrame(() => requestAnimationFrame(done));
+        })"""
     )
     zoomed = page.evaluate(visible)
+    assert round(zoomed["to"] - zoomed["from"]) == 60 * 60, zoomed  # 60 one-minute bars on screen
     before = page.evaluate("() => window.tradebotBars.time[window.tradebotBars.time.length - 1]")
     for _ in range(30):
         clock.advance(minutes=1)
@@ -108,6 +114,7 @@ def test_the_supertrend_line_breaks_where_the_trend_flips(web, browser):
     page.wait_for_function(
         "before => window.tradebotBars.time[window.tradebotBars.time.length - 1] > before", arg=before
     )
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
     assert page.evaluate(visible) == zoomed
     page.evaluate(
         "() => window.tradebotPriceChart.chart.timeScale().scrollToPosition(3, false)"

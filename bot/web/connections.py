@@ -13,6 +13,10 @@ protocol with the bounds of ``bot/web/limits.py``:
 * ``MAX_CONNECTIONS`` open at once (WebSockets included), ``MAX_CONNECTIONS_PER_CLIENT`` from one
   address (not counted for a trusted proxy, whose connections carry everyone's requests):
   one over is answered 503 with ``Connection: close`` at once;
+* a refused connection is closed the lingering way (the answer, then our half of the connection,
+  then what the client still sends is read and dropped for up to ``LINGER_SECONDS``): closing
+  outright while a client is still sending makes the kernel answer its next bytes with a reset,
+  which throws away the 503 or 431 unread in the client's buffer;
 * an idle kept-alive connection closes after ``IDLE_SECONDS`` (uvicorn's ``timeout_keep_alive``).
 """
 
@@ -36,6 +40,8 @@ from bot.web.limits import (
 )
 
 log = logging.getLogger(__name__)
+
+LINGER_SECONDS = 2.0
 
 
 def _plain(status: str, text: str) -> bytes:
@@ -77,8 +83,7 @@ class GuardedH11Protocol(H11Protocol):
             self._refused = True
             self.connections.discard(self)  # it holds no place: only the connections served count
             _refusals.note(f"web connection from {self._peer()} refused: {reason}")
-            transport.write(BUSY)
-            transport.close()
+            self._answer_and_linger(BUSY)
             return
         self._arm("head", self.header_seconds)  # h11 itself would wait for the first byte forever
 
@@ -161,8 +166,18 @@ class GuardedH11Protocol(H11Protocol):
         self._disarm()
         self._refused = True
         _drops.note(f"web connection from {self._peer()} refused: headers over {HEADER_BYTES} bytes")
-        self.transport.write(HEADERS_TOO_LARGE)
-        self.transport.close()
+        self._answer_and_linger(HEADERS_TOO_LARGE)
+
+    def _answer_and_linger(self, answer: bytes) -> None:
+        """Send ``answer``, close our side, and read (``data_received`` drops it) until the client
+        closes too or ``LINGER_SECONDS`` pass."""
+        transport = self.transport
+        transport.write(answer)
+        if transport.can_write_eof():
+            transport.write_eof()
+            self.loop.call_later(LINGER_SECONDS, transport.close)
+        else:
+            transport.close()
 
     def _peer(self) -> str:
         return self.client[0] if self.client else ""
