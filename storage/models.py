@@ -7,16 +7,22 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
 
 class OrderRow(SQLModel, table=True):
     __tablename__ = "orders"
+    # The API lists orders newest first (by id), filtered by symbol or strategy (migration 0005).
+    __table_args__ = (
+        Index("ix_orders_symbol_id", "symbol", "id"),
+        Index("ix_orders_strategy_id", "strategy", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     client_order_id: str = Field(index=True, unique=True, max_length=128)
     broker_order_id: str | None = Field(default=None, index=True)
-    symbol: str = Field(index=True)
+    symbol: str
     side: str
     qty: float
     order_type: str = "market"
@@ -36,6 +42,7 @@ class OrderRow(SQLModel, table=True):
 
 class FillRow(SQLModel, table=True):
     __tablename__ = "fills"
+    __table_args__ = (Index("ix_fills_time", "time"),)  # the last fill on record, after a restart
 
     id: int | None = Field(default=None, primary_key=True)
     fill_id: str = Field(index=True, unique=True)
@@ -65,14 +72,20 @@ class PositionRow(SQLModel, table=True):
 
 class TradeRow(SQLModel, table=True):
     __tablename__ = "trades"
+    # Newest first is (exit_time, id) descending, alone or within a symbol or strategy (0005).
+    __table_args__ = (
+        Index("ix_trades_exit_time_id", "exit_time", "id"),
+        Index("ix_trades_symbol_exit_time_id", "symbol", "exit_time", "id"),
+        Index("ix_trades_strategy_exit_time_id", "strategy", "exit_time", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    symbol: str = Field(index=True)
-    strategy: str = Field(index=True)
+    symbol: str
+    strategy: str
     qty: float
     entry_time: datetime
     entry_price: float
-    exit_time: datetime = Field(index=True)
+    exit_time: datetime
     exit_price: float
     pnl: float
     commission: float = 0.0
@@ -106,10 +119,12 @@ class EventRow(SQLModel, table=True):
     """The audit log, and the outbox alerts are delivered from."""
 
     __tablename__ = "events"
+    # The audit log newest first within a kind, and a kind counted since a time (0005).
+    __table_args__ = (Index("ix_events_kind_id", "kind", "id"), Index("ix_events_kind_time", "kind", "time"))
 
     id: int | None = Field(default=None, primary_key=True)
     time: datetime = Field(index=True)
-    kind: str = Field(index=True)
+    kind: str
     severity: str = "info"
     symbol: str | None = None
     message: str
