@@ -92,6 +92,40 @@ class TradeRow(SQLModel, table=True):
     exit_reason: str
 
 
+class TradeTotalRow(SQLModel, table=True):
+    """Running totals of the closed trades of one strategy, updated in the transaction that books
+    each trade (``repository.add_trade``), so /pnl never sums the whole history; checked against
+    the trades, and rebuilt from them if they differ, at every start (``repository.totals``)."""
+
+    __tablename__ = "trade_totals"
+
+    strategy: str = Field(primary_key=True, max_length=200)
+    trades: int = 0
+    wins: int = 0  # P&L above 0
+    pnl: float = 0.0
+
+
+class EquityTotalRow(SQLModel, table=True):
+    """Running statistics of the equity curve (one row), updated with each snapshot: the first and
+    last point, the running peak and deepest drawdown, and the simple returns' count, mean, sum of
+    squared deviations (Welford) and sum of squared losses (Sortino's downside)."""
+
+    __tablename__ = "equity_totals"
+
+    id: int = Field(default=1, primary_key=True)
+    snapshots: int = 0
+    first_time: datetime | None = None
+    first_equity: float | None = None
+    last_time: datetime | None = None
+    last_equity: float | None = None
+    peak: float | None = None
+    max_drawdown_pct: float = 0.0
+    returns: int = 0
+    mean_return: float = 0.0
+    m2_return: float = 0.0
+    down2_return: float = 0.0
+
+
 class EquitySnapshotRow(SQLModel, table=True):
     __tablename__ = "equity_snapshots"
 

@@ -7,11 +7,13 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from storage.models import EquitySnapshotRow
+from storage.repository import totals
 from storage.repository._times import aware, utc
 
 
 def add_equity_snapshot(session: Session, when: datetime, equity: float, cash: float) -> None:
     session.add(EquitySnapshotRow(time=utc(when), equity=equity, cash=cash))
+    totals.count_snapshot(session, when, equity)  # same transaction: /pnl's running statistics
 
 
 def equity_curve(session: Session, since: datetime | None = None) -> list[tuple[datetime, float]]:

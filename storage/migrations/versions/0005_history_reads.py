@@ -1,4 +1,4 @@
-"""history indexes: every read the API pages through walks an index in its own order
+"""history reads: indexes in the order the API reads, and running totals for /pnl
 
 A year of trading (100,000 trades, 200,000 orders, 400,000 events) made each read cost what the
 history holds (issue 19, section 6). Each list the API shows newest first, filtered or not, now
@@ -15,6 +15,12 @@ The single-column indexes these begin with (``orders.symbol``, ``trades.symbol``
 ``trades.strategy``, ``trades.exit_time``, ``events.kind``) are dropped: the composite ones
 serve every query they served.
 
+Two tables of running totals spare /pnl from reading every trade and every equity snapshot:
+``trade_totals`` (per strategy: trades, wins, P&L) and ``equity_totals`` (one row: first and last
+point, peak, deepest drawdown, the returns' count, mean and spreads). They are created empty and
+filled from the trades and snapshots when the bot starts (``storage.repository.totals``), which
+checks them against the books at every start.
+
 Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-08
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
@@ -58,6 +65,30 @@ CHANGES: dict[str, tuple[dict[str, list[str]], dict[str, list[str]]]] = {
 
 
 def upgrade() -> None:
+    op.create_table(
+        "trade_totals",
+        sa.Column("strategy", sa.String(length=200), nullable=False),
+        sa.Column("trades", sa.Integer(), nullable=False),
+        sa.Column("wins", sa.Integer(), nullable=False),
+        sa.Column("pnl", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("strategy"),
+    )
+    op.create_table(
+        "equity_totals",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("snapshots", sa.Integer(), nullable=False),
+        sa.Column("first_time", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("first_equity", sa.Float(), nullable=True),
+        sa.Column("last_time", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_equity", sa.Float(), nullable=True),
+        sa.Column("peak", sa.Float(), nullable=True),
+        sa.Column("max_drawdown_pct", sa.Float(), nullable=False),
+        sa.Column("returns", sa.Integer(), nullable=False),
+        sa.Column("mean_return", sa.Float(), nullable=False),
+        sa.Column("m2_return", sa.Float(), nullable=False),
+        sa.Column("down2_return", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
     for table, (added, replaced) in CHANGES.items():
         with op.batch_alter_table(table, schema=None) as batch_op:
             for name, columns in added.items():
@@ -67,6 +98,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("equity_totals")
+    op.drop_table("trade_totals")
     for table, (added, replaced) in CHANGES.items():
         with op.batch_alter_table(table, schema=None) as batch_op:
             for name, columns in replaced.items():
