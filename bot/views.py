@@ -15,6 +15,17 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
+class EquityHistory:
+    """The equity curve as /equity draws it: each earlier UTC day as its closing point (with the
+    day's high, for the running peak), the last ``detail_days`` days in full; and the deepest
+    drawdown of the whole curve, from the running totals."""
+
+    points: tuple[tuple[datetime, float, float], ...]  # time, equity, highest since the previous point
+    max_drawdown_pct: float
+    detail_days: int
+
+
+@dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
     """One page of a list read newest first: at most the page size of ``items``, and the cursor
     of the next (older) page, ``next_before``: the id of the last item shown, None when there are

@@ -126,6 +126,18 @@ class EquityTotalRow(SQLModel, table=True):
     down2_return: float = 0.0
 
 
+class EquityDayRow(SQLModel, table=True):
+    """The equity curve one UTC day at a time: its last snapshot (close) and highest, kept with
+    each snapshot, so /equity draws a year as 365 points and the recent days in full."""
+
+    __tablename__ = "equity_days"
+
+    day: str = Field(primary_key=True, max_length=10)  # YYYY-MM-DD, UTC
+    close_time: datetime
+    close: float
+    high: float
+
+
 class EquitySnapshotRow(SQLModel, table=True):
     __tablename__ = "equity_snapshots"
 

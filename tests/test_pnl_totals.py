@@ -203,3 +203,45 @@ def test_the_repository_keeps_totals_on_both_databases(db):
     assert stats.max_drawdown_pct == pytest.approx(metrics.max_drawdown_pct(curve))
     assert stats.sharpe(365.0) == pytest.approx(metrics.sharpe(curve, 365.0), rel=1e-9)
     assert stats.sortino(365.0) == pytest.approx(metrics.sortino(curve, 365.0), rel=1e-9)
+
+
+def test_equity_is_a_point_a_day_then_the_last_two_days_in_full(traded, tmp_path):
+    """/equity's curve: each earlier UTC day's last snapshot, today and yesterday in full, the
+    deepest drawdown of the whole curve; the same after a start that rebuilt the days."""
+    import shutil
+    from datetime import timedelta
+
+    path = tmp_path / "bot.db"
+    shutil.copy(traded[0], path)
+
+    def expected(app):
+        with app.db.session() as s:
+            curve = repo.equity_curve(s)
+        detail = app.service.clock.now().replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(
+            days=1
+        )
+        closes = {}
+        for when, equity in curve:
+            if when < detail:
+                closes[when.date()] = (when, equity)
+        points = list(closes.values()) + [(t, e) for t, e in curve if t >= detail]
+        return points, metrics.max_drawdown_pct([e for _, e in curve])
+
+    app, _ = make_app(path, clock=traded[1], TRADEBOT_SYMBOLS=SYMBOLS, MAX_OPEN_TRADES="8")
+    history = app.service.equity_history()
+    points, deepest = expected(app)
+    assert [(t, e) for t, e, _high in history.points] == points
+    assert len(points) < len(repo_curve(app)) and len({t.date() for t, _ in points}) >= 4
+    assert history.max_drawdown_pct == pytest.approx(deepest)
+    app.db.dispose()
+
+    with sqlite3.connect(path) as con:  # days written wrong (around the repository): rebuilt at start
+        con.execute("UPDATE equity_days SET close = close * 2")
+    again, _ = make_app(path, clock=traded[1], TRADEBOT_SYMBOLS=SYMBOLS, MAX_OPEN_TRADES="8")
+    assert [(t, e) for t, e, _high in again.service.equity_history().points] == points
+    again.db.dispose()
+
+
+def repo_curve(app):
+    with app.db.session() as s:
+        return repo.equity_curve(s)

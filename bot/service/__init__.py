@@ -65,7 +65,17 @@ from bot.service.reconcile import Reconciler
 from bot.service.reports import Reports
 from bot.service.store import SettingsStore
 from bot.service.trader import Trader
-from bot.views import OrderOutcome, Page, Pause, PnlReport, RiskView, SignalRecord, StatusView, TickReport
+from bot.views import (
+    EquityHistory,
+    OrderOutcome,
+    Page,
+    Pause,
+    PnlReport,
+    RiskView,
+    SignalRecord,
+    StatusView,
+    TickReport,
+)
 from storage.db import Database
 
 __all__ = ["TradingService"]
@@ -447,6 +457,10 @@ class TradingService:
 
     def equity_curve(self) -> list[tuple[datetime, float]]:
         return self._reports.equity_curve()
+
+    def equity_history(self) -> EquityHistory:
+        """The equity curve as /equity draws it (earlier days by day, the last ones in full)."""
+        return self._reports.equity_history()
 
     def pnl(self) -> PnlReport:
         return self._reports.pnl()

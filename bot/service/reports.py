@@ -21,7 +21,7 @@ from bot.lease import TradingLease
 from bot.periods import Period, PeriodProfit, profit_by_period, starts
 from bot.risk import BOUNDS, PortfolioState, QtyRules, WorkingEntry, is_dust
 from bot.service.store import SettingsStore
-from bot.views import Page, PnlReport, RiskView, StatusView, StrategyPnl, TickReport
+from bot.views import EquityHistory, Page, PnlReport, RiskView, StatusView, StrategyPnl, TickReport
 from storage import repository as repo
 from storage.db import Database
 
@@ -131,6 +131,17 @@ class Reports:
     def equity_curve(self) -> list[tuple[datetime, float]]:
         with self.db.session() as s:
             return repo.equity_curve(s)
+
+    def equity_history(self) -> EquityHistory:
+        """The curve for /equity: a point per UTC day before the last ``EQUITY_DETAIL_DAYS``,
+        every snapshot since (a year is some 365 + 2,000 points, not 300,000)."""
+        detail_from = _day_start(self.clock.now()) - timedelta(days=EQUITY_DETAIL_DAYS - 1)
+        with self.db.session() as s:
+            days = repo.equity_days(s, before=detail_from)
+            recent = repo.equity_curve(s, since=detail_from)
+            stats = repo.equity_stats(s)
+        points = [(d.close_time, d.close, d.high) for d in days] + [(t, e, e) for t, e in recent]
+        return EquityHistory(tuple(points), stats.max_drawdown_pct, EQUITY_DETAIL_DAYS)
 
     def pnl(self) -> PnlReport:
         """From the running totals the books keep as trades and snapshots are written
@@ -266,6 +277,8 @@ def _day_start(now: datetime) -> datetime:
 RATIO_MIN_RETURNS = 30
 RATIO_MIN_SPAN = timedelta(days=1)
 
+
+EQUITY_DETAIL_DAYS = 2  # /equity shows today and yesterday snapshot by snapshot, earlier days by day
 
 # The snapshots' spacing (which annualises Sharpe and Sortino) is the median gap of this many newest.
 GAP_SAMPLE = 1000

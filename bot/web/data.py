@@ -20,7 +20,6 @@ from bot.bars import NS, Timeframe
 from bot.charts import ChartData, ChartError
 from bot.config import Settings
 from bot.domain import EventKind
-from bot.metrics import drawdown_pct
 from bot.periods import Period
 from bot.views import Page, StatusView
 from bot.web import schemas as s
@@ -176,16 +175,12 @@ class Dashboard:
     # ------------------------------------------------------------------ charts
 
     def equity(self) -> s.EquityOut:
-        curve = self.service.equity_curve()
-        if not curve:
-            return s.EquityOut(points=[], max_drawdown_pct=0.0)
-        values = np.array([e for _, e in curve], dtype=np.float64)
-        dd = drawdown_pct(values)
-        points = [
-            s.EquityPoint(time=t, equity=e, drawdown_pct=float(d))
-            for (t, e), d in zip(curve, dd, strict=True)
-        ]
-        return s.EquityOut(points=points, max_drawdown_pct=float(dd.max()) if len(dd) else 0.0)
+        history = self.service.equity_history()
+        points, peak = [], -math.inf
+        for time, value, high in history.points:
+            peak = max(peak, high, value)  # a day's high counts toward the peak its close is below
+            points.append(s.EquityPoint(time=time, equity=value, drawdown_pct=_below(peak, value)))
+        return s.EquityOut(points=points, max_drawdown_pct=history.max_drawdown_pct)
 
     def bars(self, symbol: str, timeframe: str | None = None) -> s.BarsOut:
         symbol = symbol.upper()
@@ -341,6 +336,11 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 def _match(value: str | None, wanted: str | None) -> bool:
     return not wanted or (value or "").lower() == wanted.strip().lower()
+
+
+def _below(peak: float, value: float) -> float:
+    """Percent ``value`` is below ``peak`` (as ``metrics.drawdown_pct``: 0 without a positive peak)."""
+    return (peak - value) / peak * 100.0 if peak > 0 else 0.0
 
 
 def _finite(line: np.ndarray) -> list[float | None]:

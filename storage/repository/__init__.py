@@ -50,8 +50,10 @@ from storage.repository.positions import (
 from storage.repository.settings import get_setting, insert_setting, set_setting
 from storage.repository.signals import add_signal, recent_signals
 from storage.repository.totals import (
+    EquityDay,
     EquityStats,
     StrategyTotals,
+    equity_days,
     equity_stats,
     realized_since,
     recent_snapshot_times,
@@ -60,6 +62,7 @@ from storage.repository.totals import (
 from storage.repository.totals import verify as verify_totals
 
 __all__ = [
+    "EquityDay",
     "EquityStats",
     "StrategyTotals",
     "UnknownCursor",
@@ -74,6 +77,7 @@ __all__ = [
     "count_fills",
     "delete_position",
     "equity_curve",
+    "equity_days",
     "equity_stats",
     "events_after",
     "fills_resume_point",

@@ -14,6 +14,7 @@ from storage.repository._times import aware, utc
 def add_equity_snapshot(session: Session, when: datetime, equity: float, cash: float) -> None:
     session.add(EquitySnapshotRow(time=utc(when), equity=equity, cash=cash))
     totals.count_snapshot(session, when, equity)  # same transaction: /pnl's running statistics
+    totals.count_day(session, when, equity)  # and /equity's days
 
 
 def equity_curve(session: Session, since: datetime | None = None) -> list[tuple[datetime, float]]:

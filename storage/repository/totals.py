@@ -21,7 +21,7 @@ from datetime import datetime
 from sqlalchemy import case
 from sqlmodel import Session, col, func, select
 
-from storage.models import EquitySnapshotRow, EquityTotalRow, TradeRow, TradeTotalRow
+from storage.models import EquityDayRow, EquitySnapshotRow, EquityTotalRow, TradeRow, TradeTotalRow
 from storage.repository._times import aware, utc
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,47 @@ def count_snapshot(session: Session, when: datetime, equity: float) -> None:
     _store_stats(session, stats.add(utc(when), equity), row)
 
 
+@dataclass(frozen=True, slots=True)
+class EquityDay:
+    """One UTC day of the curve: its last snapshot (``close`` at ``close_time``) and highest."""
+
+    day: str
+    close_time: datetime
+    close: float
+    high: float
+
+    def add(self, when: datetime, equity: float) -> EquityDay:
+        later = when >= self.close_time
+        return EquityDay(
+            self.day,
+            when if later else self.close_time,
+            equity if later else self.close,
+            max(self.high, equity),
+        )
+
+
+def _day(when: datetime) -> str:
+    return utc(when).date().isoformat()
+
+
+def count_day(session: Session, when: datetime, equity: float) -> None:
+    """One more snapshot in its UTC day's close and high."""
+    key = _day(when)
+    row = session.get(EquityDayRow, key, with_for_update=True)
+    if row is None:
+        session.add(EquityDayRow(day=key, close_time=utc(when), close=equity, high=equity))
+        return
+    day = EquityDay(key, utc(row.close_time), row.close, row.high).add(utc(when), equity)
+    row.close_time, row.close, row.high = day.close_time, day.close, day.high
+    session.add(row)
+
+
+def equity_days(session: Session, before: datetime) -> list[EquityDay]:
+    """Every UTC day's close and high before ``before`` (a day boundary), oldest first."""
+    query = select(EquityDayRow).where(EquityDayRow.day < _day(before)).order_by(col(EquityDayRow.day))
+    return [EquityDay(r.day, utc(r.close_time), r.close, r.high) for r in session.exec(query)]
+
+
 def strategy_totals(session: Session) -> list[StrategyTotals]:
     """Every strategy's totals, by name."""
     rows = session.exec(select(TradeTotalRow).order_by(col(TradeTotalRow.strategy)))
@@ -178,7 +219,9 @@ def verify(session: Session) -> list[str]:
         row = row or TradeTotalRow(strategy=name)
         row.trades, row.wins, row.pnl = want.trades, want.wins, want.pnl
         session.add(row)
-    recomputed = _recompute_equity(session)
+    days: dict[str, EquityDay] = {}
+    recomputed = _recompute_equity(session, days)
+    differences += _verify_days(session, days)
     equity_row = session.get(EquityTotalRow, 1)
     have_stats = _stats(equity_row)
     if not _same_stats(recomputed, have_stats):
@@ -192,6 +235,29 @@ def verify(session: Session) -> list[str]:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _verify_days(session: Session, expected: dict[str, EquityDay]) -> list[str]:
+    stored = {r.day: r for r in session.exec(select(EquityDayRow))}
+    wrong = 0
+    for key in sorted(set(expected) | set(stored)):
+        want, row = expected.get(key), stored.get(key)
+        if row is not None and want is not None:
+            have = EquityDay(key, utc(row.close_time), row.close, row.high)
+            if (
+                have.close_time == want.close_time
+                and _close(have.close, want.close)
+                and _close(have.high, want.high)
+            ):
+                continue
+        wrong += 1
+        if want is None:
+            session.delete(row)
+            continue
+        row = row or EquityDayRow(day=key, close_time=want.close_time, close=want.close, high=want.high)
+        row.close_time, row.close, row.high = want.close_time, want.close, want.high
+        session.add(row)
+    return [f"equity by day: {wrong} of {len(expected)} days"] if wrong else []
 
 
 def _stats(row: EquityTotalRow | None) -> EquityStats:
@@ -209,14 +275,20 @@ def _store_stats(session: Session, stats: EquityStats, row: EquityTotalRow | Non
     session.add(row)
 
 
-def _recompute_equity(session: Session) -> EquityStats:
-    """The statistics from every snapshot, in time order (one streamed pass)."""
+def _recompute_equity(session: Session, days: dict[str, EquityDay] | None = None) -> EquityStats:
+    """The statistics from every snapshot, in time order (one streamed pass); with ``days``, each
+    UTC day's close and high gathered into it as well."""
     stats = EquityStats()
     query = select(EquitySnapshotRow.time, EquitySnapshotRow.equity).order_by(
         col(EquitySnapshotRow.time), col(EquitySnapshotRow.id)
     )
     for when, equity in session.exec(query.execution_options(yield_per=5000)):
-        stats = stats.add(utc(when), equity)
+        when = utc(when)
+        stats = stats.add(when, equity)
+        if days is not None:
+            key = _day(when)
+            day = days.get(key)
+            days[key] = EquityDay(key, when, equity, equity) if day is None else day.add(when, equity)
     return stats
 
 

@@ -17,7 +17,9 @@ serve every query they served.
 
 Two tables of running totals spare /pnl from reading every trade and every equity snapshot:
 ``trade_totals`` (per strategy: trades, wins, P&L) and ``equity_totals`` (one row: first and last
-point, peak, deepest drawdown, the returns' count, mean and spreads). They are created empty and
+point, peak, deepest drawdown, the returns' count, mean and spreads); a third, ``equity_days``, keeps
+each UTC day's closing and highest equity, so /equity draws a year as 365 points and the last
+days in full. They are created empty and
 filled from the trades and snapshots when the bot starts (``storage.repository.totals``), which
 checks them against the books at every start.
 
@@ -66,6 +68,14 @@ CHANGES: dict[str, tuple[dict[str, list[str]], dict[str, list[str]]]] = {
 
 def upgrade() -> None:
     op.create_table(
+        "equity_days",
+        sa.Column("day", sa.String(length=10), nullable=False),
+        sa.Column("close_time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("close", sa.Float(), nullable=False),
+        sa.Column("high", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("day"),
+    )
+    op.create_table(
         "trade_totals",
         sa.Column("strategy", sa.String(length=200), nullable=False),
         sa.Column("trades", sa.Integer(), nullable=False),
@@ -98,6 +108,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("equity_days")
     op.drop_table("equity_totals")
     op.drop_table("trade_totals")
     for table, (added, replaced) in CHANGES.items():
