@@ -127,15 +127,29 @@ class EquityTotalRow(SQLModel, table=True):
 
 
 class EquityDayRow(SQLModel, table=True):
-    """The equity curve one UTC day at a time: its last snapshot (close) and highest, kept with
+    """The equity curve one UTC day at a time: its first and last snapshot and highest, kept with
     each snapshot, so /equity draws a year as 365 points and the recent days in full."""
 
     __tablename__ = "equity_days"
 
     day: str = Field(primary_key=True, max_length=10)  # YYYY-MM-DD, UTC
+    open_time: datetime  # the day's first snapshot: where /profit's periods start from
+    open: float
     close_time: datetime
     close: float
     high: float
+
+
+class TradeDayRow(SQLModel, table=True):
+    """The closed trades of one UTC exit day, added up as each is booked: /profit's days, weeks
+    and months without reading the trades (checked and rebuilt at start with the other totals)."""
+
+    __tablename__ = "trade_days"
+
+    day: str = Field(primary_key=True, max_length=10)  # YYYY-MM-DD of the exit, UTC
+    trades: int = 0
+    wins: int = 0
+    pnl: float = 0.0
 
 
 class EquitySnapshotRow(SQLModel, table=True):

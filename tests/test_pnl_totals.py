@@ -245,3 +245,38 @@ def test_equity_is_a_point_a_day_then_the_last_two_days_in_full(traded, tmp_path
 def repo_curve(app):
     with app.db.session() as s:
         return repo.equity_curve(s)
+
+
+def test_profit_by_day_week_and_month_from_day_totals_equals_every_trade(traded, tmp_path):
+    """/profit from ``trade_days`` and each day's first and last snapshot: the same periods as
+    ``profit_by_period`` over every trade and snapshot; also after a start rebuilt wrong days."""
+    import shutil
+
+    from bot.periods import Period, profit_by_period
+
+    path = tmp_path / "bot.db"
+    shutil.copy(traded[0], path)
+
+    def both(app, period, count):
+        with app.db.session() as s:
+            trades, curve = repo.list_trades(s), repo.equity_curve(s)
+        now = app.service.clock.now()
+        want = [
+            (p.label, p.trades, p.wins, pytest.approx(p.pnl), p.start_equity)
+            for p in profit_by_period(trades, curve, period, now, count)
+        ]
+        have = [(p.label, p.trades, p.wins, p.pnl, p.start_equity) for p in app.service.profit(period, count)]
+        return have, want
+
+    app, _ = make_app(path, clock=traded[1], TRADEBOT_SYMBOLS=SYMBOLS, MAX_OPEN_TRADES="8")
+    for period, count in ((Period.DAY, 7), (Period.DAY, 2), (Period.WEEK, 3), (Period.MONTH, 2)):
+        have, want = both(app, period, count)
+        assert have == want and sum(row[1] for row in have) > 0
+    app.db.dispose()
+    with sqlite3.connect(path) as con:
+        con.execute("UPDATE trade_days SET trades = 0, pnl = 0")
+        con.execute("UPDATE equity_days SET open = 1")
+    again, _ = make_app(path, clock=traded[1], TRADEBOT_SYMBOLS=SYMBOLS, MAX_OPEN_TRADES="8")
+    have, want = both(again, Period.DAY, 7)
+    assert have == want
+    again.db.dispose()

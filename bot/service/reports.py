@@ -18,7 +18,7 @@ from bot.brokers.base import Broker
 from bot.clock import Clock
 from bot.domain import Account, Order, Position, Side, Trade, TradingState
 from bot.lease import TradingLease
-from bot.periods import Period, PeriodProfit, profit_by_period, starts
+from bot.periods import DayTotal, Period, PeriodProfit, profit_by_days, starts
 from bot.risk import BOUNDS, PortfolioState, QtyRules, WorkingEntry, is_dust
 from bot.service.store import SettingsStore
 from bot.views import EquityHistory, Page, PnlReport, RiskView, StatusView, StrategyPnl, TickReport
@@ -182,10 +182,18 @@ class Reports:
         """Realized profit of the last ``count`` days, weeks or months, newest first."""
         now = self.clock.now()
         first = starts(now, period, count)[-1]
-        with self.db.session() as s:
-            trades = repo.list_trades(s, since=first)
-            curve = repo.equity_curve(s)
-        return profit_by_period(trades, curve, period, now, count)
+        with self.db.session() as s:  # per-day totals: at most a row per day shown, whatever the history
+            days = repo.trade_days(s, since=first)
+            equity_days = repo.equity_days(s, since=first)
+            before = repo.last_equity_day_before(s, first)
+        totals = [
+            DayTotal(datetime.fromisoformat(d.day).replace(tzinfo=UTC), d.trades, d.wins, d.pnl) for d in days
+        ]
+        # Each day's first and last snapshot: all that ``equity_at`` reads of the curve.
+        curve = [(before.close_time, before.close)] if before is not None else []
+        for day in equity_days:
+            curve += [(day.open_time, day.open), (day.close_time, day.close)]
+        return profit_by_days(totals, curve, period, now, count)
 
     def risk_view(self) -> RiskView:
         account, positions = self.marked(self.clock.now())

@@ -53,11 +53,14 @@ from storage.repository.totals import (
     EquityDay,
     EquityStats,
     StrategyTotals,
+    TradeDay,
     equity_days,
     equity_stats,
+    last_equity_day_before,
     realized_since,
     recent_snapshot_times,
     strategy_totals,
+    trade_days,
 )
 from storage.repository.totals import verify as verify_totals
 
@@ -65,6 +68,7 @@ __all__ = [
     "EquityDay",
     "EquityStats",
     "StrategyTotals",
+    "TradeDay",
     "UnknownCursor",
     "add_equity_snapshot",
     "add_event",
@@ -89,6 +93,7 @@ __all__ = [
     "has_fill",
     "insert_setting",
     "last_equity_before",
+    "last_equity_day_before",
     "latest_event_id",
     "list_cursors",
     "list_orders",
@@ -105,6 +110,7 @@ __all__ = [
     "save_position",
     "set_setting",
     "strategy_totals",
+    "trade_days",
     "trade_page",
     "utc",
     "verify_totals",

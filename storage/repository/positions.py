@@ -93,6 +93,7 @@ def add_trade(session: Session, trade: Trade) -> None:
         )
     )
     totals.count_trade(session, trade.strategy, trade.pnl)  # same transaction: /pnl's running totals
+    totals.count_trade_day(session, trade.exit_time, trade.pnl)  # and /profit's days
 
 
 def _trade(r: TradeRow) -> Trade:

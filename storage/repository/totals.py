@@ -21,7 +21,14 @@ from datetime import datetime
 from sqlalchemy import case
 from sqlmodel import Session, col, func, select
 
-from storage.models import EquityDayRow, EquitySnapshotRow, EquityTotalRow, TradeRow, TradeTotalRow
+from storage.models import (
+    EquityDayRow,
+    EquitySnapshotRow,
+    EquityTotalRow,
+    TradeDayRow,
+    TradeRow,
+    TradeTotalRow,
+)
 from storage.repository._times import aware, utc
 
 log = logging.getLogger(__name__)
@@ -128,21 +135,39 @@ def count_snapshot(session: Session, when: datetime, equity: float) -> None:
 
 @dataclass(frozen=True, slots=True)
 class EquityDay:
-    """One UTC day of the curve: its last snapshot (``close`` at ``close_time``) and highest."""
+    """One UTC day of the curve: its first snapshot (``open``), last (``close``) and highest."""
 
     day: str
+    open_time: datetime
+    open: float
     close_time: datetime
     close: float
     high: float
 
+    @classmethod
+    def first(cls, when: datetime, equity: float) -> EquityDay:
+        return cls(_day(when), when, equity, when, equity, equity)
+
     def add(self, when: datetime, equity: float) -> EquityDay:
-        later = when >= self.close_time
+        earlier, later = when < self.open_time, when >= self.close_time
         return EquityDay(
             self.day,
+            when if earlier else self.open_time,
+            equity if earlier else self.open,
             when if later else self.close_time,
             equity if later else self.close,
             max(self.high, equity),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class TradeDay:
+    """The trades that exited on one UTC day: how many, how many won, their P&L."""
+
+    day: str
+    trades: int
+    wins: int
+    pnl: float
 
 
 def _day(when: datetime) -> str:
@@ -150,21 +175,69 @@ def _day(when: datetime) -> str:
 
 
 def count_day(session: Session, when: datetime, equity: float) -> None:
-    """One more snapshot in its UTC day's close and high."""
+    """One more snapshot in its UTC day's open, close and high."""
     key = _day(when)
     row = session.get(EquityDayRow, key, with_for_update=True)
     if row is None:
-        session.add(EquityDayRow(day=key, close_time=utc(when), close=equity, high=equity))
-        return
-    day = EquityDay(key, utc(row.close_time), row.close, row.high).add(utc(when), equity)
-    row.close_time, row.close, row.high = day.close_time, day.close, day.high
+        day = EquityDay.first(utc(when), equity)
+        row = EquityDayRow(
+            day=key,
+            open_time=day.open_time,
+            open=equity,
+            close_time=day.close_time,
+            close=equity,
+            high=equity,
+        )
+    else:
+        day = _equity_day(row).add(utc(when), equity)
+    row.open_time, row.open, row.close_time, row.close, row.high = (
+        day.open_time,
+        day.open,
+        day.close_time,
+        day.close,
+        day.high,
+    )
     session.add(row)
 
 
-def equity_days(session: Session, before: datetime) -> list[EquityDay]:
-    """Every UTC day's close and high before ``before`` (a day boundary), oldest first."""
-    query = select(EquityDayRow).where(EquityDayRow.day < _day(before)).order_by(col(EquityDayRow.day))
-    return [EquityDay(r.day, utc(r.close_time), r.close, r.high) for r in session.exec(query)]
+def count_trade_day(session: Session, exit_time: datetime, pnl: float) -> None:
+    """One more closed trade on its UTC exit day."""
+    key = _day(exit_time)
+    row = session.get(TradeDayRow, key, with_for_update=True) or TradeDayRow(
+        day=key, trades=0, wins=0, pnl=0.0
+    )
+    row.trades += 1
+    row.wins += 1 if pnl > 0 else 0
+    row.pnl += pnl
+    session.add(row)
+
+
+def equity_days(
+    session: Session, before: datetime | None = None, since: datetime | None = None
+) -> list[EquityDay]:
+    """The UTC days of the curve before ``before`` / from ``since`` (day boundaries), oldest first."""
+    query = select(EquityDayRow).order_by(col(EquityDayRow.day))
+    if before is not None:
+        query = query.where(EquityDayRow.day < _day(before))
+    if since is not None:
+        query = query.where(EquityDayRow.day >= _day(since))
+    return [_equity_day(r) for r in session.exec(query)]
+
+
+def last_equity_day_before(session: Session, before: datetime) -> EquityDay | None:
+    query = select(EquityDayRow).where(EquityDayRow.day < _day(before)).order_by(col(EquityDayRow.day).desc())
+    row = session.exec(query.limit(1)).first()
+    return None if row is None else _equity_day(row)
+
+
+def trade_days(session: Session, since: datetime) -> list[TradeDay]:
+    """The UTC exit days from ``since`` (a day boundary) with their trades, oldest first."""
+    query = select(TradeDayRow).where(TradeDayRow.day >= _day(since)).order_by(col(TradeDayRow.day))
+    return [TradeDay(r.day, r.trades, r.wins, r.pnl) for r in session.exec(query)]
+
+
+def _equity_day(row: EquityDayRow) -> EquityDay:
+    return EquityDay(row.day, utc(row.open_time), row.open, utc(row.close_time), row.close, row.high)
 
 
 def strategy_totals(session: Session) -> list[StrategyTotals]:
@@ -222,6 +295,7 @@ def verify(session: Session) -> list[str]:
     days: dict[str, EquityDay] = {}
     recomputed = _recompute_equity(session, days)
     differences += _verify_days(session, days)
+    differences += _verify_trade_days(session)
     equity_row = session.get(EquityTotalRow, 1)
     have_stats = _stats(equity_row)
     if not _same_stats(recomputed, have_stats):
@@ -242,22 +316,62 @@ def _verify_days(session: Session, expected: dict[str, EquityDay]) -> list[str]:
     wrong = 0
     for key in sorted(set(expected) | set(stored)):
         want, row = expected.get(key), stored.get(key)
-        if row is not None and want is not None:
-            have = EquityDay(key, utc(row.close_time), row.close, row.high)
-            if (
-                have.close_time == want.close_time
-                and _close(have.close, want.close)
-                and _close(have.high, want.high)
-            ):
-                continue
+        if row is not None and want is not None and _same_day(_equity_day(row), want):
+            continue
         wrong += 1
         if want is None:
             session.delete(row)
             continue
-        row = row or EquityDayRow(day=key, close_time=want.close_time, close=want.close, high=want.high)
-        row.close_time, row.close, row.high = want.close_time, want.close, want.high
+        row = row or EquityDayRow(
+            day=key, open_time=want.open_time, open=0.0, close_time=want.close_time, close=0.0, high=0.0
+        )
+        row.open_time, row.open, row.close_time, row.close, row.high = (
+            want.open_time,
+            want.open,
+            want.close_time,
+            want.close,
+            want.high,
+        )
         session.add(row)
     return [f"equity by day: {wrong} of {len(expected)} days"] if wrong else []
+
+
+def _same_day(a: EquityDay, b: EquityDay) -> bool:
+    return (
+        a.open_time == b.open_time
+        and a.close_time == b.close_time
+        and _close(a.open, b.open)
+        and _close(a.close, b.close)
+        and _close(a.high, b.high)
+    )
+
+
+def _verify_trade_days(session: Session) -> list[str]:
+    expected: dict[str, TradeDay] = {}
+    query = select(TradeRow.exit_time, TradeRow.pnl).order_by(col(TradeRow.exit_time), col(TradeRow.id))
+    for when, pnl in session.exec(query.execution_options(yield_per=5000)):
+        key = _day(when)
+        d = expected.get(key) or TradeDay(key, 0, 0, 0.0)
+        expected[key] = TradeDay(key, d.trades + 1, d.wins + (1 if pnl > 0 else 0), d.pnl + pnl)
+    stored = {r.day: r for r in session.exec(select(TradeDayRow))}
+    wrong = 0
+    for key in sorted(set(expected) | set(stored)):
+        want, row = expected.get(key), stored.get(key)
+        if (
+            row is not None
+            and want is not None
+            and (row.trades, row.wins) == (want.trades, want.wins)
+            and _close(row.pnl, want.pnl)
+        ):
+            continue
+        wrong += 1
+        if want is None:
+            session.delete(row)
+            continue
+        row = row or TradeDayRow(day=key)
+        row.trades, row.wins, row.pnl = want.trades, want.wins, want.pnl
+        session.add(row)
+    return [f"trades by day: {wrong} of {len(expected)} days"] if wrong else []
 
 
 def _stats(row: EquityTotalRow | None) -> EquityStats:
@@ -288,7 +402,7 @@ def _recompute_equity(session: Session, days: dict[str, EquityDay] | None = None
         if days is not None:
             key = _day(when)
             day = days.get(key)
-            days[key] = EquityDay(key, when, equity, equity) if day is None else day.add(when, equity)
+            days[key] = EquityDay.first(when, equity) if day is None else day.add(when, equity)
     return stats
 
 

@@ -17,9 +17,9 @@ serve every query they served.
 
 Two tables of running totals spare /pnl from reading every trade and every equity snapshot:
 ``trade_totals`` (per strategy: trades, wins, P&L) and ``equity_totals`` (one row: first and last
-point, peak, deepest drawdown, the returns' count, mean and spreads); a third, ``equity_days``, keeps
-each UTC day's closing and highest equity, so /equity draws a year as 365 points and the last
-days in full. They are created empty and
+point, peak, deepest drawdown, the returns' count, mean and spreads); ``equity_days`` keeps each
+UTC day's first, last and highest equity, so /equity draws a year as 365 points and the last
+days in full; ``trade_days`` each UTC day's closed trades, wins and P&L, for /profit. They are created empty and
 filled from the trades and snapshots when the bot starts (``storage.repository.totals``), which
 checks them against the books at every start.
 
@@ -70,9 +70,19 @@ def upgrade() -> None:
     op.create_table(
         "equity_days",
         sa.Column("day", sa.String(length=10), nullable=False),
+        sa.Column("open_time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("open", sa.Float(), nullable=False),
         sa.Column("close_time", sa.DateTime(timezone=True), nullable=False),
         sa.Column("close", sa.Float(), nullable=False),
         sa.Column("high", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("day"),
+    )
+    op.create_table(
+        "trade_days",
+        sa.Column("day", sa.String(length=10), nullable=False),
+        sa.Column("trades", sa.Integer(), nullable=False),
+        sa.Column("wins", sa.Integer(), nullable=False),
+        sa.Column("pnl", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("day"),
     )
     op.create_table(
@@ -108,6 +118,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("trade_days")
     op.drop_table("equity_days")
     op.drop_table("equity_totals")
     op.drop_table("trade_totals")
