@@ -153,7 +153,7 @@ def main() -> int:
                     f"{statistics.median(recent) * 1000:12.1f}"
                 )
                 if args.tracemalloc and traced is None:  # warm-up over: trace from here
-                    tracemalloc.start(10)
+                    tracemalloc.start(1)
                     traced = tracemalloc.take_snapshot()
         wall = time.perf_counter() - started
         if traced is not None:
