@@ -16,6 +16,7 @@ import pytest
 
 from bot import metrics
 from bot.domain import Trade
+from bot.service.reports import GAP_SAMPLE
 from storage import repository as repo
 from tests.helpers import make_app
 
@@ -34,7 +35,8 @@ def recomputed(app):
         trades: list[Trade] = repo.list_trades(s)
         curve = repo.equity_curve(s)
     equities = [e for _, e in curve] + [app.service.broker.account().equity]
-    gaps = sorted((b[0] - a[0]).total_seconds() for a, b in itertools.pairwise(curve))
+    # Annualised by the median gap of the newest GAP_SAMPLE snapshots, as documented.
+    gaps = sorted((b[0] - a[0]).total_seconds() for a, b in itertools.pairwise(curve[-GAP_SAMPLE:]))
     per_year = 365 * 86400 / gaps[len(gaps) // 2]
     pnls = [t.pnl for t in trades]
     per_strategy = {

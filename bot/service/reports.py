@@ -289,7 +289,7 @@ RATIO_MIN_SPAN = timedelta(days=1)
 EQUITY_DETAIL_DAYS = 2  # /equity shows today and yesterday snapshot by snapshot, earlier days by day
 
 # The snapshots' spacing (which annualises Sharpe and Sortino) is the median gap of this many newest.
-GAP_SAMPLE = 1000
+GAP_SAMPLE = 200
 
 
 def _ratios(
