@@ -10,7 +10,7 @@ requests per 1.1 s, longer than the web server's read memo keeps an answer.
 
 Targets: each read p99 < 50 ms uncached, ``/pnl`` p99 < 20 ms.
 
-    python benchmarks/bench_history.py [--trades 100000] [--rounds 30] [--database-url URL]
+    python benchmarks/bench_history.py [--trades 100000] [--rounds 100] [--database-url URL]
 
 ``--database-url`` takes an empty database (Postgres: create one whose name says whose it is);
 by default a SQLite file in a temporary folder. ``--trades 0`` times the fresh database alone.
@@ -296,7 +296,7 @@ def main() -> int:
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trades", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--database-url", default="", help="an empty database (default: a SQLite file)")
     parser.add_argument("--no-fresh", action="store_true", help="skip the fresh database's figures")
     args = parser.parse_args()
