@@ -123,6 +123,7 @@ def main() -> int:
 
             dashboard = Dashboard(app)
         traced = None
+        read_times: list[tuple[int, float]] = []  # (cycle, ms for one round of the reads)
         started = time.perf_counter()
         for i in range(1, cycles + 1):
             clock.advance(minutes=1)
@@ -130,6 +131,7 @@ def main() -> int:
             app.engine.tick()
             durations.append(time.process_time() - t0)
             for _ in range(args.reads if dashboard is not None else 0):
+                r0 = time.perf_counter()
                 dashboard.cache.clear()  # uncached, as after every event
                 dashboard.status()
                 dashboard.order_page(limit=50)
@@ -139,6 +141,7 @@ def main() -> int:
                 dashboard.event_page(limit=50)
                 dashboard.service.pnl()
                 dashboard.equity()
+                read_times.append((i, (time.perf_counter() - r0) * 1000))
             if i % 10 == 0:
                 app.lease.renew()  # the heartbeat, every ten simulated minutes here
             if i % every == 0 or i == cycles:
@@ -185,6 +188,17 @@ def main() -> int:
         f"{(rss[-1] - baseline[1]) / max(samples[-1][0] - baseline[0], 1e-9):+.3f} MB per simulated hour "
         f"(load average {' '.join(f'{x:.2f}' for x in os.getloadavg())})"
     )
+    if read_times:
+        opening = [ms for i, ms in read_times if i <= 60]
+        closing = [ms for i, ms in read_times if i > cycles - 60]
+        p99_first = sorted(opening)[int(len(opening) * 0.99)]
+        p99_last = sorted(closing)[int(len(closing) * 0.99)]
+        ratio = p99_last / p99_first
+        print(
+            f"a round of the dashboard's reads (status, orders, trades x2, events, pnl, equity): p99 in the "
+            f"first simulated hour {p99_first:.1f} ms, in the last {p99_last:.1f} ms: {ratio:.2f}x "
+            f"({'PASS' if ratio <= 1.5 else 'FAIL'}: within 1.5x)"
+        )
     print(f"open fds {min(fds)}..{max(fds)} ({'PASS' if max(fds) == min(fds) else 'CHECK'}: no growth)")
     grown = last[3] - baseline[3]
     rows_grown = {t: last[4][t] - baseline[4][t] for t in TABLES}
