@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case
+from sqlalchemy import case, text
 from sqlmodel import Session, col, func, select
 
 from storage.models import (
@@ -33,6 +33,7 @@ from storage.repository._times import aware, utc
 
 log = logging.getLogger(__name__)
 
+TOTALS_TABLES = ("trade_totals", "trade_days", "equity_totals", "equity_days")
 TOLERANCE = 1e-6  # relative: sums kept one trade at a time round differently from one SUM()
 
 
@@ -265,6 +266,11 @@ def recent_snapshot_times(session: Session, limit: int) -> list[datetime]:
 def verify(session: Session) -> list[str]:
     """Recompute the totals from the trades and the equity snapshots and store whatever differs.
     Returns what differed, in words (empty: they agreed)."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Another instance booking a trade meanwhile waits: its row and its totals land after
+        # this check, never between the recount and the rewrite (SQLite: a write from a stale
+        # read is refused, so the check fails and is logged instead).
+        session.execute(text(f"LOCK TABLE {', '.join(TOTALS_TABLES)} IN SHARE ROW EXCLUSIVE MODE"))
     differences = []
     expected = {
         strategy: StrategyTotals(strategy, int(trades), int(wins or 0), float(pnl or 0.0))
