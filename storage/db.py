@@ -35,6 +35,10 @@ log = logging.getLogger(__name__)
 # twice or three times (SSL, then plain; GSS), so a silent server is given up on within ~15 s.
 CONNECT_TIMEOUT = 5
 STATEMENT_TIMEOUT = 20  # seconds for any one statement (Postgres statement_timeout)
+# Seconds the client waits for any answer from Postgres (a statement, a commit, a ping) before it
+# closes the connection: a dead network never delivers the server's statement_timeout. Longer than
+# STATEMENT_TIMEOUT, so a slow statement is still ended by the server (storage/postgres.py).
+ANSWER_TIMEOUT = STATEMENT_TIMEOUT + 5
 SQLITE_BUSY_TIMEOUT = 30  # seconds to wait for another process's write lock
 
 # The driver's words -> what to do about it.
@@ -131,6 +135,8 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
+    from storage import postgres
+
     engine = create_engine(
         url,
         pool_pre_ping=True,
@@ -138,8 +144,9 @@ def make_engine(url: str) -> Engine:
         max_overflow=5,
         pool_timeout=CONNECT_TIMEOUT,
         hide_parameters=True,
-        connect_args={"connect_timeout": CONNECT_TIMEOUT},
+        connect_args=postgres.connect_args(CONNECT_TIMEOUT, ANSWER_TIMEOUT),
     )
+    postgres.bound_waits(engine, ANSWER_TIMEOUT)
 
     @event.listens_for(engine, "connect")
     def _postgres_timeouts(dbapi_connection, _record):
