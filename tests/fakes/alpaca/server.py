@@ -95,6 +95,8 @@ class FakeAlpaca:
         self.bars: dict[str, list[tuple[int, float, float, float, float, float]]] = {}
         self.bar_delay = 3.0  # seconds after a minute ends before its bar is served (marketdata.py)
         self.splits: dict[str, list[tuple[date, float]]] = {}  # symbol -> (ex-date, ratio), add_split
+        self.bars_version = 0  # bumped by set_bars and add_split: the answers marketdata.py keeps
+        self.bars_answers: dict[tuple[Any, ...], list[Any]] = {}  # marketdata.bars: a query's rows
         self.prices: dict[str, float] = {}
         self.assets: dict[str, dict[str, Any]] = {}
         self.cash = 100_000.0
@@ -177,12 +179,14 @@ class FakeAlpaca:
             rows = [tuple(r) for r in bars]
         with self.lock:
             self.bars[symbol] = sorted(rows)  # type: ignore[arg-type]
+            self.bars_version += 1
 
     def add_split(self, symbol: str, ex_date: date, ratio: float) -> None:
         """A ``ratio``-for-1 split of ``symbol`` effective ``ex_date`` (the rows set stay as traded:
         ``adjustment=split`` divides the prices before it, marketdata.py)."""
         with self.lock:
             self.splits.setdefault(symbol, []).append((ex_date, ratio))
+            self.bars_version += 1
 
     def add_position(self, symbol: str, qty: float, avg_price: float, current: float | None = None) -> None:
         with self.lock:
@@ -503,6 +507,9 @@ def _parse_time(text: str) -> datetime:
 class _Handler(BaseHTTPRequestHandler):
     server_state: FakeAlpaca
     protocol_version = "HTTP/1.1"
+    # The headers and the body are two writes: with Nagle's algorithm the body waited for the
+    # client's delayed ACK of the headers, 40 ms an answer on loopback, which is not Alpaca's.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
