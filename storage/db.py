@@ -146,7 +146,7 @@ def make_engine(url: str) -> Engine:
         hide_parameters=True,
         connect_args=postgres.connect_args(CONNECT_TIMEOUT, ANSWER_TIMEOUT),
     )
-    postgres.bound_waits(engine, ANSWER_TIMEOUT)
+    postgres.bound_waits(engine, ANSWER_TIMEOUT, ping_timeout=CONNECT_TIMEOUT)
 
     @event.listens_for(engine, "connect")
     def _postgres_timeouts(dbapi_connection, _record):

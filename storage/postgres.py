@@ -7,10 +7,10 @@ bound of its own the client waited as long as the network was dead (a cycle bloc
 40 s blackhole, 100 s during a 100 s one). Three bounds end that wait:
 
 - ``ANSWER_TIMEOUT`` (``storage.db``): psycopg gives up waiting for any answer (a statement, a
-  commit, the pool's ping) after that many seconds, closes the connection (its state is unknown,
-  it cannot go back to the pool) and raises ``OperationalError`` naming the bound. Longer than the
-  server's ``statement_timeout``, so a statement that is merely slow is still ended by the server,
-  with its own message;
+  commit) after that many seconds, closes the connection (its state is unknown, it cannot go back
+  to the pool) and raises ``OperationalError`` naming the bound. Longer than the server's
+  ``statement_timeout``, so a statement that is merely slow is still ended by the server, with its
+  own message. The pool's ping before a checkout waits ``CONNECT_TIMEOUT`` at most;
 - ``TCP_USER_TIMEOUT`` at the same value: the kernel drops a connection whose sent bytes stay
   unacknowledged that long;
 - TCP keepalives: an idle pooled connection to a dead peer is noticed after
@@ -47,28 +47,35 @@ def connect_args(connect_timeout: int, answer_timeout: int) -> dict[str, Any]:
 
 
 def bounded_connection_class(answer_timeout: float) -> type[psycopg.Connection[Any]]:
-    """A ``psycopg.Connection`` whose every wait on the server ends after ``answer_timeout`` s."""
+    """A ``psycopg.Connection`` whose every wait on the server ends after ``answer_timeout`` s
+    (``bound`` seconds instead while the pool pings it)."""
     import psycopg
     from psycopg import errors
 
     class BoundedConnection(psycopg.Connection[Any]):
+        bound = answer_timeout
+
         def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+            bound = self.bound
             try:
-                return super().wait(gen, interval, answer_timeout if timeout is None else timeout)
+                return super().wait(gen, interval, bound if timeout is None else timeout)
             except errors._WaitTimeout:
                 # Half a statement may be on the wire and its answer may still come: the
                 # connection can never be trusted again. Closed, SQLAlchemy sees a disconnect and
                 # drops it (and the pool's other connections, which went the same way).
                 self.close()
                 raise psycopg.OperationalError(
-                    f"no answer within {answer_timeout:g} s (the network or the server stopped answering)"
+                    f"no answer within {bound:g} s (the network or the server stopped answering)"
                 ) from None
 
     return BoundedConnection
 
 
-def bound_waits(engine: Any, answer_timeout: float) -> None:
-    """Make every connection ``engine`` opens a ``BoundedConnection`` (the ``do_connect`` hook)."""
+def bound_waits(engine: Any, answer_timeout: float, ping_timeout: float) -> None:
+    """Make every connection ``engine`` opens a ``BoundedConnection`` (the ``do_connect`` hook),
+    and the pool's ping before each checkout wait ``ping_timeout`` seconds at most: a ``SELECT 1``
+    has nothing to compute, and a pooled connection over a dead network would otherwise cost the
+    whole ``answer_timeout`` before a new one is even tried."""
     from sqlalchemy import event
 
     connection_class = bounded_connection_class(answer_timeout)
@@ -76,3 +83,15 @@ def bound_waits(engine: Any, answer_timeout: float) -> None:
     @event.listens_for(engine, "do_connect")
     def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
         return connection_class.connect(*cargs, **cparams)
+
+    dialect = engine.dialect
+    ping = type(dialect).do_ping
+
+    def do_ping(dbapi_connection: Any) -> bool:
+        dbapi_connection.bound = ping_timeout
+        try:
+            return bool(ping(dialect, dbapi_connection))
+        finally:
+            dbapi_connection.bound = answer_timeout
+
+    dialect.do_ping = do_ping  # this engine's dialect only (each engine has its own)
