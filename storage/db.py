@@ -5,7 +5,9 @@ creates and upgrades it, ``storage/revisions.ensure_newest`` at start (both impo
 this one imports neither).
 
 A database that misbehaves is bounded and named (issue 12 item 2): Postgres connections give up
-after ``CONNECT_TIMEOUT`` seconds and statements after ``STATEMENT_TIMEOUT``; every error is one
+after ``CONNECT_TIMEOUT`` seconds and statements after ``STATEMENT_TIMEOUT`` on the server; the
+client stops waiting for any answer after ``ANSWER_TIMEOUT``, which a dead network needs (issue 19
+item 2, ``storage/postgres.py``); every error is one
 line (the driver's first line, never SQLAlchemy's "Background on this error" or the statement's
 parameters) with the fix where one is known; ``check_writable`` proves a write would succeed
 (and rolls it back); ``check_file`` notices a SQLite file deleted or replaced under the bot.
