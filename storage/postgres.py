@@ -53,7 +53,9 @@ def bounded_connection_class(answer_timeout: float) -> type[psycopg.Connection[A
     from psycopg import errors
 
     class BoundedConnection(psycopg.Connection[Any]):
-        bound = answer_timeout
+        # Seconds; None waits for ever. Work that turns the server's statement_timeout off (a
+        # migration building an index on a large table) must raise this one too, on its connection.
+        bound: float | None = answer_timeout
 
         def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
             bound = self.bound
@@ -65,7 +67,7 @@ def bounded_connection_class(answer_timeout: float) -> type[psycopg.Connection[A
                 # drops it (and the pool's other connections, which went the same way).
                 self.close()
                 raise psycopg.OperationalError(
-                    f"no answer within {bound:g} s (the network or the server stopped answering)"
+                    f"no answer within {bound or 0:g} s (the network or the server stopped answering)"
                 ) from None
 
     return BoundedConnection

@@ -80,9 +80,19 @@ class FakeAlpaca:
     """The fake server and its state. Use as a context manager or call ``start``/``stop``."""
 
     def __init__(
-        self, *, key: str = "test-key", secret: str = "test-secret", page_size: int = 10_000
+        self,
+        *,
+        key: str = "test-key",
+        secret: str = "test-secret",
+        page_size: int = 10_000,
+        nagle: bool = True,
     ) -> None:
+        """``nagle=False``: each answer leaves at once. With Nagle's algorithm (the socket default)
+        the body, written after the headers, waits for the client's delayed ACK of them: about
+        40 ms an answer on loopback, a stand-in for a network's round trip that tests polling with
+        a no-op sleep rely on; benchmarks turn it off to time tradebot rather than the fake."""
         self.keys = (key, secret)
+        self.nagle = nagle
         self.page_size = page_size  # data API page size (items across all symbols per page)
         self.lock = threading.RLock()
         self.clock = FakeClock()
@@ -140,6 +150,7 @@ class FakeAlpaca:
 
         class Handler(_Handler):
             server_state = fake
+            disable_nagle_algorithm = not fake.nagle
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -507,9 +518,6 @@ def _parse_time(text: str) -> datetime:
 class _Handler(BaseHTTPRequestHandler):
     server_state: FakeAlpaca
     protocol_version = "HTTP/1.1"
-    # The headers and the body are two writes: with Nagle's algorithm the body waited for the
-    # client's delayed ACK of the headers, 40 ms an answer on loopback, which is not Alpaca's.
-    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
