@@ -52,6 +52,10 @@ def bounded_connection_class(answer_timeout: float) -> type[psycopg.Connection[A
     import psycopg
     from psycopg import errors
 
+    # What Connection.wait raises when its timeout expires (psycopg 3.3.6 on, as pyproject.toml
+    # requires). Looked up here, so a psycopg without it fails at start, not in the middle of an outage.
+    wait_timeout = errors._WaitTimeout
+
     class BoundedConnection(psycopg.Connection[Any]):
         # Seconds; None waits for ever. Work that turns the server's statement_timeout off (a
         # migration building an index on a large table) must raise this one too, on its connection.
@@ -61,7 +65,7 @@ def bounded_connection_class(answer_timeout: float) -> type[psycopg.Connection[A
             bound = self.bound
             try:
                 return super().wait(gen, interval, bound if timeout is None else timeout)
-            except errors._WaitTimeout:
+            except wait_timeout:
                 # Half a statement may be on the wire and its answer may still come: the
                 # connection can never be trusted again. Closed, SQLAlchemy sees a disconnect and
                 # drops it (and the pool's other connections, which went the same way).
