@@ -12,7 +12,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import make_url, text
@@ -36,10 +36,10 @@ def proxied(own_postgres_database) -> Iterator[tuple[str, BlackholeProxy]]:  # n
         yield parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False), proxy
 
 
-def within(seconds: float, work):  # type: ignore[no-untyped-def]
+def within(seconds: float, work: Callable[[], object]) -> tuple[str, object]:
     """``work()``'s result or exception, or fail if it is still blocked after ``seconds`` (a hang
     guard well beyond the bound, so the test ends either way; the thread is left behind)."""
-    outcome: list[object] = []
+    outcome: list[tuple[str, object]] = []
 
     def run() -> None:
         try:
