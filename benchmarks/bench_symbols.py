@@ -149,7 +149,7 @@ def cycles(count: int) -> tuple[float, float]:
                 "MAX_OPEN_TRADES": "50",
                 "MAX_PORTFOLIO_RISK_PCT": "20",
                 "MAX_POSITION_PCT": "2",
-                "LOG_LEVEL": "WARNING",
+                "LOG_LEVEL": "ERROR",  # the events of 2,000 symbols would bury the figures
             }
         )
         settings = settings.model_copy(update={"tradebot_symbols": tuple(symbols)})
