@@ -16,13 +16,13 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class EquityHistory:
-    """The equity curve as /equity draws it: each earlier UTC day as its closing point (with the
-    day's high, for the running peak), the last ``detail_days`` days in full; and the deepest
-    drawdown of the whole curve, from the running totals."""
+    """The equity curve as /equity draws it: each UTC day before the newest ``detail`` snapshots
+    as its closing point (with the day's high, for the running peak), those snapshots in full; and
+    the deepest drawdown of the whole curve, from the running totals."""
 
     points: tuple[tuple[datetime, float, float], ...]  # time, equity, highest since the previous point
     max_drawdown_pct: float
-    detail_days: int
+    detail: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -207,27 +207,25 @@ def test_the_repository_keeps_totals_on_both_databases(db):
     assert stats.sortino(365.0) == pytest.approx(metrics.sortino(curve, 365.0), rel=1e-9)
 
 
-def test_equity_is_a_point_a_day_then_the_last_two_days_in_full(traded, tmp_path):
-    """/equity's curve: each earlier UTC day's last snapshot, today and yesterday in full, the
-    deepest drawdown of the whole curve; the same after a start that rebuilt the days."""
+def test_equity_is_a_point_a_day_then_the_newest_snapshots_in_full(traded, tmp_path):
+    """/equity's curve: each UTC day before the newest EQUITY_DETAIL_POINTS snapshots as its last
+    snapshot, those in full, the deepest drawdown of the whole curve; the same after a start that
+    rebuilt the days."""
     import shutil
-    from datetime import timedelta
+
+    from bot.service.reports import EQUITY_DETAIL_POINTS
 
     path = tmp_path / "bot.db"
     shutil.copy(traded[0], path)
 
     def expected(app):
-        with app.db.session() as s:
-            curve = repo.equity_curve(s)
-        detail = app.service.clock.now().replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(
-            days=1
-        )
+        curve = repo_curve(app)
+        detail = curve[-EQUITY_DETAIL_POINTS:]
         closes = {}
         for when, equity in curve:
-            if when < detail:
+            if when.date() < detail[0][0].date():
                 closes[when.date()] = (when, equity)
-        points = list(closes.values()) + [(t, e) for t, e in curve if t >= detail]
-        return points, metrics.max_drawdown_pct([e for _, e in curve])
+        return list(closes.values()) + detail, metrics.max_drawdown_pct([e for _, e in curve])
 
     app, _ = make_app(path, clock=traded[1], TRADEBOT_SYMBOLS=SYMBOLS, MAX_OPEN_TRADES="8")
     history = app.service.equity_history()

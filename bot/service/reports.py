@@ -133,15 +133,15 @@ class Reports:
             return repo.equity_curve(s)
 
     def equity_history(self) -> EquityHistory:
-        """The curve for /equity: a point per UTC day before the last ``EQUITY_DETAIL_DAYS``,
-        every snapshot since (a year is some 365 + 2,000 points, not 300,000)."""
-        detail_from = _day_start(self.clock.now()) - timedelta(days=EQUITY_DETAIL_DAYS - 1)
+        """The curve for /equity: the newest ``EQUITY_DETAIL_POINTS`` snapshots in full, a point
+        per UTC day before them (a year is some 365 + 500 points, not 300,000, and the cost is
+        the same at every hour of the day)."""
         with self.db.session() as s:
-            days = repo.equity_days(s, before=detail_from)
-            recent = repo.equity_curve(s, since=detail_from)
+            recent = repo.newest_equity(s, EQUITY_DETAIL_POINTS)
+            days = repo.equity_days(s, before=recent[0][0]) if recent else []
             stats = repo.equity_stats(s)
         points = [(d.close_time, d.close, d.high) for d in days] + [(t, e, e) for t, e in recent]
-        return EquityHistory(tuple(points), stats.max_drawdown_pct, EQUITY_DETAIL_DAYS)
+        return EquityHistory(tuple(points), stats.max_drawdown_pct, EQUITY_DETAIL_POINTS)
 
     def pnl(self) -> PnlReport:
         """From the running totals the books keep as trades and snapshots are written
@@ -286,7 +286,7 @@ RATIO_MIN_RETURNS = 30
 RATIO_MIN_SPAN = timedelta(days=1)
 
 
-EQUITY_DETAIL_DAYS = 2  # /equity shows today and yesterday snapshot by snapshot, earlier days by day
+EQUITY_DETAIL_POINTS = 500  # /equity shows the newest snapshots one by one, earlier days by day
 
 # The snapshots' spacing (which annualises Sharpe and Sortino) is the median gap of this many newest.
 GAP_SAMPLE = 200

@@ -23,6 +23,7 @@ from storage.repository.equity import (
     equity_curve,
     first_equity_since,
     last_equity_before,
+    newest_equity,
 )
 from storage.repository.events import add_event, count_events, events_after, latest_event_id, recent_events
 from storage.repository.orders import (
@@ -100,6 +101,7 @@ __all__ = [
     "list_positions",
     "list_trades",
     "mark_prices",
+    "newest_equity",
     "order_page",
     "position_commission",
     "realized_since",

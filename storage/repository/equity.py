@@ -24,6 +24,16 @@ def equity_curve(session: Session, since: datetime | None = None) -> list[tuple[
     return [(aware(t), e) for t, e in session.exec(query)]  # type: ignore[misc]
 
 
+def newest_equity(session: Session, limit: int) -> list[tuple[datetime, float]]:
+    """The newest ``limit`` snapshots, oldest first (through the time index)."""
+    query = (
+        select(EquitySnapshotRow.time, EquitySnapshotRow.equity)
+        .order_by(col(EquitySnapshotRow.time).desc(), col(EquitySnapshotRow.id).desc())
+        .limit(limit)
+    )
+    return [(utc(t), e) for t, e in reversed(session.exec(query).all())]
+
+
 def first_equity_since(session: Session, since: datetime) -> float | None:
     query = (
         select(EquitySnapshotRow.equity)
