@@ -116,7 +116,7 @@ def check(args: argparse.Namespace, config: Any = None) -> Plan:
     strategies = [cls(**combo) for combo in combos]  # checks every value before any work
     config = _config(args) if config is None else config
     _use_sample(args)
-    cluster = args.cluster or config.tradebot_dask_scheduler.strip() or None
+    cluster = _cluster(args.cluster) if args.cluster else config.tradebot_dask_scheduler or None
     plan = Plan(cls, combos, strategies, config, cluster)
     if args.symbols:
         if args.walk_forward or args.cluster:
@@ -397,6 +397,17 @@ def _config(args: argparse.Namespace):
 
         kernels.use_pure_python()
     return settings
+
+
+def _cluster(text: str) -> str:
+    """``--cluster``, checked as ``TRADEBOT_DASK_SCHEDULER`` is (``bot.backtest.dask_address``)."""
+    from bot.backtest.dask_address import scheduler_address
+
+    try:
+        return scheduler_address(text)
+    except ValueError as exc:
+        shown = repr(text[:60]) + (f" (+{len(text) - 60} characters)" if len(text) > 60 else "")
+        raise BadInput(f"--cluster {shown} is invalid: {exc}") from None
 
 
 def _fill_settings(args: argparse.Namespace, config) -> FillSettings:
