@@ -52,6 +52,13 @@ def add_research_options(parser: argparse.ArgumentParser) -> None:
         "(6M/1M, 30d/7d, 2y/6M, or bars: 50000/10000)",
     )
     group.add_argument(
+        "--yes",
+        action="store_true",
+        help="start a sweep or walk-forward run of more than 10,000,000,000 bars in all (combinations x "
+        "bars each runs over; about 25 min of one core for Supertrend); the size and an estimate are "
+        "printed either way",
+    )
+    group.add_argument(
         "--cluster",
         metavar="ADDRESS",
         help="run sweeps and walk-forward on this Dask scheduler (tcp://HOST:8786; default: "

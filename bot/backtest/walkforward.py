@@ -38,7 +38,7 @@ import numpy as np
 from bot.backtest.engine import ENTRY_BAR, EXIT_BAR, TRADE_FIELDS, FillSettings, Simulation, simulate
 from bot.backtest.overfitting import Overfitting, overfitting, shape_of_run
 from bot.backtest.report import RANKABLE, Stats, compute_stats
-from bot.backtest.sweep import SweepJob, SweepRow, Task, rank, run_tasks
+from bot.backtest.sweep import BeforeStart, SweepJob, SweepRow, Task, rank, run_tasks
 from bot.bars import NS, Bars
 from bot.strategy import Strategy, StrategyError, StrategyOutput
 
@@ -267,13 +267,14 @@ def walk_forward(
     workers: int | None = None,
     progress: bool | None = None,
     cluster: str | None = None,
+    before: BeforeStart | None = None,
 ) -> WalkForward:
     if rank_by not in RANKABLE:
         raise StrategyError(f"--rank-by {rank_by!r}: use one of {', '.join(RANKABLE)}")
     cuts = windows(bars, train, test)
     job = SweepJob(cls, settings, periods_per_year)
     tasks: list[Task] = [(combo, *w.train) for w in cuts for combo in combos]
-    rows = run_tasks(bars, job, tasks, workers=workers, progress=progress, cluster=cluster)
+    rows = run_tasks(bars, job, tasks, workers=workers, progress=progress, cluster=cluster, before=before)
     chosen: list[SweepRow] = [
         rank(rows[k * len(combos) : (k + 1) * len(combos)], rank_by)[0] for k in range(len(cuts))
     ]
