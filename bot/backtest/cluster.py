@@ -21,15 +21,17 @@ from __future__ import annotations
 import hashlib
 import importlib
 import platform
+import socket
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.backtest import channel
 
 if TYPE_CHECKING:
-    from bot.backtest.sweep import SweepJob, SweepRow, Task
+    from bot.backtest.sweep import BeforeStart, SweepJob, SweepRow, Task
     from bot.bars import Bars
 
 # Seconds for the TCP connection, Dask's handshake and the scheduler's first answer together.
@@ -54,12 +56,21 @@ class ClusterError(Exception):
 
 
 def run_on_cluster(
-    address: str, bars: Bars, job: SweepJob, tasks: list[Task], *, progress: bool | None = None
+    address: str,
+    bars: Bars,
+    job: SweepJob,
+    tasks: list[Task],
+    *,
+    progress: bool | None = None,
+    before: BeforeStart | None = None,
 ) -> list[SweepRow]:
-    """Every task on the cluster at ``address``, results in task order."""
+    """Every task on the cluster at ``address``, results in task order; ``before(bars, job,
+    tasks)`` once the cluster has answered and runs this client's code."""
     client = connect(address)
     try:
         check_environment(client, job.cls.__module__)
+        if before is not None:
+            before(bars, job, tasks)
         return _run(client, bars, job, tasks, progress)
     finally:
         client.close()
@@ -92,11 +103,14 @@ def probe(address: str, timeout: float = CONNECT_TIMEOUT) -> dict[str, Any]:
     def target() -> None:
         import asyncio
 
+        started = time.monotonic()
         loop = asyncio.new_event_loop()
         try:
-            outcome["identity"] = loop.run_until_complete(
-                asyncio.wait_for(_identity(address, timeout), timeout)
-            )
+            # A plain connection first: a refused port is said at once (Dask retries it until the
+            # timeout), and what is left of the timeout bounds Dask's connection and handshake.
+            socket.create_connection(_host_port(address), timeout=timeout).close()
+            left = max(timeout - (time.monotonic() - started), 0.1)
+            outcome["identity"] = loop.run_until_complete(asyncio.wait_for(_identity(address, left), left))
         except BaseException as exc:  # reported by the caller, on its thread
             outcome["error"] = exc
         finally:
@@ -119,6 +133,12 @@ def probe(address: str, timeout: float = CONNECT_TIMEOUT) -> dict[str, Any]:
     if isinstance(error, OSError):  # refused, unreachable, closed (Dask's CommClosedError too)
         raise ClusterError(f"cannot reach the Dask scheduler at {address}: {_said(error)}")
     raise ClusterError(f"{address} answered, but not as a Dask scheduler does: {_said(error)}")
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    """``tcp://HOST:PORT`` (as ``dask_address.scheduler_address`` writes it) -> (HOST, PORT)."""
+    host, _, port = address.removeprefix("tcp://").rpartition(":")
+    return host.strip("[]"), int(port)
 
 
 async def _identity(address: str, timeout: float) -> Any:

@@ -147,12 +147,12 @@ def run_tasks(
     """Every task, in order: on a Dask cluster when ``cluster`` names its scheduler
     (``bot.backtest.cluster``), else in a pool of ``workers`` local processes (default: one per
     core), each receiving the bars once. ``before(bars, job, tasks)`` is called first."""
-    if before is not None:
-        before(bars, job, tasks)
-    if cluster:
+    if cluster:  # ``before`` once the cluster has answered: a cluster that cannot is one line
         from bot.backtest.cluster import run_on_cluster
 
-        return run_on_cluster(cluster, bars, job, tasks, progress=progress)
+        return run_on_cluster(cluster, bars, job, tasks, progress=progress, before=before)
+    if before is not None:
+        before(bars, job, tasks)
     workers = processes(workers, len(tasks))
     if workers <= 1:
         return [evaluate(bars, job, task) for task in _progress(tasks, len(tasks), progress)]
