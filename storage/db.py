@@ -5,7 +5,9 @@ creates and upgrades it, ``storage/revisions.ensure_newest`` at start (both impo
 this one imports neither).
 
 A database that misbehaves is bounded and named (issue 12 item 2): Postgres connections give up
-after ``CONNECT_TIMEOUT`` seconds and statements after ``STATEMENT_TIMEOUT``; every error is one
+after ``CONNECT_TIMEOUT`` seconds and statements after ``STATEMENT_TIMEOUT`` on the server; the
+client stops waiting for any answer after ``ANSWER_TIMEOUT``, which a dead network needs (issue 19
+item 2, ``storage/postgres.py``); every error is one
 line (the driver's first line, never SQLAlchemy's "Background on this error" or the statement's
 parameters) with the fix where one is known; ``check_writable`` proves a write would succeed
 (and rolls it back); ``check_file`` notices a SQLite file deleted or replaced under the bot.
@@ -35,6 +37,10 @@ log = logging.getLogger(__name__)
 # twice or three times (SSL, then plain; GSS), so a silent server is given up on within ~15 s.
 CONNECT_TIMEOUT = 5
 STATEMENT_TIMEOUT = 20  # seconds for any one statement (Postgres statement_timeout)
+# Seconds the client waits for any answer from Postgres (a statement, a commit, a ping) before it
+# closes the connection: a dead network never delivers the server's statement_timeout. Longer than
+# STATEMENT_TIMEOUT, so a slow statement is still ended by the server (storage/postgres.py).
+ANSWER_TIMEOUT = STATEMENT_TIMEOUT + 5
 SQLITE_BUSY_TIMEOUT = 30  # seconds to wait for another process's write lock
 
 # The driver's words -> what to do about it.
@@ -131,6 +137,8 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
+    from storage import postgres
+
     engine = create_engine(
         url,
         pool_pre_ping=True,
@@ -138,8 +146,9 @@ def make_engine(url: str) -> Engine:
         max_overflow=5,
         pool_timeout=CONNECT_TIMEOUT,
         hide_parameters=True,
-        connect_args={"connect_timeout": CONNECT_TIMEOUT},
+        connect_args=postgres.connect_args(CONNECT_TIMEOUT, ANSWER_TIMEOUT),
     )
+    postgres.bound_waits(engine, ANSWER_TIMEOUT, ping_timeout=CONNECT_TIMEOUT)
 
     @event.listens_for(engine, "connect")
     def _postgres_timeouts(dbapi_connection, _record):

@@ -41,9 +41,16 @@ def wait_for_reply(workdir: Path, name: str, pattern: str, timeout: float = 60) 
 
 
 def ride_out_an_outage(
-    workdir: Path, url: str, cut: Callable[[], None], restore: Callable[[], None], **env: str
+    workdir: Path,
+    url: str,
+    cut: Callable[[], None],
+    restore: Callable[[], None],
+    *,
+    patience: float = 30,
+    **env: str,
 ) -> tuple[str, str]:
-    """Run the bot, cut the database once it trades, type /status, restore; (log, console output)."""
+    """Run the bot, cut the database once it trades, type /status, restore; (log, console output).
+    ``patience``: how long to wait for the bot to notice the cut (a hang guard, not the bound)."""
     bot = processes.start(
         workdir,
         "bot",
@@ -56,20 +63,25 @@ def ride_out_an_outage(
         processes.wait_for(workdir, "bot", "tick: ", count=2)
         cut()
         try:
-            processes.wait_for(workdir, "bot", SUSPENDED)
+            processes.wait_for(workdir, "bot", SUSPENDED, timeout=patience)
             # The lease can no longer be renewed: by now every cycle and heartbeat has failed a while.
             processes.wait_for(
-                workdir, "bot", "cycles skipped: this instance does not hold the trading lease"
+                workdir,
+                "bot",
+                "cycles skipped: this instance does not hold the trading lease",
+                timeout=patience,
             )
             bot.stdin.write(b"/status\n")
             bot.stdin.flush()
             # Answered, from the books or with the database's one line: never silence, never a traceback.
-            reply = wait_for_reply(workdir, "bot", r"^(Mode: .*|/status failed: database .*)$")
+            reply = wait_for_reply(
+                workdir, "bot", r"^(Mode: .*|/status failed: database .*)$", timeout=max(60, patience)
+            )
             print("/status during the outage:", reply)
             assert bot.poll() is None, processes.log_of(workdir, "bot")[-3000:]
         finally:
             restore()
-        log = processes.wait_for(workdir, "bot", BACK)
+        log = processes.wait_for(workdir, "bot", BACK, timeout=max(30, patience))
         back = log.index(BACK)
         ticks = log.count("tick: ")
         log = processes.wait_for(workdir, "bot", "tick: ", count=ticks + 2)

@@ -97,7 +97,7 @@ class Settings(BaseModel):
     # ------------------------------------------------------------------ General
     tradebot_symbols: Symbols = var(
         "AAPL,MSFT,SPY,BTC/USD,ETH/USD",
-        "Symbols to trade, comma-separated: stock tickers (AAPL, BRK.B) and crypto pairs BASE/QUOTE (BTC/USD)",
+        "Symbols to trade, comma-separated, at most 1,000: stock tickers (AAPL, BRK.B) and crypto pairs BASE/QUOTE (BTC/USD)",
         group="General",
     )
     tradebot_timeframe: Annotated[TimeframeChoice, _choice(TimeframeChoice)] = var(

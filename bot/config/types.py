@@ -109,7 +109,7 @@ def split_list(text: object, separator: str = ",") -> list[str]:
 _STOCK = re.compile(r"^[A-Z]{1,6}(\.[A-Z]{1,2})?$")  # AAPL, GOOGL, BRK.B
 _CRYPTO = re.compile(r"^[A-Z0-9]{2,10}/[A-Z]{3,5}$")  # BTC/USD, ETH/BTC, SHIB/USDT
 SYMBOL_FORMAT = "stock tickers (AAPL, BRK.B) or crypto pairs BASE/QUOTE (BTC/USD)"
-MAX_SYMBOLS = 200
+MAX_SYMBOLS = 1000  # the S&P 500 and then some; why not more: README "Limits"
 
 
 def symbol(text: str) -> str:

@@ -20,6 +20,7 @@ Rules and their sources:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
@@ -123,11 +124,36 @@ def bucket_end(start: datetime, amount: int, unit: str, day_tz: ZoneInfo | None)
 Row = tuple[int, float, float, float, float, float]
 
 
+@functools.lru_cache(maxsize=65_536)
+def _utc(second: int) -> datetime:
+    """Many symbols share each bar's start: one datetime for all of them."""
+    return datetime.fromtimestamp(second, tz=UTC)
+
+
 def aggregate(
     rows: list[Row], timeframe: str, *, day_tz: ZoneInfo | None, now: datetime
 ) -> list[tuple[datetime, float, float, float, float, float]]:
     """``rows`` (time ns, o, h, l, c, v), sorted, into Alpaca's buckets; rows after ``now`` dropped."""
     amount, unit = timeframe_seconds(timeframe)
+    if unit in ("Min", "Hour"):  # fixed-size buckets: whole seconds, one datetime a bucket
+        size = amount * (60 if unit == "Min" else 3600)
+        limit = now.timestamp()
+        buckets: dict[int, list[float]] = {}
+        for t, o, h, low, c, v in rows:
+            if t / 1e9 > limit:
+                break
+            second = t // 1_000_000_000
+            bucket = buckets.get(second - second % size)
+            if bucket is None:
+                buckets[second - second % size] = [o, h, low, c, v]
+            else:
+                bucket[1], bucket[2], bucket[3], bucket[4] = (
+                    max(bucket[1], h),
+                    min(bucket[2], low),
+                    c,
+                    bucket[4] + v,
+                )
+        return [(_utc(k), *v) for k, v in sorted(buckets.items())]  # type: ignore[misc]
     out: dict[datetime, list[float]] = {}
     for t, o, h, low, c, v in rows:
         when = datetime.fromtimestamp(t / 1e9, tz=UTC)

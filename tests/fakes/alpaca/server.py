@@ -80,9 +80,19 @@ class FakeAlpaca:
     """The fake server and its state. Use as a context manager or call ``start``/``stop``."""
 
     def __init__(
-        self, *, key: str = "test-key", secret: str = "test-secret", page_size: int = 10_000
+        self,
+        *,
+        key: str = "test-key",
+        secret: str = "test-secret",
+        page_size: int = 10_000,
+        nagle: bool = True,
     ) -> None:
+        """``nagle=False``: each answer leaves at once. With Nagle's algorithm (the socket default)
+        the body, written after the headers, waits for the client's delayed ACK of them: about
+        40 ms an answer on loopback, a stand-in for a network's round trip that tests polling with
+        a no-op sleep rely on; benchmarks turn it off to time tradebot rather than the fake."""
         self.keys = (key, secret)
+        self.nagle = nagle
         self.page_size = page_size  # data API page size (items across all symbols per page)
         self.lock = threading.RLock()
         self.clock = FakeClock()
@@ -95,6 +105,8 @@ class FakeAlpaca:
         self.bars: dict[str, list[tuple[int, float, float, float, float, float]]] = {}
         self.bar_delay = 3.0  # seconds after a minute ends before its bar is served (marketdata.py)
         self.splits: dict[str, list[tuple[date, float]]] = {}  # symbol -> (ex-date, ratio), add_split
+        self.bars_version = 0  # bumped by set_bars and add_split: the answers marketdata.py keeps
+        self.bars_answers: dict[tuple[Any, ...], list[Any]] = {}  # marketdata.bars: a query's rows
         self.prices: dict[str, float] = {}
         self.assets: dict[str, dict[str, Any]] = {}
         self.cash = 100_000.0
@@ -138,6 +150,7 @@ class FakeAlpaca:
 
         class Handler(_Handler):
             server_state = fake
+            disable_nagle_algorithm = not fake.nagle
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -177,12 +190,14 @@ class FakeAlpaca:
             rows = [tuple(r) for r in bars]
         with self.lock:
             self.bars[symbol] = sorted(rows)  # type: ignore[arg-type]
+            self.bars_version += 1
 
     def add_split(self, symbol: str, ex_date: date, ratio: float) -> None:
         """A ``ratio``-for-1 split of ``symbol`` effective ``ex_date`` (the rows set stay as traded:
         ``adjustment=split`` divides the prices before it, marketdata.py)."""
         with self.lock:
             self.splits.setdefault(symbol, []).append((ex_date, ratio))
+            self.bars_version += 1
 
     def add_position(self, symbol: str, qty: float, avg_price: float, current: float | None = None) -> None:
         with self.lock:
