@@ -4,8 +4,8 @@ Checks, each printed as one line (ok, warn or FAIL) with a "fix:" line under eve
 configuration (the console setting, and the dashboard's address, port, password or token as
 ``run`` checks them before it starts), web (that port free now, the Telegram webhook reaching the
 server that receives it), database (reachable, schema revision, who holds the trading lease),
-broker (Alpaca keys accepted, or the simulator) and Telegram (token accepted, webhook as
-configured). What ``run``
+broker (Alpaca keys accepted, or the simulator), Telegram (token accepted, webhook as
+configured) and research (``TRADEBOT_DASK_SCHEDULER``, when set, answering within 15 s). What ``run``
 refuses, the doctor fails: it never says all is well for a configuration ``run`` will not start.
 Every network call has a time limit. Every line passes through the log redaction filter, so no
 configured secret (and nothing shaped like a Telegram token) is ever printed.
@@ -34,11 +34,12 @@ if TYPE_CHECKING:
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 NETWORK_TIMEOUT = 10.0
 EXIT_CONFIG = 2
+DASK_BOUND = 15.0  # as bot.backtest.cluster.CONNECT_TIMEOUT: doctor waits as long as the command would
 
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    area: str  # configuration, web, database, broker, telegram
+    area: str  # configuration, web, database, broker, telegram, research
     level: str  # ok, warn, FAIL
     message: str
     fix: str = ""
@@ -73,6 +74,7 @@ def run_doctor(
     found += _bounded("database", lambda: check_database(settings), timeout * 2)
     found += _bounded("broker", lambda: check_broker(settings, timeout), timeout * 2)
     found += _bounded("telegram", lambda: check_telegram(settings, timeout), timeout * 2)
+    found += _bounded("research", lambda: check_dask(settings), DASK_BOUND + 5)
     _print(out, redact, found)
     return 1 if any(c.level == FAIL for c in found) else 0
 
@@ -487,6 +489,41 @@ def check_broker(settings: Settings, timeout: float = NETWORK_TIMEOUT) -> list[C
 
 
 # ---------------------------------------------------------------------- telegram
+
+
+def check_dask(settings: Settings) -> list[Check]:
+    """TRADEBOT_DASK_SCHEDULER, when set: Dask installed, and the scheduler answering within the
+    bound ``tradebot backtest --cluster`` gives it (its address was checked when it was read)."""
+    address = settings.tradebot_dask_scheduler
+    if not address:
+        return []
+    area, origin = "research", settings.origin("TRADEBOT_DASK_SCHEDULER")
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        return [
+            Check(
+                area, FAIL, f"{origin}: sweeps go to a Dask cluster, but Dask is not installed",
+                "pip install 'tradebot[cluster]', or empty TRADEBOT_DASK_SCHEDULER (local processes)",
+            )
+        ]  # fmt: skip
+    from bot.backtest.cluster import ClusterError, probe
+
+    try:
+        identity = probe(address, DASK_BOUND)
+    except ClusterError as exc:
+        return [
+            Check(
+                area, FAIL, f"{origin}: {exc}",
+                "start the scheduler (dask scheduler --port 8786) or fix or empty TRADEBOT_DASK_SCHEDULER",
+            )
+        ]  # fmt: skip
+    workers = len(identity.get("workers") or {})
+    if not workers:
+        return [
+            Check(area, WARN, f"Dask scheduler at {address} answered, with no workers", "start dask worker")
+        ]
+    return [Check(area, OK, f"Dask scheduler at {address} answered: {workers} workers")]
 
 
 def check_telegram(settings: Settings, timeout: float = NETWORK_TIMEOUT) -> list[Check]:

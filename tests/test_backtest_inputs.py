@@ -382,3 +382,16 @@ def test_absurd_spans_and_grids_are_refused_and_the_store_alone_needs_no_network
         f"tradebot backtest: error: market data: the local store ({tmp_path / 'empty'}) has no 1h bars of AAPL; "
         "`tradebot data download --symbols AAPL --timeframe 1h --start ...` fetches them"
     )
+
+
+@pytest.mark.parametrize("workers", ["10000", "0", "-3", "٣", "two"])
+def test_a_number_of_sweep_processes_out_of_bounds_is_one_line(tmp_path, workers):
+    """`--workers 10000` would have started a process per task, each loading the whole history."""
+    sweep = ["--strategy", "supertrend", "--sample", "msft-daily", "--param", "period=7,8"]
+    result = run_all({"w": [*sweep, f"--workers={workers}"]}, tmp_path)["w"]
+    line = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2 and result.stdout == ""
+    assert (
+        line
+        == f"tradebot backtest: error: argument --workers: {workers!r} is not a number of processes from 1 to 64"
+    )

@@ -263,7 +263,7 @@ def test_the_command_uses_the_scheduler_from_the_environment(cluster, tmp_path):
 
 def test_an_unreachable_scheduler_is_one_line():
     with pytest.raises(ClusterError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9"):
-        connect("tcp://127.0.0.1:9", timeout="1s")
+        connect("tcp://127.0.0.1:9", timeout=1.0)
 
 
 def test_the_slow_strategy_is_supertrend():
@@ -304,3 +304,14 @@ def test_a_dask_worker_keeps_freed_memory_once_it_runs_a_batch():
         after = client.run(_page_faults_of_twenty_backtests)
     assert all(faults > 50_000 for faults in before.values()), before  # glibc's default: handed back
     assert all(faults < 5_000 for faults in after.values()), after
+
+
+def test_doctor_reports_the_scheduler_answering_with_its_workers(cluster):
+    from bot.config import Settings
+    from bot.doctor import check_dask
+
+    settings = Settings.from_mapping({"TRADEBOT_DASK_SCHEDULER": cluster.scheduler_address})
+    (check,) = check_dask(settings)
+    assert (check.area, check.level) == ("research", "ok")
+    assert check.message == f"Dask scheduler at {cluster.scheduler_address} answered: 2 workers"
+    assert check_dask(Settings.from_mapping({})) == []  # not set: nothing to report

@@ -195,3 +195,31 @@ def test_bad_walk_forward_is_one_line_and_exit_2(tmp_path, args, message):
     )  # fmt: skip
     assert run.returncode == 2
     assert len(run.stderr.strip().splitlines()) == 1 and message in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("spans", "message"),
+    [
+        ("99999y/1y", "TRAIN 99999y is longer than any history: at most 250y (250 years)"),
+        ("1y/99999y", "TEST 99999y is longer than any history: at most 250y (250 years)"),
+        ("1/99999999999d", "TEST 99999999999d is longer than any history: at most 91,312d (250 years)"),
+        ("3001M/1M", "TRAIN 3001M is longer than any history: at most 3,000M (250 years)"),
+        ("100/20000001", "TEST 20000001 is longer than any history: at most 20,000,000 bars"),
+        (
+            "1y/40y",
+            "TEST 40y is as long as the whole history (7,983 bars, 1986-03-13T00:00:00Z .. 2017-11-10",
+        ),
+        ("100/7983", "TEST 7983 bars is as long as the whole history (7,983 bars"),
+    ],
+)
+def test_spans_longer_than_the_calendar_or_the_data_are_one_line(tmp_path, spans, message):
+    """Issue 19: ``99999y/1y`` was a traceback (``year 101985 is out of range``); a TEST covering the
+    whole history ran as one window."""
+    run = tradebot(
+        "--strategy", "supertrend", "--sample", "msft-daily", "--param", "period=7..8", "--walk-forward", spans,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 2, run.stdout[-300:]
+    assert run.stderr.startswith("tradebot backtest: error: --walk-forward ")
+    assert len(run.stderr.splitlines()) == 1 and message in run.stderr, run.stderr
+    assert run.stdout == ""

@@ -34,6 +34,16 @@ exits with status 2, before any work starts."""
 )
 
 
+MAX_WORKERS = 64  # as TRADEBOT_RESEARCH_WORKERS: each process loads the whole history
+
+
+def worker_count(text: str) -> int:
+    """``--workers``: ASCII digits, 1 to ``MAX_WORKERS`` (10,000 started up to one process per task)."""
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes from 1 to {MAX_WORKERS}")
+    return int(text)
+
+
 def add_backtest_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "backtest",
@@ -155,7 +165,12 @@ def add_backtest_parser(subparsers: Any) -> argparse.ArgumentParser:
     out.add_argument(
         "--top", type=int, default=10, metavar="N", help="sweep rows printed (default: %(default)s)"
     )
-    out.add_argument("--workers", type=int, metavar="N", help="sweep processes (default: one per core)")
+    out.add_argument(
+        "--workers",
+        type=worker_count,
+        metavar="N",
+        help=f"sweep processes, 1 to {MAX_WORKERS} (default: one per core)",
+    )
     out.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,

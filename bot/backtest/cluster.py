@@ -21,17 +21,21 @@ from __future__ import annotations
 import hashlib
 import importlib
 import platform
+import socket
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.backtest import channel
 
 if TYPE_CHECKING:
-    from bot.backtest.sweep import SweepJob, SweepRow, Task
+    from bot.backtest.sweep import BeforeStart, SweepJob, SweepRow, Task
     from bot.bars import Bars
 
-CONNECT_TIMEOUT = "10s"
+# Seconds for the TCP connection, Dask's handshake and the scheduler's first answer together.
+CONNECT_TIMEOUT = 15.0
 BATCHES_PER_WORKER = 8
 # The modules whose code decides a backtest's result, fingerprinted on both sides.
 CODE = (
@@ -52,26 +56,108 @@ class ClusterError(Exception):
 
 
 def run_on_cluster(
-    address: str, bars: Bars, job: SweepJob, tasks: list[Task], *, progress: bool | None = None
+    address: str,
+    bars: Bars,
+    job: SweepJob,
+    tasks: list[Task],
+    *,
+    progress: bool | None = None,
+    before: BeforeStart | None = None,
 ) -> list[SweepRow]:
-    """Every task on the cluster at ``address``, results in task order."""
+    """Every task on the cluster at ``address``, results in task order; ``before(bars, job,
+    tasks)`` once the cluster has answered and runs this client's code."""
     client = connect(address)
     try:
         check_environment(client, job.cls.__module__)
+        if before is not None:
+            before(bars, job, tasks)
         return _run(client, bars, job, tasks, progress)
     finally:
         client.close()
 
 
-def connect(address: str, timeout: str = CONNECT_TIMEOUT) -> Any:
+def connect(address: str, timeout: float = CONNECT_TIMEOUT) -> Any:
+    """A client of the scheduler at ``address`` (``tcp://HOST:PORT``), once ``probe`` has had it
+    answer within ``timeout`` seconds; ``ClusterError`` otherwise."""
     try:
         from distributed import Client
     except ImportError:
         raise ClusterError("--cluster needs Dask: pip install 'tradebot[cluster]'") from None
+    probe(address, timeout)
     try:
-        return Client(address, timeout=timeout, set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise ClusterError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+        return Client(address, timeout=f"{timeout}s", set_as_default=False)
+    except Exception as exc:  # it answered the probe a moment ago: gone, or not the same server
+        raise ClusterError(f"cannot reach the Dask scheduler at {address}: {_said(exc)}") from None
+
+
+def probe(address: str, timeout: float = CONNECT_TIMEOUT) -> dict[str, Any]:
+    """The scheduler's identity, asked on a connection of its own: the TCP connection, Dask's
+    handshake and the answer all within ``timeout`` seconds (a port that accepts and never
+    answers held ``distributed.Client`` for good: its handshake has no time limit). No
+    ``Client`` is built until this succeeds, so no client's finaliser prints anything.
+
+    It runs on a daemon thread with an event loop of its own, waited for ``timeout`` plus a
+    second: even a name lookup that hangs cannot hold the command."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        import asyncio
+
+        started = time.monotonic()
+        loop = asyncio.new_event_loop()
+        try:
+            # A plain connection first: a refused port is said at once (Dask retries it until the
+            # timeout), and what is left of the timeout bounds Dask's connection and handshake.
+            socket.create_connection(_host_port(address), timeout=timeout).close()
+            left = max(timeout - (time.monotonic() - started), 0.1)
+            outcome["identity"] = loop.run_until_complete(asyncio.wait_for(_identity(address, left), left))
+        except BaseException as exc:  # reported by the caller, on its thread
+            outcome["error"] = exc
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=target, name="dask-probe", daemon=True)
+    thread.start()
+    thread.join(timeout + 1.0)
+    error = outcome.get("error")
+    if "identity" in outcome:
+        identity = outcome["identity"]
+        if isinstance(identity, dict) and identity.get("type") == "Scheduler":
+            return identity
+        raise ClusterError(f"{address} answered, but not as a Dask scheduler does")
+    if thread.is_alive() or isinstance(error, TimeoutError):
+        raise ClusterError(
+            f"the Dask scheduler at {address} did not answer within {timeout:g} s "
+            "(is a scheduler listening there, or another program?)"
+        )
+    if isinstance(error, OSError):  # refused, unreachable, closed (Dask's CommClosedError too)
+        raise ClusterError(f"cannot reach the Dask scheduler at {address}: {_said(error)}")
+    raise ClusterError(f"{address} answered, but not as a Dask scheduler does: {_said(error)}")
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    """``tcp://HOST:PORT`` (as ``dask_address.scheduler_address`` writes it) -> (HOST, PORT)."""
+    host, _, port = address.removeprefix("tcp://").rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+async def _identity(address: str, timeout: float) -> Any:
+    from distributed.comm import connect as open_comm
+
+    comm = await open_comm(address, timeout=timeout)
+    try:
+        await comm.write({"op": "identity", "reply": True})
+        return await comm.read()
+    finally:
+        comm.abort()
+
+
+def _said(exc: BaseException | None) -> str:
+    """An exception as one line (a garbled answer can make Dask raise anything)."""
+    if exc is None:
+        return "no answer"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def environment(strategy_module: str) -> dict[str, str]:

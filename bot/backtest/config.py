@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from bot.backtest.dask_address import scheduler_address
 from bot.risk import BOUNDS, RiskLimits
 
 _INT = re.compile(r"[+-]?\d+(?:_\d+)*(?:\.0+)?")
@@ -78,7 +79,15 @@ def load_backtest_config(
             problems.append(problem + came_from(name))
         values[name] = number
     scheduler = raw("tradebot_dask_scheduler")
-    values["tradebot_dask_scheduler"] = "" if scheduler is None else scheduler
+    values["tradebot_dask_scheduler"] = ""
+    if scheduler is not None:
+        try:
+            values["tradebot_dask_scheduler"] = scheduler_address(scheduler)
+        except ValueError as exc:
+            problems.append(
+                f"TRADEBOT_DASK_SCHEDULER={_shown(scheduler)} is invalid: {exc}"
+                + came_from("tradebot_dask_scheduler")
+            )
     pure = raw("tradebot_pure_python")
     if pure is not None:
         if pure.lower() in _TRUE | _FALSE:

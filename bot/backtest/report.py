@@ -444,6 +444,9 @@ def format_report(result: BacktestResult, max_trades: int = 20) -> str:
             f"LEVERAGE USED: positions cost {times} the cash at entry; cash went down to {_money(lowest)}"
         )
     lines += ["", *format_stats(s)]
+    why = no_trade_reason(result)
+    if why:
+        lines += ["", f"note: {why}"]
     if s.n_trades:
         shown = result.sim.trades[-max_trades:]
         start = s.n_trades - len(shown)
@@ -471,3 +474,24 @@ def format_report(result: BacktestResult, max_trades: int = 20) -> str:
             ]
             lines.append("  " + "  ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+def no_trade_reason(result: BacktestResult) -> str:
+    """Why a backtest made no trade, in a sentence ("trades 0" alone read like a broken strategy
+    on a one-row CSV); empty when it traded."""
+    if result.stats.n_trades:
+        return ""
+    n, strategy = len(result.bars), result.strategy
+    bars = f"{n:,} bar{'s' if n != 1 else ''}"
+    if n <= strategy.warmup:
+        return (
+            f"no trade was possible: {strategy.label} needs {strategy.warmup:,} bars before its first "
+            f"signal and one more to fill it at the next bar's open; the history has {bars}"
+        )
+    signal = np.asarray(result.output.signal)
+    if not (signal[:-1] > 0).any():
+        return f"{strategy.label} gave no buy signal in these {bars} (a signal on the last bar does nothing)"
+    return (
+        "every buy signal was sized to 0 units (the risk sizing: RISK_PER_TRADE_PCT, MAX_POSITION_PCT "
+        "and the cash; --fixed-qty or --fractional size otherwise)"
+    )

@@ -28,11 +28,12 @@ from bot.strategy import Strategy, StrategyError
 if TYPE_CHECKING:
     from bot.backtest.config import BacktestConfig
     from bot.backtest.overfitting import Overfitting
-    from bot.backtest.sweep import SweepRow
+    from bot.backtest.sweep import BeforeStart, SweepJob, SweepRow, Task
     from bot.backtest.walkforward import Span
     from bot.config import Settings
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 MAX_SPAN_BARS = 20_000_000  # --start..--end in bars of the timeframe: 38 years of minutes
 FIGURE_ROWS = 50  # a sweep's best rows in channel.figures (the page's table; --sweep-csv has all)
 
@@ -65,6 +66,8 @@ def main(args: argparse.Namespace, config: Any = None) -> int:
     environment and ``.env`` (the research worker passes the running bot's)."""
     try:
         return _main(args, config)
+    except KeyboardInterrupt:  # Ctrl-C: a sweep's workers are already stopped (sweep.run_tasks)
+        return _refused("interrupted", EXIT_INTERRUPTED)
     except (BadInput, DataInputError, StrategyError, CheckError) as exc:
         return _refused(str(exc), EXIT_BAD_INPUT)
     except DataError as exc:  # the history could not be fetched: not the user's input
@@ -116,7 +119,7 @@ def check(args: argparse.Namespace, config: Any = None) -> Plan:
     strategies = [cls(**combo) for combo in combos]  # checks every value before any work
     config = _config(args) if config is None else config
     _use_sample(args)
-    cluster = args.cluster or config.tradebot_dask_scheduler.strip() or None
+    cluster = _cluster(args.cluster) if args.cluster else config.tradebot_dask_scheduler or None
     plan = Plan(cls, combos, strategies, config, cluster)
     if args.symbols:
         if args.walk_forward or args.cluster:
@@ -188,6 +191,7 @@ def _main(args: argparse.Namespace, config: Any = None) -> int:
             workers=args.workers,
             progress=args.progress,
             cluster=cluster,
+            before=_announce(args, cluster, f"sweep: {len(combos):,} combinations", len(combos)),
         )
         ranked = sweep.rank(rows, args.rank_by)
         lines.append(sweep.format_table(ranked, args.rank_by, limit=args.top))
@@ -267,6 +271,9 @@ def _walk_forward(
         workers=args.workers,
         progress=args.progress,
         cluster=cluster,
+        before=_announce(
+            args, cluster, f"walk-forward {args.walk_forward}: {len(combos):,} combinations", len(combos)
+        ),
     )
     lines = [wfr.format_walk_forward(wf, bars.time, source)]
     if channel.active():
@@ -298,6 +305,29 @@ def _walk_forward(
     print("\n".join(lines))
     _timing(args, started)
     return 0
+
+
+def _announce(args: argparse.Namespace, cluster: str | None, what: str, combos: int) -> BeforeStart:
+    """What a sweep or walk-forward run does before its first task: say how big it is and about
+    how long it will take (``bot.backtest.estimate``) on stderr, and refuse one above
+    ``CONFIRM_BARS`` bars in all without ``--yes``. A job from the research page is exempt: its
+    form showed the combinations before the click that started it, and the page can stop it."""
+
+    def before(bars: Bars, job: SweepJob, tasks: list[Task]) -> None:
+        from bot.backtest import sweep
+        from bot.backtest.estimate import CONFIRM_BARS, estimate
+
+        if channel.active():
+            return
+        found = estimate(bars, job, tasks)
+        windows = len(tasks) // max(combos, 1)
+        label = what + (f" x {windows:,} windows = {len(tasks):,} backtests" if windows > 1 else "")
+        line = found.line(label, None if cluster else sweep.processes(args.workers, len(tasks)))
+        if found.needs_confirmation and not getattr(args, "yes", False):
+            raise BadInput(f"{line}. Above {CONFIRM_BARS:,} bars in all, add --yes to start it")
+        print(line, file=sys.stderr, flush=True)
+
+    return before
 
 
 def _overfitting(result: BacktestResult, rows: list, periods_per_year: float) -> Overfitting:
@@ -397,6 +427,17 @@ def _config(args: argparse.Namespace):
 
         kernels.use_pure_python()
     return settings
+
+
+def _cluster(text: str) -> str:
+    """``--cluster``, checked as ``TRADEBOT_DASK_SCHEDULER`` is (``bot.backtest.dask_address``)."""
+    from bot.backtest.dask_address import scheduler_address
+
+    try:
+        return scheduler_address(text)
+    except ValueError as exc:
+        shown = repr(text[:60]) + (f" (+{len(text) - 60} characters)" if len(text) > 60 else "")
+        raise BadInput(f"--cluster {shown} is invalid: {exc}") from None
 
 
 def _fill_settings(args: argparse.Namespace, config) -> FillSettings:

@@ -14,6 +14,7 @@ import itertools
 import math
 import os
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,8 @@ class SweepJob:
 # One task: a combination of parameter values, and the bars [lo, hi) to run it on (a walk-forward
 # window; the whole history for a plain sweep).
 Task = tuple[dict[str, str], int, int]
+# Called with every task before any runs (``runner`` says how big the run is, and may refuse it).
+BeforeStart = Callable[[Bars, "SweepJob", list[Task]], None]
 
 
 def evaluate(bars: Bars, job: SweepJob, task: Task) -> SweepRow:
@@ -122,15 +125,13 @@ def evaluate(bars: Bars, job: SweepJob, task: Task) -> SweepRow:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(bars: Bars, job: SweepJob) -> None:
+def _init_worker(bars: Bars, job: SweepJob, parent: int) -> None:
     from bot.backtest.heap import keep_freed_memory
+    from bot.backtest.orphans import die_with_parent
 
+    die_with_parent(parent)
     keep_freed_memory()  # each task's arrays reuse the last one's memory (bot/backtest/heap.py)
     _WORKER.update(bars=bars, job=job)
-
-
-def _run_task(task: Task) -> SweepRow:
-    return evaluate(_WORKER["bars"], _WORKER["job"], task)
 
 
 def run_tasks(
@@ -141,15 +142,18 @@ def run_tasks(
     workers: int | None = None,
     progress: bool | None = None,
     cluster: str | None = None,
+    before: BeforeStart | None = None,
 ) -> list[SweepRow]:
     """Every task, in order: on a Dask cluster when ``cluster`` names its scheduler
     (``bot.backtest.cluster``), else in a pool of ``workers`` local processes (default: one per
-    core), each receiving the bars once."""
-    if cluster:
+    core), each receiving the bars once. ``before(bars, job, tasks)`` is called first."""
+    if cluster:  # ``before`` once the cluster has answered: a cluster that cannot is one line
         from bot.backtest.cluster import run_on_cluster
 
-        return run_on_cluster(cluster, bars, job, tasks, progress=progress)
-    workers = min(workers or _cores(), len(tasks))
+        return run_on_cluster(cluster, bars, job, tasks, progress=progress, before=before)
+    if before is not None:
+        before(bars, job, tasks)
+    workers = processes(workers, len(tasks))
     if workers <= 1:
         return [evaluate(bars, job, task) for task in _progress(tasks, len(tasks), progress)]
     import multiprocessing  # here, not at the top: a single backtest never starts a process
@@ -158,11 +162,33 @@ def run_tasks(
     # spawn: the parent may hold threads (pyarrow's pool), which fork must not copy.
     context = multiprocessing.get_context("spawn")
     chunk = max(1, len(tasks) // (workers * 4))
-    with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(bars, job)
-    ) as pool:
-        results = pool.map(_run_task, tasks, chunksize=chunk)
-        return list(_progress(results, len(tasks), progress))
+    already = set(multiprocessing.active_children())
+    pool = ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(bars, job, os.getpid())
+    )
+    try:
+        futures = [pool.submit(_run_chunk, tasks[i : i + chunk]) for i in range(0, len(tasks), chunk)]
+        rows = list(_progress(_in_order(futures), len(tasks), progress))
+    except BaseException:
+        # Ctrl-C, or an error: leaving the pool would wait for every chunk already handed out
+        # (minutes). The workers go now; the pool's own thread then sees them gone, fails the
+        # futures and closes its queues, which shutdown waits for. (No future is cancelled
+        # first: Python 3.11's pool then fails on the cancelled ones and never closes its queue.)
+        for process in set(multiprocessing.active_children()) - already:
+            process.kill()
+        pool.shutdown(wait=True)
+        raise
+    pool.shutdown(wait=True)
+    return rows
+
+
+def _run_chunk(tasks: list[Task]) -> list[SweepRow]:
+    return [evaluate(_WORKER["bars"], _WORKER["job"], task) for task in tasks]
+
+
+def _in_order(futures: list[Any]) -> Iterator[SweepRow]:
+    for future in futures:
+        yield from future.result()
 
 
 def run_sweep(
@@ -175,11 +201,18 @@ def run_sweep(
     workers: int | None = None,
     progress: bool | None = None,
     cluster: str | None = None,
+    before: BeforeStart | None = None,
 ) -> list[SweepRow]:
     """Every combination over all the bars (see ``run_tasks``), in the order given."""
     job = SweepJob(cls, settings, periods_per_year)
     tasks: list[Task] = [(combo, 0, len(bars)) for combo in combos]
-    return run_tasks(bars, job, tasks, workers=workers, progress=progress, cluster=cluster)
+    return run_tasks(bars, job, tasks, workers=workers, progress=progress, cluster=cluster, before=before)
+
+
+def processes(workers: int | None, tasks: int) -> int:
+    """The local processes ``tasks`` tasks run on: ``workers`` (default: one per core), at most one
+    per task."""
+    return max(1, min(workers or _cores(), tasks))
 
 
 def _cores() -> int:

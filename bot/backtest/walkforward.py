@@ -38,12 +38,25 @@ import numpy as np
 from bot.backtest.engine import ENTRY_BAR, EXIT_BAR, TRADE_FIELDS, FillSettings, Simulation, simulate
 from bot.backtest.overfitting import Overfitting, overfitting, shape_of_run
 from bot.backtest.report import RANKABLE, Stats, compute_stats
-from bot.backtest.sweep import SweepJob, SweepRow, Task, rank, run_tasks
+from bot.backtest.runner import MAX_SPAN_BARS
+from bot.backtest.sweep import BeforeStart, SweepJob, SweepRow, Task, rank, run_tasks
 from bot.bars import NS, Bars
 from bot.strategy import Strategy, StrategyError, StrategyOutput
 
 _SPAN = re.compile(r"^\s*(\d+)\s*([hdwMy]?)\s*$")
 _FIXED_NS = {"h": 3_600 * NS, "d": 86_400 * NS, "w": 7 * 86_400 * NS}
+# The longest TRAIN or TEST: no market's history is longer (the NYSE's goes back to 1792), and bar
+# times (int64 nanoseconds) end in 2262. In each unit: hours, days and weeks of 250 x 365.25 days,
+# 3,000 months, 250 years; a count of bars at most a backtest's span (runner.MAX_SPAN_BARS).
+MAX_SPAN_YEARS = 250
+_MAX_COUNT = {
+    "h": MAX_SPAN_YEARS * 8_766,
+    "d": MAX_SPAN_YEARS * 36_525 // 100,
+    "w": MAX_SPAN_YEARS * 36_525 // 700,
+    "M": MAX_SPAN_YEARS * 12,
+    "y": MAX_SPAN_YEARS,
+    "": MAX_SPAN_BARS,  # 38 years of minutes
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +123,17 @@ def parse_spans(text: str) -> tuple[Span, Span]:
                 f"--walk-forward {text!r}: {side} {part.strip()!r} is not a length; use a number of bars or "
                 f"a number with h, d, w, M (months) or y{hint}"
             )
-        spans.append(Span(int(match.group(1)), match.group(2)))
+        span = Span(int(match.group(1)), match.group(2))
+        if span.count > _MAX_COUNT[span.unit]:
+            most = (
+                f"{_MAX_COUNT[span.unit]:,}{span.unit} ({MAX_SPAN_YEARS} years)"
+                if span.unit
+                else f"{MAX_SPAN_BARS:,} bars (as many as one backtest may span)"
+            )
+            raise StrategyError(
+                f"--walk-forward {text!r}: {side} {part.strip()} is longer than any history: at most {most}"
+            )
+        spans.append(span)
     return spans[0], spans[1]
 
 
@@ -160,6 +183,14 @@ def windows(bars: Bars, train: Span, test: Span) -> list[Window]:
         raise StrategyError(
             f"--walk-forward {train.label}/{test.label}: the {n:,} bars are too short for one in-sample "
             "window and the start of an out-of-sample one"
+        )
+    if test.after(int(times[0])) > int(times[-1]) if test.unit else test.count >= n:
+        from bot.backtest.report import iso_times
+
+        since, until = iso_times(times[[0, -1]])
+        raise StrategyError(
+            f"--walk-forward {train.label}/{test.label}: TEST {test.label} is as long as the whole history "
+            f"({n:,} bars, {since} .. {until}), so no in-sample window can come before it; use a shorter TEST"
         )
     for w in out:
         if w.train[1] - w.train[0] < 2:
@@ -267,13 +298,14 @@ def walk_forward(
     workers: int | None = None,
     progress: bool | None = None,
     cluster: str | None = None,
+    before: BeforeStart | None = None,
 ) -> WalkForward:
     if rank_by not in RANKABLE:
         raise StrategyError(f"--rank-by {rank_by!r}: use one of {', '.join(RANKABLE)}")
     cuts = windows(bars, train, test)
     job = SweepJob(cls, settings, periods_per_year)
     tasks: list[Task] = [(combo, *w.train) for w in cuts for combo in combos]
-    rows = run_tasks(bars, job, tasks, workers=workers, progress=progress, cluster=cluster)
+    rows = run_tasks(bars, job, tasks, workers=workers, progress=progress, cluster=cluster, before=before)
     chosen: list[SweepRow] = [
         rank(rows[k * len(combos) : (k + 1) * len(combos)], rank_by)[0] for k in range(len(cuts))
     ]

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, SecretStr
 from pydantic import ValidationInfo as _Info
 
+from bot.backtest.dask_address import DASK_ADDRESS_FORMAT, scheduler_address
 from bot.config.types import (
     PORT_RANGE,
     PROXY_FORMAT,
@@ -308,11 +309,12 @@ class Settings(BaseModel):
     )
 
     # ------------------------------------------------------------------ Backtest
-    tradebot_dask_scheduler: str = var(
+    tradebot_dask_scheduler: Annotated[str, BeforeValidator(scheduler_address)] = var(
         "",
         "Dask scheduler that runs tradebot backtest sweeps and walk-forward runs, e.g. tcp://10.0.0.5:8786 "
         "(needs pip install 'tradebot[cluster]'); empty: local processes",
         group="Backtest",
+        allowed=DASK_ADDRESS_FORMAT,
     )
     tradebot_data_dir: Annotated[str, Field(min_length=1, max_length=4096)] = var(
         "tradebot-data",
