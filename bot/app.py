@@ -30,6 +30,7 @@ from bot.service.alerts import GROUPS as ALERT_GROUPS
 from bot.strategy import Strategy
 from storage.db import Database, DatabaseError, safe_url
 from storage.revisions import ensure_newest
+from storage.totals import verify_totals
 
 if TYPE_CHECKING:
     from bot.web.server import WebServer
@@ -77,6 +78,7 @@ def build_app(settings: Settings, *, accelerate: bool = True, clock: Clock | Non
         db.check_writable()  # read-only: stop here, rather than wait in standby for ever
     except DatabaseError as exc:
         raise StartupError(str(exc)) from None
+    verify_totals(db)
 
     symbols = list(settings.tradebot_symbols)
 

@@ -183,9 +183,10 @@ class ChartData:
             return ns if first <= ns < last else None
 
         markers = []
-        for trade in self.service.trades(1000):
-            if trade.symbol != symbol:
-                continue
+        # This symbol's trades that exited since the first bar shown (an index range, whatever
+        # the history holds): every entry and exit inside the chart is among them.
+        since = datetime.fromtimestamp(first / NS, tz=UTC)
+        for trade in self.service.trade_page(limit=1000, symbol=symbol, since=since).items:
             if (ns := inside(trade.entry_time)) is not None:
                 markers.append(Marker(ns, trade.entry_price, entry=True))
             if (ns := inside(trade.exit_time)) is not None:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import NamedTuple
 
 from bot.domain import Trade
 
@@ -120,6 +121,42 @@ def profit_by_period(
                 pnl=sum(mine),
                 trades=len(mine),
                 wins=sum(1 for p in mine if p > 0),
+                start_equity=equity_at(curve, start, end),
+            )
+        )
+    return out
+
+
+class DayTotal(NamedTuple):
+    """The trades that exited on one UTC day (``day``: its midnight), added up."""
+
+    day: datetime
+    trades: int
+    wins: int
+    pnl: float
+
+
+def profit_by_days(
+    days: Sequence[DayTotal],
+    curve: Sequence[tuple[datetime, float]],
+    period: Period,
+    now: datetime,
+    count: int,
+) -> list[PeriodProfit]:
+    """``profit_by_period`` from per-day totals instead of every trade (the same figures: a
+    period is whole UTC days). ``curve`` needs only each day's first and last snapshot."""
+    out = []
+    for start in starts(now, period, count):
+        end = next_start(start, period)
+        mine = [d for d in days if start <= d.day < end]
+        out.append(
+            PeriodProfit(
+                start=start,
+                end=end,
+                label=label(start, period),
+                pnl=sum(d.pnl for d in mine),
+                trades=sum(d.trades for d in mine),
+                wins=sum(d.wins for d in mine),
                 start_equity=equity_at(curve, start, end),
             )
         )

@@ -7,8 +7,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Generic, TypeVar
 
 from bot.domain import Order, OutcomeStatus, Position, StopCover, TradingState
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class EquityHistory:
+    """The equity curve as /equity draws it: each UTC day before the newest ``detail`` snapshots
+    as its closing point (with the day's high, for the running peak), those snapshots in full; and
+    the deepest drawdown of the whole curve, from the running totals."""
+
+    points: tuple[tuple[datetime, float, float], ...]  # time, equity, highest since the previous point
+    max_drawdown_pct: float
+    detail: int
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a list read newest first: at most the page size of ``items``, and the cursor
+    of the next (older) page, ``next_before``: the id of the last item shown, None when there are
+    no older ones. Asking for ``before=next_before`` continues exactly where this page stopped,
+    whatever was added meanwhile (new rows are newer: they go on page one)."""
+
+    items: list[T]
+    next_before: int | None
 
 
 @dataclass(frozen=True, slots=True)

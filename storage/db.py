@@ -15,9 +15,11 @@ parameters) with the fix where one is known; ``check_writable`` proves a write w
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +28,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, create_engine
 
 from storage import models  # noqa: F401  (registers every table on SQLModel.metadata)
@@ -42,6 +45,18 @@ STATEMENT_TIMEOUT = 20  # seconds for any one statement (Postgres statement_time
 # STATEMENT_TIMEOUT, so a slow statement is still ended by the server (storage/postgres.py).
 ANSWER_TIMEOUT = STATEMENT_TIMEOUT + 5
 SQLITE_BUSY_TIMEOUT = 30  # seconds to wait for another process's write lock
+
+# Two connection pools per database (issue 19 section 6), so web requests can never take the
+# connections the engine needs, nor queue for seconds behind each other:
+# - the engine's (cycles, scheduler jobs, lease heartbeat, Telegram's feed, the runner: at most
+#   about five at once), waiting up to CONNECT_TIMEOUT for one;
+# - the web server's (FastAPI's worker threads, the WebSocket hub, the webhook), waiting at most
+#   WEB_POOL_WAIT: a request that gets none by then answers 503 at once (``DatabaseBusy``).
+# On Postgres that is at most 10 connections per instance, as before (5 + 5 overflow), so two
+# instances (trading and standby) stay within a 20-connection plan.
+ENGINE_POOL_SIZE = 6
+WEB_POOL_SIZE = 4
+WEB_POOL_WAIT = 0.25  # seconds a web request waits for a connection before answering 503
 
 # The driver's words -> what to do about it.
 FIXES = (
@@ -68,6 +83,24 @@ FIXES = (
 
 class DatabaseError(RuntimeError):
     """The database is unreachable or refused a write; the message says which database (no password)."""
+
+
+class DatabaseBusy(DatabaseError):
+    """Every connection of the web server's pool stayed in use for WEB_POOL_WAIT: answer 503."""
+
+
+_WEB = contextvars.ContextVar("tradebot_web_request", default=False)
+
+
+@contextmanager
+def web_request() -> Iterator[None]:
+    """Mark what runs inside (and the threads it starts with the context copied, as FastAPI's
+    worker threads are) as the web server's: its sessions use the web pool."""
+    token = _WEB.set(True)
+    try:
+        yield
+    finally:
+        _WEB.reset(token)
 
 
 def describe_error(url: str, exc: BaseException) -> str:
@@ -120,12 +153,21 @@ def _enable_wal(cursor: Any) -> None:
             time.sleep(0.02)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(
+    url: str, *, pool_size: int = ENGINE_POOL_SIZE, pool_timeout: float = CONNECT_TIMEOUT
+) -> Engine:
+    """An engine whose pool holds at most ``pool_size`` connections (no overflow), a caller
+    waiting up to ``pool_timeout`` seconds for one."""
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT},
             hide_parameters=True,
+            **(
+                {}
+                if _in_memory(url)  # one connection, SQLAlchemy's own pool for it
+                else {"pool_size": pool_size, "max_overflow": 0, "pool_timeout": pool_timeout}
+            ),
         )
 
         @event.listens_for(engine, "connect")
@@ -142,9 +184,9 @@ def make_engine(url: str) -> Engine:
     engine = create_engine(
         url,
         pool_pre_ping=True,
-        pool_size=5,
-        max_overflow=5,
-        pool_timeout=CONNECT_TIMEOUT,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_timeout=pool_timeout,
         hide_parameters=True,
         connect_args=postgres.connect_args(CONNECT_TIMEOUT, ANSWER_TIMEOUT),
     )
@@ -160,21 +202,50 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def _in_memory(url: str) -> bool:
+    return url.rstrip("/") in {"sqlite:", "sqlite:/"} or ":memory:" in url or "mode=memory" in url
+
+
 class Database:
-    """Owns the engine; hands out sessions that commit on success and roll back on error."""
+    """Owns the engines (the engine's pool, and the web server's, made at its first request);
+    hands out sessions that commit on success and roll back on error."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
         self.path = url.removeprefix("sqlite:///").split("?")[0] if url.startswith("sqlite:///") else None
         self._identity: tuple[int, int] | None = None
+        self._web_engine: Engine | None = None
+        self._web_lock = threading.Lock()
+
+    @property
+    def web_engine(self) -> Engine:
+        """The web server's pool: WEB_POOL_SIZE connections, WEB_POOL_WAIT seconds' wait."""
+        with self._web_lock:
+            if self._web_engine is None:
+                self._web_engine = (
+                    self.engine
+                    if _in_memory(self.url)  # another engine would be another database
+                    else make_engine(self.url, pool_size=WEB_POOL_SIZE, pool_timeout=WEB_POOL_WAIT)
+                )
+            return self._web_engine
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        session = Session(self.engine, expire_on_commit=False)
+        """A session on the engine's pool, or, inside ``web_request``, the web server's."""
+        web = _WEB.get()
+        session = Session(self.web_engine if web else self.engine, expire_on_commit=False)
         try:
             yield session
             session.commit()
+        except PoolTimeout as exc:
+            session.rollback()
+            if web:
+                raise DatabaseBusy(
+                    f"database {safe_url(self.url)} busy: all {WEB_POOL_SIZE} of the web server's "
+                    f"connections stayed in use for {WEB_POOL_WAIT} s"
+                ) from exc
+            raise DatabaseError(describe_error(self.url, exc)) from exc
         except SQLAlchemyError as exc:
             session.rollback()
             raise DatabaseError(describe_error(self.url, exc)) from exc
@@ -186,6 +257,10 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        with self._web_lock:
+            if self._web_engine is not None and self._web_engine is not self.engine:
+                self._web_engine.dispose()
+            self._web_engine = None
 
     def check_writable(self) -> None:
         """Raise ``DatabaseError`` unless a write would succeed: one row written to the settings

@@ -7,16 +7,22 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
 
 class OrderRow(SQLModel, table=True):
     __tablename__ = "orders"
+    # The API lists orders newest first (by id), filtered by symbol or strategy (migration 0005).
+    __table_args__ = (
+        Index("ix_orders_symbol_id", "symbol", "id"),
+        Index("ix_orders_strategy_id", "strategy", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     client_order_id: str = Field(index=True, unique=True, max_length=128)
     broker_order_id: str | None = Field(default=None, index=True)
-    symbol: str = Field(index=True)
+    symbol: str
     side: str
     qty: float
     order_type: str = "market"
@@ -36,6 +42,7 @@ class OrderRow(SQLModel, table=True):
 
 class FillRow(SQLModel, table=True):
     __tablename__ = "fills"
+    __table_args__ = (Index("ix_fills_time", "time"),)  # the last fill on record, after a restart
 
     id: int | None = Field(default=None, primary_key=True)
     fill_id: str = Field(index=True, unique=True)
@@ -65,18 +72,84 @@ class PositionRow(SQLModel, table=True):
 
 class TradeRow(SQLModel, table=True):
     __tablename__ = "trades"
+    # Newest first is (exit_time, id) descending, alone or within a symbol or strategy (0005).
+    __table_args__ = (
+        Index("ix_trades_exit_time_id", "exit_time", "id"),
+        Index("ix_trades_symbol_exit_time_id", "symbol", "exit_time", "id"),
+        Index("ix_trades_strategy_exit_time_id", "strategy", "exit_time", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    symbol: str = Field(index=True)
-    strategy: str = Field(index=True)
+    symbol: str
+    strategy: str
     qty: float
     entry_time: datetime
     entry_price: float
-    exit_time: datetime = Field(index=True)
+    exit_time: datetime
     exit_price: float
     pnl: float
     commission: float = 0.0
     exit_reason: str
+
+
+class TradeTotalRow(SQLModel, table=True):
+    """Running totals of the closed trades of one strategy, updated in the transaction that books
+    each trade (``repository.add_trade``), so /pnl never sums the whole history; checked against
+    the trades, and rebuilt from them if they differ, at every start (``repository.totals``)."""
+
+    __tablename__ = "trade_totals"
+
+    strategy: str = Field(primary_key=True, max_length=200)
+    trades: int = 0
+    wins: int = 0  # P&L above 0
+    pnl: float = 0.0
+
+
+class EquityTotalRow(SQLModel, table=True):
+    """Running statistics of the equity curve (one row), updated with each snapshot: the first and
+    last point, the running peak and deepest drawdown, and the simple returns' count, mean, sum of
+    squared deviations (Welford) and sum of squared losses (Sortino's downside)."""
+
+    __tablename__ = "equity_totals"
+
+    id: int = Field(default=1, primary_key=True)
+    snapshots: int = 0
+    first_time: datetime | None = None
+    first_equity: float | None = None
+    last_time: datetime | None = None
+    last_equity: float | None = None
+    peak: float | None = None
+    max_drawdown_pct: float = 0.0
+    returns: int = 0
+    mean_return: float = 0.0
+    m2_return: float = 0.0
+    down2_return: float = 0.0
+
+
+class EquityDayRow(SQLModel, table=True):
+    """The equity curve one UTC day at a time: its first and last snapshot and highest, kept with
+    each snapshot, so /equity draws a year as 365 points and the recent days in full."""
+
+    __tablename__ = "equity_days"
+
+    day: str = Field(primary_key=True, max_length=10)  # YYYY-MM-DD, UTC
+    open_time: datetime  # the day's first snapshot: where /profit's periods start from
+    open: float
+    close_time: datetime
+    close: float
+    high: float
+
+
+class TradeDayRow(SQLModel, table=True):
+    """The closed trades of one UTC exit day, added up as each is booked: /profit's days, weeks
+    and months without reading the trades (checked and rebuilt at start with the other totals)."""
+
+    __tablename__ = "trade_days"
+
+    day: str = Field(primary_key=True, max_length=10)  # YYYY-MM-DD of the exit, UTC
+    trades: int = 0
+    wins: int = 0
+    pnl: float = 0.0
 
 
 class EquitySnapshotRow(SQLModel, table=True):
@@ -106,10 +179,12 @@ class EventRow(SQLModel, table=True):
     """The audit log, and the outbox alerts are delivered from."""
 
     __tablename__ = "events"
+    # The audit log newest first within a kind, and a kind counted since a time (0005).
+    __table_args__ = (Index("ix_events_kind_id", "kind", "id"), Index("ix_events_kind_time", "kind", "time"))
 
     id: int | None = Field(default=None, primary_key=True)
     time: datetime = Field(index=True)
-    kind: str = Field(index=True)
+    kind: str
     severity: str = "info"
     symbol: str | None = None
     message: str

@@ -55,3 +55,23 @@ def test_an_event_makes_the_dashboard_read_afresh(tmp_path):
     assert dashboard.status().paused
     assert dashboard.events(limit=1)[0].kind == EventKind.PAUSED.value
     app.db.dispose()
+
+
+def test_the_memo_keeps_nothing_per_key_after_a_clear():
+    """Every page of /trades is a key of its own (its cursor): a server up for months must not
+    keep one lock per key it ever saw (issue 19 section 6, memory)."""
+    import tracemalloc
+
+    cache = ReadCache(CountingService())
+    tracemalloc.start()
+    try:
+        for round_ in range(4):
+            for i in range(2000):  # 2,000 different keys a round (sleeps of a picosecond or so)
+                cache.status(slow=(round_ * 2000 + i) * 1e-12)
+            cache.clear()
+            if round_ == 0:
+                first = tracemalloc.get_traced_memory()[0]
+        last = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert last - first < 100_000, (first, last)  # kept a lock per key: some 500 KB more

@@ -65,7 +65,17 @@ from bot.service.reconcile import Reconciler
 from bot.service.reports import Reports
 from bot.service.store import SettingsStore
 from bot.service.trader import Trader
-from bot.views import OrderOutcome, Pause, PnlReport, RiskView, SignalRecord, StatusView, TickReport
+from bot.views import (
+    EquityHistory,
+    OrderOutcome,
+    Page,
+    Pause,
+    PnlReport,
+    RiskView,
+    SignalRecord,
+    StatusView,
+    TickReport,
+)
 from storage.db import Database
 
 __all__ = ["TradingService"]
@@ -206,9 +216,11 @@ class TradingService:
         """Record an event in the audit log (the alert outbox), then publish it."""
         return self._events.record(kind, message, severity=severity, symbol=symbol, **data)
 
-    def recent_events(self, limit: int = 20, kind: EventKind | None = None) -> list[Event]:
-        """The newest events (of one ``kind``, if given), newest first."""
-        return self._events.recent(limit, kind)
+    def recent_events(
+        self, limit: int = 20, kind: EventKind | None = None, before: int | None = None
+    ) -> list[Event]:
+        """The newest events (of one ``kind``, if given; older than id ``before``), newest first."""
+        return self._events.recent(limit, kind, before)
 
     def alert_groups(self) -> dict[str, bool]:
         """Alert group -> on or off (``bot/service/alerts.py``)."""
@@ -427,6 +439,16 @@ class TradingService:
     def orders(self, open_only: bool = True, limit: int = 20) -> list[Order]:
         return self._orders.list(open_only=open_only, limit=limit)
 
+    def order_page(self, *, limit: int, before: int | None = None, **filters: Any) -> Page[Order]:
+        """One page of orders, newest first (``storage.repository.order_page``: ``open_only``,
+        ``symbol``, ``side``, ``status``, ``strategy``); ``before`` is the last page's cursor."""
+        return self._reports.order_page(limit=limit, before=before, **filters)
+
+    def trade_page(self, *, limit: int, before: int | None = None, **filters: Any) -> Page[Trade]:
+        """One page of closed trades, newest first (``storage.repository.trade_page``: ``symbol``,
+        ``strategy``, ``since``, ``until``, ``result``). Raises LookupError for an unknown cursor."""
+        return self._reports.trade_page(limit=limit, before=before, **filters)
+
     def order(self, client_order_id: str) -> Order | None:
         return self._orders.get(client_order_id)
 
@@ -435,6 +457,10 @@ class TradingService:
 
     def equity_curve(self) -> list[tuple[datetime, float]]:
         return self._reports.equity_curve()
+
+    def equity_history(self) -> EquityHistory:
+        """The equity curve as /equity draws it (earlier days by day, the last ones in full)."""
+        return self._reports.equity_history()
 
     def pnl(self) -> PnlReport:
         return self._reports.pnl()

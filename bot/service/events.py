@@ -60,10 +60,12 @@ class EventLog:
         with self.db.session() as s:
             return repo.recent_signals(s, limit)
 
-    def recent(self, limit: int = 20, kind: EventKind | None = None) -> list[Event]:
-        """The newest ``limit`` events, newest first."""
+    def recent(
+        self, limit: int = 20, kind: EventKind | None = None, before: int | None = None
+    ) -> list[Event]:
+        """The newest ``limit`` events (older than id ``before``), newest first."""
         with self.db.session() as s:
-            return repo.recent_events(s, limit, kind=kind)
+            return repo.recent_events(s, limit, kind=kind, before=before)
 
     def after(self, event_id: int, limit: int = 200) -> list[Event]:
         """Events with an id above ``event_id``, oldest first."""

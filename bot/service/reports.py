@@ -12,16 +12,16 @@ import logging
 import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from bot import metrics
 from bot.brokers.base import Broker
 from bot.clock import Clock
 from bot.domain import Account, Order, Position, Side, Trade, TradingState
 from bot.lease import TradingLease
-from bot.periods import Period, PeriodProfit, profit_by_period, starts
+from bot.periods import DayTotal, Period, PeriodProfit, profit_by_days, starts
 from bot.risk import BOUNDS, PortfolioState, QtyRules, WorkingEntry, is_dust
 from bot.service.store import SettingsStore
-from bot.views import PnlReport, RiskView, StatusView, StrategyPnl, TickReport
+from bot.views import EquityHistory, Page, PnlReport, RiskView, StatusView, StrategyPnl, TickReport
 from storage import repository as repo
 from storage.db import Database
 
@@ -120,30 +120,49 @@ class Reports:
         with self.db.session() as s:
             return repo.list_trades(s, limit=limit)
 
+    def order_page(self, *, limit: int, before: int | None = None, **filters: Any) -> Page[Order]:
+        with self.db.session() as s:
+            return repo.order_page(s, limit=limit, before=before, **filters)
+
+    def trade_page(self, *, limit: int, before: int | None = None, **filters: Any) -> Page[Trade]:
+        with self.db.session() as s:
+            return repo.trade_page(s, limit=limit, before=before, **filters)
+
     def equity_curve(self) -> list[tuple[datetime, float]]:
         with self.db.session() as s:
             return repo.equity_curve(s)
 
+    def equity_history(self) -> EquityHistory:
+        """The curve for /equity: the newest ``EQUITY_DETAIL_POINTS`` snapshots in full, a point
+        per UTC day before them (a year is some 365 + 500 points, not 300,000, and the cost is
+        the same at every hour of the day)."""
+        with self.db.session() as s:
+            recent = repo.newest_equity(s, EQUITY_DETAIL_POINTS)
+            days = repo.equity_days(s, before=recent[0][0]) if recent else []
+            stats = repo.equity_stats(s)
+        points = [(d.close_time, d.close, d.high) for d in days] + [(t, e, e) for t, e in recent]
+        return EquityHistory(tuple(points), stats.max_drawdown_pct, EQUITY_DETAIL_POINTS)
+
     def pnl(self) -> PnlReport:
+        """From the running totals the books keep as trades and snapshots are written
+        (``storage.repository.totals``): what it reads does not grow with the history, but for
+        today's trades (realized today) and the newest ``GAP_SAMPLE`` snapshot times."""
         now = self.clock.now()
         account, positions = self.marked(now)
-        day_start = _day_start(now)
         with self.db.session() as s:
-            trades = repo.list_trades(s)
-            curve = repo.equity_curve(s)
+            per = [t for t in repo.strategy_totals(s) if t.trades]
+            stats = repo.equity_stats(s)
+            today_realized = repo.realized_since(s, _day_start(now))
+            times = repo.recent_snapshot_times(s, GAP_SAMPLE)
         start_equity = self.day_start_equity(now)
-        equities = [e for _, e in curve] + [account.equity]
-        pnls = [t.pnl for t in trades]
-        per_strategy = []
-        for name in sorted({t.strategy for t in trades}):
-            own = [t.pnl for t in trades if t.strategy == name]
-            per_strategy.append(StrategyPnl(name, len(own), sum(own), metrics.win_rate(own)))
-        first = curve[0][1] if curve else None
-        ratios = _ratios(curve, equities, now)
+        current = stats.add(now, account.equity)  # the curve and the equity now, as /pnl shows it
+        trades = sum(t.trades for t in per)
+        first = stats.first_equity
+        ratios = _ratios(stats, current, times, now)
         return PnlReport(
             today_pnl=account.equity - start_equity if start_equity is not None else 0.0,
-            today_realized=sum(t.pnl for t in trades if t.exit_time >= day_start),
-            total_realized=sum(pnls),
+            today_realized=today_realized,
+            total_realized=sum(t.pnl for t in per),
             unrealized=sum(p.unrealized_pnl for p in positions),
             equity=account.equity,
             starting_equity=first,
@@ -151,20 +170,30 @@ class Reports:
             sharpe=ratios[0],
             sortino=ratios[1],
             history=ratios[2],
-            max_drawdown_pct=metrics.max_drawdown_pct(equities),
-            win_rate=metrics.win_rate(pnls),
-            trades=len(trades),
-            per_strategy=tuple(per_strategy),
+            max_drawdown_pct=current.max_drawdown_pct,
+            win_rate=100.0 * sum(t.wins for t in per) / trades if trades else 0.0,
+            trades=trades,
+            per_strategy=tuple(
+                StrategyPnl(t.strategy, t.trades, t.pnl, 100.0 * t.wins / t.trades) for t in per
+            ),
         )
 
     def profit(self, period: Period, count: int) -> list[PeriodProfit]:
         """Realized profit of the last ``count`` days, weeks or months, newest first."""
         now = self.clock.now()
         first = starts(now, period, count)[-1]
-        with self.db.session() as s:
-            trades = repo.list_trades(s, since=first)
-            curve = repo.equity_curve(s)
-        return profit_by_period(trades, curve, period, now, count)
+        with self.db.session() as s:  # per-day totals: at most a row per day shown, whatever the history
+            days = repo.trade_days(s, since=first)
+            equity_days = repo.equity_days(s, since=first)
+            before = repo.last_equity_day_before(s, first)
+        totals = [
+            DayTotal(datetime.fromisoformat(d.day).replace(tzinfo=UTC), d.trades, d.wins, d.pnl) for d in days
+        ]
+        # Each day's first and last snapshot: all that ``equity_at`` reads of the curve.
+        curve = [(before.close_time, before.close)] if before is not None else []
+        for day in equity_days:
+            curve += [(day.open_time, day.open), (day.close_time, day.close)]
+        return profit_by_days(totals, curve, period, now, count)
 
     def risk_view(self) -> RiskView:
         account, positions = self.marked(self.clock.now())
@@ -257,23 +286,30 @@ RATIO_MIN_RETURNS = 30
 RATIO_MIN_SPAN = timedelta(days=1)
 
 
+EQUITY_DETAIL_POINTS = 500  # /equity shows the newest snapshots one by one, earlier days by day
+
+# The snapshots' spacing (which annualises Sharpe and Sortino) is the median gap of this many newest.
+GAP_SAMPLE = 200
+
+
 def _ratios(
-    curve: list[tuple[datetime, float]], equities: list[float], now: datetime
+    stats: repo.EquityStats, current: repo.EquityStats, times: list[datetime], now: datetime
 ) -> tuple[float | None, float | None, str]:
-    """(Sharpe, Sortino, "") with enough equity history; otherwise (None, None, what there is)."""
-    changes = len(equities) - 1
-    span = now - curve[0][0] if curve else timedelta(0)
+    """(Sharpe, Sortino, "") with enough equity history; otherwise (None, None, what there is).
+    ``stats``: the stored curve's; ``current``: with the equity now added."""
+    changes = current.snapshots - 1
+    span = now - stats.first_time if stats.first_time is not None else timedelta(0)
     if changes < RATIO_MIN_RETURNS or span < RATIO_MIN_SPAN:
         hours = span.total_seconds() / 3600
         return None, None, f"{changes} equity snapshots over {hours:.1f} h"
-    per_year = _periods_per_year(curve)
-    return metrics.sharpe(equities, per_year), metrics.sortino(equities, per_year), ""
+    per_year = _periods_per_year(times)
+    return current.sharpe(per_year), current.sortino(per_year), ""
 
 
-def _periods_per_year(curve: list[tuple[datetime, float]]) -> float:
+def _periods_per_year(times: list[datetime]) -> float:
     """Annualisation from the snapshots' median spacing (they are not evenly spaced)."""
-    if len(curve) < 3:
+    if len(times) < 3:
         return 252.0
-    gaps = sorted((b[0] - a[0]).total_seconds() for a, b in itertools.pairwise(curve))
+    gaps = sorted((b - a).total_seconds() for a, b in itertools.pairwise(times))
     median = gaps[len(gaps) // 2]
     return 365 * 86400 / median if median > 0 else 252.0

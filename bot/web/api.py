@@ -14,7 +14,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
 from bot import __version__
@@ -22,6 +22,7 @@ from bot.commands import Caller, Reply
 from bot.domain import EventKind
 from bot.logs import RECENT, RECENT_LINES
 from bot.periods import Period
+from bot.views import Page
 from bot.web import schemas as s
 from bot.web.auth import Principal
 from bot.web.data import Invalid, NotFound, to_csv
@@ -38,6 +39,14 @@ ORDER_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 PROFIT_PERIODS = {Period.DAY: 30, Period.WEEK: 12, Period.MONTH: 12}  # shown unless ?count= says
 PROFIT_PERIODS_MAX = 366
+# Rows in one page of /orders, /trades or /events (README, Limits): each page costs what it shows;
+# older rows are the next page, asked for with ``before=`` the ``X-Next-Before`` header's value.
+PAGE_MAX = 500
+CSV_MAX = 5000  # rows in one CSV export (orders.csv, trades.csv), newest first
+Before = Annotated[
+    int | None,
+    Query(ge=1, description="the cursor: rows older than this one (the previous page's X-Next-Before)"),
+]
 
 
 def _missing(exc: NotFound) -> HTTPException:
@@ -64,20 +73,33 @@ def positions(request: Request, user: User) -> list[s.PositionOut]:
     return context(request).dashboard.positions()
 
 
-@router.get("/orders", response_model=list[s.OrderOut], summary="Orders, newest first, filterable")
+@router.get(
+    "/orders",
+    response_model=list[s.OrderOut],
+    summary="Orders, newest first, filterable, one page (X-Next-Before: the next page's cursor)",
+)
 def orders(
     request: Request,
+    response: Response,
     user: User,
     open_only: bool = False,
     symbol: str | None = None,
     side: str | None = None,
     status: str | None = None,
     strategy: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 200,
+    before: Before = None,
 ) -> list[s.OrderOut]:
-    return context(request).dashboard.orders(
-        open_only=open_only, symbol=symbol, side=side, status=status, strategy=strategy, limit=limit
+    page = context(request).dashboard.order_page(
+        open_only=open_only,
+        symbol=symbol,
+        side=side,
+        status=status,
+        strategy=strategy,
+        limit=limit,
+        before=before,
     )
+    return _paged(request, response, page)
 
 
 @router.get("/orders.csv", response_class=PlainTextResponse, summary="The same orders as CSV")
@@ -89,7 +111,7 @@ def orders_csv(
     side: str | None = None,
     status: str | None = None,
     strategy: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
+    limit: Annotated[int, Query(ge=1, le=CSV_MAX)] = 1000,
 ) -> PlainTextResponse:
     rows = context(request).dashboard.orders(
         open_only=open_only, symbol=symbol, side=side, status=status, strategy=strategy, limit=limit
@@ -97,20 +119,36 @@ def orders_csv(
     return _csv(to_csv(rows, s.OrderOut), "orders.csv")
 
 
-@router.get("/trades", response_model=list[s.TradeOut], summary="Closed trades, newest first, filterable")
+@router.get(
+    "/trades",
+    response_model=list[s.TradeOut],
+    summary="Closed trades, newest first, filterable, one page (X-Next-Before: the next page's cursor)",
+)
 def trades(
     request: Request,
+    response: Response,
     user: User,
     symbol: str | None = None,
     strategy: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     result: Annotated[str | None, Query(pattern="^(win|loss)$")] = None,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 500,
+    before: Before = None,
 ) -> list[s.TradeOut]:
-    return context(request).dashboard.trades(
-        symbol=symbol, strategy=strategy, since=since, until=until, result=result, limit=limit
-    )
+    try:
+        page = context(request).dashboard.trade_page(
+            symbol=symbol,
+            strategy=strategy,
+            since=since,
+            until=until,
+            result=result,
+            limit=limit,
+            before=before,
+        )
+    except NotFound as exc:
+        raise _missing(exc) from None
+    return _paged(request, response, page)
 
 
 @router.get("/trades.csv", response_class=PlainTextResponse, summary="The same trades as CSV")
@@ -122,7 +160,7 @@ def trades_csv(
     since: datetime | None = None,
     until: datetime | None = None,
     result: Annotated[str | None, Query(pattern="^(win|loss)$")] = None,
-    limit: Annotated[int, Query(ge=1, le=5000)] = 5000,
+    limit: Annotated[int, Query(ge=1, le=CSV_MAX)] = CSV_MAX,
 ) -> PlainTextResponse:
     rows = context(request).dashboard.trades(
         symbol=symbol, strategy=strategy, since=since, until=until, result=result, limit=limit
@@ -208,18 +246,24 @@ def event_kinds(user: User) -> list[str]:
     return [kind.value for kind in EventKind]  # the events page's filter: never a copy that drifts
 
 
-@router.get("/events", response_model=list[s.EventOut], summary="The audit log, newest first")
+@router.get(
+    "/events",
+    response_model=list[s.EventOut],
+    summary="The audit log, newest first, one page (X-Next-Before: the next page's cursor)",
+)
 def events(
     request: Request,
+    response: Response,
     user: User,
     kind: str | None = None,
-    before: int | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before: Before = None,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
 ) -> list[s.EventOut]:
     try:
-        return context(request).dashboard.events(kind=kind, before=before, limit=limit)
+        page = context(request).dashboard.event_page(kind=kind, before=before, limit=limit)
     except NotFound as exc:
         raise _missing(exc) from None
+    return _paged(request, response, page)
 
 
 # ---------------------------------------------------------------------- actions
@@ -328,6 +372,16 @@ def _out(reply: Reply) -> s.ActionOut:
             id=c.token, prompt=c.prompt, expires_at=c.expires_at, expires_in=c.seconds, replaces=c.replaces
         )
     return s.ActionOut(text=reply.text, confirmation=confirmation)
+
+
+def _paged(request: Request, response: Response, page: Page) -> list:
+    """The page's rows; where older ones follow, their cursor in ``X-Next-Before`` and the URL of
+    the next page (the same query, ``before`` set) in ``Link``."""
+    if page.next_before is not None:
+        response.headers["X-Next-Before"] = str(page.next_before)
+        url = request.url.remove_query_params("before").include_query_params(before=page.next_before)
+        response.headers["Link"] = f'<{url.path}?{url.query}>; rel="next"'
+    return page.items
 
 
 def _csv(text: str, name: str) -> PlainTextResponse:

@@ -25,6 +25,7 @@ from bot.web.limits import BodyGuard
 from bot.web.live import LiveHub
 from bot.web.schemas import HealthOut
 from bot.web.security import LoginRequired, SecurityHeaders, principal_of, same_origin
+from storage.db import DatabaseBusy, web_request
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -76,6 +77,7 @@ def create_app(ctx: WebContext) -> FastAPI:
     web.state.ctx = ctx
     web.add_middleware(BodyGuard, context=lambda: ctx)  # inside SecurityHeaders: its answers get them too
     web.add_middleware(SecurityHeaders)
+    web.add_middleware(WebDatabaseLane)
     web.include_router(api.router)
     web.include_router(research.router)
     web.include_router(pages.router)
@@ -89,6 +91,16 @@ def create_app(ctx: WebContext) -> FastAPI:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         return RedirectResponse("/login", status_code=303)
+
+    @web.exception_handler(DatabaseBusy)
+    async def database_busy(request: Request, exc: DatabaseBusy) -> Response:
+        """No connection of the web server's pool within WEB_POOL_WAIT: 503 at once, not a queue."""
+        log.warning("%s %s answered 503: %s", request.method, request.url.path, exc)
+        return JSONResponse(
+            {"detail": "the database is busy: try again in a moment"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
 
     @web.get("/healthz", response_model=HealthOut, include_in_schema=False)
     def healthz() -> HealthOut:
@@ -114,6 +126,23 @@ def create_app(ctx: WebContext) -> FastAPI:
         web.add_api_route(f"/{path}", _webhook(ctx, f"/{path}"), methods=["POST"], include_in_schema=False)
 
     return web
+
+
+class WebDatabaseLane:
+    """Every request and WebSocket runs inside ``storage.db.web_request``: its database sessions
+    (in FastAPI's worker threads too, which copy the context) use the web server's own pool."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(
+        self, scope: dict, receive: Callable[..., Awaitable[dict]], send: Callable[..., Awaitable[None]]
+    ) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        with web_request():
+            await self.app(scope, receive, send)
 
 
 def _webhook(ctx: WebContext, path: str) -> Callable[[Request], Awaitable[Response]]:

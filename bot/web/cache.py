@@ -22,8 +22,11 @@ READS = frozenset(
         "positions",
         "marked_positions",
         "orders",
+        "order_page",
         "trades",
+        "trade_page",
         "equity_curve",
+        "equity_history",
         "recent_events",
         "recent_signals",
         "risk_view",
@@ -47,6 +50,9 @@ class ReadCache:
         """Forget every answer (an event was recorded, a cycle ended). Any thread."""
         with self._lock:
             self._values.clear()
+            # One lock per read ever asked (each page of /trades is a read of its own): dropped
+            # with the answers, or a long-running server would keep every key it ever saw.
+            self._flights = {}
             self._generation += 1
 
     def __getattr__(self, name: str) -> Any:

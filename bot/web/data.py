@@ -20,17 +20,13 @@ from bot.bars import NS, Timeframe
 from bot.charts import ChartData, ChartError
 from bot.config import Settings
 from bot.domain import EventKind
-from bot.metrics import drawdown_pct
 from bot.periods import Period
-from bot.views import StatusView
+from bot.views import Page, StatusView
 from bot.web import schemas as s
 from bot.web.cache import ReadCache
 
 if TYPE_CHECKING:
     from bot.app import App
-
-ORDER_LIMIT = 1000
-TRADE_LIMIT = 5000
 
 
 class NotFound(LookupError):
@@ -100,7 +96,10 @@ class Dashboard:
 
     # ------------------------------------------------------------------ tables
 
-    def orders(
+    def orders(self, *, limit: int = 200, before: int | None = None, **filters: Any) -> list[s.OrderOut]:
+        return self.order_page(limit=limit, before=before, **filters).items
+
+    def order_page(
         self,
         *,
         open_only: bool = False,
@@ -109,19 +108,24 @@ class Dashboard:
         status: str | None = None,
         strategy: str | None = None,
         limit: int = 200,
-    ) -> list[s.OrderOut]:
-        rows = [s.OrderOut.of(o) for o in self.service.orders(open_only=open_only, limit=ORDER_LIMIT)]
-        rows = [
-            o
-            for o in rows
-            if _match(o.symbol, symbol)
-            and _match(o.side, side)
-            and _match(o.status, status)
-            and _match(o.strategy, strategy)
-        ]
-        return rows[:limit]
+        before: int | None = None,
+    ) -> Page[s.OrderOut]:
+        """One page of orders, newest first, filtered by the database (``before``: the cursor)."""
+        page = self.service.order_page(
+            limit=limit,
+            before=before,
+            open_only=open_only,
+            symbol=symbol,
+            side=side,
+            status=status,
+            strategy=strategy,
+        )
+        return Page([s.OrderOut.of(o) for o in page.items], page.next_before)
 
-    def trades(
+    def trades(self, *, limit: int = 500, before: int | None = None, **filters: Any) -> list[s.TradeOut]:
+        return self.trade_page(limit=limit, before=before, **filters).items
+
+    def trade_page(
         self,
         *,
         symbol: str | None = None,
@@ -130,23 +134,32 @@ class Dashboard:
         until: datetime | None = None,
         result: str | None = None,
         limit: int = 500,
-    ) -> list[s.TradeOut]:
-        since, until = _aware(since), _aware(until)
-        rows = [s.TradeOut.of(t) for t in self.service.trades(TRADE_LIMIT)]
-        rows = [
-            t
-            for t in rows
-            if _match(t.symbol, symbol)
-            and _match(t.strategy, strategy)
-            and (since is None or t.exit_time >= since)
-            and (until is None or t.exit_time < until)
-            and (result is None or (result == "win") == (t.pnl > 0))
-        ]
-        return rows[:limit]
+        before: int | None = None,
+    ) -> Page[s.TradeOut]:
+        """One page of closed trades, newest first, filtered by the database."""
+        try:
+            page = self.service.trade_page(
+                limit=limit,
+                before=before,
+                symbol=symbol,
+                strategy=strategy,
+                since=_aware(since),
+                until=_aware(until),
+                result=result,
+            )
+        except LookupError as exc:
+            raise NotFound(str(exc).strip("'\"")) from None
+        return Page([s.TradeOut.of(t) for t in page.items], page.next_before)
 
     def events(
         self, *, kind: str | None = None, before: int | None = None, limit: int = 100
     ) -> list[s.EventOut]:
+        return self.event_page(kind=kind, before=before, limit=limit).items
+
+    def event_page(
+        self, *, kind: str | None = None, before: int | None = None, limit: int = 100
+    ) -> Page[s.EventOut]:
+        """One page of the audit log, newest first (``before``: the id of the last one shown)."""
         wanted = None
         if kind:
             try:
@@ -155,24 +168,19 @@ class Dashboard:
                 raise NotFound(
                     f"no event kind {kind!r}: one of {', '.join(k.value for k in EventKind)}"
                 ) from None
-        # The service returns the newest first; ``before`` pages back through older ones.
-        events = self.service.recent_events(limit + (500 if before else 0), wanted)
-        rows = [s.EventOut.of(e) for e in events if before is None or (e.id or 0) < before]
-        return rows[:limit]
+        events = self.service.recent_events(limit + 1, wanted, before)
+        rows = [s.EventOut.of(e) for e in events[:limit]]
+        return Page(rows, rows[-1].id if len(events) > limit else None)
 
     # ------------------------------------------------------------------ charts
 
     def equity(self) -> s.EquityOut:
-        curve = self.service.equity_curve()
-        if not curve:
-            return s.EquityOut(points=[], max_drawdown_pct=0.0)
-        values = np.array([e for _, e in curve], dtype=np.float64)
-        dd = drawdown_pct(values)
-        points = [
-            s.EquityPoint(time=t, equity=e, drawdown_pct=float(d))
-            for (t, e), d in zip(curve, dd, strict=True)
-        ]
-        return s.EquityOut(points=points, max_drawdown_pct=float(dd.max()) if len(dd) else 0.0)
+        history = self.service.equity_history()
+        points, peak = [], -math.inf
+        for time, value, high in history.points:
+            peak = max(peak, high, value)  # a day's high counts toward the peak its close is below
+            points.append(s.EquityPoint(time=time, equity=value, drawdown_pct=_below(peak, value)))
+        return s.EquityOut(points=points, max_drawdown_pct=history.max_drawdown_pct)
 
     def bars(self, symbol: str, timeframe: str | None = None) -> s.BarsOut:
         symbol = symbol.upper()
@@ -328,6 +336,11 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 def _match(value: str | None, wanted: str | None) -> bool:
     return not wanted or (value or "").lower() == wanted.strip().lower()
+
+
+def _below(peak: float, value: float) -> float:
+    """Percent ``value`` is below ``peak`` (as ``metrics.drawdown_pct``: 0 without a positive peak)."""
+    return (peak - value) / peak * 100.0 if peak > 0 else 0.0
 
 
 def _finite(line: np.ndarray) -> list[float | None]:

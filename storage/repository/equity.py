@@ -7,11 +7,14 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from storage.models import EquitySnapshotRow
+from storage.repository import totals
 from storage.repository._times import aware, utc
 
 
 def add_equity_snapshot(session: Session, when: datetime, equity: float, cash: float) -> None:
     session.add(EquitySnapshotRow(time=utc(when), equity=equity, cash=cash))
+    totals.count_snapshot(session, when, equity)  # same transaction: /pnl's running statistics
+    totals.count_day(session, when, equity)  # and /equity's days
 
 
 def equity_curve(session: Session, since: datetime | None = None) -> list[tuple[datetime, float]]:
@@ -19,6 +22,16 @@ def equity_curve(session: Session, since: datetime | None = None) -> list[tuple[
     if since is not None:
         query = query.where(EquitySnapshotRow.time >= utc(since))
     return [(aware(t), e) for t, e in session.exec(query)]  # type: ignore[misc]
+
+
+def newest_equity(session: Session, limit: int) -> list[tuple[datetime, float]]:
+    """The newest ``limit`` snapshots, oldest first (through the time index)."""
+    query = (
+        select(EquitySnapshotRow.time, EquitySnapshotRow.equity)
+        .order_by(col(EquitySnapshotRow.time).desc(), col(EquitySnapshotRow.id).desc())
+        .limit(limit)
+    )
+    return [(utc(t), e) for t, e in reversed(session.exec(query).all())]
 
 
 def first_equity_since(session: Session, since: datetime) -> float | None:

@@ -50,10 +50,16 @@ def events_after(session: Session, after_id: int, limit: int = 100) -> list[Even
     return [_event(row) for row in session.exec(query)]
 
 
-def recent_events(session: Session, limit: int = 20, kind: EventKind | None = None) -> list[Event]:
+def recent_events(
+    session: Session, limit: int = 20, kind: EventKind | None = None, before: int | None = None
+) -> list[Event]:
+    """The newest events (of one ``kind``; older than id ``before``), newest first: read through
+    the primary key or ``(kind, id)``, whatever the log holds."""
     query = select(EventRow).order_by(col(EventRow.id).desc()).limit(limit)
     if kind is not None:
         query = query.where(EventRow.kind == kind.value)
+    if before is not None:
+        query = query.where(col(EventRow.id) < before)
     return [_event(row) for row in session.exec(query)]
 
 

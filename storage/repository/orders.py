@@ -8,6 +8,7 @@ from typing import Any
 from sqlmodel import Session, col, func, select
 
 from bot.domain import ExitReason, Fill, Order, OrderStatus, OrderType, Side
+from bot.views import Page
 from storage.models import FillRow, OrderRow
 from storage.repository._times import aware, utc
 
@@ -81,6 +82,39 @@ def list_orders(session: Session, *, open_only: bool = False, limit: int = 50) -
         open_values = [s.value for s in OrderStatus if s.is_open]
         query = query.where(col(OrderRow.status).in_(open_values))
     return [_order(row) for row in session.exec(query)]
+
+
+def order_page(
+    session: Session,
+    *,
+    limit: int,
+    before: int | None = None,
+    open_only: bool = False,
+    symbol: str | None = None,
+    side: str | None = None,
+    status: str | None = None,
+    strategy: str | None = None,
+) -> Page[Order]:
+    """One page of orders, newest (highest id) first, filtered in the query: it reads the page's
+    rows through an index (``id``, or ``(symbol, id)``, ``(strategy, id)``, ``status``), never
+    the whole history. ``before``: only orders older than that id (the previous page's cursor)."""
+    query = select(OrderRow).order_by(col(OrderRow.id).desc()).limit(limit + 1)
+    if before is not None:
+        query = query.where(col(OrderRow.id) < before)
+    if open_only:
+        query = query.where(col(OrderRow.status).in_([s.value for s in OrderStatus if s.is_open]))
+    if symbol:
+        query = query.where(OrderRow.symbol == symbol.strip().upper())
+    if side:
+        query = query.where(OrderRow.side == side.strip().lower())
+    if status:
+        query = query.where(OrderRow.status == status.strip().lower())
+    if strategy:
+        query = query.where(OrderRow.strategy == strategy.strip())
+    rows = list(session.exec(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page([_order(row) for row in rows], rows[-1].id if more else None)
 
 
 def has_fill(session: Session, fill_id: str) -> bool:
