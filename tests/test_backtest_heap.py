@@ -59,7 +59,9 @@ def test_by_default_glibc_hands_the_memory_back():
 
 def test_sweep_workers_keep_their_memory(monkeypatch):
     calls = []
-    monkeypatch.setattr("bot.backtest.heap.keep_freed_memory", lambda: calls.append(1) or True)
-    sweep._init_worker(None, None)  # type: ignore[arg-type]
-    assert calls == [1]
+    monkeypatch.setattr("bot.backtest.heap.keep_freed_memory", lambda: calls.append("heap") or True)
+    # Not this test process's own death signal and SIGINT (tests/test_sweep_workers.py kills real workers).
+    monkeypatch.setattr("bot.backtest.orphans.die_with_parent", lambda parent: calls.append(parent))
+    sweep._init_worker(None, None, 4242)  # type: ignore[arg-type]
+    assert calls == [4242, "heap"]
     sweep._WORKER.clear()
