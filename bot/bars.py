@@ -73,6 +73,18 @@ class Timeframe:
         return self.label
 
 
+def parse_date(text: str, option: str) -> datetime:
+    """A date or time a person typed for ``option`` (``2024-01-31``, ``2024-01-31T09:30:00Z``), in
+    UTC (a time without a zone is read as UTC). ValueError names the option and the text."""
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"{option} {text!r} is not a date (use 2024-01-31 or 2024-01-31T09:30:00Z)"
+        ) from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class Bars:
     """OHLCV columns as numpy arrays of equal length, oldest first."""

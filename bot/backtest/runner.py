@@ -21,7 +21,7 @@ from bot.backtest.data import DataInputError
 from bot.backtest.engine import FillSettings, simulate
 from bot.backtest.report import bars_per_year, compute_stats
 from bot.backtest.result import BacktestResult
-from bot.bars import Bars, Timeframe
+from bot.bars import Bars, Timeframe, parse_date
 from bot.data.base import DataError
 from bot.strategy import Strategy, StrategyError
 
@@ -553,10 +553,7 @@ def _timeframe(text: str) -> Timeframe:
 
 
 def _date(text: str, option: str) -> datetime:
-    from datetime import UTC
-
     try:
-        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise BadInput(f"{option} {text!r} is not a date (use 2024-01-31 or 2024-01-31T09:30:00Z)") from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+        return parse_date(text, option)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None

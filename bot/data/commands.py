@@ -268,13 +268,12 @@ def _timeframe(text: str) -> Any:
 
 
 def _date(text: str, option: str) -> datetime:
+    from bot.bars import parse_date
+
     try:
-        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise DataCommandError(
-            f"{option} {text!r} is not a date (use 2024-01-31 or 2024-01-31T09:30:00Z)"
-        ) from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+        return parse_date(text, option)
+    except ValueError as exc:
+        raise DataCommandError(str(exc)) from None
 
 
 def _day(when: datetime) -> str:
