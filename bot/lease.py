@@ -45,7 +45,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.sql import Executable
 
-from storage.db import Database, DatabaseError, safe_url
+from storage.db import Database, DatabaseError, describe_error
 from storage.models import LeaseRow
 
 log = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ class Lease:
         except IntegrityError:
             raise
         except SQLAlchemyError as exc:
-            raise DatabaseError(f"lease on {safe_url(self.db.url)}: {exc.__class__.__name__}: {exc}") from exc
+            raise DatabaseError(f"{describe_error(self.db.url, exc)} (the trading lease)") from exc
 
     def info(self) -> LeaseInfo | None:
         """The lease as the database has it now (None: never taken)."""
@@ -168,7 +168,7 @@ class Lease:
                 now = self._now(connection)
                 row = connection.execute(select(LEASES).where(LEASES.c.name == self.name)).first()
         except SQLAlchemyError as exc:
-            raise DatabaseError(f"lease on {safe_url(self.db.url)}: {exc.__class__.__name__}: {exc}") from exc
+            raise DatabaseError(f"{describe_error(self.db.url, exc)} (the trading lease)") from exc
         if row is None:
             return None
         return LeaseInfo(row.holder, row.acquired_at, row.renewed_at, row.expires_at, now)

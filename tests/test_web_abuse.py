@@ -183,7 +183,11 @@ def test_every_body_is_capped_even_with_a_valid_token(bot):
         json={"side": "buy", "symbol": "AAPL", "qty": "1"},
         headers={"Authorization": f"Bearer {TOKEN}"},
     )
-    assert answer.status_code == 200 and answer.json()["confirmation"] is not None
+    # Read, validated and answered by the service (a bad body is 422): the question, or the reason
+    # it cannot be asked (the running bot may meanwhile hold AAPL, or its market may be closed).
+    assert answer.status_code == 200, answer.text
+    reply = answer.json()
+    assert reply["text"].strip() and "confirmation" in reply, reply
 
 
 def test_headers_are_capped(bot):
