@@ -146,6 +146,10 @@ class Engine:
                 try:
                     outcomes.append(self.service.on_signal(signal))
                 except Exception as exc:
+                    if is_database_failure(exc):
+                        # No order went out (the service turns a sent one into "books behind"):
+                        # the database is down, which the cycle reports once as an outage.
+                        raise
                     log.exception("order for %s failed", symbol)
                     self.service.emit(
                         EventKind.ORDER_FAILED,
@@ -210,7 +214,7 @@ class Engine:
                 report = await asyncio.to_thread(self.tick)
             except Exception as exc:
                 if is_database_failure(exc):
-                    self.outage.failed(exc, "a cycle")
+                    self.outage.failed(exc, "a cycle", began=started)
                     return None
                 log.exception("engine cycle failed")
                 try:

@@ -69,6 +69,7 @@ class DatabaseOutage:
         self._reason = ""
         self._failures = 0
         self._retry_at = 0.0
+        self._recovered_at = float("-inf")  # monotonic: when the last outage ended
 
     @property
     def down(self) -> bool:
@@ -79,12 +80,20 @@ class DatabaseOutage:
         with self._lock:
             return self._since is not None and self._monotonic() < self._retry_at
 
-    def failed(self, exc: BaseException, what: str = "a cycle", *, backoff: bool = True) -> None:
+    def failed(
+        self, exc: BaseException, what: str = "a cycle", *, backoff: bool = True, began: float | None = None
+    ) -> None:
         """``what`` failed on the database: report it if this starts an outage. ``backoff``: this
         was an attempt the caller will only repeat after ``waiting()`` is over (the cycles); a
-        caller with its own slow cadence (the lease's heartbeat) passes False."""
+        caller with its own slow cadence (the lease's heartbeat) passes False. ``began``: when the
+        attempt started (this clock); one that started before the last outage ended failed in
+        that outage (a statement sent into a dead network is answered by nothing, ever, and gives
+        up only at its deadline): logged, not said again as a new outage."""
         with self._lock:
             now = self._monotonic()
+            if began is not None and began < self._recovered_at and self._since is None:
+                log.warning("%s, begun before the database answered again, failed: %s", what, one_line(exc))
+                return
             if backoff:
                 self._failures += 1
                 self._retry_at = now + self.policy.backoff(self._failures)
@@ -115,4 +124,5 @@ class DatabaseOutage:
             self._failures = 0
             self._retry_at = 0.0
             self._reason = ""
+            self._recovered_at = self._monotonic()
         return message

@@ -159,3 +159,23 @@ def test_postgres_refusing_connections_and_killing_them(tmp_path, own_postgres_d
 
     log, out = ride_out_an_outage(tmp_path, url, cut, restore)
     assert_said_once(log, out)
+
+
+def test_an_attempt_begun_before_the_database_came_back_does_not_start_a_new_outage():
+    """A statement sent into a dead network is answered by nothing, ever: it failed at its 25 s
+    deadline after the lease had already seen the database back, and the bot said the outage a
+    second time (CI, tests/test_database_blackhole.py)."""
+    from bot.outage import DatabaseOutage
+
+    said: list[str] = []
+    now = [100.0]
+    outage = DatabaseOutage(lambda event: said.append(event.message), monotonic=lambda: now[0])
+    cycle_began = now[0]
+    outage.failed(RuntimeError("no answer within 5 s"), "renewing the trading lease", backoff=False)
+    now[0] = 108.0
+    assert outage.recovered() is not None
+    now[0] = 125.0
+    outage.failed(RuntimeError("no answer within 25 s"), "a cycle", began=cycle_began)
+    assert len(said) == 1 and not outage.down
+    outage.failed(RuntimeError("gone again"), "a cycle", began=now[0])  # a new attempt: a new outage
+    assert len(said) == 2 and outage.down and "gone again" in said[1]
